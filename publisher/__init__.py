@@ -1,0 +1,73 @@
+"""Pure workflow logic of Comfy Publisher: no web, DB or engine I/O (stdlib only).
+
+Load an API-format workflow, read the engine's node catalog (``/object_info``), validate the
+graph, find candidate inputs and outputs, apply a run's values and isolate its output folder.
+"""
+
+from .apply import (
+    AppliedPrompt,
+    BindingError,
+    InputBinding,
+    InputValueError,
+    InputValuesError,
+    apply_values,
+    bindings_from_candidates,
+    check_bindings,
+    draw_seed,
+    slugify,
+)
+from .candidates import TITLE_MARK, CandidateInput, candidate_type, find_candidates, suggested_candidates
+from .node_schema import InputSpec, NodeCatalog, NodeSchema, parse_input_spec, parse_node_schema
+from .outputs import OutputNode, default_published_outputs, find_outputs
+from .run_prefix import check_run_id, isolate_outputs, run_folder
+from .validate import GraphProblem, GraphValidationError, check_graph, types_compatible, validate_graph
+from .workflow import (
+    UI_FORMAT_MESSAGE,
+    Workflow,
+    WorkflowFormatError,
+    detect_format,
+    is_link,
+    load_workflow,
+    node_sort_key,
+)
+
+__all__ = [
+    "TITLE_MARK",
+    "UI_FORMAT_MESSAGE",
+    "AppliedPrompt",
+    "BindingError",
+    "CandidateInput",
+    "GraphProblem",
+    "GraphValidationError",
+    "InputBinding",
+    "InputSpec",
+    "InputValueError",
+    "InputValuesError",
+    "NodeCatalog",
+    "NodeSchema",
+    "OutputNode",
+    "Workflow",
+    "WorkflowFormatError",
+    "apply_values",
+    "bindings_from_candidates",
+    "candidate_type",
+    "check_bindings",
+    "check_graph",
+    "check_run_id",
+    "default_published_outputs",
+    "detect_format",
+    "draw_seed",
+    "find_candidates",
+    "find_outputs",
+    "is_link",
+    "isolate_outputs",
+    "load_workflow",
+    "node_sort_key",
+    "parse_input_spec",
+    "parse_node_schema",
+    "run_folder",
+    "slugify",
+    "suggested_candidates",
+    "types_compatible",
+    "validate_graph",
+]

@@ -1,0 +1,1 @@
+"""Speaking to one ComfyUI engine over its own HTTP + websocket protocol."""

@@ -1,0 +1,468 @@
+"""An asyncio client for one ComfyUI engine: submit, follow, collect, cancel.
+
+Protocol facts this relies on (measured, see shared/notes/engine.md):
+- the websocket is connected *before* `POST /prompt`, and every prompt carries our `client_id`,
+  otherwise the engine sends its per-prompt events to nobody;
+- completion can be announced before `/history/{id}` has the entry, so the history read is retried;
+- a dropped websocket is reconnected and the run reconciled from `/history` and `/queue`, so a run is
+  never left waiting for events that were sent while we were away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import json
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
+
+from runtimes.comfy import events as ev
+from runtimes.comfy.errors import (
+    EngineConnectionLostError,
+    EngineRequestError,
+    EngineUnavailableError,
+    ExecutionFailedError,
+    PromptLostError,
+    PromptValidationError,
+    RunInterruptedError,
+    RunTimeoutError,
+)
+
+EventCallback = Callable[[ev.EngineEvent], Awaitable[None] | None]
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Every wait on the engine is bounded; seconds."""
+
+    connect: float = 10.0
+    request: float = 30.0
+    run: float = 600.0
+    history: float = 5.0  # how long a finished prompt may take to show up in /history
+    reconnect: float = 30.0  # how long a dropped websocket may take to come back during a run
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    """A file a node produced, as the engine's history lists it (`type` is output or temp)."""
+
+    node_id: str
+    filename: str
+    subfolder: str
+    type: str
+    kind: str  # the history key it came under: images, gifs, audio, video, ...
+
+    @property
+    def query(self) -> dict[str, str]:
+        return {"filename": self.filename, "subfolder": self.subfolder, "type": self.type}
+
+
+@dataclass
+class RunResult:
+    prompt_id: str
+    outputs: list[OutputFile]
+    node_outputs: dict[str, Any]  # history `outputs` as the engine gave them (text, numbers, files)
+    cached_nodes: tuple[str, ...] = ()
+    submitted_at: float = 0.0
+    started_at: float | None = None
+    finished_at: float = 0.0
+    events: list[str] = field(default_factory=list)
+
+    @property
+    def exec_ms(self) -> float | None:
+        return None if self.started_at is None else (self.finished_at - self.started_at) * 1000
+
+
+# Markers the websocket pump puts into a run's queue besides engine events.
+_DISCONNECTED = object()
+_RECONNECTED = object()
+_CONNECTION_LOST = object()
+_DELETED = object()
+
+
+class ComfyClient:
+    """One client per engine; safe to share between concurrent runs."""
+
+    def __init__(self, base_url: str, *, timeouts: Timeouts | None = None, client_id: str | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeouts = timeouts or Timeouts()
+        self.client_id = client_id or uuid.uuid4().hex
+        # The engine is spoken to directly: an HTTP proxy from the environment must not sit in between.
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url,
+            timeout=httpx.Timeout(self.timeouts.request, connect=self.timeouts.connect),
+            trust_env=False,
+        )
+        self._object_info: dict[str, Any] | None = None
+        self._subscribers: dict[str, asyncio.Queue[Any]] = {}
+        self._pump_task: asyncio.Task[None] | None = None
+        self._connected = asyncio.Event()
+        self._connect_error: BaseException | None = None
+        self._executing_prompt: str | None = None
+
+    async def __aenter__(self) -> ComfyClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._pump_task is not None:
+            self._pump_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._pump_task
+            self._pump_task = None
+        await self._http.aclose()
+
+    # --- plain HTTP calls -------------------------------------------------------------------------
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return await self._http.request(method, path, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise RunTimeoutError(None, f"{method} {path} on the engine at {self.base_url}",
+                                  self.timeouts.request) from exc
+        except httpx.TransportError as exc:
+            raise EngineUnavailableError(
+                f"Cannot reach the ComfyUI engine at {self.base_url} ({type(exc).__name__}: {exc}). "
+                "Is it running? Check the engine log or the --comfyui-url you gave."
+            ) from exc
+
+    async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = await self._request(method, path, **kwargs)
+        if response.status_code != 200:
+            raise EngineRequestError(method, path, response.status_code, response.text)
+        return response.json()
+
+    async def system_stats(self) -> dict[str, Any]:
+        return await self._json("GET", "/system_stats")
+
+    async def object_info(self, *, refresh: bool = False) -> dict[str, Any]:
+        """Node schemas of this engine; fetched once (it is large and changes only with custom nodes)."""
+        if self._object_info is None or refresh:
+            self._object_info = await self._json("GET", "/object_info")
+        return self._object_info
+
+    async def queue(self) -> dict[str, Any]:
+        return await self._json("GET", "/queue")
+
+    async def history(self, prompt_id: str) -> dict[str, Any] | None:
+        """The engine's history entry of one prompt, or None while it has none."""
+        entries = await self._json("GET", f"/history/{prompt_id}")
+        return entries.get(prompt_id)
+
+    async def upload_image(
+        self, data: bytes, filename: str, *, subfolder: str = "", overwrite: bool = True
+    ) -> str:
+        """Put an image in the engine's input folder; returns the value LoadImage's `image` takes."""
+        files = {"image": (filename, data, "application/octet-stream")}
+        form = {"subfolder": subfolder, "overwrite": "true" if overwrite else "false", "type": "input"}
+        info = await self._json("POST", "/upload/image", files=files, data=form)
+        return f"{info['subfolder']}/{info['name']}" if info.get("subfolder") else info["name"]
+
+    async def fetch_output(self, output: OutputFile) -> bytes:
+        response = await self._request("GET", "/view", params=output.query)
+        if response.status_code != 200:
+            raise EngineRequestError("GET", f"/view?filename={output.filename}", response.status_code,
+                                     response.text)
+        return response.content
+
+    async def submit(self, prompt: Mapping[str, Any], *, prompt_id: str | None = None) -> str:
+        """Queue a prompt under our client id; returns its prompt id (ours, when given)."""
+        body: dict[str, Any] = {"prompt": prompt, "client_id": self.client_id}
+        if prompt_id is not None:
+            body["prompt_id"] = prompt_id
+        response = await self._request("POST", "/prompt", content=json.dumps(body),
+                                       headers={"Content-Type": "application/json"})
+        if response.status_code == 400:
+            payload = _json_or_none(response)
+            if isinstance(payload, dict) and ("error" in payload or "node_errors" in payload):
+                error = payload.get("error")
+                error = error if isinstance(error, dict) else {"message": str(error)}
+                raise PromptValidationError(error, payload.get("node_errors") or {})
+        if response.status_code != 200:
+            raise EngineRequestError("POST", "/prompt", response.status_code, response.text)
+        return str(response.json()["prompt_id"])
+
+    async def interrupt(self, prompt_id: str | None = None) -> None:
+        """Stop the running prompt (only `prompt_id` when given) after its current step."""
+        body = {"prompt_id": prompt_id} if prompt_id else {}
+        await self._json_post_no_content("/interrupt", body)
+
+    async def delete_queued(self, prompt_id: str) -> bool:
+        """Remove a prompt that waits in the engine's queue; False when it is not waiting there."""
+        state = await self.queue()
+        if not any(item[1] == prompt_id for item in state.get("queue_pending", [])):
+            return False
+        await self._json_post_no_content("/queue", {"delete": [prompt_id]})
+        follower = self._subscribers.get(prompt_id)
+        if follower is not None:  # the engine sends no event for a deleted prompt: tell its follower
+            follower.put_nowait(_DELETED)
+        return True
+
+    async def cancel(self, prompt_id: str) -> str:
+        """Cancel wherever the prompt is: 'deleted' from the queue, 'interrupted', or 'not_found'."""
+        if await self.delete_queued(prompt_id):
+            return "deleted"
+        state = await self.queue()
+        if any(item[1] == prompt_id for item in state.get("queue_running", [])):
+            await self.interrupt(prompt_id)
+            return "interrupted"
+        return "not_found"
+
+    async def _json_post_no_content(self, path: str, body: dict[str, Any]) -> None:
+        response = await self._request("POST", path, json=body)
+        if response.status_code != 200:
+            raise EngineRequestError("POST", path, response.status_code, response.text)
+
+    # --- runs ---------------------------------------------------------------------------------------
+
+    async def run(
+        self,
+        prompt: Mapping[str, Any],
+        *,
+        prompt_id: str | None = None,
+        on_event: EventCallback | None = None,
+        timeout: float | None = None,
+    ) -> RunResult:
+        """Submit a prompt and follow it to the end; returns its outputs or raises a typed error."""
+        prompt_id = prompt_id or uuid.uuid4().hex
+        limit = self.timeouts.run if timeout is None else timeout
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._subscribers[prompt_id] = queue  # before submitting: no event may slip past us
+        try:
+            await self._ensure_connected()
+            result = RunResult(prompt_id, [], {}, submitted_at=time.monotonic())
+            await self.submit(prompt, prompt_id=prompt_id)
+            return await self._follow(result, queue, on_event, time.monotonic() + limit, limit)
+        finally:
+            self._subscribers.pop(prompt_id, None)
+
+    async def _follow(
+        self,
+        result: RunResult,
+        queue: asyncio.Queue[Any],
+        on_event: EventCallback | None,
+        deadline: float,
+        limit: float,
+    ) -> RunResult:
+        prompt_id = result.prompt_id
+        while True:
+            try:
+                item = await asyncio.wait_for(queue.get(), max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                raise RunTimeoutError(prompt_id, "the run", limit) from None
+            if item is _DISCONNECTED:
+                continue
+            if item is _CONNECTION_LOST:
+                raise EngineConnectionLostError(
+                    f"Lost the websocket to the engine at {self.base_url} during run {prompt_id} and it did "
+                    f"not come back within {self.timeouts.reconnect:g} s: the engine stopped or crashed."
+                )
+            if item is _DELETED:
+                raise RunInterruptedError(prompt_id, queued=True)
+            if item is _RECONNECTED:
+                if await self._reconcile(result):
+                    return result
+                continue
+            event: ev.EngineEvent = item
+            result.events.append(event.type)
+            if on_event is not None:
+                maybe = on_event(event)
+                if inspect.isawaitable(maybe):
+                    await maybe
+            match event:
+                case ev.ExecutionStart():
+                    result.started_at = time.monotonic()
+                case ev.ExecutionCached(nodes=nodes):
+                    result.cached_nodes = nodes
+                case ev.ExecutionError(data=data):
+                    raise _execution_failed(prompt_id, data)
+                case ev.ExecutionInterrupted(node=node):
+                    raise RunInterruptedError(prompt_id, node)
+                case ev.ExecutionSuccess() | ev.Executing(node=None):
+                    await self._collect(result)
+                    return result
+
+    async def _collect(self, result: RunResult) -> None:
+        entry = await self.wait_for_history(result.prompt_id)
+        _fill_outputs(result, entry)
+
+    async def wait_for_history(self, prompt_id: str) -> dict[str, Any]:
+        """The history entry, retried briefly: the websocket can announce the end before it exists."""
+        deadline = time.monotonic() + self.timeouts.history
+        delay = 0.005
+        while True:
+            entry = await self.history(prompt_id)
+            if entry is not None:
+                return entry
+            if time.monotonic() >= deadline:
+                raise RunTimeoutError(prompt_id, "the engine's history entry", self.timeouts.history)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+    async def _reconcile(self, result: RunResult) -> bool:
+        """After a reconnect: events may have been missed, so ask the engine where the prompt is."""
+        prompt_id = result.prompt_id
+        entry = await self.history(prompt_id)
+        if entry is not None:
+            status = entry.get("status") or {}
+            for name, data in status.get("messages", []):
+                if name == "execution_error":
+                    raise _execution_failed(prompt_id, data)
+                if name == "execution_interrupted":
+                    raise RunInterruptedError(prompt_id, _str_or_none(data.get("node_id")))
+            if status.get("completed", True) or status.get("status_str") == "success":
+                _fill_outputs(result, entry)
+                result.events.append("reconciled_from_history")
+                return True
+        state = await self.queue()
+        waiting = state.get("queue_running", []) + state.get("queue_pending", [])
+        if any(item[1] == prompt_id for item in waiting):
+            return False
+        raise PromptLostError(
+            f"The engine at {self.base_url} no longer knows run {prompt_id}: it restarted while the run was "
+            "in progress, so the run's work is lost. Submit it again."
+        )
+
+    # --- the websocket pump ----------------------------------------------------------------------
+
+    async def _ensure_connected(self) -> None:
+        if self._pump_task is None or self._pump_task.done():
+            self._connected.clear()
+            self._connect_error = None
+            self._pump_task = asyncio.create_task(self._pump(), name=f"comfy-ws-{self.client_id[:8]}")
+        if self._connected.is_set():
+            return
+        waiter = asyncio.create_task(self._connected.wait())
+        await asyncio.wait({waiter, self._pump_task}, timeout=self.timeouts.connect + 1,
+                           return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        if not self._connected.is_set():
+            cause = self._connect_error
+            raise EngineUnavailableError(
+                f"Cannot open the websocket of the ComfyUI engine at {self.base_url}"
+                + (f" ({type(cause).__name__}: {cause})" if cause else " (timed out)")
+                + ". Is it running? Check the engine log or the --comfyui-url you gave."
+            )
+
+    def _ws_url(self) -> str:
+        scheme = "wss" if self.base_url.startswith("https") else "ws"
+        return f"{scheme}{self.base_url[self.base_url.index(':'):]}/ws?clientId={self.client_id}"
+
+    async def _open_socket(self) -> ClientConnection:
+        socket = await connect(
+            self._ws_url(), proxy=None, max_size=None, open_timeout=self.timeouts.connect, compression=None
+        )
+        # Ask for previews that name their node and prompt (PREVIEW_IMAGE_WITH_METADATA frames).
+        await socket.send(json.dumps({"type": "feature_flags", "data": {"supports_preview_metadata": True}}))
+        return socket
+
+    async def _pump(self) -> None:
+        """Read the websocket for as long as the client lives, reconnecting after drops."""
+        first = True
+        while True:
+            try:
+                socket = await self._open_socket()
+            except (OSError, InvalidHandshake, TimeoutError) as exc:
+                self._connect_error = exc
+                if first:
+                    return  # _ensure_connected reports it
+                if not await self._reconnect_or_give_up():
+                    return
+                continue
+            if not first:
+                self._broadcast(_RECONNECTED)
+            first = False
+            self._connected.set()
+            try:
+                async for message in socket:
+                    self._dispatch(message)
+            except (ConnectionClosed, OSError):
+                pass
+            self._connected.clear()
+            self._broadcast(_DISCONNECTED)
+            if not await self._reconnect_or_give_up():
+                return
+
+    async def _reconnect_or_give_up(self) -> bool:
+        """Retry with backoff until the reconnect limit; on giving up, fail the runs that wait."""
+        deadline = time.monotonic() + self.timeouts.reconnect
+        delay = 0.1
+        while time.monotonic() < deadline:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+            try:
+                response = await self._http.get("/system_stats", timeout=2.0)
+                if response.status_code == 200:
+                    return True
+            except httpx.HTTPError:
+                pass
+        self._broadcast(_CONNECTION_LOST)
+        return False
+
+    def _dispatch(self, message: str | bytes) -> None:
+        if isinstance(message, bytes):
+            event = ev.parse_binary_message(message, self._executing_prompt)
+        else:
+            event = ev.parse_text_message(message)
+        if event is None or event.prompt_id is None:
+            return
+        if isinstance(event, ev.Executing):
+            self._executing_prompt = event.prompt_id if event.node is not None else None
+        queue = self._subscribers.get(event.prompt_id)
+        if queue is not None:
+            queue.put_nowait(event)
+
+    def _broadcast(self, marker: object) -> None:
+        for queue in self._subscribers.values():
+            queue.put_nowait(marker)
+
+
+def _fill_outputs(result: RunResult, entry: dict[str, Any]) -> None:
+    result.node_outputs = entry.get("outputs") or {}
+    result.outputs = list(_output_files(result.node_outputs))
+    result.finished_at = time.monotonic()
+
+
+def _output_files(node_outputs: dict[str, Any]) -> list[OutputFile]:
+    files = []
+    for node_id, output in node_outputs.items():
+        for kind, items in output.items():
+            if not isinstance(items, list):
+                continue
+            for item in items:
+                if isinstance(item, dict) and "filename" in item:
+                    files.append(OutputFile(str(node_id), item["filename"], item.get("subfolder", ""),
+                                            item.get("type", "output"), kind))
+    return files
+
+
+def _execution_failed(prompt_id: str, data: dict[str, Any]) -> ExecutionFailedError:
+    return ExecutionFailedError(
+        prompt_id,
+        _str_or_none(data.get("node_id")),
+        data.get("node_type"),
+        str(data.get("exception_type", "Error")),
+        str(data.get("exception_message", "")),
+        data.get("traceback"),
+    )
+
+
+def _json_or_none(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)

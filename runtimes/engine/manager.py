@@ -1,0 +1,258 @@
+"""Find the engine, start one process per GPU, restart a process that dies, stop them all.
+
+Resolution order (DESIGN.md): `--comfyui-url` (a ComfyUI the user runs), `--comfyui-path` (the user's
+install, launched by us), then the bundled engine (installed once into the data dir).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import httpx
+
+from runtimes.engine.errors import EngineError, EngineNotFoundError, EngineUnreachableError
+from runtimes.engine.install import BundledEngine, EngineInstall, Progress
+from runtimes.engine.process import EngineLaunch, EngineProcess
+
+log = logging.getLogger(__name__)
+
+# A process that keeps dying is not restarted forever: past this many crashes in the window, give up.
+MAX_RESTARTS = 3
+RESTART_WINDOW_S = 300.0
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    data_dir: Path
+    comfyui_url: str | None = None
+    comfyui_path: Path | None = None
+    comfyui_python: Path | None = None  # the interpreter for --comfyui-path; found in its venv if omitted
+    engine_home: Path | None = None  # where the bundled engine is installed; default <data_dir>/engine
+    workers: int | None = None  # engine processes; default one per GPU, or one on CPU
+    engine_port: int | None = None  # only with a single worker; default a free port
+    disable_api_nodes: bool = False
+    startup_timeout: float = 180.0
+
+
+@dataclass(frozen=True)
+class Device:
+    kind: str  # "cuda" or "cpu"
+    index: int | None = None
+    name: str = "CPU"
+    memory_mb: int | None = None
+
+    @property
+    def label(self) -> str:
+        return "cpu" if self.kind == "cpu" else f"cuda:{self.index}"
+
+
+@dataclass
+class Engine:
+    """One engine the app can send runs to."""
+
+    name: str
+    device: Device
+    process: EngineProcess | None = None  # None: a ComfyUI we do not manage (--comfyui-url)
+    external_url: str | None = None
+    restarts: list[float] = field(default_factory=list)
+    failed: str | None = None  # why it was given up on, if it was
+
+    @property
+    def url(self) -> str:
+        return self.external_url or self.process.url  # type: ignore[union-attr]
+
+    @property
+    def managed(self) -> bool:
+        return self.process is not None
+
+
+class EngineManager:
+    def __init__(self, settings: EngineSettings, progress: Progress = print) -> None:
+        self.settings = settings
+        self.progress = progress
+        self.engines: list[Engine] = []
+        self._stopping = threading.Event()
+        self._supervisor: threading.Thread | None = None
+        self._on_restart: list[Callable[[Engine], None]] = []
+
+    def on_restart(self, callback: Callable[[Engine], None]) -> None:
+        """Called (from the supervisor thread) after a crashed engine was started again."""
+        self._on_restart.append(callback)
+
+    # --- resolution ----------------------------------------------------------------------------
+
+    def resolve_install(self) -> EngineInstall:
+        """The ComfyUI to launch: the user's (--comfyui-path) or the bundled one (installed if needed)."""
+        settings = self.settings
+        if settings.comfyui_path is not None:
+            path = Path(settings.comfyui_path).expanduser().resolve()
+            if not (path / "main.py").is_file():
+                raise EngineNotFoundError(
+                    f"--comfyui-path {path} is not a ComfyUI folder (it has no main.py). Give the folder that "
+                    "holds ComfyUI's main.py, or leave the option out to use the bundled engine."
+                )
+            return EngineInstall(comfyui_dir=path, python=_python_for(path, settings.comfyui_python))
+        home = settings.engine_home or settings.data_dir / "engine"
+        return BundledEngine.under(home).ensure(self.progress)
+
+    def start(self) -> list[Engine]:
+        settings = self.settings
+        if settings.comfyui_url:
+            url = settings.comfyui_url.rstrip("/")
+            check_reachable(url)
+            self.engines = [Engine("engine-0", Device("remote", name=url), external_url=url)]
+            self.progress(f"Using the ComfyUI engine at {url}")
+            return self.engines
+        install = self.resolve_install()
+        devices = detect_devices(install.python)
+        launches = self._plan(install, devices)
+        self.progress(
+            f"Starting {len(launches)} ComfyUI {install.version or ''} engine(s) on "
+            + ", ".join(f"{launch.label}" for launch in launches)
+        )
+        self.engines = [Engine(launch.name, device, EngineProcess(launch))
+                        for launch, device in zip(launches, self._devices_for(launches, devices), strict=True)]
+        started = time.monotonic()
+        try:
+            with ThreadPoolExecutor(max_workers=len(self.engines)) as pool:
+                list(pool.map(lambda engine: engine.process.start(), self.engines))  # type: ignore[union-attr]
+        except BaseException:
+            self.stop()
+            raise
+        self.progress(f"Engine(s) ready in {time.monotonic() - started:.1f} s: "
+                      + ", ".join(engine.url for engine in self.engines))
+        self._stopping.clear()
+        self._supervisor = threading.Thread(target=self._supervise, name="engine-supervisor", daemon=True)
+        self._supervisor.start()
+        return self.engines
+
+    def _plan(self, install: EngineInstall, devices: list[Device]) -> list[EngineLaunch]:
+        settings = self.settings
+        gpus = [d for d in devices if d.kind == "cuda"]
+        count = settings.workers or max(1, len(gpus))
+        if settings.engine_port is not None and count > 1:
+            raise EngineError("--engine-port can only be used with a single engine worker.")
+        launches = []
+        for i in range(count):
+            gpu = gpus[i % len(gpus)] if gpus else None
+            launches.append(
+                EngineLaunch(
+                    install=install,
+                    base_dir=settings.data_dir / "comfyui",
+                    log_path=settings.data_dir / "logs" / f"engine-{i}.log",
+                    name=f"engine-{i}",
+                    port=settings.engine_port,
+                    cuda_device=gpu.index if gpu else None,
+                    cpu=gpu is None,
+                    disable_api_nodes=settings.disable_api_nodes,
+                    startup_timeout=settings.startup_timeout,
+                )
+            )
+        return launches
+
+    @staticmethod
+    def _devices_for(launches: list[EngineLaunch], devices: list[Device]) -> list[Device]:
+        by_index = {d.index: d for d in devices if d.kind == "cuda"}
+        return [Device("cpu") if launch.cpu else by_index[launch.cuda_device] for launch in launches]
+
+    # --- supervision -----------------------------------------------------------------------------
+
+    def _supervise(self) -> None:
+        while not self._stopping.wait(0.5):
+            for engine in self.engines:
+                process = engine.process
+                if process is None or engine.failed or process.is_running() or self._stopping.is_set():
+                    continue
+                self._restart(engine, process)
+
+    def _restart(self, engine: Engine, process: EngineProcess) -> None:
+        tail = process.log_tail(15)
+        self.progress(f"{engine.name} exited with code {process.returncode}; restarting. Last log lines:\n{tail}")
+        now = time.monotonic()
+        engine.restarts = [t for t in engine.restarts if now - t < RESTART_WINDOW_S] + [now]
+        if len(engine.restarts) > MAX_RESTARTS:
+            engine.failed = (f"{engine.name} crashed {len(engine.restarts)} times in {RESTART_WINDOW_S:g} s; "
+                             f"not restarting it. Last log lines:\n{tail}")
+            self.progress(engine.failed)
+            return
+        # Same port when possible, so clients that hold the URL find it again.
+        fresh = EngineProcess(replace(process.launch, port=process.port))
+        try:
+            fresh.start()
+        except EngineError:
+            fresh = EngineProcess(replace(process.launch, port=None))
+            try:
+                fresh.start()
+            except EngineError as exc:
+                engine.failed = f"{engine.name} could not be restarted: {exc}"
+                self.progress(engine.failed)
+                return
+        engine.process = fresh
+        self.progress(f"{engine.name} is back at {fresh.url}")
+        for callback in self._on_restart:
+            callback(engine)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._supervisor is not None and self._supervisor is not threading.current_thread():
+            self._supervisor.join(timeout=5)
+        for engine in self.engines:
+            if engine.process is not None:
+                engine.process.stop()
+
+
+def check_reachable(url: str, timeout: float = 10.0) -> dict:
+    """`/system_stats` of a ComfyUI given by URL, or a clear error saying it does not answer."""
+    try:
+        response = httpx.get(f"{url}/system_stats", timeout=timeout, trust_env=False)
+    except httpx.HTTPError as exc:
+        raise EngineUnreachableError(
+            f"No ComfyUI answers at --comfyui-url {url} ({type(exc).__name__}: {exc}). Start it, or check the "
+            "host and port (ComfyUI's default is http://127.0.0.1:8188)."
+        ) from exc
+    if response.status_code != 200:
+        raise EngineUnreachableError(
+            f"{url}/system_stats answered HTTP {response.status_code}: is --comfyui-url really a ComfyUI server?"
+        )
+    return response.json()
+
+
+_TORCH_PROBE = (
+    "import json, torch\n"
+    "n = torch.cuda.device_count() if torch.cuda.is_available() else 0\n"
+    "print(json.dumps([[i, torch.cuda.get_device_name(i), "
+    "torch.cuda.get_device_properties(i).total_memory // 2**20] for i in range(n)]))\n"
+)
+
+
+def detect_devices(python: Path) -> list[Device]:
+    """The CUDA devices the engine's torch sees, or [CPU]. Skips the torch probe where no driver exists."""
+    if shutil.which("nvidia-smi") is None and not Path("/dev/nvidiactl").exists():
+        return [Device("cpu")]
+    try:
+        out = subprocess.run([str(python), "-c", _TORCH_PROBE], capture_output=True, text=True, timeout=120,
+                             check=True).stdout
+        gpus = json.loads(out.strip().splitlines()[-1])
+    except (subprocess.SubprocessError, ValueError, IndexError, OSError) as exc:
+        log.warning("could not list CUDA devices with the engine's torch (%s); using the CPU", exc)
+        return [Device("cpu")]
+    return [Device("cuda", i, name, mem) for i, name, mem in gpus] or [Device("cpu")]
+
+
+def _python_for(comfyui_dir: Path, given: Path | None) -> Path:
+    if given is not None:
+        return Path(given)
+    for candidate in (comfyui_dir / ".venv" / "bin" / "python", comfyui_dir / "venv" / "bin" / "python"):
+        if candidate.exists():
+            return candidate
+    return Path(sys.executable)

@@ -1,0 +1,81 @@
+"""Shared fixtures: the REAL bundled ComfyUI engine (installed once into a cache), its schemas, and a
+random-weight SD1.5 checkpoint synthesized with the engine's own code."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from runtimes.comfy.client import ComfyClient
+from runtimes.engine.install import BundledEngine, EngineInstall
+from runtimes.engine.manager import Engine, EngineManager, EngineSettings
+from tests.support.paths import CHECKPOINT, CHECKPOINT_NAME, ENGINE_HOME, WORKFLOWS
+
+
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+@pytest.fixture(scope="session")
+def engine_install() -> EngineInstall:
+    return BundledEngine.under(ENGINE_HOME).ensure(_progress)
+
+
+@pytest.fixture(scope="session")
+def engine_settings(tmp_path_factory: pytest.TempPathFactory, engine_install: EngineInstall) -> EngineSettings:
+    return EngineSettings(
+        data_dir=tmp_path_factory.mktemp("engine-data"), engine_home=ENGINE_HOME, disable_api_nodes=True
+    )
+
+
+@pytest.fixture(scope="session")
+def engine(engine_settings: EngineSettings) -> Iterator[Engine]:
+    """One engine for the whole session; tests that kill engines start their own."""
+    manager = EngineManager(engine_settings, progress=_progress)
+    (engine,) = manager.start()
+    yield engine
+    manager.stop()
+
+
+@pytest.fixture(scope="session")
+def engine_url(engine: Engine) -> str:
+    return engine.url
+
+
+@pytest.fixture(scope="session")
+def object_info(engine_url: str) -> dict[str, Any]:
+    return httpx.get(f"{engine_url}/object_info", timeout=30, trust_env=False).json()
+
+
+@pytest.fixture(scope="session")
+def sd15_checkpoint(engine_install: EngineInstall, engine_settings: EngineSettings) -> str:
+    """The checkpoint name the session engine lists (synthesized once, then cached)."""
+    if not CHECKPOINT.exists():
+        _progress(f"Synthesizing a random-weight SD1.5 checkpoint into {CHECKPOINT} (once)")
+        subprocess.run(
+            [str(engine_install.python), str(Path(__file__).parent / "support" / "make_random_sd15.py"),
+             str(engine_install.comfyui_dir), str(CHECKPOINT)],
+            check=True,
+        )
+    link = engine_settings.data_dir / "comfyui" / "models" / "checkpoints" / CHECKPOINT_NAME
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if not link.exists():
+        link.symlink_to(CHECKPOINT)
+    return CHECKPOINT_NAME
+
+
+@pytest.fixture
+async def client(engine_url: str) -> AsyncIterator[ComfyClient]:
+    async with ComfyClient(engine_url) as comfy:
+        yield comfy
+
+
+def load_workflow_json(name: str) -> dict[str, Any]:
+    return json.loads((WORKFLOWS / name).read_text())
