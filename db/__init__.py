@@ -1,1 +1,1 @@
-"""db"""
+"""Database layer (SQLAlchemy models, sessions, migrations): arrives with the service issue."""

@@ -3,11 +3,8 @@ random-weight SD1.5 checkpoint synthesized with the engine's own code."""
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,7 +13,8 @@ import pytest
 from runtimes.comfy.client import ComfyClient
 from runtimes.engine.install import BundledEngine, EngineInstall
 from runtimes.engine.manager import Engine, EngineManager, EngineSettings
-from tests.support.paths import CHECKPOINT, CHECKPOINT_NAME, ENGINE_HOME, WORKFLOWS
+from tests import setup
+from tests.support.paths import CHECKPOINT, CHECKPOINT_NAME, ENGINE_HOME
 
 
 def _progress(message: str) -> None:
@@ -55,15 +53,10 @@ def object_info(engine_url: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def sd15_checkpoint(engine_install: EngineInstall, engine_settings: EngineSettings) -> str:
+def sd15_checkpoint(engine_settings: EngineSettings) -> str:
     """The checkpoint name the session engine lists (synthesized once, then cached)."""
     if not CHECKPOINT.exists():
-        _progress(f"Synthesizing a random-weight SD1.5 checkpoint into {CHECKPOINT} (once)")
-        subprocess.run(
-            [str(engine_install.python), str(Path(__file__).parent / "support" / "make_random_sd15.py"),
-             str(engine_install.comfyui_dir), str(CHECKPOINT)],
-            check=True,
-        )
+        setup.main()
     link = engine_settings.data_dir / "comfyui" / "models" / "checkpoints" / CHECKPOINT_NAME
     link.parent.mkdir(parents=True, exist_ok=True)
     if not link.exists():
@@ -75,7 +68,3 @@ def sd15_checkpoint(engine_install: EngineInstall, engine_settings: EngineSettin
 async def client(engine_url: str) -> AsyncIterator[ComfyClient]:
     async with ComfyClient(engine_url) as comfy:
         yield comfy
-
-
-def load_workflow_json(name: str) -> dict[str, Any]:
-    return json.loads((WORKFLOWS / name).read_text())

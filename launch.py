@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""Comfy Publisher: serve the API (and studio) on one port, with the ComfyUI engine(s) it manages.
+
+    python launch.py [--host 127.0.0.1] [--port 7860] [--data-dir DIR] [--no-browser]
+                     [--comfyui-url URL | --comfyui-path DIR] [--workers N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+import webbrowser
+from pathlib import Path
+
+import httpx
+import platformdirs
+import uvicorn
+
+from app.engine_status import EngineStatus
+from app.server import create_app
+from runtimes.engine.manager import EngineManager, EngineSettings
+from runtimes.engine.process import port_is_free
+
+DEFAULT_PORT = 7860
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="launch.py", description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--host", default="127.0.0.1", help="address to serve on (0.0.0.0 for the LAN)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port for the studio and the API")
+    parser.add_argument("--data-dir", type=Path,
+                        default=Path(os.environ.get("COMFY_PUBLISHER_DATA") or platformdirs.user_data_dir(
+                            "comfy-publisher")),
+                        help="holds the database, outputs, the bundled engine and logs")
+    engine = parser.add_mutually_exclusive_group()
+    engine.add_argument("--comfyui-url", help="use a ComfyUI you already run (e.g. http://127.0.0.1:8188)")
+    engine.add_argument("--comfyui-path", type=Path, help="launch your own ComfyUI install (folder of main.py)")
+    parser.add_argument("--comfyui-python", type=Path, help="Python for --comfyui-path (default: its venv)")
+    parser.add_argument("--engine-home", type=Path, help="where the bundled engine is installed "
+                                                         "(default: DATA_DIR/engine)")
+    parser.add_argument("--workers", type=int, help="engine processes (default: one per GPU, one on CPU)")
+    parser.add_argument("--engine-port", type=int, help="port of the engine (single worker; default: free)")
+    parser.add_argument("--disable-api-nodes", action="store_true",
+                        help="hide ComfyUI's paid cloud-API nodes (they need an account and the internet)")
+    parser.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if not port_is_free(args.host, args.port):
+        print(f"error: port {args.port} on {args.host} is in use. Stop what uses it or pass --port N.",
+              file=sys.stderr)
+        return 2
+    settings = EngineSettings(
+        data_dir=args.data_dir.expanduser().resolve(),
+        comfyui_url=args.comfyui_url,
+        comfyui_path=args.comfyui_path,
+        comfyui_python=args.comfyui_python,
+        engine_home=args.engine_home,
+        workers=args.workers,
+        engine_port=args.engine_port,
+        disable_api_nodes=args.disable_api_nodes,
+    )
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engines = EngineStatus(EngineManager(settings))
+    url = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}/"
+    print(f"Comfy Publisher: {url}  (API docs: {url}docs, data: {settings.data_dir})", flush=True)
+    if not args.no_browser:
+        threading.Thread(target=_open_when_up, args=(url,), daemon=True).start()
+    uvicorn.run(create_app(engines), host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def _open_when_up(url: str) -> None:
+    for _ in range(100):
+        try:
+            if httpx.get(f"{url}healthz", timeout=1, trust_env=False).status_code == 200:
+                webbrowser.open(url)
+                return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
