@@ -3,7 +3,8 @@
 Protocol facts this relies on (measured, see shared/notes/engine.md):
 - the websocket is connected *before* `POST /prompt`, and every prompt carries our `client_id`,
   otherwise the engine sends its per-prompt events to nobody;
-- completion can be announced before `/history/{id}` has the entry, so the history read is retried;
+- the end of a prompt is `executing {node: null}`, sent after its history entry is written
+  (`execution_success` comes before); the history read is still retried, as after a reconnect;
 - a dropped websocket is reconnected and the run reconciled from `/history` and `/queue`, so a run is
   never left waiting for events that were sent while we were away.
 """
@@ -288,7 +289,9 @@ class ComfyClient:
                     raise _execution_failed(prompt_id, data)
                 case ev.ExecutionInterrupted(node=node):
                     raise RunInterruptedError(prompt_id, node)
-                case ev.ExecutionSuccess() | ev.Executing(node=None):
+                case ev.Executing(node=None):
+                    # The end. Not execution_success: the engine sends that before it writes the
+                    # history entry, and reading history then misses about a third of the time.
                     await self._collect(result)
                     return result
 
