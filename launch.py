@@ -21,6 +21,7 @@ import uvicorn
 
 from app.engine_status import EngineStatus
 from app.server import create_app
+from runtimes.engine.install import default_engine_home
 from runtimes.engine.manager import EngineManager, EngineSettings
 from runtimes.engine.process import port_is_free
 
@@ -40,8 +41,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     engine.add_argument("--comfyui-url", help="use a ComfyUI you already run (e.g. http://127.0.0.1:8188)")
     engine.add_argument("--comfyui-path", type=Path, help="launch your own ComfyUI install (folder of main.py)")
     parser.add_argument("--comfyui-python", type=Path, help="Python for --comfyui-path (default: its venv)")
-    parser.add_argument("--engine-home", type=Path, help="where the bundled engine is installed "
-                                                         "(default: DATA_DIR/engine)")
+    parser.add_argument("--engine-home", type=Path, default=default_engine_home(),
+                        help="where the bundled engine is installed, once per user (~5 GB)")
     parser.add_argument("--workers", type=int, help="engine processes (default: one per GPU, one on CPU)")
     parser.add_argument("--engine-port", type=int, help="port of the engine (single worker; default: free)")
     parser.add_argument("--disable-api-nodes", action="store_true",

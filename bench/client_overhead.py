@@ -31,6 +31,7 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
 from runtimes.comfy.client import ComfyClient
+from runtimes.engine.install import default_engine_home
 from runtimes.engine.manager import EngineManager, EngineSettings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,10 +40,7 @@ RESULTS = REPO / "bench" / "results" / "client_overhead.json"
 PNG_MAGIC = b"\x89PNG"
 SIZE = 64
 
-# Same default as tests/support/paths.py, replicated so the bench does not depend on the test package.
-DEFAULT_ENGINE_HOME = (
-    Path(os.environ.get("COMFY_PUBLISHER_CACHE", Path.home() / ".cache" / "comfy-publisher")) / "engine"
-)
+DEFAULT_ENGINE_HOME = default_engine_home()
 
 Request = Callable[[dict[str, Any]], Awaitable[bytes]]
 

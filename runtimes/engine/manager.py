@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 
 from runtimes.engine.errors import EngineError, EngineNotFoundError, EngineUnreachableError
-from runtimes.engine.install import BundledEngine, EngineInstall, Progress
+from runtimes.engine.install import BundledEngine, EngineInstall, Progress, default_engine_home
 from runtimes.engine.process import EngineLaunch, EngineProcess
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ class EngineSettings:
     comfyui_url: str | None = None
     comfyui_path: Path | None = None
     comfyui_python: Path | None = None  # the interpreter for --comfyui-path; found in its venv if omitted
-    engine_home: Path | None = None  # where the bundled engine is installed; default <data_dir>/engine
+    engine_home: Path | None = None  # where the bundled engine is installed; default default_engine_home()
     workers: int | None = None  # engine processes; default one per GPU, or one on CPU
     engine_port: int | None = None  # only with a single worker; default a free port
     disable_api_nodes: bool = False
@@ -102,7 +102,7 @@ class EngineManager:
                     "holds ComfyUI's main.py, or leave the option out to use the bundled engine."
                 )
             return EngineInstall(comfyui_dir=path, python=_python_for(path, settings.comfyui_python))
-        home = settings.engine_home or settings.data_dir / "engine"
+        home = settings.engine_home or default_engine_home()
         return BundledEngine.under(home).ensure(self.progress)
 
     def start(self) -> list[Engine]:
