@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Comfy Publisher: serve the API (and studio) on one port, with the ComfyUI engine(s) it manages.
 
-    python launch.py [--host 127.0.0.1] [--port 7860] [--data-dir DIR] [--no-browser]
+    python launch.py [--host 127.0.0.1] [--port 7860] [--data-dir DIR] [--db URL] [--no-browser]
                      [--comfyui-url URL | --comfyui-path DIR] [--workers N]
+    python launch.py [--data-dir DIR] keys create NAME [--admin] | keys list | keys revoke ID
+    python launch.py publish workflow.json --name NAME --input 6.text=prompt --input 3.seed
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ import httpx
 import platformdirs
 import uvicorn
 
+from app import cli
 from app.engine_status import EngineStatus
 from app.server import create_app
+from app.settings import Settings
 from runtimes.engine.install import default_engine_home
 from runtimes.engine.manager import EngineManager, EngineSettings
 from runtimes.engine.process import port_is_free
@@ -36,7 +40,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data-dir", type=Path,
                         default=Path(os.environ.get("COMFY_PUBLISHER_DATA") or platformdirs.user_data_dir(
                             "comfy-publisher")),
-                        help="holds the database, outputs, the bundled engine and logs")
+                        help="holds the database, outputs, uploads and logs")
+    parser.add_argument("--db", default=os.environ.get("DATABASE_URL"),
+                        help="database URL (default: SQLite in DATA_DIR; DATABASE_URL works too)")
     engine = parser.add_mutually_exclusive_group()
     engine.add_argument("--comfyui-url", help="use a ComfyUI you already run (e.g. http://127.0.0.1:8188)")
     engine.add_argument("--comfyui-path", type=Path, help="launch your own ComfyUI install (folder of main.py)")
@@ -47,18 +53,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--engine-port", type=int, help="port of the engine (single worker; default: free)")
     parser.add_argument("--disable-api-nodes", action="store_true",
                         help="hide ComfyUI's paid cloud-API nodes (they need an account and the internet)")
+    parser.add_argument("--max-queue", dest="max_queue", type=int, default=10_000,
+                        help="queued runs accepted before answering 429")
+    parser.add_argument("--sync-wait", type=float, default=60.0,
+                        help="seconds POST .../run waits for the result before answering 202")
+    parser.add_argument("--max-upload-mb", type=float, default=20, help="largest accepted upload")
+    parser.add_argument("--allow-private-webhooks", action="store_true",
+                        help="let webhooks call loopback/private addresses (local set-ups)")
     parser.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    commands = parser.add_subparsers(dest="command", metavar="{keys,publish}")
+    cli.add_commands(commands)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    data_dir = args.data_dir.expanduser().resolve()
+    db_url = args.db or f"sqlite:///{data_dir / 'publisher.db'}"
+    if args.command:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        return cli.run_command(args, db_url)
     if not port_is_free(args.host, args.port):
         print(f"error: port {args.port} on {args.host} is in use. Stop what uses it or pass --port N.",
               file=sys.stderr)
         return 2
     settings = EngineSettings(
-        data_dir=args.data_dir.expanduser().resolve(),
+        data_dir=data_dir,
         comfyui_url=args.comfyui_url,
         comfyui_path=args.comfyui_path,
         comfyui_python=args.comfyui_python,
@@ -67,13 +87,16 @@ def main(argv: list[str] | None = None) -> int:
         engine_port=args.engine_port,
         disable_api_nodes=args.disable_api_nodes,
     )
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
     engines = EngineStatus(EngineManager(settings))
+    app = create_app(Settings(data_dir=data_dir, db_url=db_url, sync_wait_s=args.sync_wait,
+                              max_queue=args.max_queue, max_upload_bytes=int(args.max_upload_mb * 2**20),
+                              allow_private_webhooks=args.allow_private_webhooks),
+                     engines)
     url = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}/"
-    print(f"Comfy Publisher: {url}  (API docs: {url}docs, data: {settings.data_dir})", flush=True)
+    print(f"Comfy Publisher: {url}  (API docs: {url}docs, data: {data_dir})", flush=True)
     if not args.no_browser:
         threading.Thread(target=_open_when_up, args=(url,), daemon=True).start()
-    uvicorn.run(create_app(engines), host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any, Literal
 
 from runtimes.engine.errors import EngineError
@@ -25,6 +26,7 @@ class EngineStatus:
         self._echo = echo
         self._thread: threading.Thread | None = None
         self.started_at = time.time()
+        self.on_ready: Callable[[], None] | None = None  # called from the start-up thread once engines answer
         manager.progress = self._record  # the manager reports install and start-up steps here
 
     def _record(self, message: str) -> None:
@@ -44,6 +46,8 @@ class EngineStatus:
             self._record(f"Engine start failed: {exc}")
             return
         self.state = "ready"
+        if self.on_ready is not None:
+            self.on_ready()
 
     def wait(self, timeout: float | None = None) -> State:
         if self._thread is not None:

@@ -1,41 +1,74 @@
-"""The web app: one FastAPI process serving the API (and, later, the studio) on one port."""
+"""The web app: one FastAPI process serving the REST API (and, later, the studio) on one port.
+
+Start-up order: migrate the DB, queue again what a previous process left (runs wait while the engines
+start, so the first request after a start never fails for an engine that is not ready yet), start the
+engines in the background, and hand each engine to the worker pool as it becomes ready.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import html
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse
+from runtimes.pool import WorkerPool
 
 from app.engine_status import EngineStatus
+from app.openapi import install_openapi
+from app.routes import apps, files, health, keys, runs, workflows
+from app.run_service import RunService
+from app.secrets import derive_secret, load_or_create_master_key
+from app.services import Services
+from app.settings import Settings
+from app.webhooks import WebhookSender
+from db.migrate import upgrade_to_head
+from db.session import create_db_engine, make_session_factory
 
 
-def create_app(engines: EngineStatus) -> FastAPI:
+def create_app(settings: Settings, engines: EngineStatus) -> FastAPI:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade_to_head(settings.db_url)
+    db_engine = create_db_engine(settings.db_url)
+    sessions = make_session_factory(db_engine)
+    master_key = load_or_create_master_key(settings.data_dir)
+    webhooks = WebhookSender(allow_private=settings.allow_private_webhooks)
+    # The service is bound after the pool it drives; the lambda is only called once both exist.
+    pool = WorkerPool(on_update=lambda update: runs_service.on_update(update), max_queue=settings.max_queue)
+    runs_service = RunService(settings=settings, sessions=sessions, pool=pool, webhooks=webhooks,
+                              webhook_secret=lambda slug: derive_secret(master_key, f"webhook:{slug}"))
+    services = Services(settings=settings, sessions=sessions, engines=engines, runs=runs_service)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        await pool.start()
+        runs_service.recover()
+
+        def engines_ready() -> None:
+            for engine in engines.manager.engines:
+                loop.call_soon_threadsafe(pool.add_engine, engine)
+
+        engines.on_ready = engines_ready
         engines.start_in_background()
-        yield
-        engines.stop()
+        try:
+            yield
+        finally:
+            await pool.stop()
+            await webhooks.aclose()
+            await services.aclose()
+            await asyncio.to_thread(engines.stop)
+            db_engine.dispose()
 
-    app = FastAPI(title="Comfy Publisher", version="0.1.0", lifespan=lifespan)
-
-    @app.get("/healthz", tags=["health"])
-    def healthz() -> dict[str, str]:
-        """The process is up."""
-        return {"status": "ok"}
-
-    @app.get("/readyz", tags=["health"])
-    def readyz() -> JSONResponse:
-        """At least one engine answers; 503 while engines start or after they failed."""
-        ready = engines.is_ready()
-        return JSONResponse({"ready": ready, "engine": engines.state}, status_code=200 if ready else 503)
-
-    @app.get("/api/engine", tags=["engine"])
-    def engine_info() -> dict:
-        """Which engine is in use, its devices, and start-up progress."""
-        return engines.describe()
+    app = FastAPI(title="Comfy Publisher", version="0.1.0", lifespan=lifespan,
+                  description="Published ComfyUI workflows as typed, versioned REST endpoints. Authenticate with "
+                              "`Authorization: Bearer <API key>` (create one: `python launch.py keys create NAME`).")
+    app.state.services = services
+    for module in (health, workflows, apps, runs, keys, files):
+        app.include_router(module.router)
+    install_openapi(app, services)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def home() -> str:

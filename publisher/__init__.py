@@ -16,7 +16,9 @@ from .apply import (
     draw_seed,
     slugify,
 )
+from .appspec import AppInput, AppOutput, AppSpec, AppSpecError, build_app_spec
 from .candidates import TITLE_MARK, CandidateInput, candidate_type, find_candidates, suggested_candidates
+from .models import ModelRef, find_model_refs
 from .node_schema import InputSpec, NodeCatalog, NodeSchema, parse_input_spec, parse_node_schema
 from .outputs import OutputNode, default_published_outputs, find_outputs
 from .run_prefix import check_run_id, isolate_outputs, run_folder
@@ -34,6 +36,10 @@ from .workflow import (
 __all__ = [
     "TITLE_MARK",
     "UI_FORMAT_MESSAGE",
+    "AppInput",
+    "AppOutput",
+    "AppSpec",
+    "AppSpecError",
     "AppliedPrompt",
     "BindingError",
     "CandidateInput",
@@ -43,6 +49,7 @@ __all__ = [
     "InputSpec",
     "InputValueError",
     "InputValuesError",
+    "ModelRef",
     "NodeCatalog",
     "NodeSchema",
     "OutputNode",
@@ -50,6 +57,7 @@ __all__ = [
     "WorkflowFormatError",
     "apply_values",
     "bindings_from_candidates",
+    "build_app_spec",
     "candidate_type",
     "check_bindings",
     "check_graph",
@@ -58,6 +66,7 @@ __all__ = [
     "detect_format",
     "draw_seed",
     "find_candidates",
+    "find_model_refs",
     "find_outputs",
     "is_link",
     "isolate_outputs",

@@ -66,6 +66,7 @@ class Engine:
     external_url: str | None = None
     restarts: list[float] = field(default_factory=list)
     failed: str | None = None  # why it was given up on, if it was
+    last_crash_log: str = ""  # the dead process's last lines: a restart must not hide why it died
 
     @property
     def url(self) -> str:
@@ -74,6 +75,16 @@ class Engine:
     @property
     def managed(self) -> bool:
         return self.process is not None
+
+    def is_ready(self) -> bool:
+        """Can take runs: not given up on, and (when we manage it) its process is alive."""
+        return self.failed is None and (self.process is None or self.process.is_running())
+
+    def log_tail(self, lines: int = 30) -> str:
+        current = self.process.log_tail(lines) if self.process is not None else ""
+        if not self.last_crash_log:
+            return current
+        return f"{self.last_crash_log}\n--- restarted ---\n{current}"
 
 
 class EngineManager:
@@ -177,6 +188,7 @@ class EngineManager:
 
     def _restart(self, engine: Engine, process: EngineProcess) -> None:
         tail = process.log_tail(15)
+        engine.last_crash_log = tail
         self.progress(f"{engine.name} exited with code {process.returncode}; restarting. Last log lines:\n{tail}")
         now = time.monotonic()
         engine.restarts = [t for t in engine.restarts if now - t < RESTART_WINDOW_S] + [now]

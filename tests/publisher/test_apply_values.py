@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import random
-from typing import Any
 
 import pytest
 
@@ -23,11 +22,6 @@ from publisher import (
 from tests.publisher.helpers import fixture_workflow, shipped_workflow
 
 SEED_MAX = 0xFFFFFFFFFFFFFFFF
-
-
-@pytest.fixture(scope="module")
-def catalog(object_info: dict[str, Any]) -> NodeCatalog:
-    return NodeCatalog.from_object_info(object_info)
 
 
 @pytest.fixture

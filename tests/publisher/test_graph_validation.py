@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from publisher import (
@@ -17,11 +15,6 @@ from publisher import (
     validate_graph,
 )
 from tests.publisher.helpers import fixture_workflow, shipped_workflow
-
-
-@pytest.fixture(scope="module")
-def catalog(object_info: dict[str, Any]) -> NodeCatalog:
-    return NodeCatalog.from_object_info(object_info)
 
 
 def _located(problems: list[GraphProblem]) -> set[tuple[str, str | None, str | None]]:

@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import pytest
-
 from publisher import CandidateInput, NodeCatalog, find_candidates, load_workflow, suggested_candidates
 from tests.publisher.helpers import fixture_workflow, shipped_workflow
 
 SEED_MAX = 0xFFFFFFFFFFFFFFFF
-
-
-@pytest.fixture(scope="module")
-def catalog(object_info: dict[str, Any]) -> NodeCatalog:
-    return NodeCatalog.from_object_info(object_info)
 
 
 def _by_key(candidates: list[CandidateInput]) -> dict[str, CandidateInput]:

@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 import copy
-from typing import Any
 
 import pytest
 
 from publisher import NodeCatalog, check_run_id, isolate_outputs, load_workflow, run_folder
 from tests.publisher.helpers import fixture_workflow, shipped_workflow
-
-
-@pytest.fixture(scope="module")
-def catalog(object_info: dict[str, Any]) -> NodeCatalog:
-    return NodeCatalog.from_object_info(object_info)
 
 
 def test_save_prefix_moves_into_the_run_folder(catalog: NodeCatalog) -> None:

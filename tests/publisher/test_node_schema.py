@@ -4,16 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from publisher import InputSpec, NodeCatalog, parse_input_spec, parse_node_schema
 
 SEED_MAX = 0xFFFFFFFFFFFFFFFF
-
-
-@pytest.fixture(scope="module")
-def catalog(object_info: dict[str, Any]) -> NodeCatalog:
-    return NodeCatalog.from_object_info(object_info)
 
 
 def test_catalog_holds_every_engine_node(catalog: NodeCatalog, object_info: dict[str, Any]) -> None:

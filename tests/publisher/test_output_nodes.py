@@ -2,17 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import pytest
-
 from publisher import NodeCatalog, OutputNode, default_published_outputs, find_outputs, load_workflow
 from tests.publisher.helpers import fixture_workflow, shipped_workflow
-
-
-@pytest.fixture(scope="module")
-def catalog(object_info: dict[str, Any]) -> NodeCatalog:
-    return NodeCatalog.from_object_info(object_info)
 
 
 def test_save_image_is_published_preview_is_not(catalog: NodeCatalog) -> None:

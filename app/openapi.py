@@ -1,0 +1,99 @@
+"""Per-app typed OpenAPI: each published app gets request models generated from its inputs, and its own
+run endpoints in /docs, so clients can be generated per app."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel, Field, create_model
+
+from app.services import Services
+from db import crud_apps
+from publisher import AppInput, AppSpec
+
+_MAX_LITERAL_CHOICES = 500  # past this, a choice is documented as a string with the list in its description
+
+
+def _field(item: AppInput) -> tuple[Any, Any]:
+    description = item.help or item.label
+    bounds = {key: value for key, value in (("ge", item.min), ("le", item.max)) if value is not None}
+    annotation: Any
+    match item.type:
+        case "int":
+            annotation = int
+        case "float":
+            annotation = float
+        case "bool":
+            annotation = bool
+        case "seed":
+            annotation = int
+            description += " (leave out, or -1, for a random seed; the seed used is returned)"
+            bounds = {}
+        case "choice" if item.choices and len(item.choices) <= _MAX_LITERAL_CHOICES:
+            annotation = Literal[tuple(item.choices)]  # type: ignore[valid-type]
+        case "image" | "mask" | "video" | "audio" | "file":
+            annotation = str
+            description += " (base64 or a data: URL in JSON; a file in multipart)"
+        case _:
+            annotation = str
+    default = ... if item.required else (None if item.type in ("seed", "image") else item.default)
+    return (annotation if item.required else annotation | None,
+            Field(default, title=item.label, description=description, **bounds))
+
+
+def request_model(slug: str, spec: AppSpec) -> type[BaseModel]:
+    """`{"inputs": {...typed...}, "webhook": url?}` for one app version."""
+    camel = "".join(part.capitalize() for part in slug.replace("_", "-").split("-")) or "App"
+    inputs = create_model(f"{camel}Inputs", **{item.name: _field(item) for item in spec.inputs})  # type: ignore
+    return create_model(
+        f"{camel}RunRequest",
+        inputs=(inputs, Field(default_factory=dict, description="values of the app's inputs")),
+        webhook=(str | None, Field(None, description="URL called with the result, signed (see docs)")),
+    )
+
+
+def install_openapi(app: FastAPI, services: Services) -> None:
+    cache: dict[str, Any] = {}
+
+    def openapi() -> dict[str, Any]:
+        if cache.get("generation") == services.openapi_generation and "schema" in cache:
+            return cache["schema"]
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        _add_app_paths(schema, services)
+        cache.update(generation=services.openapi_generation, schema=schema)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _add_app_paths(schema: dict[str, Any], services: Services) -> None:
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    with services.sessions() as session:
+        for app_row in crud_apps.list_apps(session):
+            version = crud_apps.get_version(session, app_id=app_row.id)
+            if version is None:
+                continue
+            model = request_model(app_row.slug, AppSpec.from_dict(version.spec))
+            body = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.update(body.pop("$defs", {}))
+            components[model.__name__] = body
+            ref = {"$ref": f"#/components/schemas/{model.__name__}"}
+            for suffix, summary in (("run", "run and wait for the result"), ("runs", "queue a run (202)")):
+                schema["paths"][f"/api/apps/{app_row.slug}/{suffix}"] = {"post": {
+                    "tags": [f"app: {app_row.slug}"],
+                    "summary": f"{app_row.name}: {summary}",
+                    "description": app_row.description or "",
+                    "operationId": f"{app_row.slug.replace('-', '_')}_{suffix}",
+                    "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False,
+                                    "schema": {"type": "string"}}],
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": ref}}},
+                    "responses": {
+                        "200": {"description": "finished run",
+                                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RunOut"}}}},
+                        "202": {"description": "accepted; poll the Location"},
+                        "422": {"description": "inputs that do not fit, each named"},
+                        "429": {"description": "queue full; see Retry-After"},
+                    },
+                }}

@@ -1,0 +1,104 @@
+"""Publishing: create an app or a new version of it, list, read, unpublish."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi import APIRouter, HTTPException, status
+
+from app.deps import AdminDep, ServicesDep, SessionDep
+from app.schemas import AppOut, PublishRequest, VersionOut
+from db import crud_apps
+from db.models import App, AppVersion
+from publisher import AppSpecError, WorkflowFormatError, build_app_spec, check_graph, load_workflow
+from publisher.validate import GraphValidationError
+
+router = APIRouter(prefix="/api/apps", tags=["apps"])
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+def slug_of(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:63]
+
+
+def find_app(session: SessionDep, slug: str) -> App:
+    app = crud_apps.get_app(session, slug=slug)
+    if app is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"No app '{slug}'. GET /api/apps lists the apps.")
+    return app
+
+
+def find_version(session: SessionDep, app: App, number: int | None = None) -> AppVersion:
+    version = crud_apps.get_version(session, app_id=app.id, number=number)
+    if version is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"App '{app.slug}' has no version {number}.")
+    return version
+
+
+def _unprocessable(message: str, problems: list[str]) -> HTTPException:
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail={"message": message, "problems": problems})
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def publish(body: PublishRequest, session: SessionDep, services: ServicesDep, _: AdminDep) -> AppOut:
+    """Publish a workflow as an app, or as version N+1 of the app with the same slug."""
+    slug = body.slug or slug_of(body.name)
+    if not SLUG.match(slug):
+        raise _unprocessable(f"slug '{slug}' is not usable in a URL", ["use lowercase letters, digits and -"])
+    try:
+        workflow = load_workflow(body.workflow)
+    except WorkflowFormatError as exc:
+        raise _unprocessable("The workflow cannot be read", [str(exc)]) from None
+    catalog = await services.catalog()
+    try:
+        check_graph(workflow, catalog)
+        spec = build_app_spec(workflow, catalog, [i.model_dump(exclude_none=True) for i in body.inputs],
+                              outputs=body.outputs, timeout_s=body.timeout_s)
+    except GraphValidationError as exc:
+        raise _unprocessable("The workflow would not run on this engine", [str(p) for p in exc.problems]) from None
+    except AppSpecError as exc:
+        raise _unprocessable("The app cannot be published", exc.problems) from None
+    version = crud_apps.publish_version(session, slug=slug, name=body.name, description=body.description,
+                                        public=body.public, spec=spec.to_dict())
+    session.commit()
+    services.openapi_generation += 1
+    return AppOut.of(find_app(session, slug), version)
+
+
+@router.get("")
+def list_apps(session: SessionDep) -> list[AppOut]:
+    apps = crud_apps.list_apps(session)
+    return [AppOut.of(app, find_version(session, app), detail=False) for app in apps]
+
+
+@router.get("/{slug}")
+def get_app(slug: str, session: SessionDep) -> AppOut:
+    app = find_app(session, slug)
+    return AppOut.of(app, find_version(session, app))
+
+
+@router.get("/{slug}/versions")
+def list_versions(slug: str, session: SessionDep) -> list[VersionOut]:
+    app = find_app(session, slug)
+    return [VersionOut.of(v) for v in crud_apps.list_versions(session, app_id=app.id)]
+
+
+@router.get("/{slug}/versions/{number}")
+def get_version(slug: str, number: int, session: SessionDep) -> VersionOut:
+    return VersionOut.of(find_version(session, find_app(session, slug), number))
+
+
+@router.delete("/{slug}", status_code=status.HTTP_204_NO_CONTENT)
+def unpublish(slug: str, session: SessionDep, services: ServicesDep, _: AdminDep) -> None:
+    """Unpublish: the app stops answering; its run history is kept. Publishing again revives it."""
+    crud_apps.unpublish(session, app_id=find_app(session, slug).id)
+    session.commit()
+    services.openapi_generation += 1
+
+
+@router.get("/{slug}/webhook-secret")
+def webhook_secret(slug: str, session: SessionDep, services: ServicesDep, _: AdminDep) -> dict[str, str]:
+    """The secret this app's webhooks are signed with (derived from the server's key, never stored)."""
+    find_app(session, slug)
+    return {"secret": services.runs.webhook_secret(slug), "header": "Comfy-Publisher-Signature",
+            "scheme": "t=<unix seconds>,v1=<hex HMAC-SHA256(secret, '<t>.' + body)>"}

@@ -1,0 +1,187 @@
+"""Running apps: sync and async submission, status, events (SSE), cancel, history."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, HTTPException, Query, Request, status
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from app.auth import Caller, require_runner
+from app.deps import CallerDep, ServicesDep, SessionDep
+from app.routes.apps import find_app, find_version
+from app.run_events import FINAL_STATUSES
+from app.run_inputs import InputProblems, parse_form, parse_json_body
+from app.schemas import RunOut, RunPage
+from app.services import Services
+from app.webhooks import check_webhook_url
+from db import crud_runs
+from db.models import App, AppVersion, Run
+from publisher import AppSpec
+from runtimes.pool import QueueFullError
+
+router = APIRouter(tags=["runs"])
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
+_KEEPALIVE_S = 15.0
+
+
+def run_out(services: Services, session: SessionDep, run: Run) -> RunOut:
+    app = session.get(App, run.app_id)
+    version = session.get(AppVersion, run.version_id)
+    position = services.runs.pool.position(run.id) if run.status == "queued" else None
+    return RunOut.of(run, slug=app.slug if app else "?", version=version.number if version else 0,
+                     artifacts=crud_runs.artifacts_of(session, run_id=run.id), queue_position=position)
+
+
+async def _submit(request: Request, services: Services, session: SessionDep, caller: Caller, slug: str,
+                  number: int | None, idempotency_key: str | None) -> Run:
+    app = find_app(session, slug)
+    require_runner(caller, public=app.public)
+    version = find_version(session, app, number)
+    spec = AppSpec.from_dict(version.spec)
+    limit = services.settings.max_upload_bytes
+    try:
+        if request.headers.get("content-type", "").startswith("multipart/form-data"):
+            inputs = await parse_form(spec, await request.form(), limit)
+        else:
+            try:
+                body = await request.json() if await request.body() else {}
+            except ValueError:
+                raise InputProblems([{"input": "(body)", "message": "the body is not valid JSON"}]) from None
+            inputs = parse_json_body(spec, body, limit)
+        if inputs.webhook:
+            try:
+                check_webhook_url(inputs.webhook, allow_private=services.settings.allow_private_webhooks)
+            except ValueError as exc:
+                raise InputProblems([{"input": "webhook", "message": str(exc)}]) from None
+    except InputProblems as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            detail={"message": "The inputs do not fit this app", "problems": exc.problems}) from None
+    try:
+        run, _created = await services.runs.submit(
+            app=app, version=version, values=inputs.values, uploads=inputs.uploads, key_scope=caller.scope,
+            api_key_id=caller.key_id, idempotency_key=idempotency_key, webhook_url=inputs.webhook)
+    except QueueFullError as exc:
+        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS,
+                            detail=f"The queue is full ({services.settings.max_queue} runs); retry later.",
+                            headers={"Retry-After": str(int(exc.retry_after + 0.999))}) from None
+    return run
+
+
+def _accepted(services: Services, session: SessionDep, run: Run) -> JSONResponse:
+    session.expire_all()
+    current = crud_runs.get_run(session, run_id=run.id) or run
+    code = status.HTTP_200_OK if current.status in FINAL_STATUSES else status.HTTP_202_ACCEPTED
+    return JSONResponse(run_out(services, session, current).model_dump(mode="json"), status_code=code,
+                        headers={"Location": f"/api/runs/{run.id}"})
+
+
+_RUN_DOC = ("Inputs as JSON `{\"inputs\": {...}, \"webhook\": url?}` (images as base64 or data URLs) or as "
+            "multipart form fields and files. Each app's typed body is in its own section of /docs.")
+
+
+@router.post("/api/apps/{slug}/run", summary="Run and wait", description=_RUN_DOC, include_in_schema=False)
+@router.post("/api/apps/{slug}/versions/{number}/run", summary="Run a pinned version and wait",
+             description=_RUN_DOC)
+async def run_sync(request: Request, slug: str, services: ServicesDep, session: SessionDep, caller: CallerDep,
+                   idempotency_key: IdempotencyKey = None, number: int | None = None) -> JSONResponse:
+    """Waits up to the server's sync limit (60 s by default, --sync-wait): 200 with the finished run, or 202
+    with the run id to poll when it takes longer."""
+    run = await _submit(request, services, session, caller, slug, number, idempotency_key)
+    await services.runs.wait(run.id, services.settings.sync_wait_s)
+    return _accepted(services, session, run)
+
+
+@router.post("/api/apps/{slug}/runs", summary="Queue a run", description=_RUN_DOC, include_in_schema=False)
+@router.post("/api/apps/{slug}/versions/{number}/runs", summary="Queue a run of a pinned version",
+             description=_RUN_DOC)
+async def run_async(request: Request, slug: str, services: ServicesDep, session: SessionDep, caller: CallerDep,
+                    idempotency_key: IdempotencyKey = None, number: int | None = None) -> JSONResponse:
+    """202 with the run id at once; follow it at /api/runs/{id} or /api/runs/{id}/events."""
+    run = await _submit(request, services, session, caller, slug, number, idempotency_key)
+    return _accepted(services, session, run)
+
+
+def _readable_run(session: SessionDep, caller: Caller, run_id: str) -> Run:
+    run = crud_runs.get_run(session, run_id=run_id)
+    if run is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"No run '{run_id}'.")
+    app = session.get(App, run.app_id)
+    require_runner(caller, public=bool(app and app.public))
+    return run
+
+
+@router.get("/api/runs/{run_id}")
+def get_run(run_id: str, services: ServicesDep, session: SessionDep, caller: CallerDep) -> RunOut:
+    """Status, progress, queue position, timings, inputs as applied, outputs, error."""
+    return run_out(services, session, _readable_run(session, caller, run_id))
+
+
+@router.post("/api/runs/{run_id}/cancel")
+async def cancel_run(run_id: str, services: ServicesDep, session: SessionDep, caller: CallerDep) -> RunOut:
+    """Removes a queued run; interrupts a running one on its engine."""
+    run = _readable_run(session, caller, run_id)
+    if run.status not in FINAL_STATUSES:
+        await services.runs.cancel(run_id)
+        await services.runs.wait(run_id, 30)
+    session.expire_all()
+    return run_out(services, session, _readable_run(session, caller, run_id))
+
+
+@router.get("/api/runs")
+def list_runs(services: ServicesDep, session: SessionDep, caller: CallerDep, app: str | None = None,
+              status_: Annotated[str | None, Query(alias="status")] = None,
+              limit: Annotated[int, Query(ge=1, le=200)] = 50, before: str | None = None) -> RunPage:
+    """Run history, newest first; page with ?before=<next_before>."""
+    app_id = None
+    if app is not None:
+        found = find_app(session, app)
+        require_runner(caller, public=found.public)
+        app_id = found.id
+    elif caller.key_id is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail="Listing all runs needs an API key; or pass ?app=")
+    runs = crud_runs.list_runs(session, app_id=app_id, status=status_, limit=limit, before=before)
+    return RunPage(runs=[run_out(services, session, r) for r in runs],
+                   next_before=runs[-1].id if len(runs) == limit else None)
+
+
+@router.get("/api/runs/{run_id}/events", response_class=StreamingResponse,
+            responses={200: {"content": {"text/event-stream": {}}}})
+async def run_events(run_id: str, request: Request, services: ServicesDep, session: SessionDep,
+                     caller: CallerDep) -> StreamingResponse:
+    """Server-sent events: `status` (the run now), `started`, `progress` {node, value, max}, `preview`
+    {mime, data (base64)}, `retrying`, and `completed` (the final run) after which the stream ends."""
+    run = _readable_run(session, caller, run_id)
+    queue = services.runs.events.subscribe(run_id)  # before reading the state: no event falls in between
+    first = run_out(services, session, run)
+
+    async def stream() -> AsyncIterator[str]:
+        try:
+            yield _sse("status", first.model_dump(mode="json"))
+            if first.status in FINAL_STATUSES:
+                yield _sse("completed", first.model_dump(mode="json"))
+                return
+            while not await request.is_disconnected():
+                try:
+                    event = await asyncio.wait_for(queue.get(), _KEEPALIVE_S)
+                except TimeoutError:
+                    yield ": keep-alive\n\n"
+                    continue
+                if event["event"] == "finished":
+                    with services.sessions() as fresh:
+                        final = run_out(services, fresh, crud_runs.get_run(fresh, run_id=run_id))
+                    yield _sse("completed", final.model_dump(mode="json"))
+                    return
+                yield _sse(event["event"], {k: v for k, v in event.items() if k != "event"})
+        finally:
+            services.runs.events.unsubscribe(run_id, queue)
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def _sse(event: str, data: Any) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, default=str)}\n\n"

@@ -1,0 +1,268 @@
+"""A run's life on the app side: persisted before it is queued, updated as the pool reports, recovered
+after a restart, outputs kept in the app's own storage, webhooks sent when it ends.
+
+Restart policy: runs found `queued` are queued again in their order; a run found `running` (the app
+died under it) is run again once, ahead of the queue; if it was already on its second attempt, it is
+failed with that reason instead. The engine's cache cannot serve a re-run stale outputs: each run
+writes under its own output folder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import mimetypes
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.run_events import RunEvents
+from app.settings import Settings
+from app.storage import safe_filename, write_file
+from app.webhooks import WebhookSender
+from db import crud_runs
+from db.models import App, AppVersion, Run
+from publisher import AppSpec
+from runtimes.execute import RunRequest
+from runtimes.pool import QueueFullError, RunUpdate, WorkerPool
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 2
+_PROGRESS_WRITE_INTERVAL_S = 0.5  # progress goes to streams at once, to the DB at most this often
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class RunService:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        sessions: sessionmaker[Session],
+        pool: WorkerPool,
+        webhooks: WebhookSender,
+        webhook_secret: Callable[[str], str],
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.pool = pool
+        self.webhooks = webhooks
+        self.webhook_secret = webhook_secret  # app slug -> its signing secret (derived, never stored)
+        self.events = RunEvents()
+        self._progress_written: dict[str, float] = {}
+        self._finished: dict[str, asyncio.Event] = {}
+
+    # --- submission ---------------------------------------------------------------------------------
+
+    async def submit(
+        self,
+        *,
+        app: App,
+        version: AppVersion,
+        values: dict[str, Any],
+        uploads: dict[str, tuple[str, bytes]],
+        key_scope: str,
+        api_key_id: int | None,
+        idempotency_key: str | None,
+        webhook_url: str | None,
+    ) -> tuple[Run, bool]:
+        """Persist, then queue. Returns (run, created); a repeated Idempotency-Key returns the first run."""
+        if self.pool.queued_count() >= self.settings.max_queue:
+            raise QueueFullError(f"the queue holds {self.settings.max_queue} runs", self._retry_after())
+        scope = f"{app.id}:{key_scope}:{idempotency_key}" if idempotency_key else None
+        run, created = await asyncio.to_thread(self._persist, app, version, values, uploads, scope, api_key_id,
+                                               webhook_url)
+        if created:
+            self._finished[run.id] = asyncio.Event()
+            self.pool.submit(self._request(run, AppSpec.from_dict(version.spec), uploads))
+        return run, created
+
+    def _persist(self, app: App, version: AppVersion, values: dict[str, Any],
+                 uploads: dict[str, tuple[str, bytes]], scope: str | None, api_key_id: int | None,
+                 webhook_url: str | None) -> tuple[Run, bool]:
+        with self.sessions() as session:
+            if scope is not None:
+                existing = crud_runs.find_run_by_scope(session, scope=scope)
+                if existing is not None:
+                    return existing, False
+            run_id = uuid.uuid4().hex
+            stored = {name: self._store_upload(run_id, name, filename, data)
+                      for name, (filename, data) in uploads.items()}
+            inputs = {**values, **{name: {"upload": path} for name, path in stored.items()}}
+            try:
+                run = crud_runs.create_run(session, run_id=run_id, app_id=app.id, version_id=version.id,
+                                           inputs=inputs, webhook_url=webhook_url, idempotency_scope=scope,
+                                           api_key_id=api_key_id)
+            except IntegrityError:  # the same key, submitted twice at the same moment: the first one wins
+                existing = crud_runs.find_run_by_scope(session, scope=scope) if scope else None
+                if existing is None:
+                    raise
+                return existing, False
+            return run, True
+
+    def _retry_after(self) -> float:
+        return max(1.0, min(60.0, self.pool.queued_count() / 50))
+
+    def _store_upload(self, run_id: str, name: str, filename: str, data: bytes) -> str:
+        relative = f"{run_id}/{safe_filename(name)}-{safe_filename(filename, 'upload')}"
+        write_file(self.settings.uploads_dir, relative, data)
+        return relative
+
+    def _request(self, run: Run, spec: AppSpec, uploads: dict[str, tuple[str, bytes]] | None = None) -> RunRequest:
+        """What the pool needs; uploads come from memory at submission, from storage after a restart."""
+        values, files = {}, dict(uploads or {})
+        for name, value in (run.inputs or {}).items():
+            if isinstance(value, dict) and "upload" in value:
+                if name not in files:
+                    path = self.settings.uploads_dir / value["upload"]
+                    files[name] = (path.name, path.read_bytes())
+            else:
+                values[name] = value
+        return RunRequest(
+            run_id=run.id, workflow=spec.workflow, bindings=spec.inputs, values=values, uploads=files,
+            output_nodes=spec.output_nodes, timeout_s=spec.timeout_s,
+        )
+
+    # --- waiting -------------------------------------------------------------------------------------
+
+    async def wait(self, run_id: str, timeout: float) -> bool:
+        """True when the run reached a final state within `timeout` seconds."""
+        finished = self._finished.get(run_id)
+        if finished is None:
+            return True  # not in flight here: already final (or unknown)
+        try:
+            await asyncio.wait_for(finished.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    # --- cancel --------------------------------------------------------------------------------------
+
+    async def cancel(self, run_id: str) -> str:
+        outcome = await self.pool.cancel(run_id)
+        if outcome == "not_found":
+            # Queued in the DB but not in the pool (e.g. recovery has not reached it): cancel it here.
+            await self._finish(run_id, "cancelled", error={"type": "cancelled", "message": "Cancelled by request."})
+        return outcome
+
+    # --- updates from the pool -----------------------------------------------------------------------
+
+    async def on_update(self, update: RunUpdate) -> None:
+        try:
+            await self._apply(update)
+        except Exception:  # an update must never kill the worker that reports it
+            log.exception("could not record update %s of run %s", update.kind, update.run_id)
+
+    async def _apply(self, update: RunUpdate) -> None:
+        run_id = update.run_id
+        match update.kind:
+            case "started":
+                at = datetime.fromtimestamp(update.at, UTC)
+                await asyncio.to_thread(self._write, crud_runs.mark_running, run_id=run_id,
+                                        worker=update.worker or "", started_at=at)
+                self.events.publish(run_id, {"event": "started", "worker": update.worker})
+            case "progress":
+                self.events.publish(run_id, {"event": "progress", **(update.progress or {})})
+                last = self._progress_written.get(run_id, 0.0)
+                if time.monotonic() - last >= _PROGRESS_WRITE_INTERVAL_S:
+                    self._progress_written[run_id] = time.monotonic()
+                    await asyncio.to_thread(self._write, crud_runs.update_progress, run_id=run_id,
+                                            progress=update.progress or {})
+            case "preview":
+                if update.preview is not None:
+                    mime, data = update.preview
+                    self.events.publish(run_id, {"event": "preview", "mime": mime,
+                                                 "data": base64.b64encode(data).decode()})
+            case "retrying":
+                await asyncio.to_thread(self._write, crud_runs.requeue_run, run_id=run_id)
+                self.events.publish(run_id, {"event": "retrying", "error": update.error})
+            case "succeeded":
+                assert update.outcome is not None
+                await asyncio.to_thread(self._store_outputs, run_id, update)
+                await self._finish(run_id, "succeeded", applied=update.outcome.applied,
+                                   exec_ms=update.outcome.exec_ms)
+            case "failed" | "cancelled" | "timed_out":
+                await self._finish(run_id, update.kind, error=update.error)
+
+    def _write(self, fn: Callable[..., Any], **kwargs: Any) -> Any:
+        with self.sessions() as session:
+            result = fn(session, **kwargs)
+            session.commit()
+            return result
+
+    def _store_outputs(self, run_id: str, update: RunUpdate) -> None:
+        assert update.outcome is not None
+        with self.sessions() as session:
+            for index, output in enumerate(update.outcome.outputs):
+                filename = f"{index:02d}-{safe_filename(output.filename)}"
+                relative = f"{run_id}/{filename}"
+                write_file(self.settings.outputs_dir, relative, output.data)
+                mime = output.mime or mimetypes.guess_type(filename)[0] or "application/octet-stream"
+                crud_runs.add_artifact(session, run_id=run_id, node_id=output.node_id, kind=output.kind,
+                                       filename=filename, path=f"outputs/{relative}", mime=mime,
+                                       size=len(output.data))
+            session.commit()
+
+    async def _finish(self, run_id: str, status: str, *, applied: dict | None = None, error: dict | None = None,
+                      exec_ms: float | None = None) -> None:
+        run = await asyncio.to_thread(self._write, crud_runs.finish_run, run_id=run_id, status=status,
+                                      finished_at=now(), applied=applied, error=error, exec_ms=exec_ms)
+        self._progress_written.pop(run_id, None)
+        self.events.publish(run_id, {"event": "finished", "status": run.status if run else status})
+        finished = self._finished.pop(run_id, None)
+        if finished is not None:
+            finished.set()
+        if run is not None and run.webhook_url:
+            self._send_webhook(run)
+
+    def _send_webhook(self, run: Run) -> None:
+        with self.sessions() as session:
+            app = session.get(App, run.app_id)
+            slug = app.slug if app else ""
+        payload = {"event": f"run.{run.status}", "run_id": run.id, "app": slug, "status": run.status,
+                   "run_url": f"/api/runs/{run.id}", "error": run.error, "applied": run.applied}
+        self.webhooks.send_in_background(run.webhook_url, payload, self.webhook_secret(slug), f"run.{run.status}")
+
+    # --- restart -------------------------------------------------------------------------------------
+
+    def recover(self) -> dict[str, int]:
+        """Queue again what a previous process left behind (see the module docstring)."""
+        counts = {"requeued": 0, "rerun": 0, "failed": 0}
+        with self.sessions() as session:
+            interrupted = crud_runs.runs_with_status(session, status="running")
+            for run in interrupted:
+                if run.attempts >= MAX_ATTEMPTS:
+                    crud_runs.finish_run(session, run_id=run.id, status="failed", finished_at=now(), error={
+                        "type": "app_restarted",
+                        "message": f"The app stopped while this run was running (attempt {run.attempts} of "
+                                   f"{MAX_ATTEMPTS}); it is not run again.",
+                    })
+                    counts["failed"] += 1
+                else:
+                    crud_runs.requeue_run(session, run_id=run.id)
+                    counts["rerun"] += 1
+            session.commit()
+            rerun = [r for r in interrupted if r.attempts < MAX_ATTEMPTS]
+            queued = [r for r in crud_runs.queued_runs(session) if r.id not in {x.id for x in rerun}]
+            versions = {}
+            for run in [*rerun, *queued]:
+                if run.version_id not in versions:
+                    versions[run.version_id] = AppSpec.from_dict(session.get(AppVersion, run.version_id).spec)
+        for run in rerun:
+            self._finished[run.id] = asyncio.Event()
+            self.pool.submit(self._request(run, versions[run.version_id]))
+        for run in queued:
+            self._finished[run.id] = asyncio.Event()
+            self.pool.submit(self._request(run, versions[run.version_id]))
+            counts["requeued"] += 1
+        return counts
+

@@ -1,0 +1,24 @@
+"""One typed settings object for the web app, built from the command line (or env) and shared."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    db_url: str
+    sync_wait_s: float = 60.0  # POST .../run waits this long for the result, then answers 202 with the run id
+    max_queue: int = 10_000  # queued runs past this answer 429 with Retry-After
+    max_upload_bytes: int = 20 * 2**20
+    allow_private_webhooks: bool = False  # webhooks to loopback/private addresses (local set-ups, tests)
+
+    @property
+    def outputs_dir(self) -> Path:
+        return self.data_dir / "outputs"
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.data_dir / "uploads"

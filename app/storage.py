@@ -1,0 +1,32 @@
+"""Files the app keeps: run outputs and uploaded inputs, under the data dir, never outside it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_filename(name: str, fallback: str = "file") -> str:
+    """A file name with no path and nothing a shell or URL could trip on."""
+    base = _SAFE_NAME.sub("_", Path(name).name).strip("._")
+    return base[:120] or fallback
+
+
+def resolve_inside(root: Path, relative: str) -> Path | None:
+    """`root/relative` if it stays inside root (no .., no absolute path, no symlink escape), else None."""
+    root = root.resolve()
+    candidate = (root / relative).resolve()
+    return candidate if candidate.is_relative_to(root) and candidate != root else None
+
+
+def write_file(root: Path, relative: str, data: bytes) -> Path:
+    target = resolve_inside(root, relative)
+    if target is None:
+        raise ValueError(f"refusing to write outside {root}: {relative!r}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    partial.write_bytes(data)
+    partial.replace(target)  # readers never see half a file
+    return target

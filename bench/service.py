@@ -1,0 +1,164 @@
+"""Shared by the service benchmarks: the real app as a subprocess (like a user starts it), API keys from its CLI,
+publishing over HTTP, the tiny test checkpoint, and CPU accounting of processes from /proc.
+
+Not a benchmark itself; gateway_overhead, worker_scaling and queue_capacity import it.
+"""
+
+from __future__ import annotations
+
+import os
+import pstats
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.client_overhead import percentile
+from runtimes.engine.process import free_port
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS_DIR = REPO / "bench" / "results"
+FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled", "timed_out"})
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def thread_env(threads: int | None) -> dict[str, str]:
+    """Env that caps torch's intra-op threads in engines started from this environment (they inherit it).
+
+    None leaves torch's default (one thread per core): two such engines on two cores oversubscribe them.
+    """
+    if threads is None:
+        return {}
+    return {name: str(threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+
+
+class AppProcess:
+    """`launch.py` in a subprocess on a free loopback port, with its own data dir and log."""
+
+    def __init__(self, data_dir: Path, *, comfyui_url: str | None = None, workers: int | None = None,
+                 max_queue: int | None = None, env: Mapping[str, str] | None = None,
+                 extra: tuple[str, ...] = (), profile: Path | None = None) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.log = data_dir / "server.log"
+        args = ["--no-browser", "--port", str(self.port), "--data-dir", str(data_dir), "--disable-api-nodes"]
+        if comfyui_url:
+            args += ["--comfyui-url", comfyui_url]
+        if workers:
+            args += ["--workers", str(workers)]
+        if max_queue:
+            args += ["--max-queue", str(max_queue)]
+        self.args = [*args, *extra]
+        self.env = dict(env or {})
+        # --profile: the same server under cProfile in all its threads (bench.profile_app), stats to `profile`.
+        self.entry = ["-m", "bench.profile_app", str(profile)] if profile else ["launch.py"]
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def start(self, timeout: float = 240.0) -> AppProcess:
+        """Start and wait for /readyz (database up, engines started)."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen([sys.executable, *self.entry, *self.args], cwd=REPO, stdout=log,
+                                            stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the app exited with {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=2, trust_env=False).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise TimeoutError(f"the app was not ready in {timeout:g} s:\n{self.log_tail()}")
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """SIGINT (a clean shutdown: the pool interrupts its runs, managed engines stop), then SIGKILL."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()  # managed engines follow: they watch a pipe this process holds
+            self.process.wait()
+
+    def log_tail(self, chars: int = 3000) -> str:
+        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
+
+    def create_key(self, name: str, *, admin: bool = False) -> str:
+        """An API key from the app's own CLI (the only way to get the first admin key)."""
+        out = subprocess.run([sys.executable, "launch.py", "--data-dir", str(self.data_dir), "keys", "create", name,
+                              *(["--admin"] if admin else [])], cwd=REPO, capture_output=True, text=True, check=True)
+        return out.stdout.strip().splitlines()[-1]
+
+    def engine_pids(self) -> list[int]:
+        """The engine processes this app manages (none with --comfyui-url)."""
+        info = httpx.get(f"{self.url}/api/engine", timeout=10, trust_env=False).json()
+        return [e["pid"] for e in info["engines"] if e.get("pid")]
+
+
+def publish(base_url: str, admin_key: str, **body: Any) -> str:
+    """POST /api/apps; returns the slug."""
+    response = httpx.post(f"{base_url}/api/apps", json=body, headers={"Authorization": f"Bearer {admin_key}"},
+                          timeout=60, trust_env=False)
+    if response.status_code != 201:
+        raise RuntimeError(f"publishing {body.get('name')!r} failed: {response.status_code} {response.text}")
+    return response.json()["slug"]
+
+
+def link_checkpoint(comfyui_base: Path) -> str:
+    """Make the tests' tiny random-weight SD1.5 checkpoint visible to engines whose base dir is `comfyui_base`
+    (synthesized once by tests.setup, cached by version). Returns the name the engines list it under."""
+    from tests import setup  # the tests own the checkpoint's recipe and cache; imported only when needed
+    from tests.support.paths import CHECKPOINT, CHECKPOINT_NAME
+
+    if not CHECKPOINT.exists():
+        setup.main()
+    link = comfyui_base / "models" / "checkpoints" / CHECKPOINT_NAME
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if not link.exists():
+        link.symlink_to(CHECKPOINT)
+    return CHECKPOINT_NAME
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (all its threads), from /proc; 0.0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime, stime (fields 14 and 15 of stat)
+
+
+def latency_summary(values_ms: list[float]) -> dict[str, float]:
+    return {"n": len(values_ms), "p50_ms": percentile(values_ms, 50), "p95_ms": percentile(values_ms, 95),
+            "p99_ms": percentile(values_ms, 99), "max_ms": max(values_ms)}
+
+
+def print_profile(path: Path, limit: int = 25) -> None:
+    """The functions where the profiled server spent its own time, then the app's own by cumulative time."""
+    stats = pstats.Stats(str(path), stream=sys.stdout)
+    stats.sort_stats("tottime").print_stats(limit)
+    stats.sort_stats("cumulative").print_stats(re.escape(str(REPO)) + r"/(app|db|publisher|runtimes)/", limit)
+
+
+def verdict(ok: bool) -> str:
+    return "MET" if ok else "MISSED"

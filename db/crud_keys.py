@@ -1,0 +1,77 @@
+"""API keys: the token is shown once at creation; the database keeps only its sha256.
+
+A random 256-bit token needs no slow password hash: guessing is hopeless, and an exact lookup of the hash
+does not leak timing about the token's characters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from db.models import ApiKey, utcnow
+
+TOKEN_PREFIX = "cpk_"
+PREFIX_LENGTH = len(TOKEN_PREFIX) + 8  # "cpk_" and 8 random characters: enough to tell keys apart in a list
+# last_used_at is written at most this often per key, so each authenticated request is not also a write.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_api_key(session: Session, *, name: str, admin: bool) -> tuple[ApiKey, str]:
+    """The stored key and its plaintext token (the only time the token exists)."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    key = ApiKey(name=name, prefix=token[:PREFIX_LENGTH], key_hash=hash_token(token), admin=admin, created_at=utcnow())
+    session.add(key)
+    session.commit()
+    return key, token
+
+
+def verify_api_key(session: Session, *, token: str) -> ApiKey | None:
+    """The key for `token`, or None if unknown or revoked. Records the use (to the minute)."""
+    if not token.startswith(TOKEN_PREFIX):
+        return None
+    key = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_token(token)))
+    if key is None or key.revoked_at is not None:
+        return None
+    now = utcnow()
+    if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
+        key.last_used_at = now
+        session.commit()
+    return key
+
+
+def list_api_keys(session: Session) -> list[ApiKey]:
+    """All keys, revoked ones included (they show when they were revoked), oldest first."""
+    return list(session.scalars(select(ApiKey).order_by(ApiKey.id)))
+
+
+def revoke_api_key(session: Session, *, key_id: int | None = None, prefix: str | None = None) -> ApiKey | None:
+    """Revoke by id or by the prefix shown in lists (exactly one of them). None if no key matches.
+
+    Revoking a revoked key keeps its first revoked_at. A prefix shared by several live keys is refused
+    (ValueError) rather than revoking more than was meant.
+    """
+    if (key_id is None) == (prefix is None):
+        raise ValueError("give exactly one of key_id or prefix")
+    if key_id is not None:
+        key = session.get(ApiKey, key_id)
+    else:
+        matches = list(session.scalars(select(ApiKey).where(ApiKey.prefix == prefix).order_by(ApiKey.id)))
+        live = [k for k in matches if k.revoked_at is None]
+        if len(live) > 1:
+            raise ValueError(f"prefix {prefix!r} matches {len(live)} keys: revoke by id")
+        key = live[0] if live else (matches[0] if matches else None)
+    if key is None:
+        return None
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        session.commit()
+    return key

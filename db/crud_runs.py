@@ -1,0 +1,217 @@
+"""Runs (queued -> running -> succeeded | failed | cancelled | timed_out) and the files they produced.
+
+Write functions commit. State changes are conditional UPDATEs ("... WHERE status is not final"), so a run
+cancelled from the API while a worker reports on it keeps its final status, on SQLite and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, and_, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
+
+from db.models import FINAL_STATUSES, Artifact, Run, RunStatus, utcnow
+
+
+class RunNotFoundError(LookupError):
+    """A state change named a run id that is not in the database."""
+
+
+def _ms(start: datetime, end: datetime) -> float:
+    return (end - start).total_seconds() * 1000.0
+
+
+def _update_unfinished(session: Session, run_id: str, **values: Any) -> bool:
+    """Apply `values` unless the run is final; commit. True if applied; RunNotFoundError if no such run."""
+    statement = (
+        update(Run)
+        .where(Run.id == run_id, Run.status.not_in(sorted(FINAL_STATUSES)))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    result = cast(CursorResult[Any], session.execute(statement))  # an UPDATE's result: it has rowcount
+    session.commit()
+    cached = session.identity_map.get(identity_key(Run, run_id))
+    if cached is not None:
+        # The UPDATE bypassed it. Reloaded now rather than expired, so it stays readable after the session closes.
+        session.refresh(cached)
+    if result.rowcount == 0 and session.get(Run, run_id) is None:
+        raise RunNotFoundError(run_id)
+    return result.rowcount == 1
+
+
+def _created_at(session: Session, run_id: str) -> datetime:
+    created_at = session.scalar(select(Run.created_at).where(Run.id == run_id))
+    if created_at is None:
+        raise RunNotFoundError(run_id)
+    return created_at
+
+
+def create_run(
+    session: Session,
+    *,
+    run_id: str,
+    app_id: int,
+    version_id: int,
+    inputs: dict[str, Any],
+    webhook_url: str | None = None,
+    idempotency_scope: str | None = None,
+    api_key_id: int | None = None,
+) -> Run:
+    """A queued run. Raises sqlalchemy's IntegrityError (session rolled back, still usable) when
+    `idempotency_scope` is taken: the caller then answers with find_run_by_scope's run."""
+    run = Run(
+        id=run_id,
+        app_id=app_id,
+        version_id=version_id,
+        status=RunStatus.QUEUED.value,
+        inputs=inputs,
+        webhook_url=webhook_url,
+        idempotency_scope=idempotency_scope,
+        api_key_id=api_key_id,
+        created_at=utcnow(),
+        attempts=0,
+    )
+    session.add(run)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise
+    return run
+
+
+def get_run(session: Session, *, run_id: str) -> Run | None:
+    return session.get(Run, run_id)
+
+
+def find_run_by_scope(session: Session, *, scope: str) -> Run | None:
+    return session.scalar(select(Run).where(Run.idempotency_scope == scope))
+
+
+def list_runs(
+    session: Session,
+    *,
+    app_id: int | None = None,
+    status: str | None = None,
+    limit: int = 50,
+    before: str | None = None,
+) -> list[Run]:
+    """Newest first. `before`: the last run id of the previous page; the page starts just after it.
+
+    An unknown `before` id gives an empty page (not the first page again, which would loop a client).
+    """
+    query = select(Run)
+    if app_id is not None:
+        query = query.where(Run.app_id == app_id)
+    if status is not None:
+        query = query.where(Run.status == str(status))
+    if before is not None:
+        cursor = session.get(Run, before)
+        if cursor is None:
+            return []
+        # (created_at, id) is a total order: runs created in the same microsecond are neither lost nor repeated.
+        query = query.where(
+            or_(Run.created_at < cursor.created_at, and_(Run.created_at == cursor.created_at, Run.id < cursor.id))
+        )
+    return list(session.scalars(query.order_by(Run.created_at.desc(), Run.id.desc()).limit(limit)))
+
+
+def count_runs(session: Session, *, status: str) -> int:
+    return session.scalar(select(func.count()).select_from(Run).where(Run.status == str(status))) or 0
+
+
+def runs_with_status(session: Session, *, status: str) -> list[Run]:
+    """Oldest first (by created_at, then id)."""
+    return list(session.scalars(select(Run).where(Run.status == str(status)).order_by(Run.created_at, Run.id)))
+
+
+def queued_runs(session: Session) -> list[Run]:
+    """The queue to reload at start, in FIFO order."""
+    return runs_with_status(session, status=RunStatus.QUEUED.value)
+
+
+def mark_running(session: Session, *, run_id: str, worker: str, started_at: datetime) -> None:
+    """Start one attempt: attempts += 1, queue_ms = created -> this start. Ignored if the run is already final."""
+    _update_unfinished(
+        session,
+        run_id,
+        status=RunStatus.RUNNING.value,
+        worker=worker,
+        started_at=started_at,
+        queue_ms=_ms(_created_at(session, run_id), started_at),
+        attempts=Run.attempts + 1,  # in SQL: two updates never read the same old value
+    )
+
+
+def update_progress(session: Session, *, run_id: str, progress: dict[str, Any]) -> None:
+    """Latest {node, value, max}. Ignored if the run is already final."""
+    _update_unfinished(session, run_id, progress=progress)
+
+
+def finish_run(
+    session: Session,
+    *,
+    run_id: str,
+    status: str,
+    finished_at: datetime,
+    applied: dict[str, Any] | None = None,
+    error: dict[str, Any] | None = None,
+    exec_ms: float | None = None,
+) -> Run:
+    """Record the outcome; total_ms = created -> finished. A run already final is returned unchanged."""
+    if status not in FINAL_STATUSES:
+        raise ValueError(f"{status!r} is not a final status ({', '.join(sorted(FINAL_STATUSES))})")
+    _update_unfinished(
+        session,
+        run_id,
+        status=str(status),
+        finished_at=finished_at,
+        total_ms=_ms(_created_at(session, run_id), finished_at),
+        applied=applied,
+        error=error,
+        exec_ms=exec_ms,
+    )
+    run = session.get(Run, run_id)
+    assert run is not None  # checked by _created_at; runs are never deleted here
+    return run
+
+
+def requeue_run(session: Session, *, run_id: str) -> None:
+    """Back to queued after a lost engine; attempts stay counted. Ignored if the run is already final."""
+    _update_unfinished(
+        session,
+        run_id,
+        status=RunStatus.QUEUED.value,
+        worker=None,
+        started_at=None,
+        queue_ms=None,
+        progress=None,
+    )
+
+
+def add_artifact(
+    session: Session, *, run_id: str, node_id: str, kind: str, filename: str, path: str, mime: str, size: int
+) -> Artifact:
+    artifact = Artifact(
+        run_id=run_id,
+        node_id=node_id,
+        kind=kind,
+        filename=filename,
+        path=path,
+        mime=mime,
+        size=size,
+        created_at=utcnow(),
+    )
+    session.add(artifact)
+    session.commit()
+    return artifact
+
+
+def artifacts_of(session: Session, *, run_id: str) -> list[Artifact]:
+    """In the order they were added."""
+    return list(session.scalars(select(Artifact).where(Artifact.run_id == run_id).order_by(Artifact.id)))

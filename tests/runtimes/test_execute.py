@@ -1,0 +1,120 @@
+"""execute_run against the real engine: values in, uploads in, the published outputs' bytes out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from publisher import InputBinding, InputValuesError, NodeCatalog
+from runtimes.comfy.client import ComfyClient
+from runtimes.comfy.errors import PromptValidationError
+from runtimes.engine.manager import EngineSettings
+from runtimes.execute import RunRequest, error_record, execute_run
+from tests.support.prompts import demo_invert, load_invert
+from tests.support.run_requests import demo_request, image_of, inverted, new_run_id, png, txt2img_request
+
+
+@pytest.fixture(scope="module")
+def catalog(object_info: dict) -> NodeCatalog:
+    return NodeCatalog.from_object_info(object_info)
+
+
+@pytest.fixture(scope="module")
+def engine_dir(engine_settings: EngineSettings) -> Path:
+    return engine_settings.data_dir / "comfyui"
+
+
+async def test_demo_returns_the_inverted_png_and_the_applied_values(
+    client: ComfyClient, catalog: NodeCatalog, engine_dir: Path
+) -> None:
+    request = demo_request(0x102030)
+
+    outcome = await execute_run(client, catalog, request)
+
+    assert outcome.run_id == request.run_id
+    assert outcome.applied == {"color": 0x102030}  # no seed in this graph: nothing drawn
+    (output,) = outcome.outputs
+    assert (output.node_id, output.kind, output.mime) == ("3", "image", "image/png")
+    assert image_of(output.data).getpixel((3, 3)) == inverted(0x102030)
+    # The run's files live in its own folder of the engine's output directory.
+    assert [p.name for p in (engine_dir / "output" / "runs" / request.run_id).rglob("*.png")] == [output.filename]
+    assert outcome.exec_ms is not None and outcome.exec_ms >= 0
+
+
+async def test_txt2img_reports_the_seed_it_drew(
+    client: ComfyClient, catalog: NodeCatalog, sd15_checkpoint: str
+) -> None:
+    request = txt2img_request(sd15_checkpoint, size=64, steps=2)
+
+    outcome = await execute_run(client, catalog, request)
+
+    seed = outcome.applied["seed"]
+    assert isinstance(seed, int) and 0 <= seed <= 2**53 - 1
+    assert outcome.applied["prompt"] == "a lighthouse at dusk"
+    (output,) = outcome.outputs
+    assert image_of(output.data).size == (64, 64)
+    # The seed reported is the one the engine ran with.
+    history = await client.history(request.run_id)
+    assert history is not None and history["prompt"][2]["3"]["inputs"]["seed"] == seed
+
+
+async def test_an_uploaded_image_goes_through_load_image(
+    client: ComfyClient, catalog: NodeCatalog, engine_dir: Path
+) -> None:
+    run_id = new_run_id()
+    photo = InputBinding(node="1", input="image", type="image", name="photo")
+    request = RunRequest(run_id=run_id, workflow=load_invert("placeholder.png"), bindings=(photo,), values={},
+                         uploads={"photo": ("../../my photo.png", png((200, 100, 0)))})
+
+    outcome = await execute_run(client, catalog, request)
+
+    # Stored under the run's own input folder, its name made safe (no path, no spaces).
+    assert outcome.applied == {"photo": f"runs/{run_id}/my_photo.png"}
+    assert (engine_dir / "input" / "runs" / run_id / "my_photo.png").read_bytes() == png((200, 100, 0))
+    pixel = image_of(outcome.outputs[0].data).getpixel((0, 0))
+    # The engine works in float and truncates on save: allow one step of rounding.
+    assert all(abs(got - want) <= 1 for got, want in zip(pixel, (55, 155, 255), strict=True))
+
+
+async def test_only_the_published_output_nodes_come_back(client: ComfyClient, catalog: NodeCatalog) -> None:
+    workflow = demo_invert(0, size=16)
+    workflow["4"] = {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}}
+
+    published = await execute_run(client, catalog, RunRequest(
+        run_id=new_run_id(), workflow=workflow, bindings=(), values={}, output_nodes=("3",)))
+    everything = await execute_run(client, catalog, RunRequest(
+        run_id=new_run_id(), workflow=workflow, bindings=(), values={}))
+
+    assert [o.node_id for o in published.outputs] == ["3"]
+    assert [o.node_id for o in everything.outputs] == ["3", "4"]
+    assert all(o.kind == "image" and image_of(o.data).getpixel((0, 0)) == (255, 255, 255)
+               for o in everything.outputs)
+
+
+async def test_an_engine_refusal_names_node_and_input(client: ComfyClient, catalog: NodeCatalog) -> None:
+    width = InputBinding(node="1", input="width", type="int", name="width")  # no range: the engine checks it
+    request = RunRequest(run_id=new_run_id(), workflow=demo_invert(0), bindings=(width,), values={"width": 0})
+
+    with pytest.raises(PromptValidationError) as caught:
+        await execute_run(client, catalog, request)
+
+    record = error_record(caught.value, request)
+    assert record["type"] == "validation_error"
+    assert (record["node_id"], record["node_type"], record["input"]) == ("1", "EmptyImage", "width")
+    assert record["details"]["problems"][0]["type"] == "value_smaller_than_min"
+
+
+async def test_bad_values_and_uploads_never_reach_the_engine(
+    client: ComfyClient, catalog: NodeCatalog, engine_dir: Path
+) -> None:
+    wrong_value = demo_request(0, values={"colour": 5})
+    wrong_upload = demo_request(0, uploads={"picture": ("a.png", png((1, 2, 3)))})
+
+    for request in (wrong_value, wrong_upload):
+        with pytest.raises(InputValuesError) as caught:
+            await execute_run(client, catalog, request)
+        record = error_record(caught.value, request)
+        assert record["type"] == "input_error" and record["input"] in ("colour", "picture")
+        assert await client.history(request.run_id) is None
+    assert not (engine_dir / "input" / "runs" / wrong_upload.run_id).exists()
