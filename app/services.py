@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import dataclass, field
 
 from fastapi import HTTPException, status
@@ -23,13 +25,17 @@ class Services:
     _catalog_clients: dict[str, ComfyClient] = field(default_factory=dict)
     openapi_generation: int = 0  # bumped on every publish, so /openapi.json is rebuilt
 
-    async def catalog(self) -> NodeCatalog:
-        """The node schemas of a ready engine (fetched once per engine by its client)."""
+    async def catalog(self, wait_s: float = 120.0) -> NodeCatalog:
+        """The node schemas of a ready engine (fetched once per engine by its client). While the engines are
+        still starting, waits for them rather than failing the request."""
+        deadline = time.monotonic() + wait_s
+        while self.engines.state == "starting" and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
         ready = [engine for engine in self.engines.manager.engines if self.engines.is_ready() and engine.is_ready()]
         if not ready:
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
-                                detail=f"The engine is {self.engines.state}; try again in a few seconds "
-                                       "(GET /api/engine shows its progress).", headers={"Retry-After": "5"})
+                                detail=f"No engine is ready (it is {self.engines.state}): GET /api/engine shows why.",
+                                headers={"Retry-After": "5"})
         url = ready[0].url
         client = self._catalog_clients.get(url)
         if client is None:

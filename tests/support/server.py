@@ -12,11 +12,12 @@ from pathlib import Path
 import httpx
 
 from runtimes.engine.process import free_port
-from tests.support.paths import REPO
+from tests.support.paths import ENGINE_HOME, REPO
 
 
 class AppServer:
-    def __init__(self, data_dir: Path, *, comfyui_url: str, extra: tuple[str, ...] = ()) -> None:
+    def __init__(self, data_dir: Path, *, comfyui_url: str | None, extra: tuple[str, ...] = ()) -> None:
+        """comfyui_url None: the app starts and manages its own engine (the bundled one the tests use)."""
         self.data_dir = data_dir
         self.comfyui_url = comfyui_url
         self.extra = extra
@@ -28,13 +29,16 @@ class AppServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 60.0) -> AppServer:
+    def start(self, timeout: float = 60.0, *, until: str = "/readyz") -> AppServer:
+        """Start, and return once `until` answers 200 (/healthz: the process is up, engines may still start)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        engine = ["--comfyui-url", self.comfyui_url] if self.comfyui_url else ["--engine-home", str(ENGINE_HOME),
+                                                                               "--disable-api-nodes"]
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "launch.py", "--no-browser", "--port", str(self.port), "--data-dir",
-                 str(self.data_dir), "--comfyui-url", self.comfyui_url, "--allow-private-webhooks", *self.extra],
+                 str(self.data_dir), *engine, "--allow-private-webhooks", *self.extra],
                 cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env,
             )
         deadline = time.monotonic() + timeout
@@ -42,7 +46,7 @@ class AppServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"the app exited with {self.process.returncode}:\n{self.log.read_text()[-3000:]}")
             try:
-                if httpx.get(f"{self.url}/readyz", timeout=1, trust_env=False).status_code == 200:
+                if httpx.get(f"{self.url}{until}", timeout=1, trust_env=False).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass
