@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import threading
 import time
 import uuid
@@ -16,6 +18,7 @@ import pytest
 
 from app.webhooks import verify
 from tests.app.test_api import publish, wait_final
+from tests.support.paths import CHECKPOINT
 from tests.support.prompts import shipped
 from tests.support.server import AppServer
 
@@ -167,3 +170,26 @@ def test_webhook_is_signed_and_retried(tmp_path: Path, engine_url: str, sd15_che
     payload = json.loads(body)
     assert (payload["run_id"], payload["status"], payload["app"]) == (run["id"], "succeeded", demo)
     assert uuid.UUID(headers["Comfy-Publisher-Delivery"])
+
+
+def test_engine_killed_mid_run_is_restarted_and_the_run_retried(tmp_path: Path, sd15_checkpoint: str) -> None:
+    link = tmp_path / "comfyui" / "models" / "checkpoints" / sd15_checkpoint
+    link.parent.mkdir(parents=True)
+    link.symlink_to(CHECKPOINT)
+    server = AppServer(tmp_path, comfyui_url=None).start()  # an engine of its own, which we kill
+    admin = {"Authorization": f"Bearer {server.create_key('admin', admin=True)}"}
+    try:
+        with httpx.Client(base_url=server.url, trust_env=False, timeout=30) as http:
+            slow, _ = _publish_apps(http, admin, sd15_checkpoint)
+            run = http.post(f"/api/apps/{slow}/runs", json={"inputs": {"steps": 8, "width": 128,
+                                                                        "height": 128}}).json()
+            _wait_status(http, run["id"], "running")
+            time.sleep(0.5)
+            (engine,) = http.get("/api/engine").json()["engines"]
+            os.kill(engine["pid"], signal.SIGKILL)
+            final = wait_final(http, run["id"], {}, timeout=120)
+            restarted = http.get("/api/engine").json()["engines"][0]
+    finally:
+        server.stop()
+    assert final["status"] == "succeeded" and final["attempts"] == 2 and final["outputs"]
+    assert restarted["restarts"] == 1 and restarted["pid"] != engine["pid"]
