@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field, create_model
 
 from app.services import Services
 from db import crud_apps
+from db.models import App, AppVersion
 from publisher import AppInput, AppSpec
 
 _MAX_LITERAL_CHOICES = 500  # past this, a choice is documented as a string with the list in its description
@@ -55,45 +56,51 @@ def request_model(slug: str, spec: AppSpec) -> type[BaseModel]:
 
 
 def install_openapi(app: FastAPI, services: Services) -> None:
+    """/openapi.json (and /docs) carry the public apps; a private app's document is at
+    /api/apps/{slug}/openapi.json, for key holders."""
     cache: dict[str, Any] = {}
 
     def openapi() -> dict[str, Any]:
         if cache.get("generation") == services.openapi_generation and "schema" in cache:
             return cache["schema"]
-        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-        _add_app_paths(schema, services)
+        schema = base_schema(app)
+        with services.sessions() as session:
+            for row in crud_apps.list_apps(session):
+                version = crud_apps.get_version(session, app_id=row.id)
+                if row.public and version is not None:
+                    add_app_paths(schema, row, version)
         cache.update(generation=services.openapi_generation, schema=schema)
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def _add_app_paths(schema: dict[str, Any], services: Services) -> None:
+def base_schema(app: FastAPI) -> dict[str, Any]:
+    return get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+
+
+def add_app_paths(schema: dict[str, Any], app_row: App, version: AppVersion) -> None:
+    """Typed request model and the run endpoints of one app version."""
     components = schema.setdefault("components", {}).setdefault("schemas", {})
-    with services.sessions() as session:
-        for app_row in crud_apps.list_apps(session):
-            version = crud_apps.get_version(session, app_id=app_row.id)
-            if version is None:
-                continue
-            model = request_model(app_row.slug, AppSpec.from_dict(version.spec))
-            body = model.model_json_schema(ref_template="#/components/schemas/{model}")
-            components.update(body.pop("$defs", {}))
-            components[model.__name__] = body
-            ref = {"$ref": f"#/components/schemas/{model.__name__}"}
-            for suffix, summary in (("run", "run and wait for the result"), ("runs", "queue a run (202)")):
-                schema["paths"][f"/api/apps/{app_row.slug}/{suffix}"] = {"post": {
-                    "tags": [f"app: {app_row.slug}"],
-                    "summary": f"{app_row.name}: {summary}",
-                    "description": app_row.description or "",
-                    "operationId": f"{app_row.slug.replace('-', '_')}_{suffix}",
-                    "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False,
-                                    "schema": {"type": "string"}}],
-                    "requestBody": {"required": True, "content": {"application/json": {"schema": ref}}},
-                    "responses": {
-                        "200": {"description": "finished run",
-                                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RunOut"}}}},
-                        "202": {"description": "accepted; poll the Location"},
-                        "422": {"description": "inputs that do not fit, each named"},
-                        "429": {"description": "queue full; see Retry-After"},
-                    },
-                }}
+    model = request_model(app_row.slug, AppSpec.from_dict(version.spec))
+    body = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    components.update(body.pop("$defs", {}))
+    components[model.__name__] = body
+    ref = {"$ref": f"#/components/schemas/{model.__name__}"}
+    for suffix, summary in (("run", "run and wait for the result"), ("runs", "queue a run (202)")):
+        schema["paths"][f"/api/apps/{app_row.slug}/{suffix}"] = {"post": {
+            "tags": [f"app: {app_row.slug}"],
+            "summary": f"{app_row.name}: {summary}",
+            "description": app_row.description or "",
+            "operationId": f"{app_row.slug.replace('-', '_')}_{suffix}",
+            "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False,
+                            "schema": {"type": "string"}}],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": ref}}},
+            "responses": {
+                "200": {"description": "finished run",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RunOut"}}}},
+                "202": {"description": "accepted; poll the Location"},
+                "422": {"description": "inputs that do not fit, each named"},
+                "429": {"description": "queue full; see Retry-After"},
+            },
+        }}

@@ -6,8 +6,6 @@ import asyncio
 from collections import defaultdict
 from typing import Any
 
-FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled", "timed_out"})
-
 
 class RunEvents:
     def __init__(self) -> None:

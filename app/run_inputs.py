@@ -15,6 +15,7 @@ from starlette.datastructures import UploadFile
 
 from publisher import AppSpec, InputValueError, InputValuesError, apply_values, load_workflow
 
+MAX_PIXELS = 8192 * 8192
 IMAGE_FORMATS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tiff"}
 
 
@@ -63,10 +64,18 @@ async def parse_form(spec: AppSpec, form: Any, max_upload_bytes: int) -> RunInpu
             webhook = str(value)
         elif name == "inputs":  # a JSON object of the non-file inputs, as an alternative to one field each
             try:
-                values.update(json.loads(str(value)))
+                parsed = json.loads(str(value))
             except ValueError:
+                parsed = None
+            if isinstance(parsed, dict):
+                values.update(parsed)
+            else:
                 problems.append({"input": "inputs", "message": "the 'inputs' form field must be a JSON object"})
         elif isinstance(value, UploadFile):
+            item = spec.input(name)
+            if item is None or item.type != "image":
+                problems.append({"input": name, "message": "a file was sent, but this input is not an image input"})
+                continue
             data = await value.read(max_upload_bytes + 1)
             try:
                 uploads[name] = _check_image(name, value.filename or "upload", data, max_upload_bytes)
@@ -82,7 +91,7 @@ def _webhook(value: Any) -> str | None:
 
 
 def _decode_image(name: str, value: str, max_bytes: int) -> tuple[str, bytes]:
-    encoded = value.split(",", 1)[1] if value.startswith("data:") else value
+    encoded = value.partition(",")[2] if value.startswith("data:") else value
     if len(encoded) > max_bytes * 4 // 3 + 4:
         raise InputProblems([{"input": name, "message": f"the image is larger than {max_bytes // 2**20} MiB"}])
     try:
@@ -101,9 +110,13 @@ def _check_image(name: str, filename: str, data: bytes, max_bytes: int) -> tuple
         with Image.open(io.BytesIO(data)) as image:
             image.verify()
             kind = image.format or ""
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+            pixels = image.width * image.height
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
         raise InputProblems([{"input": name, "message": f"{filename!r} is not an image this app accepts",
                               "allowed": sorted(IMAGE_FORMATS)}]) from None
+    if pixels > MAX_PIXELS:
+        raise InputProblems([{"input": name, "message": f"the image has {pixels} pixels; at most {MAX_PIXELS} "
+                                                        "are accepted (e.g. 8192 x 8192)"}])
     if kind not in IMAGE_FORMATS:
         raise InputProblems([{"input": name, "message": f"image format {kind} is not accepted",
                               "allowed": sorted(IMAGE_FORMATS)}])
@@ -124,9 +137,12 @@ def _checked(spec: AppSpec, inputs: RunInputs, problems: list[dict[str, Any]]) -
     """Dry-run the values through the same code that will apply them, so errors come now, not later."""
     trial = {**inputs.values, **{name: filename for name, (filename, _) in inputs.uploads.items()}}
     try:
-        apply_values(load_workflow(spec.workflow), spec.inputs, trial)
+        applied = apply_values(load_workflow(spec.workflow), spec.inputs, trial)
     except InputValuesError as exc:
         problems += [_problem(e) for e in exc.errors]
     if problems:
         raise InputProblems(problems)
-    return inputs
+    # The seed is drawn once, here, and recorded with the run: a retry or a re-run after a restart
+    # then produces the same image, and a failed run still says which seed it used.
+    seeds = {i.name: applied.values[i.name] for i in spec.inputs if i.type == "seed" and i.name in applied.values}
+    return RunInputs({**inputs.values, **seeds}, inputs.uploads, inputs.webhook)

@@ -27,7 +27,7 @@ from app.settings import Settings
 from app.storage import safe_filename, write_file
 from app.webhooks import WebhookSender
 from db import crud_runs
-from db.models import App, AppVersion, Run
+from db.models import FINAL_STATUSES, App, AppVersion, Run
 from publisher import AppSpec
 from runtimes.execute import RunRequest
 from runtimes.pool import QueueFullError, RunUpdate, WorkerPool
@@ -35,6 +35,7 @@ from runtimes.pool import QueueFullError, RunUpdate, WorkerPool
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 2
+_CANCELLED = {"type": "cancelled", "message": "Cancelled by request."}
 _PROGRESS_WRITE_INTERVAL_S = 0.5  # progress goes to streams at once, to the DB at most this often
 
 
@@ -60,6 +61,7 @@ class RunService:
         self.events = RunEvents()
         self._progress_written: dict[str, float] = {}
         self._finished: dict[str, asyncio.Event] = {}
+        self._reserved = 0  # submissions between the queue check and the pool
 
     # --- submission ---------------------------------------------------------------------------------
 
@@ -76,14 +78,20 @@ class RunService:
         webhook_url: str | None,
     ) -> tuple[Run, bool]:
         """Persist, then queue. Returns (run, created); a repeated Idempotency-Key returns the first run."""
-        if self.pool.queued_count() >= self.settings.max_queue:
-            raise QueueFullError(f"the queue holds {self.settings.max_queue} runs", self._retry_after())
         scope = f"{app.id}:{key_scope}:{idempotency_key}" if idempotency_key else None
-        run, created = await asyncio.to_thread(self._persist, app, version, values, uploads, scope, api_key_id,
-                                               webhook_url)
-        if created:
-            self._finished[run.id] = asyncio.Event()
-            self.pool.submit(self._request(run, AppSpec.from_dict(version.spec), uploads))
+        # Reserve a place before the DB write (other submissions run meanwhile): the pool then never
+        # refuses a run that is already recorded.
+        if self.pool.queued_count() + self._reserved >= self.settings.max_queue:
+            raise QueueFullError(f"the queue holds {self.settings.max_queue} runs", self._retry_after())
+        self._reserved += 1
+        try:
+            run, created = await asyncio.to_thread(self._persist, app, version, values, uploads, scope, api_key_id,
+                                                   webhook_url)
+            if created:
+                self._finished[run.id] = asyncio.Event()
+                self.pool.submit(self._request(run, AppSpec.from_dict(version.spec), uploads))
+        finally:
+            self._reserved -= 1
         return run, created
 
     def _persist(self, app: App, version: AppVersion, values: dict[str, Any],
@@ -150,8 +158,8 @@ class RunService:
     async def cancel(self, run_id: str) -> str:
         outcome = await self.pool.cancel(run_id)
         if outcome == "not_found":
-            # Queued in the DB but not in the pool (e.g. recovery has not reached it): cancel it here.
-            await self._finish(run_id, "cancelled", error={"type": "cancelled", "message": "Cancelled by request."})
+            # Not in the pool: either finishing right now (its own result stands) or queued in the DB only.
+            await self._finish(run_id, "cancelled", error=_CANCELLED, only_from=frozenset({"queued"}))
         return outcome
 
     # --- updates from the pool -----------------------------------------------------------------------
@@ -187,10 +195,19 @@ class RunService:
                 self.events.publish(run_id, {"event": "retrying", "error": update.error})
             case "succeeded":
                 assert update.outcome is not None
-                await asyncio.to_thread(self._store_outputs, run_id, update)
+                try:
+                    await asyncio.to_thread(self._store_outputs, run_id, update)
+                except Exception as exc:  # e.g. a full disk: the run must still end, and say why
+                    log.exception("could not store the outputs of run %s", run_id)
+                    await self._finish(run_id, "failed", applied=update.outcome.applied, error={
+                        "type": "storage_error", "message": f"The run succeeded but its outputs could not be "
+                                                            f"stored: {type(exc).__name__}: {exc}"})
+                    return
                 await self._finish(run_id, "succeeded", applied=update.outcome.applied,
                                    exec_ms=update.outcome.exec_ms)
-            case "failed" | "cancelled" | "timed_out":
+            case "cancelled":
+                await self._finish(run_id, "cancelled", error=update.error or _CANCELLED)
+            case "failed" | "timed_out":
                 await self._finish(run_id, update.kind, error=update.error)
 
     def _write(self, fn: Callable[..., Any], **kwargs: Any) -> Any:
@@ -213,16 +230,32 @@ class RunService:
             session.commit()
 
     async def _finish(self, run_id: str, status: str, *, applied: dict | None = None, error: dict | None = None,
-                      exec_ms: float | None = None) -> None:
-        run = await asyncio.to_thread(self._write, crud_runs.finish_run, run_id=run_id, status=status,
-                                      finished_at=now(), applied=applied, error=error, exec_ms=exec_ms)
-        self._progress_written.pop(run_id, None)
-        self.events.publish(run_id, {"event": "finished", "status": run.status if run else status})
+                      exec_ms: float | None = None, only_from: frozenset[str] | None = None) -> None:
+        """Record the end once: events, waiters and the webhook follow only the write that ended the run."""
+        try:
+            run, ended = await asyncio.to_thread(self._finish_in_db, run_id, status, applied, error, exec_ms,
+                                                 only_from)
+        finally:
+            self._progress_written.pop(run_id, None)
+        if not ended:
+            return
+        self.events.publish(run_id, {"event": "finished", "status": run.status})
         finished = self._finished.pop(run_id, None)
         if finished is not None:
             finished.set()
-        if run is not None and run.webhook_url:
+        if run.webhook_url:
             self._send_webhook(run)
+
+    def _finish_in_db(self, run_id: str, status: str, applied: dict | None, error: dict | None,
+                      exec_ms: float | None, only_from: frozenset[str] | None) -> tuple[Run | None, bool]:
+        with self.sessions() as session:
+            current = crud_runs.get_run(session, run_id=run_id)
+            if current is None or current.status in FINAL_STATUSES:
+                return current, False
+            if only_from is not None and current.status not in only_from:
+                return current, False
+            return crud_runs.finish_run(session, run_id=run_id, status=status, finished_at=now(), applied=applied,
+                                        error=error, exec_ms=exec_ms), True
 
     def _send_webhook(self, run: Run) -> None:
         with self.sessions() as session:
@@ -250,19 +283,29 @@ class RunService:
                 else:
                     crud_runs.requeue_run(session, run_id=run.id)
                     counts["rerun"] += 1
-            session.commit()
-            rerun = [r for r in interrupted if r.attempts < MAX_ATTEMPTS]
-            queued = [r for r in crud_runs.queued_runs(session) if r.id not in {x.id for x in rerun}]
-            versions = {}
-            for run in [*rerun, *queued]:
-                if run.version_id not in versions:
-                    versions[run.version_id] = AppSpec.from_dict(session.get(AppVersion, run.version_id).spec)
-        for run in rerun:
-            self._finished[run.id] = asyncio.Event()
-            self.pool.submit(self._request(run, versions[run.version_id]))
-        for run in queued:
-            self._finished[run.id] = asyncio.Event()
-            self.pool.submit(self._request(run, versions[run.version_id]))
-            counts["requeued"] += 1
+            # Re-runs first (they were started before anything still queued), then the queue in its order.
+            rerun_ids = {run.id for run in interrupted if run.attempts < MAX_ATTEMPTS}
+            queued = crud_runs.queued_runs(session)
+            pending = [r for r in queued if r.id in rerun_ids] + [r for r in queued if r.id not in rerun_ids]
+            specs: dict[int, AppSpec] = {}
+            for run in pending:
+                try:
+                    if run.version_id not in specs:
+                        specs[run.version_id] = AppSpec.from_dict(session.get(AppVersion, run.version_id).spec)
+                    self.pool.submit(self._request(run, specs[run.version_id]))
+                except Exception as exc:  # one broken record must not keep the app from starting
+                    crud_runs.finish_run(session, run_id=run.id, status="failed", finished_at=now(), error={
+                        "type": "recovery_error", "message": f"Could not queue this run again after a restart: "
+                                                             f"{type(exc).__name__}: {exc}"})
+                    counts["failed"] += 1
+                    continue
+                self._finished[run.id] = asyncio.Event()
+                if run.id not in rerun_ids:
+                    counts["requeued"] += 1
         return counts
 
+    def requeue_interrupted(self, run_ids: list[str]) -> None:
+        """At a clean shutdown, runs cut short go back to `queued` without using up an attempt."""
+        with self.sessions() as session:
+            for run_id in run_ids:
+                crud_runs.requeue_run(session, run_id=run_id, keep_attempts=False)

@@ -34,7 +34,8 @@ class PublishRequest(BaseModel):
     workflow: dict[str, Any] = Field(description="API-format workflow (ComfyUI: Export (API))")
     inputs: list[PublishInput] = Field(default_factory=list)
     outputs: list[str] | None = Field(None, description="output node ids to publish (default: the save nodes)")
-    public: bool = Field(False, description="anyone may run it without an API key")
+    public: bool | None = Field(None, description="anyone may run it without an API key (default: private for a "
+                                                  "new app, unchanged for a new version)")
     timeout_s: float | None = Field(None, description="per-run limit in seconds (default 600)")
 
 

@@ -14,18 +14,18 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
-from runtimes.pool import WorkerPool
 
 from app.engine_status import EngineStatus
 from app.openapi import install_openapi
 from app.routes import apps, files, health, keys, runs, workflows
 from app.run_service import RunService
-from app.secrets import derive_secret, load_or_create_master_key
+from app.secrets import load_or_create_master_key, webhook_secret
 from app.services import Services
 from app.settings import Settings
 from app.webhooks import WebhookSender
 from db.migrate import upgrade_to_head
 from db.session import create_db_engine, make_session_factory
+from runtimes.pool import WorkerPool
 
 
 def create_app(settings: Settings, engines: EngineStatus) -> FastAPI:
@@ -38,7 +38,7 @@ def create_app(settings: Settings, engines: EngineStatus) -> FastAPI:
     # The service is bound after the pool it drives; the lambda is only called once both exist.
     pool = WorkerPool(on_update=lambda update: runs_service.on_update(update), max_queue=settings.max_queue)
     runs_service = RunService(settings=settings, sessions=sessions, pool=pool, webhooks=webhooks,
-                              webhook_secret=lambda slug: derive_secret(master_key, f"webhook:{slug}"))
+                              webhook_secret=lambda slug: webhook_secret(master_key, slug))
     services = Services(settings=settings, sessions=sessions, engines=engines, runs=runs_service)
 
     @asynccontextmanager
@@ -56,7 +56,9 @@ def create_app(settings: Settings, engines: EngineStatus) -> FastAPI:
         try:
             yield
         finally:
+            cut_short = list(pool.running())
             await pool.stop()
+            await asyncio.to_thread(runs_service.requeue_interrupted, cut_short)
             await webhooks.aclose()
             await services.aclose()
             await asyncio.to_thread(engines.stop)

@@ -16,6 +16,8 @@ def safe_filename(name: str, fallback: str = "file") -> str:
 
 def resolve_inside(root: Path, relative: str) -> Path | None:
     """`root/relative` if it stays inside root (no .., no absolute path, no symlink escape), else None."""
+    if "\x00" in relative:
+        return None
     root = root.resolve()
     candidate = (root / relative).resolve()
     return candidate if candidate.is_relative_to(root) and candidate != root else None

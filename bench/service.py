@@ -109,10 +109,9 @@ class AppProcess:
                               *(["--admin"] if admin else [])], cwd=REPO, capture_output=True, text=True, check=True)
         return out.stdout.strip().splitlines()[-1]
 
-    def engine_pids(self) -> list[int]:
-        """The engine processes this app manages (none with --comfyui-url)."""
-        info = httpx.get(f"{self.url}/api/engine", timeout=10, trust_env=False).json()
-        return [e["pid"] for e in info["engines"] if e.get("pid")]
+    def engines(self) -> list[dict[str, Any]]:
+        """The app's engines as GET /api/engine lists them: name, url, pid (None with --comfyui-url), ..."""
+        return httpx.get(f"{self.url}/api/engine", timeout=10, trust_env=False).json()["engines"]
 
 
 def publish(base_url: str, admin_key: str, **body: Any) -> str:
@@ -146,6 +145,25 @@ def cpu_seconds(pid: int) -> float:
     except (FileNotFoundError, ProcessLookupError):
         return 0.0
     return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime, stime (fields 14 and 15 of stat)
+
+
+def sched_seconds(pid: int) -> tuple[float, float]:
+    """(seconds on a CPU, seconds runnable but waiting for one) summed over a process's live threads, from
+    /proc/PID/task/*/schedstat. The second one tells CPU starvation (a busy machine) from idling (waiting on I/O,
+    on the network, on a lock)."""
+    on_cpu = waiting = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return 0.0, 0.0
+    for task in tasks:
+        try:
+            fields = Path(f"/proc/{pid}/task/{task}/schedstat").read_text().split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # a thread that ended in between
+        on_cpu += int(fields[0])
+        waiting += int(fields[1])
+    return on_cpu / 1e9, waiting / 1e9
 
 
 def latency_summary(values_ms: list[float]) -> dict[str, float]:

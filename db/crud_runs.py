@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, and_, func, or_, select, update
+from sqlalchemy import CursorResult, and_, case, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
@@ -98,6 +98,7 @@ def list_runs(
     *,
     app_id: int | None = None,
     status: str | None = None,
+    api_key_id: int | None = None,
     limit: int = 50,
     before: str | None = None,
 ) -> list[Run]:
@@ -110,6 +111,8 @@ def list_runs(
         query = query.where(Run.app_id == app_id)
     if status is not None:
         query = query.where(Run.status == str(status))
+    if api_key_id is not None:
+        query = query.where(Run.api_key_id == api_key_id)
     if before is not None:
         cursor = session.get(Run, before)
         if cursor is None:
@@ -181,8 +184,10 @@ def finish_run(
     return run
 
 
-def requeue_run(session: Session, *, run_id: str) -> None:
-    """Back to queued after a lost engine; attempts stay counted. Ignored if the run is already final."""
+def requeue_run(session: Session, *, run_id: str, keep_attempts: bool = True) -> None:
+    """Back to queued after a lost engine; attempts stay counted (not after a clean shutdown cut the run
+    short: `keep_attempts=False` gives its attempt back). Ignored if the run is already final."""
+    extra = {} if keep_attempts else {"attempts": case((Run.attempts > 0, Run.attempts - 1), else_=0)}
     _update_unfinished(
         session,
         run_id,
@@ -191,6 +196,7 @@ def requeue_run(session: Session, *, run_id: str) -> None:
         started_at=None,
         queue_ms=None,
         progress=None,
+        **extra,
     )
 
 

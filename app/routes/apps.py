@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Request, status
+from sqlalchemy.exc import IntegrityError
 
-from app.deps import AdminDep, ServicesDep, SessionDep
+from app.auth import Caller, require_runner
+from app.deps import AdminDep, CallerDep, ServicesDep, SessionDep
+from app.openapi import add_app_paths, base_schema
 from app.schemas import AppOut, PublishRequest, VersionOut
 from db import crud_apps
 from db.models import App, AppVersion
@@ -58,34 +62,55 @@ async def publish(body: PublishRequest, session: SessionDep, services: ServicesD
         raise _unprocessable("The workflow would not run on this engine", [str(p) for p in exc.problems]) from None
     except AppSpecError as exc:
         raise _unprocessable("The app cannot be published", exc.problems) from None
-    version = crud_apps.publish_version(session, slug=slug, name=body.name, description=body.description,
-                                        public=body.public, spec=spec.to_dict())
-    session.commit()
+    existing = crud_apps.get_app(session, slug=slug, include_deleted=True)
+    public = body.public if body.public is not None else bool(existing and existing.public)
+    try:
+        version = crud_apps.publish_version(session, slug=slug, name=body.name, description=body.description,
+                                            public=public, spec=spec.to_dict())
+    except IntegrityError:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=f"'{slug}' was being published by another request "
+                                                             "at the same moment; publish again.") from None
     services.openapi_generation += 1
     return AppOut.of(find_app(session, slug), version)
 
 
+def visible_app(session: SessionDep, caller: Caller, slug: str) -> App:
+    """Private apps are described to key holders only (as they are run by them only)."""
+    app = find_app(session, slug)
+    require_runner(caller, public=app.public)
+    return app
+
+
 @router.get("")
-def list_apps(session: SessionDep) -> list[AppOut]:
-    apps = crud_apps.list_apps(session)
+def list_apps(session: SessionDep, caller: CallerDep) -> list[AppOut]:
+    apps = [app for app in crud_apps.list_apps(session) if app.public or caller.key_id is not None]
     return [AppOut.of(app, find_version(session, app), detail=False) for app in apps]
 
 
 @router.get("/{slug}")
-def get_app(slug: str, session: SessionDep) -> AppOut:
-    app = find_app(session, slug)
+def get_app(slug: str, session: SessionDep, caller: CallerDep) -> AppOut:
+    app = visible_app(session, caller, slug)
     return AppOut.of(app, find_version(session, app))
 
 
 @router.get("/{slug}/versions")
-def list_versions(slug: str, session: SessionDep) -> list[VersionOut]:
-    app = find_app(session, slug)
+def list_versions(slug: str, session: SessionDep, caller: CallerDep) -> list[VersionOut]:
+    app = visible_app(session, caller, slug)
     return [VersionOut.of(v) for v in crud_apps.list_versions(session, app_id=app.id)]
 
 
 @router.get("/{slug}/versions/{number}")
-def get_version(slug: str, number: int, session: SessionDep) -> VersionOut:
-    return VersionOut.of(find_version(session, find_app(session, slug), number))
+def get_version(slug: str, number: int, session: SessionDep, caller: CallerDep) -> VersionOut:
+    return VersionOut.of(find_version(session, visible_app(session, caller, slug), number))
+
+
+@router.get("/{slug}/openapi.json")
+def app_openapi(slug: str, request: Request, session: SessionDep, caller: CallerDep) -> dict[str, Any]:
+    """This app's OpenAPI document with its typed request model (private apps included, for key holders)."""
+    app = visible_app(session, caller, slug)
+    schema = base_schema(request.app)
+    add_app_paths(schema, app, find_version(session, app))
+    return schema
 
 
 @router.delete("/{slug}", status_code=status.HTTP_204_NO_CONTENT)

@@ -38,4 +38,4 @@ def readyz(services: ServicesDep) -> JSONResponse:
 def engine_info(services: ServicesDep) -> dict[str, Any]:
     """Which engine is in use, its devices, workers, queue and start-up progress."""
     pool = services.runs.pool
-    return {**services.engines.describe(), "queued": pool.queued_count(), "running": pool.running()}
+    return {**services.engines.describe(), "queued": pool.queued_count(), "running": len(pool.running())}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -13,19 +14,19 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from app.auth import Caller, require_runner
 from app.deps import CallerDep, ServicesDep, SessionDep
 from app.routes.apps import find_app, find_version
-from app.run_events import FINAL_STATUSES
 from app.run_inputs import InputProblems, parse_form, parse_json_body
 from app.schemas import RunOut, RunPage
 from app.services import Services
 from app.webhooks import check_webhook_url
-from db import crud_runs
-from db.models import App, AppVersion, Run
+from db import crud_apps, crud_runs
+from db.models import FINAL_STATUSES, App, AppVersion, Run
 from publisher import AppSpec
 from runtimes.pool import QueueFullError
 
 router = APIRouter(tags=["runs"])
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 _KEEPALIVE_S = 15.0
+RUN_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "timed_out")
 
 
 def run_out(services: Services, session: SessionDep, run: Run) -> RunOut:
@@ -60,9 +61,12 @@ async def _submit(request: Request, services: Services, session: SessionDep, cal
     except InputProblems as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             detail={"message": "The inputs do not fit this app", "problems": exc.problems}) from None
+    # Anonymous callers share no identity: their Idempotency-Key only matches the same inputs.
+    key_scope = caller.scope if caller.key_id is not None else f"public:{_digest(inputs.values, inputs.uploads)}"
+    session.close()  # the DB connection goes back to the pool before waiting on anything
     try:
         run, _created = await services.runs.submit(
-            app=app, version=version, values=inputs.values, uploads=inputs.uploads, key_scope=caller.scope,
+            app=app, version=version, values=inputs.values, uploads=inputs.uploads, key_scope=key_scope,
             api_key_id=caller.key_id, idempotency_key=idempotency_key, webhook_url=inputs.webhook)
     except QueueFullError as exc:
         raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS,
@@ -71,8 +75,14 @@ async def _submit(request: Request, services: Services, session: SessionDep, cal
     return run
 
 
+def _digest(values: dict[str, Any], uploads: dict[str, tuple[str, bytes]]) -> str:
+    digest = hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode())
+    for name in sorted(uploads):
+        digest.update(name.encode() + uploads[name][1])
+    return digest.hexdigest()[:32]
+
+
 def _accepted(services: Services, session: SessionDep, run: Run) -> JSONResponse:
-    session.expire_all()
     current = crud_runs.get_run(session, run_id=run.id) or run
     code = status.HTTP_200_OK if current.status in FINAL_STATUSES else status.HTTP_202_ACCEPTED
     return JSONResponse(run_out(services, session, current).model_dump(mode="json"), status_code=code,
@@ -92,7 +102,8 @@ async def run_sync(request: Request, slug: str, services: ServicesDep, session: 
     with the run id to poll when it takes longer."""
     run = await _submit(request, services, session, caller, slug, number, idempotency_key)
     await services.runs.wait(run.id, services.settings.sync_wait_s)
-    return _accepted(services, session, run)
+    with services.sessions() as fresh:
+        return _accepted(services, fresh, run)
 
 
 @router.post("/api/apps/{slug}/runs", summary="Queue a run", description=_RUN_DOC, include_in_schema=False)
@@ -102,16 +113,25 @@ async def run_async(request: Request, slug: str, services: ServicesDep, session:
                     idempotency_key: IdempotencyKey = None, number: int | None = None) -> JSONResponse:
     """202 with the run id at once; follow it at /api/runs/{id} or /api/runs/{id}/events."""
     run = await _submit(request, services, session, caller, slug, number, idempotency_key)
-    return _accepted(services, session, run)
+    with services.sessions() as fresh:
+        return _accepted(services, fresh, run)
 
 
 def _readable_run(session: SessionDep, caller: Caller, run_id: str) -> Run:
+    """Run ids are random: knowing one is enough to read the run, as with its output links; a private
+    app's runs still need a key."""
     run = crud_runs.get_run(session, run_id=run_id)
     if run is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"No run '{run_id}'.")
     app = session.get(App, run.app_id)
     require_runner(caller, public=bool(app and app.public))
     return run
+
+
+def _may_cancel(caller: Caller, run: Run) -> None:
+    if not caller.admin and run.api_key_id != caller.key_id:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="Only the key that submitted a run, or an admin "
+                                                              "key, may cancel it.")
 
 
 @router.get("/api/runs/{run_id}")
@@ -124,26 +144,35 @@ def get_run(run_id: str, services: ServicesDep, session: SessionDep, caller: Cal
 async def cancel_run(run_id: str, services: ServicesDep, session: SessionDep, caller: CallerDep) -> RunOut:
     """Removes a queued run; interrupts a running one on its engine."""
     run = _readable_run(session, caller, run_id)
+    _may_cancel(caller, run)
+    session.close()  # no DB connection held while the engine stops the run
     if run.status not in FINAL_STATUSES:
         await services.runs.cancel(run_id)
         await services.runs.wait(run_id, 30)
-    session.expire_all()
-    return run_out(services, session, _readable_run(session, caller, run_id))
+    with services.sessions() as fresh:
+        return run_out(services, fresh, _readable_run(fresh, caller, run_id))
 
 
 @router.get("/api/runs")
 def list_runs(services: ServicesDep, session: SessionDep, caller: CallerDep, app: str | None = None,
               status_: Annotated[str | None, Query(alias="status")] = None,
               limit: Annotated[int, Query(ge=1, le=200)] = 50, before: str | None = None) -> RunPage:
-    """Run history, newest first; page with ?before=<next_before>."""
+    """Run history, newest first; page with ?before=<next_before>. Admin keys see every run; other keys
+    see the runs they submitted."""
+    if caller.key_id is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail="Run history needs an API key.",
+                            headers={"WWW-Authenticate": "Bearer"})
+    if status_ is not None and status_ not in RUN_STATUSES:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            detail=f"status must be one of {', '.join(RUN_STATUSES)}")
     app_id = None
     if app is not None:
-        found = find_app(session, app)
-        require_runner(caller, public=found.public)
+        found = crud_apps.get_app(session, slug=app, include_deleted=True)  # history outlives unpublishing
+        if found is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"No app '{app}'.")
         app_id = found.id
-    elif caller.key_id is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail="Listing all runs needs an API key; or pass ?app=")
-    runs = crud_runs.list_runs(session, app_id=app_id, status=status_, limit=limit, before=before)
+    runs = crud_runs.list_runs(session, app_id=app_id, status=status_, limit=limit, before=before,
+                               api_key_id=None if caller.admin else caller.key_id)
     return RunPage(runs=[run_out(services, session, r) for r in runs],
                    next_before=runs[-1].id if len(runs) == limit else None)
 
@@ -157,6 +186,7 @@ async def run_events(run_id: str, request: Request, services: ServicesDep, sessi
     run = _readable_run(session, caller, run_id)
     queue = services.runs.events.subscribe(run_id)  # before reading the state: no event falls in between
     first = run_out(services, session, run)
+    session.close()  # a stream can last minutes: it must not hold a DB connection
 
     async def stream() -> AsyncIterator[str]:
         try:
@@ -171,8 +201,7 @@ async def run_events(run_id: str, request: Request, services: ServicesDep, sessi
                     yield ": keep-alive\n\n"
                     continue
                 if event["event"] == "finished":
-                    with services.sessions() as fresh:
-                        final = run_out(services, fresh, crud_runs.get_run(fresh, run_id=run_id))
+                    final = await asyncio.to_thread(_final_state, services, run_id)
                     yield _sse("completed", final.model_dump(mode="json"))
                     return
                 yield _sse(event["event"], {k: v for k, v in event.items() if k != "event"})
@@ -181,6 +210,11 @@ async def run_events(run_id: str, request: Request, services: ServicesDep, sessi
 
     return StreamingResponse(stream(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def _final_state(services: Services, run_id: str) -> RunOut:
+    with services.sessions() as session:
+        return run_out(services, session, crud_runs.get_run(session, run_id=run_id))
 
 
 def _sse(event: str, data: Any) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, status
 
-from app.deps import ServicesDep
+from app.deps import AdminDep, ServicesDep
 from app.schemas import AnalyzeRequest
 from publisher import (
     WorkflowFormatError,
@@ -23,7 +23,7 @@ router = APIRouter(prefix="/api/workflows", tags=["publish"])
 
 
 @router.post("/analyze")
-async def analyze(body: AnalyzeRequest, services: ServicesDep) -> dict[str, Any]:
+async def analyze(body: AnalyzeRequest, services: ServicesDep, _: AdminDep) -> dict[str, Any]:
     """Format, nodes, candidate inputs (typed from the engine's schemas), outputs, missing node types, models."""
     try:
         workflow = load_workflow(body.workflow)

@@ -104,19 +104,21 @@ def test_publish_gives_typed_inputs_and_versions(http: httpx.Client, admin: dict
     second = publish(http, admin, name="Pub", slug=slug, workflow=shipped("demo_invert.json"),
                      inputs=[{"node": "1", "input": "width", "name": "width"}])
     assert second.json()["version"] == 2
-    assert http.get(f"/api/apps/{slug}").json()["version"] == 2
-    assert [i["name"] for i in http.get(f"/api/apps/{slug}/versions/1").json()["inputs"]] == [color["name"]]
-    assert [v["number"] for v in http.get(f"/api/apps/{slug}/versions").json()] == [1, 2]
-    assert slug in [a["slug"] for a in http.get("/api/apps").json()]
+    assert http.get(f"/api/apps/{slug}", headers=admin).json()["version"] == 2
+    first_inputs = http.get(f"/api/apps/{slug}/versions/1", headers=admin).json()["inputs"]
+    assert [i["name"] for i in first_inputs] == [color["name"]]
+    assert [v["number"] for v in http.get(f"/api/apps/{slug}/versions", headers=admin).json()] == [1, 2]
+    assert slug in [a["slug"] for a in http.get("/api/apps", headers=admin).json()]
 
     assert http.delete(f"/api/apps/{slug}", headers=admin).status_code == 204
-    assert http.get(f"/api/apps/{slug}").status_code == 404
+    assert http.get(f"/api/apps/{slug}", headers=admin).status_code == 404
 
 
-def test_analyze_lists_candidates_outputs_and_missing_nodes(http: httpx.Client) -> None:
+def test_analyze_lists_candidates_outputs_and_missing_nodes(http: httpx.Client, admin: dict[str, str]) -> None:
     workflow = shipped("txt2img_sd15.json")
     workflow["20"] = {"class_type": "FancyUpscaler", "inputs": {"image": ["8", 0]}}
-    result = http.post("/api/workflows/analyze", json={"workflow": workflow}).json()
+    assert http.post("/api/workflows/analyze", json={"workflow": workflow}).status_code == 401
+    result = http.post("/api/workflows/analyze", json={"workflow": workflow}, headers=admin).json()
 
     assert result["format"] == "api"
     assert result["missing_node_types"] == [{"class_type": "FancyUpscaler", "nodes": ["20"]}]
@@ -334,17 +336,35 @@ def test_keys_gate_publishing_and_private_apps(server: AppServer, http: httpx.Cl
     assert token not in server.log.read_text()
 
 
-def test_public_app_runs_without_a_key(http: httpx.Client, admin: dict[str, str]) -> None:
+def test_public_app_runs_without_a_key(http: httpx.Client, admin: dict[str, str], demo: str) -> None:
     slug = f"open-{uuid.uuid4().hex[:6]}"
     publish(http, admin, name="Open", slug=slug, workflow=shipped("demo_invert.json"), public=True)
     run = http.post(f"/api/apps/{slug}/run", json={}).json()
     assert run["status"] == "succeeded"
+    listed = [app["slug"] for app in http.get("/api/apps").json()]
+    assert slug in listed and demo not in listed  # without a key, private apps are not shown
+    assert http.get(f"/api/apps/{demo}").status_code == 401
+    assert f"/api/apps/{slug}/run" in http.get("/openapi.json").json()["paths"]
+    # republishing without saying "public" keeps the app public
+    again = publish(http, admin, name="Open", slug=slug, workflow=shipped("demo_invert.json"))
+    assert again.json()["public"] is True and again.json()["version"] == 2
+
+
+def test_only_the_submitter_or_an_admin_may_cancel(server: AppServer, http: httpx.Client, demo: str,
+                                                   runner: dict[str, str], admin: dict[str, str]) -> None:
+    other = {"Authorization": f"Bearer {server.create_key('other')}"}
+    run = http.post(f"/api/apps/{demo}/runs", json={"inputs": {"color": 2}}, headers=runner).json()
+    assert http.post(f"/api/runs/{run['id']}/cancel", headers=other).status_code == 403
+    assert run["id"] not in [r["id"] for r in http.get("/api/runs", headers=other).json()["runs"]]
+    assert run["id"] in [r["id"] for r in http.get("/api/runs", headers=admin).json()["runs"]]
 
 
 # --- docs and health --------------------------------------------------------------------------------------
 
-def test_each_app_has_a_typed_request_model(http: httpx.Client, demo: str) -> None:
-    schema = http.get("/openapi.json").json()
+def test_each_app_has_a_typed_request_model(http: httpx.Client, demo: str, runner: dict[str, str]) -> None:
+    assert f"/api/apps/{demo}/run" not in http.get("/openapi.json").json()["paths"]  # private: not in public docs
+    assert http.get(f"/api/apps/{demo}/openapi.json").status_code == 401
+    schema = http.get(f"/api/apps/{demo}/openapi.json", headers=runner).json()
     path = schema["paths"][f"/api/apps/{demo}/run"]["post"]
     model = path["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
     inputs_ref = schema["components"]["schemas"][model]["properties"]["inputs"]["$ref"].rsplit("/", 1)[1]
