@@ -41,9 +41,10 @@ class EngineStatus:
     def _start(self) -> None:
         try:
             self.manager.start()
-        except (EngineError, EngineInstallError) as exc:
-            self.state, self.error = "failed", str(exc)
-            self._record(f"Engine start failed: {exc}")
+        except Exception as exc:  # whatever stops the engines, the app must say so rather than wait forever
+            message = str(exc) if isinstance(exc, EngineError | EngineInstallError) else f"{type(exc).__name__}: {exc}"
+            self.state, self.error = "failed", message
+            self._record(f"Engine start failed: {message}")
             return
         self.state = "ready"
         if self.on_ready is not None:

@@ -81,6 +81,9 @@ async def parse_form(spec: AppSpec, form: Any, max_upload_bytes: int) -> RunInpu
                 uploads[name] = _check_image(name, value.filename or "upload", data, max_upload_bytes)
             except InputProblems as exc:
                 problems += exc.problems
+        elif (item := spec.input(name)) is not None and item.type == "image":
+            # A name instead of a file would point the engine at whatever sits in its input folder.
+            problems.append({"input": name, "message": "send the image as a file part, not as text"})
         else:
             values[name] = value
     return _checked(spec, RunInputs(values, uploads, _webhook(webhook)), problems)

@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.run_events import RunEvents
+from app.schemas import RunOut
 from app.settings import Settings
 from app.storage import safe_filename, write_file
 from app.webhooks import WebhookSender
@@ -258,12 +259,16 @@ class RunService:
                                         error=error, exec_ms=exec_ms), True
 
     def _send_webhook(self, run: Run) -> None:
+        """The payload is the run as GET /api/runs/{id} shows it (outputs and timings included)."""
         with self.sessions() as session:
             app = session.get(App, run.app_id)
+            version = session.get(AppVersion, run.version_id)
             slug = app.slug if app else ""
-        payload = {"event": f"run.{run.status}", "run_id": run.id, "app": slug, "status": run.status,
-                   "run_url": f"/api/runs/{run.id}", "error": run.error, "applied": run.applied}
-        self.webhooks.send_in_background(run.webhook_url, payload, self.webhook_secret(slug), f"run.{run.status}")
+            body = RunOut.of(run, slug=slug, version=version.number if version else 0,
+                             artifacts=crud_runs.artifacts_of(session, run_id=run.id)).model_dump(mode="json")
+        event = f"run.{run.status}"
+        self.webhooks.send_in_background(run.webhook_url, {"event": event, "run": body},
+                                         self.webhook_secret(slug), event)
 
     # --- restart -------------------------------------------------------------------------------------
 

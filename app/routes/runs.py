@@ -42,6 +42,9 @@ async def _submit(request: Request, services: Services, session: SessionDep, cal
     app = find_app(session, slug)
     require_runner(caller, public=app.public)
     version = find_version(session, app, number)
+    if services.engines.state == "failed":
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
+                            detail=f"No engine can run this: {services.engines.error}", headers={"Retry-After": "60"})
     spec = AppSpec.from_dict(version.spec)
     limit = services.settings.max_upload_bytes
     try:

@@ -168,7 +168,9 @@ def test_webhook_is_signed_and_retried(tmp_path: Path, engine_url: str, sd15_che
     assert headers["Comfy-Publisher-Delivery"] == first_headers["Comfy-Publisher-Delivery"]
     assert headers["Comfy-Publisher-Event"] == "run.succeeded"
     payload = json.loads(body)
-    assert (payload["run_id"], payload["status"], payload["app"]) == (run["id"], "succeeded", demo)
+    assert payload["event"] == "run.succeeded"
+    assert (payload["run"]["id"], payload["run"]["status"], payload["run"]["app"]) == (run["id"], "succeeded", demo)
+    assert payload["run"]["outputs"][0]["url"] == run["outputs"][0]["url"]
     assert uuid.UUID(headers["Comfy-Publisher-Delivery"])
 
 
