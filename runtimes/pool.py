@@ -127,6 +127,10 @@ class WorkerPool:
         self._on_update = on_update
         self.max_queue = max_queue
         self._queue: deque[_Entry] = deque()
+        # Positions without a scan per status query: absolute index at the last rebuild, minus the runs
+        # taken from the front since. Appends keep it valid; front inserts and removals rebuild it.
+        self._positions: dict[str, int] | None = None
+        self._taken = 0
         self._queued: dict[str, _Entry] = {}
         self._active: dict[str, _Active] = {}
         self._slots: list[EngineSlot] = []
@@ -187,7 +191,9 @@ class WorkerPool:
         """1-based position among the queued runs; None when the run is not queued."""
         if run_id not in self._queued:
             return None
-        return next(i for i, entry in enumerate(self._queue, 1) if entry.run_id == run_id)
+        if self._positions is None:
+            self._positions, self._taken = self.positions(), 0
+        return self._positions[run_id] - self._taken
 
     def positions(self) -> dict[str, int]:
         """Every queued run's position at once (one pass, for broadcasting them)."""
@@ -209,6 +215,7 @@ class WorkerPool:
         entry = self._queued.pop(run_id, None)
         if entry is not None:
             self._queue.remove(entry)
+            self._positions = None
             await self._emit(RunUpdate(run_id, "cancelled"))
             return "dequeued"
         active = self._active.get(run_id)
@@ -229,8 +236,11 @@ class WorkerPool:
     def _enqueue(self, entry: _Entry, *, front: bool) -> None:
         if front:
             self._queue.appendleft(entry)
+            self._positions = None
         else:
             self._queue.append(entry)
+            if self._positions is not None:
+                self._positions[entry.run_id] = len(self._queue) + self._taken
         self._queued[entry.run_id] = entry
         self._available.set()
 
@@ -252,6 +262,7 @@ class WorkerPool:
                     await self._available.wait()
                     continue  # the engine may have gone while we waited
                 entry = self._queue.popleft()
+                self._taken += 1
                 del self._queued[entry.run_id]
                 if not self._queue:
                     self._available.clear()
