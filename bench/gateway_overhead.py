@@ -26,7 +26,17 @@ from typing import Any
 import httpx
 
 from bench.client_overhead import DEFAULT_ENGINE_HOME, WORKFLOW, BareEngine, Prompts, Side, percentile, run_block
-from bench.service import RESULTS_DIR, AppProcess, cpu_seconds, print_profile, publish, verdict
+from bench.service import (
+    RESULTS_DIR,
+    AppProcess,
+    CpuWindow,
+    busy_warning,
+    code_version,
+    cpu_seconds,
+    print_profile,
+    publish,
+    verdict,
+)
 from runtimes.engine.manager import EngineManager, EngineSettings
 
 RESULTS = RESULTS_DIR / "gateway_overhead.json"
@@ -79,7 +89,7 @@ class ApiSide:
 
 
 async def measure(engine_url: str, app_url: str, key: str, slug: str, runs: int, warmup: int,
-                  server_pid: int) -> dict[str, Any]:
+                  server_pid: int, engine_pid: int | None) -> dict[str, Any]:
     prompts = Prompts(WORKFLOW)
     bare_engine = BareEngine(engine_url, concurrent=False)
     api_side = ApiSide(app_url, key, slug)
@@ -91,11 +101,13 @@ async def measure(engine_url: str, app_url: str, key: str, slug: str, runs: int,
             await run_block(side, prompts, warmup, 1, record=False)
         api_side.timings.clear()
         cpu_before = cpu_seconds(server_pid)
-        # One request per side per round, order swapped each round (ABBA): drift hits both sides alike.
-        for round_no in range(runs):
-            order = (bare, api) if round_no % 2 == 0 else (api, bare)
-            for side in order:
-                await run_block(side, prompts, 1, 1, record=True)
+        window = CpuWindow({"server": server_pid, **({"engine": engine_pid} if engine_pid else {})})
+        with window:
+            # One request per side per round, order swapped each round (ABBA): drift hits both sides alike.
+            for round_no in range(runs):
+                order = (bare, api) if round_no % 2 == 0 else (api, bare)
+                for side in order:
+                    await run_block(side, prompts, 1, 1, record=True)
         server_cpu_s = cpu_seconds(server_pid) - cpu_before
         floors = await api_side.floors(max(20, runs // 2))
     finally:
@@ -114,6 +126,7 @@ async def measure(engine_url: str, app_url: str, key: str, slug: str, runs: int,
         "added_p95_ms": a["p95_ms"] - b["p95_ms"],
         "server": server,
         "request_floors": floors,
+        "cpu": window.summary(),
         "target": {"added_p50_ms_below": TARGET_ADDED_P50_MS,
                    "met": a["p50_ms"] - b["p50_ms"] < TARGET_ADDED_P50_MS},
     }
@@ -148,6 +161,12 @@ def print_table(result: dict[str, Any]) -> None:
           f"server CPU {s['cpu_ms_per_run']:.2f} ms/run")
     print("single API requests (p50): " + ", ".join(f"{name} {f['p50_ms']:.2f} ms"
                                                     for name, f in result["request_floors"].items()))
+    c = result["cpu"]
+    print(f"cores used while measuring: server {c['server_cores']:.2f}, engine {c.get('engine_cores', 0):.2f}, "
+          f"this client {c['client_cores']:.2f}, other processes {c['other_cores']:.2f}")
+    warning = busy_warning(c["other_cores"])
+    if warning:
+        print(warning)
     t = result["target"]
     print(f"target: added p50 < {t['added_p50_ms_below']:g} ms over the bare engine: {verdict(t['met'])}")
 
@@ -193,20 +212,24 @@ def main(argv: list[str] | None = None) -> int:
                            inputs=[{"node": "1", "input": "color", "name": "color"}])
             progress(f"Measuring {args.runs} runs per side (+{args.warmup} warm-up), interleaved: bare engine "
                      f"{engine.url} vs API {server.url}/api/apps/{slug}/run")
-            result = asyncio.run(measure(engine.url, server.url, key, slug, args.runs, args.warmup, server.pid))
+            engine_pid = engine.process.pid if engine.process else None
+            result = asyncio.run(measure(engine.url, server.url, key, slug, args.runs, args.warmup, server.pid,
+                                         engine_pid))
         finally:
             if server is not None:
                 server.stop()
             manager.stop()
     result["settings"] = {
         "runs": args.runs, "warmup": args.warmup, "image": "64x64", "profiled": args.profile,
-        "python": platform.python_version(),
+        **code_version(), "python": platform.python_version(),
         "cpus": os.cpu_count(), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     print_table(result)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.output}")
+    settings = result["settings"]
+    print(f"wrote {args.output} (commit {settings['commit']}"
+          f"{', with uncommitted changes' if settings['uncommitted_changes'] else ''})")
     if args.profile:
         print_profile(PROFILE)
     return 0

@@ -55,6 +55,9 @@ def _dump(out: Path) -> None:
 
 
 def main(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0 if argv else 2
     out = Path(argv[0]).resolve()
     sys.argv = ["launch.py", *argv[1:]]
     import launch  # after sys.argv is set: launch parses it

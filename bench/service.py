@@ -28,6 +28,16 @@ FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled", "timed_out"})
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
+def code_version() -> dict[str, Any]:
+    """The commit measured, and whether the app's code differed from it (bench/ itself does not count)."""
+    def git(*args: str) -> str:
+        result = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=False)
+        return result.stdout.strip()
+
+    changed = git("status", "--porcelain", "--", ".", ":(exclude)bench")
+    return {"commit": git("rev-parse", "--short", "HEAD") or None, "uncommitted_changes": bool(changed)}
+
+
 def thread_env(threads: int | None) -> dict[str, str]:
     """Env that caps torch's intra-op threads in engines started from this environment (they inherit it).
 
@@ -164,6 +174,60 @@ def sched_seconds(pid: int) -> tuple[float, float]:
         on_cpu += int(fields[0])
         waiting += int(fields[1])
     return on_cpu / 1e9, waiting / 1e9
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy (all cores: user, nice, system, irq, softirq), /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (fields[0] + fields[1] + fields[2] + fields[5] + fields[6]) / _CLOCK_TICKS
+
+
+class CpuWindow:
+    """Where the machine's CPU went over one or more windows: the named processes, this client, everything else.
+
+    "Other" should be near 0 on a quiet machine; when it is not, something outside the benchmark competed for
+    the cores and the figures of that run are suspect (the tables print it so a reader can tell)."""
+
+    def __init__(self, pids: Mapping[str, int]) -> None:
+        self.pids = dict(pids)
+        self.wall_s = self.machine_s = self.client_s = 0.0
+        self.process_s = dict.fromkeys(self.pids, 0.0)
+        self._start: tuple[float, float, float, dict[str, float]] | None = None
+
+    def _processes(self) -> dict[str, float]:
+        return {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+
+    def __enter__(self) -> CpuWindow:
+        self._start = (time.perf_counter(), machine_busy_seconds(), time.process_time(), self._processes())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._start is not None
+        wall, machine, client, processes = self._start
+        self.wall_s += time.perf_counter() - wall
+        self.machine_s += machine_busy_seconds() - machine
+        self.client_s += time.process_time() - client
+        for name, seconds in self._processes().items():
+            self.process_s[name] += seconds - processes[name]
+
+    def summary(self) -> dict[str, float]:
+        """Cores used on average over the window(s): the machine, each named process, this client, the rest."""
+        wall = self.wall_s or 1.0
+        known = sum(self.process_s.values()) + self.client_s
+        return {"machine_cores": self.machine_s / wall,
+                **{f"{name}_cores": seconds / wall for name, seconds in self.process_s.items()},
+                "client_cores": self.client_s / wall, "other_cores": max(0.0, self.machine_s - known) / wall}
+
+
+BUSY_MACHINE_CORES = 0.15  # "other" load above this: something else ran during the benchmark
+
+
+def busy_warning(other_cores: float) -> str | None:
+    """A line for the table when processes outside the benchmark took CPU during it (e.g. a test run)."""
+    if other_cores <= BUSY_MACHINE_CORES:
+        return None
+    return (f"WARNING: other processes used {other_cores:.2f} cores during the measurement: the machine was not "
+            "quiet, so these figures understate what the service does; run again on a quiet machine.")
 
 
 def latency_summary(values_ms: list[float]) -> dict[str, float]:

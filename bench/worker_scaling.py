@@ -13,8 +13,8 @@ and warmed until every engine has loaded the model; idle, an app and its engines
 batches then alternate between the apps, order swapped each round (ABBA), so drift on the machine hits all of
 them alike. The same batches also run straight on the engines of the 2-worker app (no app in the way, "bare"),
 which is the ceiling the machine allows: app/bare says what the app costs, bare 2w/1w what two cores give.
-Completion is followed by polling the oldest unfinished run only (not over SSE: each open /events
-stream holds one of the server's 15 DB connections, so a stream per run starves the server; see bench/README.md).
+Completion is followed by polling the oldest unfinished run only: a couple of requests a second whatever the batch
+size, so following the runs takes no CPU from the engines; the wall time comes from the server's own stamps.
 """
 
 from __future__ import annotations
@@ -45,6 +45,9 @@ from bench.service import (
     REPO,
     RESULTS_DIR,
     AppProcess,
+    CpuWindow,
+    busy_warning,
+    code_version,
     link_checkpoint,
     publish,
     sched_seconds,
@@ -126,14 +129,17 @@ class Side:
     wall_s: float = 0.0
     on_cpu_s: dict[int, float] = field(default_factory=dict)
     waiting_s: dict[int, float] = field(default_factory=dict)
+    window: CpuWindow | None = None  # the machine's CPU over the measured batches
 
     async def batch(self, count: int) -> tuple[float, list[dict[str, Any]]]:
         """Run `count` runs at once; (seconds until the last one ended, the runs)."""
         raise NotImplementedError
 
     async def measure(self, count: int) -> None:
+        self.window = self.window or CpuWindow({str(pid): pid for pid in self.pids})
         before = {pid: sched_seconds(pid) for pid in self.pids}
-        wall_s, runs = await self.batch(count)
+        with self.window:
+            wall_s, runs = await self.batch(count)
         after = {pid: sched_seconds(pid) for pid in self.pids}
         self.runs += runs
         self.wall_s += wall_s
@@ -157,6 +163,9 @@ class Side:
             "throughput_rps": n / self.wall_s,
             "exec_ms_mean": statistics.fmean(exec_ms),
             "exec_ms_p50": statistics.median(exec_ms),
+            # Engine time per run not spent executing it: hand-offs between runs (the app's bookkeeping of a
+            # run's end and the next one's start, the client's polling) and the batch's ramp-up and tail.
+            "gap_ms_per_run": self.wall_s * self.workers * 1000 / n - statistics.fmean(exec_ms),
             "runs_per_worker": per_worker,
             "engine_cpu_ms_per_run": sum(self.on_cpu_s[pid] for pid in engines) * 1000 / n,
             # Per engine over the measured windows: the share it ran on a CPU, and the share it was runnable
@@ -164,6 +173,8 @@ class Side:
             "engine_busy": sum(self.on_cpu_s[pid] for pid in engines) / engine_time,
             "engine_cpu_wait": sum(self.waiting_s[pid] for pid in engines) / engine_time,
             "server_cpu_ms_per_run": server_cpu_s * 1000 / n if self.pids[self.workers:] else None,
+            **{k: v for k, v in (self.window.summary() if self.window else {}).items()
+               if k in ("machine_cores", "client_cores", "other_cores")},
         }
 
 
@@ -284,15 +295,19 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def print_table(result: dict[str, Any]) -> None:
-    print(f"{'side':<10}{'runs':>6}{'wall s':>9}{'runs/s':>9}{'exec ms':>10}{'engine CPU ms':>15}"
-          f"{'busy':>7}{'wait':>7}{'server ms':>11}")
+    print(f"{'side':<10}{'runs':>6}{'wall s':>9}{'runs/s':>9}{'exec ms':>10}{'gap ms':>9}{'engine CPU ms':>15}"
+          f"{'busy':>7}{'wait':>7}{'server ms':>11}{'other cores':>13}")
     for row in result["rows"]:
         server = f"{row['server_cpu_ms_per_run']:>11.1f}" if row["server_cpu_ms_per_run"] is not None else f"{'-':>11}"
         print(f"{row['side']:<10}{row['runs']:>6}{row['wall_s']:>9.2f}{row['throughput_rps']:>9.3f}"
-              f"{row['exec_ms_mean']:>10.1f}{row['engine_cpu_ms_per_run']:>15.1f}{row['engine_busy']:>7.0%}"
-              f"{row['engine_cpu_wait']:>7.0%}" + server)
-    print("(per run: exec = the engine's execution time, engine CPU = its CPU time, server = the app server's CPU "
-          "time; per engine over the measured time: busy = on a CPU, wait = runnable but no CPU free)")
+              f"{row['exec_ms_mean']:>10.1f}{row['gap_ms_per_run']:>9.1f}{row['engine_cpu_ms_per_run']:>15.1f}"
+              f"{row['engine_busy']:>7.0%}{row['engine_cpu_wait']:>7.0%}" + server + f"{row['other_cores']:>13.2f}")
+    print("(per run: exec = the engine's execution time, gap = engine time between runs, engine CPU = its CPU time, "
+          "server = the app server's CPU time; per engine over the measured time: busy = on a CPU, wait = runnable "
+          "but no CPU free; other = cores used by processes outside the benchmark, ~0 on a quiet machine)")
+    warning = busy_warning(max(row.get("other_cores", 0.0) for row in result["rows"]))
+    if warning:
+        print(warning)
     print("throughput " + ", ".join(f"{name} x{ratio:.3f}" for name, ratio in result["ratios"].items()))
     target = result.get("target")
     if target:
@@ -353,13 +368,15 @@ def main(argv: list[str] | None = None) -> int:
     result["settings"] = {
         "runs": args.runs, "rounds": args.rounds, "size": args.size, "steps": args.steps,
         "engine_threads": args.engine_threads, "workers": args.workers, "bare": not args.no_bare,
-        "python": platform.python_version(), "cpus": os.cpu_count(),
+        **code_version(), "python": platform.python_version(), "cpus": os.cpu_count(),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     print_table(result)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.output}")
+    settings = result["settings"]
+    print(f"wrote {args.output} (commit {settings['commit']}"
+          f"{', with uncommitted changes' if settings['uncommitted_changes'] else ''})")
     return 0
 
 
