@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -153,6 +154,10 @@ class EngineManager:
         count = settings.workers or max(1, len(gpus))
         if settings.engine_port is not None and count > 1:
             raise EngineError("--engine-port can only be used with a single engine worker.")
+        cpu_engines = count if not gpus else 0
+        # Several CPU engines each take every core by default and slow each other down (measured: two
+        # engines on two cores ran 3x slower than one): give each its share.
+        threads = max(1, (os.cpu_count() or 1) // cpu_engines) if cpu_engines > 1 else None
         launches = []
         for i in range(count):
             gpu = gpus[i % len(gpus)] if gpus else None
@@ -167,6 +172,7 @@ class EngineManager:
                     cpu=gpu is None,
                     disable_api_nodes=settings.disable_api_nodes,
                     startup_timeout=settings.startup_timeout,
+                    cpu_threads=threads if gpu is None else None,
                 )
             )
         return launches

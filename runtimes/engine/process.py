@@ -40,6 +40,7 @@ class EngineLaunch:
     preview_method: str = "auto"  # live previews for forms: TAESD when installed, else latent2rgb
     startup_timeout: float = 180.0
     extra_args: tuple[str, ...] = field(default_factory=tuple)
+    cpu_threads: int | None = None  # torch/OpenMP threads: CPU engines sharing a machine must not oversubscribe it
 
     @property
     def label(self) -> str:
@@ -124,6 +125,8 @@ class EngineProcess:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1"}
         if launch.cuda_device is not None:
             env["CUDA_VISIBLE_DEVICES"] = str(launch.cuda_device)
+        if launch.cpu_threads is not None:
+            env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(launch.cpu_threads)
         launch.log_path.parent.mkdir(parents=True, exist_ok=True)
         # log_tail reads only what this start wrote, not the history of earlier starts.
         self._log_offset = launch.log_path.stat().st_size if launch.log_path.exists() else 0

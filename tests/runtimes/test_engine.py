@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -22,7 +23,7 @@ from runtimes.engine.errors import (
     EngineUnreachableError,
 )
 from runtimes.engine.install import COMFYUI_VERSION, BundledEngine, EngineInstall
-from runtimes.engine.manager import Engine, EngineManager, EngineSettings, detect_devices
+from runtimes.engine.manager import Device, Engine, EngineManager, EngineSettings, detect_devices
 from runtimes.engine.process import EngineLaunch, EngineProcess, free_port
 from tests.support.paths import ENGINE_HOME
 
@@ -172,3 +173,26 @@ def test_an_engine_that_dies_is_restarted_on_the_same_url(tmp_path: Path) -> Non
     finally:
         manager.stop()
     assert _wait_until_gone(engine.process.pid)  # type: ignore[arg-type, union-attr]
+
+
+def test_cpu_engines_share_the_cores_instead_of_each_taking_all(tmp_path: Path,
+                                                                engine_install: EngineInstall) -> None:
+    manager = EngineManager(EngineSettings(data_dir=tmp_path, engine_home=ENGINE_HOME, workers=2))
+    launches = manager._plan(engine_install, [Device("cpu")])
+    share = max(1, (os.cpu_count() or 1) // 2)
+    assert [launch.cpu_threads for launch in launches] == [share, share]
+    assert [launch.name for launch in launches] == ["engine-0", "engine-1"]
+    assert EngineManager(EngineSettings(data_dir=tmp_path, workers=1))._plan(
+        engine_install, [Device("cpu")])[0].cpu_threads is None  # one engine keeps torch's default
+
+    # ...and the process really gets it in its environment.
+    install = _fake_comfyui(tmp_path / "ComfyUI", """
+        import os, time
+        print("threads", os.environ.get("OMP_NUM_THREADS"), os.environ.get("MKL_NUM_THREADS"), flush=True)
+        time.sleep(600)
+    """)
+    process = EngineProcess(replace(launches[0], install=install, base_dir=tmp_path / "base",
+                                    log_path=tmp_path / "fake.log", startup_timeout=1.0))
+    with pytest.raises(EngineStartTimeoutError):
+        process.start()
+    assert f"threads {share} {share}" in process.log_tail()
