@@ -59,7 +59,12 @@ async def test_run_that_ends_while_disconnected_is_reconciled_from_history(
         async def away_until_the_run_is_over() -> None:
             proxy.refusing = True
             proxy.sever()
-            await asyncio.sleep(6.0)  # the run takes ~2 s: its end is announced to nobody
+            # Back only once the engine (asked directly) has finished: its end was announced to nobody.
+            async with ComfyClient(engine_url) as direct:
+                for _ in range(250):
+                    if await direct.history(prompt_id) is not None:
+                        break
+                    await asyncio.sleep(0.1)
             proxy.refusing = False
 
         fired, on_event = _on_first(ev.ExecutionStart, lambda: asyncio.create_task(away_until_the_run_is_over()))
