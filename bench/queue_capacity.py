@@ -202,6 +202,8 @@ async def measure(server: AppProcess, engine_pid: int | None, key: str, demo: st
         "probes": probes,
         "target": {"runs": args.runs, "accepted": len(accepted), "errors": len(submissions.errors),
                    "met": len(accepted) == args.runs and not submissions.errors and engine["queued"] == args.runs},
+        # Not a target of the issue, but a deep queue must not make reads fail either.
+        "reads_ok": not queries.errors and not pages.errors,
     }
 
 
@@ -234,6 +236,8 @@ def print_table(result: dict[str, Any]) -> None:
     print(f"queued after submitting: {result['queued_after_submit']}")
     print(f"target: {t['runs']} queued runs accepted without errors ({t['accepted']} accepted, {t['errors']} errors): "
           f"{verdict(t['met'])}")
+    reads = result["status"]["errors"] + result["history_page"]["errors"]
+    print(f"status queries and history pages all answered: {'yes' if result['reads_ok'] else f'NO ({reads} errors)'}")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -41,7 +41,8 @@ def code_version() -> dict[str, Any]:
 def thread_env(threads: int | None) -> dict[str, str]:
     """Env that caps torch's intra-op threads in engines started from this environment (they inherit it).
 
-    None leaves torch's default (one thread per core): two such engines on two cores oversubscribe them.
+    None leaves it to the app and torch: torch takes one thread per core, and since 24fea03 the app gives each of
+    several CPU engines cores / engines threads itself (overriding this env), so it then only shapes a lone engine.
     """
     if threads is None:
         return {}
