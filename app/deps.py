@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -18,20 +17,17 @@ async def get_services(request: Request) -> Services:
     return request.app.state.services
 
 
-async def get_session(services: Annotated[Services, Depends(get_services)]) -> AsyncIterator[Session]:
-    with services.sessions() as session:  # opens no connection until the first query
-        yield session
-
-
 ServicesDep = Annotated[Services, Depends(get_services)]
-SessionDep = Annotated[Session, Depends(get_session)]
 
 
-async def get_caller(request: Request, session: SessionDep) -> Caller:
-    # One indexed lookup (a write at most once a minute per key): cheaper inline than a thread hop.
+def identify_caller(session: Session, request: Request) -> Caller:
     caller = identify(request, session)
-    session.commit()  # keeps the key's last_used_at, and gives the connection back
+    session.commit()  # keeps the key's last_used_at
     return caller
+
+
+async def get_caller(request: Request, services: ServicesDep) -> Caller:
+    return await services.db(identify_caller, request)
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]

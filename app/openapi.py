@@ -3,10 +3,12 @@ run endpoints in /docs, so clients can be generated per app."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Literal
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, create_model
 
 from app.services import Services
@@ -73,6 +75,15 @@ def install_openapi(app: FastAPI, services: Services) -> None:
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+    # FastAPI serves /openapi.json from an async route that builds the schema on the event loop; the
+    # apps come from the database, which is read in a worker thread (see db.session).
+    app.router.routes = [r for r in app.router.routes if getattr(r, "path", None) != app.openapi_url]
+
+    async def openapi_json(_: Request) -> JSONResponse:
+        return JSONResponse(await asyncio.to_thread(app.openapi))
+
+    app.add_route(app.openapi_url, openapi_json, include_in_schema=False)
 
 
 def base_schema(app: FastAPI) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import mimetypes
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,10 +39,19 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 2
 _CANCELLED = {"type": "cancelled", "message": "Cancelled by request."}
 _PROGRESS_WRITE_INTERVAL_S = 0.5  # progress goes to streams at once, to the DB at most this often
+_SPEC_CACHE_SIZE = 256
 
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass
+class _InFlight:
+    """A run this process is running: waiters wake when it ends, and get the run as its end recorded it."""
+
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    final: RunOut | None = None
 
 
 class RunService:
@@ -61,8 +71,27 @@ class RunService:
         self.webhook_secret = webhook_secret  # app slug -> its signing secret (derived, never stored)
         self.events = RunEvents()
         self._progress_written: dict[str, float] = {}
-        self._finished: dict[str, asyncio.Event] = {}
+        self._in_flight: dict[str, _InFlight] = {}
         self._reserved = 0  # submissions between the queue check and the pool
+        self._specs: dict[tuple[int, int, int], AppSpec] = {}
+
+    def spec_of(self, version: AppVersion) -> AppSpec:
+        """Versions are immutable: each one's spec is parsed once, not at every submission."""
+        key = (version.id, version.app_id, version.number)
+        spec = self._specs.get(key)
+        if spec is None:
+            if len(self._specs) >= _SPEC_CACHE_SIZE:
+                self._specs.clear()
+            spec = self._specs[key] = AppSpec.from_dict(version.spec)
+        return spec
+
+    def view(self, session: Session, run: Run) -> RunOut:
+        """The run as the API shows it (GET /api/runs/{id}, webhooks, the sync answer)."""
+        app = session.get(App, run.app_id)
+        version = session.get(AppVersion, run.version_id)
+        position = self.pool.position(run.id) if run.status == "queued" else None
+        return RunOut.of(run, slug=app.slug if app else "?", version=version.number if version else 0,
+                         artifacts=crud_runs.artifacts_of(session, run_id=run.id), queue_position=position)
 
     # --- submission ---------------------------------------------------------------------------------
 
@@ -89,8 +118,8 @@ class RunService:
             run, created = await asyncio.to_thread(self._persist, app, version, values, uploads, scope, api_key_id,
                                                    webhook_url)
             if created:
-                self._finished[run.id] = asyncio.Event()
-                self.pool.submit(self._request(run, AppSpec.from_dict(version.spec), uploads))
+                self._in_flight[run.id] = _InFlight()
+                self.pool.submit(self._request(run, self.spec_of(version), uploads))
         finally:
             self._reserved -= 1
         return run, created
@@ -143,16 +172,17 @@ class RunService:
 
     # --- waiting -------------------------------------------------------------------------------------
 
-    async def wait(self, run_id: str, timeout: float) -> bool:
-        """True when the run reached a final state within `timeout` seconds."""
-        finished = self._finished.get(run_id)
-        if finished is None:
-            return True  # not in flight here: already final (or unknown)
+    async def wait(self, run_id: str, timeout: float) -> RunOut | None:
+        """Wait up to `timeout` seconds for a run this process is running to end; the run as its end was
+        recorded, or None: still going, or not in flight here (already final, or unknown)."""
+        in_flight = self._in_flight.get(run_id)
+        if in_flight is None:
+            return None
         try:
-            await asyncio.wait_for(finished.wait(), timeout)
+            await asyncio.wait_for(in_flight.done.wait(), timeout)
         except TimeoutError:
-            return False
-        return True
+            return None
+        return in_flight.final
 
     # --- cancel --------------------------------------------------------------------------------------
 
@@ -196,16 +226,8 @@ class RunService:
                 self.events.publish(run_id, {"event": "retrying", "error": update.error})
             case "succeeded":
                 assert update.outcome is not None
-                try:
-                    await asyncio.to_thread(self._store_outputs, run_id, update)
-                except Exception as exc:  # e.g. a full disk: the run must still end, and say why
-                    log.exception("could not store the outputs of run %s", run_id)
-                    await self._finish(run_id, "failed", applied=update.outcome.applied, error={
-                        "type": "storage_error", "message": f"The run succeeded but its outputs could not be "
-                                                            f"stored: {type(exc).__name__}: {exc}"})
-                    return
                 await self._finish(run_id, "succeeded", applied=update.outcome.applied,
-                                   exec_ms=update.outcome.exec_ms)
+                                   exec_ms=update.outcome.exec_ms, outputs=update)
             case "cancelled":
                 await self._finish(run_id, "cancelled", error=update.error or _CANCELLED)
             case "failed" | "timed_out":
@@ -217,64 +239,95 @@ class RunService:
             session.commit()
             return result
 
-    def _store_outputs(self, run_id: str, update: RunUpdate) -> None:
+    def _store_outputs(self, session: Session, run_id: str, update: RunUpdate) -> None:
         assert update.outcome is not None
-        with self.sessions() as session:
-            for index, output in enumerate(update.outcome.outputs):
-                filename = f"{index:02d}-{safe_filename(output.filename)}"
-                relative = f"{run_id}/{filename}"
-                write_file(self.settings.outputs_dir, relative, output.data)
-                mime = output.mime or mimetypes.guess_type(filename)[0] or "application/octet-stream"
-                crud_runs.add_artifact(session, run_id=run_id, node_id=output.node_id, kind=output.kind,
-                                       filename=filename, path=f"outputs/{relative}", mime=mime,
-                                       size=len(output.data))
-            session.commit()
+        for index, output in enumerate(update.outcome.outputs):
+            filename = f"{index:02d}-{safe_filename(output.filename)}"
+            relative = f"{run_id}/{filename}"
+            write_file(self.settings.outputs_dir, relative, output.data)
+            mime = output.mime or mimetypes.guess_type(filename)[0] or "application/octet-stream"
+            crud_runs.add_artifact(session, run_id=run_id, node_id=output.node_id, kind=output.kind,
+                                   filename=filename, path=f"outputs/{relative}", mime=mime, size=len(output.data))
 
     async def _finish(self, run_id: str, status: str, *, applied: dict | None = None, error: dict | None = None,
-                      exec_ms: float | None = None, only_from: frozenset[str] | None = None) -> None:
-        """Record the end once: events, waiters and the webhook follow only the write that ended the run."""
+                      exec_ms: float | None = None, only_from: frozenset[str] | None = None,
+                      outputs: RunUpdate | None = None) -> None:
+        """Record the end once (outputs stored in the same thread and transaction): events, waiters and the
+        webhook follow only the write that ended the run."""
         try:
-            run, ended = await asyncio.to_thread(self._finish_in_db, run_id, status, applied, error, exec_ms,
-                                                 only_from)
+            ended = await asyncio.to_thread(self._finish_in_db, run_id, status, applied, error, exec_ms, only_from,
+                                            outputs)
         finally:
             self._progress_written.pop(run_id, None)
-        if not ended:
+        if ended is None:
             return
-        self.events.publish(run_id, {"event": "finished", "status": run.status})
-        finished = self._finished.pop(run_id, None)
-        if finished is not None:
-            finished.set()
-        if run.webhook_url:
-            self._send_webhook(run)
+        final, webhook_url = ended
+        self.events.publish(run_id, {"event": "finished", "status": final.status})
+        in_flight = self._in_flight.pop(run_id, None)
+        if in_flight is not None:
+            in_flight.final = final
+            in_flight.done.set()
+        if webhook_url:
+            # The payload is the run as GET /api/runs/{id} shows it (outputs and timings included).
+            event = f"run.{final.status}"
+            self.webhooks.send_in_background(webhook_url, {"event": event, "run": final.model_dump(mode="json")},
+                                             self.webhook_secret(final.app), event)
 
     def _finish_in_db(self, run_id: str, status: str, applied: dict | None, error: dict | None,
-                      exec_ms: float | None, only_from: frozenset[str] | None) -> tuple[Run | None, bool]:
+                      exec_ms: float | None, only_from: frozenset[str] | None,
+                      outputs: RunUpdate | None) -> tuple[RunOut, str | None] | None:
+        """The run as it ended and its webhook URL, or None when it had ended already (or is not in
+        `only_from`)."""
         with self.sessions() as session:
             current = crud_runs.get_run(session, run_id=run_id)
             if current is None or current.status in FINAL_STATUSES:
-                return current, False
+                return None
             if only_from is not None and current.status not in only_from:
-                return current, False
-            return crud_runs.finish_run(session, run_id=run_id, status=status, finished_at=now(), applied=applied,
-                                        error=error, exec_ms=exec_ms), True
-
-    def _send_webhook(self, run: Run) -> None:
-        """The payload is the run as GET /api/runs/{id} shows it (outputs and timings included)."""
-        with self.sessions() as session:
-            app = session.get(App, run.app_id)
-            version = session.get(AppVersion, run.version_id)
-            slug = app.slug if app else ""
-            body = RunOut.of(run, slug=slug, version=version.number if version else 0,
-                             artifacts=crud_runs.artifacts_of(session, run_id=run.id)).model_dump(mode="json")
-        event = f"run.{run.status}"
-        self.webhooks.send_in_background(run.webhook_url, {"event": event, "run": body},
-                                         self.webhook_secret(slug), event)
+                return None
+            if outputs is not None:
+                try:
+                    self._store_outputs(session, run_id, outputs)
+                except Exception as exc:  # e.g. a full disk: the run must still end, and say why
+                    log.exception("could not store the outputs of run %s", run_id)
+                    session.rollback()
+                    status, exec_ms = "failed", None
+                    error = {"type": "storage_error", "message": f"The run succeeded but its outputs could not be "
+                                                                 f"stored: {type(exc).__name__}: {exc}"}
+            run = crud_runs.finish_run(session, run_id=run_id, status=status, finished_at=now(), applied=applied,
+                                       error=error, exec_ms=exec_ms)
+            return self.view(session, run), run.webhook_url
 
     # --- restart -------------------------------------------------------------------------------------
 
-    def recover(self) -> dict[str, int]:
+    async def recover(self) -> dict[str, int]:
         """Queue again what a previous process left behind (see the module docstring)."""
+        requests, counts = await asyncio.to_thread(self._recoverable)
+        refused: list[tuple[str, Exception]] = []
+        for request in requests:
+            try:
+                self.pool.submit(request)
+            except Exception as exc:  # e.g. more runs left behind than --max-queue now allows
+                refused.append((request.run_id, exc))
+                continue
+            self._in_flight[request.run_id] = _InFlight()
+        if refused:
+            await asyncio.to_thread(self._fail_unrecoverable, refused)
+            counts["failed"] += len(refused)
+            counts["requeued"] -= len(refused)  # re-runs come first: the ones refused were queued ones
+        return counts
+
+    def _fail_unrecoverable(self, failures: list[tuple[str, Exception]]) -> None:
+        with self.sessions() as session:
+            for run_id, exc in failures:
+                crud_runs.finish_run(session, run_id=run_id, status="failed", finished_at=now(), error={
+                    "type": "recovery_error", "message": f"Could not queue this run again after a restart: "
+                                                         f"{type(exc).__name__}: {exc}"})
+
+    def _recoverable(self) -> tuple[list[RunRequest], dict[str, int]]:
+        """In a worker thread: settle the runs left `running`, and build the requests to queue again, in order."""
         counts = {"requeued": 0, "rerun": 0, "failed": 0}
+        requests: list[RunRequest] = []
+        failures: list[tuple[str, Exception]] = []
         with self.sessions() as session:
             interrupted = crud_runs.runs_with_status(session, status="running")
             for run in interrupted:
@@ -292,22 +345,17 @@ class RunService:
             rerun_ids = {run.id for run in interrupted if run.attempts < MAX_ATTEMPTS}
             queued = crud_runs.queued_runs(session)
             pending = [r for r in queued if r.id in rerun_ids] + [r for r in queued if r.id not in rerun_ids]
-            specs: dict[int, AppSpec] = {}
             for run in pending:
                 try:
-                    if run.version_id not in specs:
-                        specs[run.version_id] = AppSpec.from_dict(session.get(AppVersion, run.version_id).spec)
-                    self.pool.submit(self._request(run, specs[run.version_id]))
+                    requests.append(self._request(run, self.spec_of(session.get(AppVersion, run.version_id))))
                 except Exception as exc:  # one broken record must not keep the app from starting
-                    crud_runs.finish_run(session, run_id=run.id, status="failed", finished_at=now(), error={
-                        "type": "recovery_error", "message": f"Could not queue this run again after a restart: "
-                                                             f"{type(exc).__name__}: {exc}"})
-                    counts["failed"] += 1
+                    failures.append((run.id, exc))
                     continue
-                self._finished[run.id] = asyncio.Event()
                 if run.id not in rerun_ids:
                     counts["requeued"] += 1
-        return counts
+        self._fail_unrecoverable(failures)
+        counts["failed"] += len(failures)
+        return requests, counts
 
     def requeue_interrupted(self, run_ids: list[str]) -> None:
         """At a clean shutdown, runs cut short go back to `queued` without using up an attempt."""

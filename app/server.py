@@ -45,7 +45,7 @@ def create_app(settings: Settings, engines: EngineStatus) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
         await pool.start()
-        runs_service.recover()
+        await runs_service.recover()
 
         def engines_ready() -> None:
             for engine in engines.manager.engines:

@@ -1,10 +1,17 @@
-"""What the routes share: settings, DB sessions, the engines, the run service."""
+"""What the routes share: settings, DB sessions, the engines, the run service.
+
+Database work runs in worker threads, each with a session of its own that is closed before the thread
+returns (`Services.db`): a connection is then never held while its request waits on the event loop, so the
+pool cannot run dry with the loop itself waiting for it (db.session.forbid_checkouts_on_event_loop).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from fastapi import HTTPException, status
 from sqlalchemy.orm import Session, sessionmaker
@@ -15,6 +22,8 @@ from app.settings import Settings
 from publisher import NodeCatalog
 from runtimes.comfy.client import ComfyClient
 
+T = TypeVar("T")
+
 
 @dataclass
 class Services:
@@ -24,6 +33,14 @@ class Services:
     runs: RunService
     _catalog_clients: dict[str, ComfyClient] = field(default_factory=dict)
     openapi_generation: int = 0  # bumped on every publish, so /openapi.json is rebuilt
+
+    async def db(self, work: Callable[..., T], /, *args: Any) -> T:
+        """`work(session, *args)` in a worker thread; the session is closed (its connection given back) there."""
+        return await asyncio.to_thread(self._in_session, work, *args)
+
+    def _in_session(self, work: Callable[..., T], *args: Any) -> T:
+        with self.sessions() as session:
+            return work(session, *args)
 
     async def catalog(self, wait_s: float = 120.0) -> NodeCatalog:
         """The node schemas of a ready engine (fetched once per engine by its client). While the engines are

@@ -169,18 +169,21 @@ def finish_run(
     """Record the outcome; total_ms = created -> finished. A run already final is returned unchanged."""
     if status not in FINAL_STATUSES:
         raise ValueError(f"{status!r} is not a final status ({', '.join(sorted(FINAL_STATUSES))})")
+    loaded = session.get(Run, run_id)  # no query when the caller has just read it
+    if loaded is None:
+        raise RunNotFoundError(run_id)
     _update_unfinished(
         session,
         run_id,
         status=str(status),
         finished_at=finished_at,
-        total_ms=_ms(_created_at(session, run_id), finished_at),
+        total_ms=_ms(loaded.created_at, finished_at),
         applied=applied,
         error=error,
         exec_ms=exec_ms,
     )
     run = session.get(Run, run_id)
-    assert run is not None  # checked by _created_at; runs are never deleted here
+    assert run is not None  # runs are never deleted here
     return run
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +37,36 @@ def create_db_engine(url: str) -> Engine:
         # Sessions are used from worker threads (asyncio.to_thread); each connection is still used by one at a time.
         engine = create_engine(url, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    # A server may close idle connections (restart, failover): test each one as it leaves the pool.
-    return create_engine(url, pool_pre_ping=True)
+    else:
+        # A server may close idle connections (restart, failover): test each one as it leaves the pool.
+        engine = create_engine(url, pool_pre_ping=True)
+    if os.environ.get(STRICT_LOOP_ENV) == "1":
+        forbid_checkouts_on_event_loop(engine)
+    return engine
+
+
+# Tests set this: a checkout on the event loop's thread then raises instead of passing unnoticed.
+STRICT_LOOP_ENV = "COMFY_PUBLISHER_STRICT_DB_LOOP"
+
+
+class DatabaseOnEventLoopError(RuntimeError):
+    pass
+
+
+def forbid_checkouts_on_event_loop(engine: Engine) -> None:
+    """Database work belongs in worker threads. A pool checkout can wait (up to the pool timeout) for a
+    connection that a finished request gives back only when its teardown runs on the event loop: waiting on the
+    loop for it blocks every request and deadlocks until the timeout."""
+
+    def on_checkout(*_: Any) -> None:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return  # a worker thread (or no loop at all): fine
+        raise DatabaseOnEventLoopError("a database connection was checked out on the event loop's thread; "
+                                       "run the database work in a worker thread (asyncio.to_thread)")
+
+    event.listen(engine, "checkout", on_checkout)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -121,7 +122,8 @@ class _Worker:
 
 
 class WorkerPool:
-    """Not thread-safe: call it from the event loop it runs in (submit and cancel are cheap)."""
+    """Call it from the event loop it runs in (submit and cancel are cheap); only `position`, `queued_count`
+    and `running` may also be read from other threads (status queries answered in worker threads)."""
 
     def __init__(self, *, on_update: UpdateCallback, max_queue: int = 10_000) -> None:
         self._on_update = on_update
@@ -131,6 +133,7 @@ class WorkerPool:
         # taken from the front since. Appends keep it valid; front inserts and removals rebuild it.
         self._positions: dict[str, int] | None = None
         self._taken = 0
+        self._order = threading.Lock()  # the queue's order vs. position() from worker threads
         self._queued: dict[str, _Entry] = {}
         self._active: dict[str, _Active] = {}
         self._slots: list[EngineSlot] = []
@@ -189,11 +192,12 @@ class WorkerPool:
 
     def position(self, run_id: str) -> int | None:
         """1-based position among the queued runs; None when the run is not queued."""
-        if run_id not in self._queued:
-            return None
-        if self._positions is None:
-            self._positions, self._taken = self.positions(), 0
-        return self._positions[run_id] - self._taken
+        with self._order:
+            if run_id not in self._queued:
+                return None
+            if self._positions is None:
+                self._positions, self._taken = self.positions(), 0
+            return self._positions[run_id] - self._taken
 
     def positions(self) -> dict[str, int]:
         """Every queued run's position at once (one pass, for broadcasting them)."""
@@ -212,10 +216,12 @@ class WorkerPool:
         Both get a "cancelled" update; an interrupted run's follows once its engine has stopped it.
         'not_found' also answers for a run that is finishing right now: its own result stands.
         """
-        entry = self._queued.pop(run_id, None)
+        with self._order:
+            entry = self._queued.pop(run_id, None)
+            if entry is not None:
+                self._queue.remove(entry)
+                self._positions = None
         if entry is not None:
-            self._queue.remove(entry)
-            self._positions = None
             await self._emit(RunUpdate(run_id, "cancelled"))
             return "dequeued"
         active = self._active.get(run_id)
@@ -234,14 +240,15 @@ class WorkerPool:
         return "interrupted"
 
     def _enqueue(self, entry: _Entry, *, front: bool) -> None:
-        if front:
-            self._queue.appendleft(entry)
-            self._positions = None
-        else:
-            self._queue.append(entry)
-            if self._positions is not None:
-                self._positions[entry.run_id] = len(self._queue) + self._taken
-        self._queued[entry.run_id] = entry
+        with self._order:
+            if front:
+                self._queue.appendleft(entry)
+                self._positions = None
+            else:
+                self._queue.append(entry)
+                if self._positions is not None:
+                    self._positions[entry.run_id] = len(self._queue) + self._taken
+            self._queued[entry.run_id] = entry
         self._available.set()
 
     def _retry_after(self) -> float:
@@ -261,9 +268,10 @@ class WorkerPool:
                     self._available.clear()
                     await self._available.wait()
                     continue  # the engine may have gone while we waited
-                entry = self._queue.popleft()
-                self._taken += 1
-                del self._queued[entry.run_id]
+                with self._order:
+                    entry = self._queue.popleft()
+                    self._taken += 1
+                    del self._queued[entry.run_id]
                 if not self._queue:
                     self._available.clear()
                 try:

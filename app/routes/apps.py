@@ -7,14 +7,15 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, status
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from app.auth import Caller, require_runner
-from app.deps import AdminDep, CallerDep, ServicesDep, SessionDep
+from app.deps import AdminDep, CallerDep, ServicesDep
 from app.openapi import add_app_paths, base_schema
 from app.schemas import AppOut, PublishRequest, VersionOut
 from db import crud_apps
 from db.models import App, AppVersion
-from publisher import AppSpecError, WorkflowFormatError, build_app_spec, check_graph, load_workflow
+from publisher import AppSpec, AppSpecError, WorkflowFormatError, build_app_spec, check_graph, load_workflow
 from publisher.validate import GraphValidationError
 
 router = APIRouter(prefix="/api/apps", tags=["apps"])
@@ -25,14 +26,14 @@ def slug_of(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:63]
 
 
-def find_app(session: SessionDep, slug: str) -> App:
+def find_app(session: Session, slug: str) -> App:
     app = crud_apps.get_app(session, slug=slug)
     if app is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"No app '{slug}'. GET /api/apps lists the apps.")
     return app
 
 
-def find_version(session: SessionDep, app: App, number: int | None = None) -> AppVersion:
+def find_version(session: Session, app: App, number: int | None = None) -> AppVersion:
     version = crud_apps.get_version(session, app_id=app.id, number=number)
     if version is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"App '{app.slug}' has no version {number}.")
@@ -44,7 +45,7 @@ def _unprocessable(message: str, problems: list[str]) -> HTTPException:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-async def publish(body: PublishRequest, session: SessionDep, services: ServicesDep, _: AdminDep) -> AppOut:
+async def publish(body: PublishRequest, services: ServicesDep, _: AdminDep) -> AppOut:
     """Publish a workflow as an app, or as version N+1 of the app with the same slug."""
     slug = body.slug or slug_of(body.name)
     if not SLUG.match(slug):
@@ -62,6 +63,12 @@ async def publish(body: PublishRequest, session: SessionDep, services: ServicesD
         raise _unprocessable("The workflow would not run on this engine", [str(p) for p in exc.problems]) from None
     except AppSpecError as exc:
         raise _unprocessable("The app cannot be published", exc.problems) from None
+    published = await services.db(_store_version, slug, body, spec)
+    services.openapi_generation += 1
+    return published
+
+
+def _store_version(session: Session, slug: str, body: PublishRequest, spec: AppSpec) -> AppOut:
     existing = crud_apps.get_app(session, slug=slug, include_deleted=True)
     public = body.public if body.public is not None else bool(existing and existing.public)
     try:
@@ -70,11 +77,10 @@ async def publish(body: PublishRequest, session: SessionDep, services: ServicesD
     except IntegrityError:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=f"'{slug}' was being published by another request "
                                                              "at the same moment; publish again.") from None
-    services.openapi_generation += 1
     return AppOut.of(find_app(session, slug), version)
 
 
-def visible_app(session: SessionDep, caller: Caller, slug: str) -> App:
+def visible_app(session: Session, caller: Caller, slug: str) -> App:
     """Private apps are described to key holders only (as they are run by them only)."""
     app = find_app(session, slug)
     require_runner(caller, public=app.public)
@@ -82,48 +88,66 @@ def visible_app(session: SessionDep, caller: Caller, slug: str) -> App:
 
 
 @router.get("")
-def list_apps(session: SessionDep, caller: CallerDep) -> list[AppOut]:
-    apps = [app for app in crud_apps.list_apps(session) if app.public or caller.key_id is not None]
-    return [AppOut.of(app, find_version(session, app), detail=False) for app in apps]
+async def list_apps(services: ServicesDep, caller: CallerDep) -> list[AppOut]:
+    def listed(session: Session) -> list[AppOut]:
+        apps = [app for app in crud_apps.list_apps(session) if app.public or caller.key_id is not None]
+        return [AppOut.of(app, find_version(session, app), detail=False) for app in apps]
+
+    return await services.db(listed)
 
 
 @router.get("/{slug}")
-def get_app(slug: str, session: SessionDep, caller: CallerDep) -> AppOut:
-    app = visible_app(session, caller, slug)
-    return AppOut.of(app, find_version(session, app))
+async def get_app(slug: str, services: ServicesDep, caller: CallerDep) -> AppOut:
+    def described(session: Session) -> AppOut:
+        app = visible_app(session, caller, slug)
+        return AppOut.of(app, find_version(session, app))
+
+    return await services.db(described)
 
 
 @router.get("/{slug}/versions")
-def list_versions(slug: str, session: SessionDep, caller: CallerDep) -> list[VersionOut]:
-    app = visible_app(session, caller, slug)
-    return [VersionOut.of(v) for v in crud_apps.list_versions(session, app_id=app.id)]
+async def list_versions(slug: str, services: ServicesDep, caller: CallerDep) -> list[VersionOut]:
+    def listed(session: Session) -> list[VersionOut]:
+        app = visible_app(session, caller, slug)
+        return [VersionOut.of(v) for v in crud_apps.list_versions(session, app_id=app.id)]
+
+    return await services.db(listed)
 
 
 @router.get("/{slug}/versions/{number}")
-def get_version(slug: str, number: int, session: SessionDep, caller: CallerDep) -> VersionOut:
-    return VersionOut.of(find_version(session, visible_app(session, caller, slug), number))
+async def get_version(slug: str, number: int, services: ServicesDep, caller: CallerDep) -> VersionOut:
+    def described(session: Session) -> VersionOut:
+        return VersionOut.of(find_version(session, visible_app(session, caller, slug), number))
+
+    return await services.db(described)
 
 
 @router.get("/{slug}/openapi.json")
-def app_openapi(slug: str, request: Request, session: SessionDep, caller: CallerDep) -> dict[str, Any]:
+async def app_openapi(slug: str, request: Request, services: ServicesDep, caller: CallerDep) -> dict[str, Any]:
     """This app's OpenAPI document with its typed request model (private apps included, for key holders)."""
-    app = visible_app(session, caller, slug)
-    schema = base_schema(request.app)
-    add_app_paths(schema, app, find_version(session, app))
-    return schema
+    def document(session: Session) -> dict[str, Any]:
+        app = visible_app(session, caller, slug)
+        schema = base_schema(request.app)
+        add_app_paths(schema, app, find_version(session, app))
+        return schema
+
+    return await services.db(document)
 
 
 @router.delete("/{slug}", status_code=status.HTTP_204_NO_CONTENT)
-def unpublish(slug: str, session: SessionDep, services: ServicesDep, _: AdminDep) -> None:
+async def unpublish(slug: str, services: ServicesDep, _: AdminDep) -> None:
     """Unpublish: the app stops answering; its run history is kept. Publishing again revives it."""
-    crud_apps.unpublish(session, app_id=find_app(session, slug).id)
-    session.commit()
+    def unpublished(session: Session) -> None:
+        crud_apps.unpublish(session, app_id=find_app(session, slug).id)
+        session.commit()
+
+    await services.db(unpublished)
     services.openapi_generation += 1
 
 
 @router.get("/{slug}/webhook-secret")
-def webhook_secret(slug: str, session: SessionDep, services: ServicesDep, _: AdminDep) -> dict[str, str]:
+async def webhook_secret(slug: str, services: ServicesDep, _: AdminDep) -> dict[str, str]:
     """The secret this app's webhooks are signed with (derived from the server's key, never stored)."""
-    find_app(session, slug)
+    await services.db(find_app, slug)
     return {"secret": services.runs.webhook_secret(slug), "header": "Comfy-Publisher-Signature",
             "scheme": "t=<unix seconds>,v1=<hex HMAC-SHA256(secret, '<t>.' + body)>"}

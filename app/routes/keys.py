@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, status
+from sqlalchemy.orm import Session
 
-from app.deps import AdminDep, SessionDep
+from app.deps import AdminDep, ServicesDep
 from app.schemas import KeyCreate, KeyCreated, KeyOut
 from db import crud_keys
 
@@ -12,21 +13,30 @@ router = APIRouter(prefix="/api/keys", tags=["keys"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-def create_key(body: KeyCreate, session: SessionDep, _: AdminDep) -> KeyCreated:
-    key, token = crud_keys.create_api_key(session, name=body.name, admin=body.admin)
-    session.commit()
-    return KeyCreated(**KeyOut.model_validate(key, from_attributes=True).model_dump(), key=token)
+async def create_key(body: KeyCreate, services: ServicesDep, _: AdminDep) -> KeyCreated:
+    def create(session: Session) -> KeyCreated:
+        key, token = crud_keys.create_api_key(session, name=body.name, admin=body.admin)
+        session.commit()
+        return KeyCreated(**KeyOut.model_validate(key, from_attributes=True).model_dump(), key=token)
+
+    return await services.db(create)
 
 
 @router.get("")
-def list_keys(session: SessionDep, _: AdminDep) -> list[KeyOut]:
-    return [KeyOut.model_validate(k, from_attributes=True) for k in crud_keys.list_api_keys(session)]
+async def list_keys(services: ServicesDep, _: AdminDep) -> list[KeyOut]:
+    def listed(session: Session) -> list[KeyOut]:
+        return [KeyOut.model_validate(k, from_attributes=True) for k in crud_keys.list_api_keys(session)]
+
+    return await services.db(listed)
 
 
 @router.delete("/{key_id}")
-def revoke_key(key_id: int, session: SessionDep, _: AdminDep) -> KeyOut:
-    key = crud_keys.revoke_api_key(session, key_id=key_id)
-    if key is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"No API key {key_id}.")
-    session.commit()
-    return KeyOut.model_validate(key, from_attributes=True)
+async def revoke_key(key_id: int, services: ServicesDep, _: AdminDep) -> KeyOut:
+    def revoke(session: Session) -> KeyOut:
+        key = crud_keys.revoke_api_key(session, key_id=key_id)
+        if key is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"No API key {key_id}.")
+        session.commit()
+        return KeyOut.model_validate(key, from_attributes=True)
+
+    return await services.db(revoke)

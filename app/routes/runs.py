@@ -10,9 +10,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse, StreamingResponse
+from sqlalchemy.orm import Session
 
 from app.auth import Caller, require_runner
-from app.deps import CallerDep, ServicesDep, SessionDep
+from app.deps import CallerDep, ServicesDep, identify_caller
 from app.routes.apps import find_app, find_version
 from app.run_inputs import InputProblems, parse_form, parse_json_body
 from app.schemas import RunOut, RunPage
@@ -20,7 +21,6 @@ from app.services import Services
 from app.webhooks import check_webhook_url
 from db import crud_apps, crud_runs
 from db.models import FINAL_STATUSES, App, AppVersion, Run
-from publisher import AppSpec
 from runtimes.pool import QueueFullError
 
 router = APIRouter(tags=["runs"])
@@ -29,23 +29,22 @@ _KEEPALIVE_S = 15.0
 RUN_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "timed_out")
 
 
-def run_out(services: Services, session: SessionDep, run: Run) -> RunOut:
-    app = session.get(App, run.app_id)
-    version = session.get(AppVersion, run.version_id)
-    position = services.runs.pool.position(run.id) if run.status == "queued" else None
-    return RunOut.of(run, slug=app.slug if app else "?", version=version.number if version else 0,
-                     artifacts=crud_runs.artifacts_of(session, run_id=run.id), queue_position=position)
-
-
-async def _submit(request: Request, services: Services, session: SessionDep, caller: Caller, slug: str,
-                  number: int | None, idempotency_key: str | None) -> Run:
+def _runnable_version(session: Session, request: Request, slug: str,
+                      number: int | None) -> tuple[Caller, App, AppVersion]:
+    """The caller and what they may run, in one trip to the database (this is every submission's path)."""
+    caller = identify_caller(session, request)
     app = find_app(session, slug)
     require_runner(caller, public=app.public)
-    version = find_version(session, app, number)
+    return caller, app, find_version(session, app, number)
+
+
+async def _submit(request: Request, services: Services, slug: str, number: int | None,
+                  idempotency_key: str | None) -> RunOut:
+    caller, app, version = await services.db(_runnable_version, request, slug, number)
     if services.engines.state == "failed":
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
                             detail=f"No engine can run this: {services.engines.error}", headers={"Retry-After": "60"})
-    spec = AppSpec.from_dict(version.spec)
+    spec = services.runs.spec_of(version)
     limit = services.settings.max_upload_bytes
     try:
         if request.headers.get("content-type", "").startswith("multipart/form-data"):
@@ -66,16 +65,18 @@ async def _submit(request: Request, services: Services, session: SessionDep, cal
                             detail={"message": "The inputs do not fit this app", "problems": exc.problems}) from None
     # Anonymous callers share no identity: their Idempotency-Key only matches the same inputs.
     key_scope = caller.scope if caller.key_id is not None else f"public:{_digest(inputs.values, inputs.uploads)}"
-    session.close()  # the DB connection goes back to the pool before waiting on anything
     try:
-        run, _created = await services.runs.submit(
+        run, created = await services.runs.submit(
             app=app, version=version, values=inputs.values, uploads=inputs.uploads, key_scope=key_scope,
             api_key_id=caller.key_id, idempotency_key=idempotency_key, webhook_url=inputs.webhook)
     except QueueFullError as exc:
         raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS,
                             detail=f"The queue is full ({services.settings.max_queue} runs); retry later.",
                             headers={"Retry-After": str(int(exc.retry_after + 0.999))}) from None
-    return run
+    if created:  # known without reading it back: just queued, no outputs yet
+        return RunOut.of(run, slug=app.slug, version=version.number, artifacts=[],
+                         queue_position=services.runs.pool.position(run.id))
+    return await services.db(_current, services, run.id)  # an earlier submission with this Idempotency-Key
 
 
 def _digest(values: dict[str, Any], uploads: dict[str, tuple[str, bytes]]) -> str:
@@ -85,11 +86,13 @@ def _digest(values: dict[str, Any], uploads: dict[str, tuple[str, bytes]]) -> st
     return digest.hexdigest()[:32]
 
 
-def _accepted(services: Services, session: SessionDep, run: Run) -> JSONResponse:
-    current = crud_runs.get_run(session, run_id=run.id) or run
-    code = status.HTTP_200_OK if current.status in FINAL_STATUSES else status.HTTP_202_ACCEPTED
-    return JSONResponse(run_out(services, session, current).model_dump(mode="json"), status_code=code,
-                        headers={"Location": f"/api/runs/{run.id}"})
+def _current(session: Session, services: Services, run_id: str) -> RunOut:
+    return services.runs.view(session, crud_runs.get_run(session, run_id=run_id))
+
+
+def _accepted(out: RunOut) -> JSONResponse:
+    code = status.HTTP_200_OK if out.status in FINAL_STATUSES else status.HTTP_202_ACCEPTED
+    return JSONResponse(out.model_dump(mode="json"), status_code=code, headers={"Location": f"/api/runs/{out.id}"})
 
 
 _RUN_DOC = ("Inputs as JSON `{\"inputs\": {...}, \"webhook\": url?}` (images as base64 or data URLs) or as "
@@ -99,28 +102,28 @@ _RUN_DOC = ("Inputs as JSON `{\"inputs\": {...}, \"webhook\": url?}` (images as 
 @router.post("/api/apps/{slug}/run", summary="Run and wait", description=_RUN_DOC, include_in_schema=False)
 @router.post("/api/apps/{slug}/versions/{number}/run", summary="Run a pinned version and wait",
              description=_RUN_DOC)
-async def run_sync(request: Request, slug: str, services: ServicesDep, session: SessionDep, caller: CallerDep,
-                   idempotency_key: IdempotencyKey = None, number: int | None = None) -> JSONResponse:
+async def run_sync(request: Request, slug: str, services: ServicesDep, idempotency_key: IdempotencyKey = None,
+                   number: int | None = None) -> JSONResponse:
     """Waits up to the server's sync limit (60 s by default, --sync-wait): 200 with the finished run, or 202
     with the run id to poll when it takes longer."""
-    run = await _submit(request, services, session, caller, slug, number, idempotency_key)
-    await services.runs.wait(run.id, services.settings.sync_wait_s)
-    with services.sessions() as fresh:
-        return _accepted(services, fresh, run)
+    submitted = await _submit(request, services, slug, number, idempotency_key)
+    if submitted.status in FINAL_STATUSES:
+        return _accepted(submitted)
+    final = await services.runs.wait(submitted.id, services.settings.sync_wait_s)
+    # The run as its end was recorded; read again only when it ended elsewhere or is still going.
+    return _accepted(final or await services.db(_current, services, submitted.id))
 
 
 @router.post("/api/apps/{slug}/runs", summary="Queue a run", description=_RUN_DOC, include_in_schema=False)
 @router.post("/api/apps/{slug}/versions/{number}/runs", summary="Queue a run of a pinned version",
              description=_RUN_DOC)
-async def run_async(request: Request, slug: str, services: ServicesDep, session: SessionDep, caller: CallerDep,
-                    idempotency_key: IdempotencyKey = None, number: int | None = None) -> JSONResponse:
+async def run_async(request: Request, slug: str, services: ServicesDep, idempotency_key: IdempotencyKey = None,
+                    number: int | None = None) -> JSONResponse:
     """202 with the run id at once; follow it at /api/runs/{id} or /api/runs/{id}/events."""
-    run = await _submit(request, services, session, caller, slug, number, idempotency_key)
-    with services.sessions() as fresh:
-        return _accepted(services, fresh, run)
+    return _accepted(await _submit(request, services, slug, number, idempotency_key))
 
 
-def _readable_run(session: SessionDep, caller: Caller, run_id: str) -> Run:
+def _readable_run(session: Session, caller: Caller, run_id: str) -> Run:
     """Run ids are random: knowing one is enough to read the run, as with its output links; a private
     app's runs still need a key."""
     run = crud_runs.get_run(session, run_id=run_id)
@@ -137,27 +140,30 @@ def _may_cancel(caller: Caller, run: Run) -> None:
                                                               "key, may cancel it.")
 
 
+def _readable_view(session: Session, services: Services, caller: Caller, run_id: str) -> RunOut:
+    return services.runs.view(session, _readable_run(session, caller, run_id))
+
+
 @router.get("/api/runs/{run_id}")
-def get_run(run_id: str, services: ServicesDep, session: SessionDep, caller: CallerDep) -> RunOut:
+async def get_run(run_id: str, services: ServicesDep, caller: CallerDep) -> RunOut:
     """Status, progress, queue position, timings, inputs as applied, outputs, error."""
-    return run_out(services, session, _readable_run(session, caller, run_id))
+    return await services.db(_readable_view, services, caller, run_id)
 
 
 @router.post("/api/runs/{run_id}/cancel")
-async def cancel_run(run_id: str, services: ServicesDep, session: SessionDep, caller: CallerDep) -> RunOut:
+async def cancel_run(run_id: str, services: ServicesDep, caller: CallerDep) -> RunOut:
     """Removes a queued run; interrupts a running one on its engine."""
-    run = _readable_run(session, caller, run_id)
+    run = await services.db(_readable_run, caller, run_id)
     _may_cancel(caller, run)
-    session.close()  # no DB connection held while the engine stops the run
     if run.status not in FINAL_STATUSES:
         await services.runs.cancel(run_id)
-        await services.runs.wait(run_id, 30)
-    with services.sessions() as fresh:
-        return run_out(services, fresh, _readable_run(fresh, caller, run_id))
+        if final := await services.runs.wait(run_id, 30):
+            return final
+    return await services.db(_current, services, run_id)
 
 
 @router.get("/api/runs")
-def list_runs(services: ServicesDep, session: SessionDep, caller: CallerDep, app: str | None = None,
+async def list_runs(services: ServicesDep, caller: CallerDep, app: str | None = None,
               status_: Annotated[str | None, Query(alias="status")] = None,
               limit: Annotated[int, Query(ge=1, le=200)] = 50, before: str | None = None) -> RunPage:
     """Run history, newest first; page with ?before=<next_before>. Admin keys see every run; other keys
@@ -168,28 +174,33 @@ def list_runs(services: ServicesDep, session: SessionDep, caller: CallerDep, app
     if status_ is not None and status_ not in RUN_STATUSES:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             detail=f"status must be one of {', '.join(RUN_STATUSES)}")
-    app_id = None
-    if app is not None:
-        found = crud_apps.get_app(session, slug=app, include_deleted=True)  # history outlives unpublishing
-        if found is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"No app '{app}'.")
-        app_id = found.id
-    runs = crud_runs.list_runs(session, app_id=app_id, status=status_, limit=limit, before=before,
-                               api_key_id=None if caller.admin else caller.key_id)
-    return RunPage(runs=[run_out(services, session, r) for r in runs],
-                   next_before=runs[-1].id if len(runs) == limit else None)
+
+    def page(session: Session) -> RunPage:
+        app_id = None
+        if app is not None:
+            found = crud_apps.get_app(session, slug=app, include_deleted=True)  # history outlives unpublishing
+            if found is None:
+                raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"No app '{app}'.")
+            app_id = found.id
+        runs = crud_runs.list_runs(session, app_id=app_id, status=status_, limit=limit, before=before,
+                                   api_key_id=None if caller.admin else caller.key_id)
+        return RunPage(runs=[services.runs.view(session, r) for r in runs],
+                       next_before=runs[-1].id if len(runs) == limit else None)
+
+    return await services.db(page)
 
 
 @router.get("/api/runs/{run_id}/events", response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}}}})
-async def run_events(run_id: str, request: Request, services: ServicesDep, session: SessionDep,
-                     caller: CallerDep) -> StreamingResponse:
+async def run_events(run_id: str, request: Request, services: ServicesDep, caller: CallerDep) -> StreamingResponse:
     """Server-sent events: `status` (the run now), `started`, `progress` {node, value, max}, `preview`
     {mime, data (base64)}, `retrying`, and `completed` (the final run) after which the stream ends."""
-    run = _readable_run(session, caller, run_id)
     queue = services.runs.events.subscribe(run_id)  # before reading the state: no event falls in between
-    first = run_out(services, session, run)
-    session.close()  # a stream can last minutes: it must not hold a DB connection
+    try:
+        first = await services.db(_readable_view, services, caller, run_id)
+    except BaseException:
+        services.runs.events.unsubscribe(run_id, queue)
+        raise
 
     async def stream() -> AsyncIterator[str]:
         try:
@@ -204,7 +215,7 @@ async def run_events(run_id: str, request: Request, services: ServicesDep, sessi
                     yield ": keep-alive\n\n"
                     continue
                 if event["event"] == "finished":
-                    final = await asyncio.to_thread(_final_state, services, run_id)
+                    final = await services.db(_current, services, run_id)
                     yield _sse("completed", final.model_dump(mode="json"))
                     return
                 yield _sse(event["event"], {k: v for k, v in event.items() if k != "event"})
@@ -213,11 +224,6 @@ async def run_events(run_id: str, request: Request, services: ServicesDep, sessi
 
     return StreamingResponse(stream(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-
-
-def _final_state(services: Services, run_id: str) -> RunOut:
-    with services.sessions() as session:
-        return run_out(services, session, crud_runs.get_run(session, run_id=run_id))
 
 
 def _sse(event: str, data: Any) -> str:

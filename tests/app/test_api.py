@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import json
@@ -378,3 +379,23 @@ def test_health_probes(http: httpx.Client) -> None:
     assert http.get("/healthz").json() == {"status": "ok"}
     ready = http.get("/readyz")
     assert ready.status_code == 200 and ready.json()["database"] is True
+
+
+async def test_many_concurrent_reads_and_submissions_all_answer(server: AppServer, http: httpx.Client, demo: str,
+                                                                 runner: dict[str, str]) -> None:
+    """More concurrent requests than the DB pool has connections (5 + 10): none may wait on the pool with the event
+    loop blocked (that stalled every request for the pool's 30 s timeout, then answered 500)."""
+    done = http.post(f"/api/apps/{demo}/run", json={"inputs": {"color": 7}}, headers=runner).json()
+    assert done["status"] == "succeeded"
+    async with httpx.AsyncClient(base_url=server.url, timeout=20, trust_env=False,
+                                 limits=httpx.Limits(max_connections=100)) as client:
+        reads = [client.get(f"/api/runs/{done['id']}", headers=runner) for _ in range(64)]
+        history = [client.get("/api/runs", params={"app": demo, "limit": 20}, headers=runner) for _ in range(8)]
+        submissions = [client.post(f"/api/apps/{demo}/runs", json={"inputs": {"color": i}}, headers=runner)
+                       for i in range(16)]
+        answers = await asyncio.gather(*reads, *history, *submissions)
+    assert [r.status_code for r in answers[:72]] == [200] * 72, [r.text for r in answers if r.status_code != 200]
+    assert all(r.json()["id"] == done["id"] and r.json()["status"] == "succeeded" for r in answers[:64])
+    assert [r.status_code for r in answers[72:]] == [202] * 16
+    for accepted in answers[72:]:
+        assert wait_final(http, accepted.json()["id"], runner)["status"] == "succeeded"

@@ -32,7 +32,8 @@ class AppServer:
     def start(self, timeout: float = 60.0, *, until: str = "/readyz") -> AppServer:
         """Start, and return once `until` answers 200 (/healthz: the process is up, engines may still start)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # Strict: a DB checkout on the event loop fails the request, so the tests catch it.
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "COMFY_PUBLISHER_STRICT_DB_LOOP": "1"}
         engine = ["--comfyui-url", self.comfyui_url] if self.comfyui_url else ["--engine-home", str(ENGINE_HOME),
                                                                                "--disable-api-nodes"]
         with open(self.log, "ab") as log:
