@@ -15,21 +15,23 @@ import logging
 import mimetypes
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.run_events import RunEvents
 from app.schemas import RunOut
 from app.settings import Settings
-from app.storage import safe_filename, write_file
+from app.storage import remove_file, safe_filename, write_file
 from app.webhooks import WebhookSender
 from db import crud_runs
-from db.models import FINAL_STATUSES, App, AppVersion, Run
+from db.crud_runs import NewArtifact
+from db.models import App, AppVersion, Artifact, Run
 from publisher import AppSpec
 from runtimes.execute import RunRequest
 from runtimes.pool import QueueFullError, RunUpdate, WorkerPool
@@ -50,6 +52,7 @@ def now() -> datetime:
 class _InFlight:
     """A run this process is running: waiters wake when it ends, and get the run as its end recorded it."""
 
+    created_at: datetime  # known here, so recording its start and end need not read it back
     done: asyncio.Event = field(default_factory=asyncio.Event)
     final: RunOut | None = None
 
@@ -74,6 +77,9 @@ class RunService:
         self._in_flight: dict[str, _InFlight] = {}
         self._reserved = 0  # submissions between the queue check and the pool
         self._specs: dict[tuple[int, int, int], AppSpec] = {}
+        # Immutable once written: an app's slug, a version's number (for describing runs without a query).
+        self._slugs: dict[int, str] = {}
+        self._numbers: dict[int, int] = {}
 
     def spec_of(self, version: AppVersion) -> AppSpec:
         """Versions are immutable: each one's spec is parsed once, not at every submission."""
@@ -85,13 +91,27 @@ class RunService:
             spec = self._specs[key] = AppSpec.from_dict(version.spec)
         return spec
 
-    def view(self, session: Session, run: Run) -> RunOut:
-        """The run as the API shows it (GET /api/runs/{id}, webhooks, the sync answer)."""
-        app = session.get(App, run.app_id)
-        version = session.get(AppVersion, run.version_id)
+    def view(self, session: Session, run: Run | Row[Any],
+             artifacts: Sequence[Artifact | NewArtifact] | None = None) -> RunOut:
+        """The run (an ORM object or its row) as the API shows it (GET /api/runs/{id}, webhooks, the sync answer);
+        `artifacts` when known."""
         position = self.pool.position(run.id) if run.status == "queued" else None
-        return RunOut.of(run, slug=app.slug if app else "?", version=version.number if version else 0,
-                         artifacts=crud_runs.artifacts_of(session, run_id=run.id), queue_position=position)
+        if artifacts is None:
+            artifacts = crud_runs.artifacts_of(session, run_id=run.id)
+        return RunOut.of(run, slug=self._slug(session, run.app_id), version=self._number(session, run.version_id),
+                         artifacts=artifacts, queue_position=position)
+
+    def _slug(self, session: Session, app_id: int) -> str:
+        if app_id not in self._slugs:
+            app = session.get(App, app_id)
+            self._slugs[app_id] = app.slug if app else "?"
+        return self._slugs[app_id]
+
+    def _number(self, session: Session, version_id: int) -> int:
+        if version_id not in self._numbers:
+            version = session.get(AppVersion, version_id)
+            self._numbers[version_id] = version.number if version else 0
+        return self._numbers[version_id]
 
     # --- submission ---------------------------------------------------------------------------------
 
@@ -118,7 +138,7 @@ class RunService:
             run, created = await asyncio.to_thread(self._persist, app, version, values, uploads, scope, api_key_id,
                                                    webhook_url)
             if created:
-                self._in_flight[run.id] = _InFlight()
+                self._in_flight[run.id] = _InFlight(run.created_at)
                 self.pool.submit(self._request(run, self.spec_of(version), uploads))
         finally:
             self._reserved -= 1
@@ -205,10 +225,13 @@ class RunService:
         run_id = update.run_id
         match update.kind:
             case "started":
-                at = datetime.fromtimestamp(update.at, UTC)
-                await asyncio.to_thread(self._write, crud_runs.mark_running, run_id=run_id,
-                                        worker=update.worker or "", started_at=at)
+                # Streams first: the engine is already on the run, its progress events may follow at once.
                 self.events.publish(run_id, {"event": "started", "worker": update.worker})
+                at = datetime.fromtimestamp(update.at, UTC)
+                in_flight = self._in_flight.get(run_id)
+                await asyncio.to_thread(self._write, crud_runs.mark_running, run_id=run_id,
+                                        worker=update.worker or "", started_at=at,
+                                        created_at=in_flight.created_at if in_flight else None)
             case "progress":
                 self.events.publish(run_id, {"event": "progress", **(update.progress or {})})
                 last = self._progress_written.get(run_id, 0.0)
@@ -235,19 +258,19 @@ class RunService:
 
     def _write(self, fn: Callable[..., Any], **kwargs: Any) -> Any:
         with self.sessions() as session:
-            result = fn(session, **kwargs)
-            session.commit()
-            return result
+            return fn(session, **kwargs)  # crud_runs' state changes commit
 
-    def _store_outputs(self, session: Session, run_id: str, update: RunUpdate) -> None:
+    def _store_outputs(self, run_id: str, update: RunUpdate) -> list[NewArtifact]:
         assert update.outcome is not None
+        stored = []
         for index, output in enumerate(update.outcome.outputs):
             filename = f"{index:02d}-{safe_filename(output.filename)}"
             relative = f"{run_id}/{filename}"
             write_file(self.settings.outputs_dir, relative, output.data)
             mime = output.mime or mimetypes.guess_type(filename)[0] or "application/octet-stream"
-            crud_runs.add_artifact(session, run_id=run_id, node_id=output.node_id, kind=output.kind,
-                                   filename=filename, path=f"outputs/{relative}", mime=mime, size=len(output.data))
+            stored.append(NewArtifact(node_id=output.node_id, kind=output.kind, filename=filename,
+                                      path=f"outputs/{relative}", mime=mime, size=len(output.data)))
+        return stored
 
     async def _finish(self, run_id: str, status: str, *, applied: dict | None = None, error: dict | None = None,
                       exec_ms: float | None = None, only_from: frozenset[str] | None = None,
@@ -279,23 +302,28 @@ class RunService:
         """The run as it ended and its webhook URL, or None when it had ended already (or is not in
         `only_from`)."""
         with self.sessions() as session:
-            current = crud_runs.get_run(session, run_id=run_id)
-            if current is None or current.status in FINAL_STATUSES:
-                return None
-            if only_from is not None and current.status not in only_from:
-                return None
+            if only_from is not None:
+                current = crud_runs.get_run(session, run_id=run_id)
+                if current is None or current.status not in only_from:
+                    return None
+            artifacts: list[NewArtifact] = []
             if outputs is not None:
                 try:
-                    self._store_outputs(session, run_id, outputs)
+                    artifacts = self._store_outputs(run_id, outputs)
                 except Exception as exc:  # e.g. a full disk: the run must still end, and say why
                     log.exception("could not store the outputs of run %s", run_id)
-                    session.rollback()
                     status, exec_ms = "failed", None
                     error = {"type": "storage_error", "message": f"The run succeeded but its outputs could not be "
                                                                  f"stored: {type(exc).__name__}: {exc}"}
-            run = crud_runs.finish_run(session, run_id=run_id, status=status, finished_at=now(), applied=applied,
-                                       error=error, exec_ms=exec_ms)
-            return self.view(session, run), run.webhook_url
+            in_flight = self._in_flight.get(run_id)
+            run = crud_runs.end_run(session, run_id=run_id, status=status, finished_at=now(), applied=applied,
+                                    error=error, exec_ms=exec_ms, artifacts=artifacts,
+                                    created_at=in_flight.created_at if in_flight else None)
+            if run is None:  # it had ended meanwhile (a cancel): its own record stands
+                for artifact in artifacts:
+                    remove_file(self.settings.data_dir, artifact.path)
+                return None
+            return self.view(session, run, artifacts), run.webhook_url
 
     # --- restart -------------------------------------------------------------------------------------
 
@@ -303,13 +331,13 @@ class RunService:
         """Queue again what a previous process left behind (see the module docstring)."""
         requests, counts = await asyncio.to_thread(self._recoverable)
         refused: list[tuple[str, Exception]] = []
-        for request in requests:
+        for request, created_at in requests:
             try:
                 self.pool.submit(request)
             except Exception as exc:  # e.g. more runs left behind than --max-queue now allows
                 refused.append((request.run_id, exc))
                 continue
-            self._in_flight[request.run_id] = _InFlight()
+            self._in_flight[request.run_id] = _InFlight(created_at)
         if refused:
             await asyncio.to_thread(self._fail_unrecoverable, refused)
             counts["failed"] += len(refused)
@@ -323,10 +351,10 @@ class RunService:
                     "type": "recovery_error", "message": f"Could not queue this run again after a restart: "
                                                          f"{type(exc).__name__}: {exc}"})
 
-    def _recoverable(self) -> tuple[list[RunRequest], dict[str, int]]:
+    def _recoverable(self) -> tuple[list[tuple[RunRequest, datetime]], dict[str, int]]:
         """In a worker thread: settle the runs left `running`, and build the requests to queue again, in order."""
         counts = {"requeued": 0, "rerun": 0, "failed": 0}
-        requests: list[RunRequest] = []
+        requests: list[tuple[RunRequest, datetime]] = []
         failures: list[tuple[str, Exception]] = []
         with self.sessions() as session:
             interrupted = crud_runs.runs_with_status(session, status="running")
@@ -347,7 +375,8 @@ class RunService:
             pending = [r for r in queued if r.id in rerun_ids] + [r for r in queued if r.id not in rerun_ids]
             for run in pending:
                 try:
-                    requests.append(self._request(run, self.spec_of(session.get(AppVersion, run.version_id))))
+                    request = self._request(run, self.spec_of(session.get(AppVersion, run.version_id)))
+                    requests.append((request, run.created_at))
                 except Exception as exc:  # one broken record must not keep the app from starting
                     failures.append((run.id, exc))
                     continue

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
+from sqlalchemy import Row
 
+from db.crud_runs import NewArtifact
 from db.models import App, AppVersion, Artifact, Run
 from publisher import AppSpec
 
@@ -90,7 +93,7 @@ class OutputOut(BaseModel):
     size: int
 
     @classmethod
-    def of(cls, artifact: Artifact) -> OutputOut:
+    def of(cls, artifact: Artifact | NewArtifact) -> OutputOut:
         return cls(url=f"/files/{artifact.path}", filename=artifact.filename, node=artifact.node_id,
                    kind=artifact.kind, mime=artifact.mime, size=artifact.size)
 
@@ -121,7 +124,7 @@ class RunOut(BaseModel):
     urls: dict[str, str]
 
     @classmethod
-    def of(cls, run: Run, *, slug: str, version: int, artifacts: list[Artifact],
+    def of(cls, run: Run | Row[Any], *, slug: str, version: int, artifacts: Sequence[Artifact | NewArtifact],
            queue_position: int | None = None) -> RunOut:
         return cls(
             id=run.id, app=slug, version=version, status=run.status, queue_position=queue_position,

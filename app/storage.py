@@ -32,3 +32,10 @@ def write_file(root: Path, relative: str, data: bytes) -> Path:
     partial.write_bytes(data)
     partial.replace(target)  # readers never see half a file
     return target
+
+
+def remove_file(root: Path, relative: str) -> None:
+    """Best effort: a file that is already gone, or outside root, is left alone."""
+    target = resolve_inside(root, relative)
+    if target is not None:
+        target.unlink(missing_ok=True)

@@ -6,10 +6,12 @@ cancelled from the API while a worker reports on it keeps its final status, on S
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import CursorResult, and_, case, func, or_, select, update
+from sqlalchemy import Row, and_, case, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
@@ -25,23 +27,23 @@ def _ms(start: datetime, end: datetime) -> float:
     return (end - start).total_seconds() * 1000.0
 
 
-def _update_unfinished(session: Session, run_id: str, **values: Any) -> bool:
-    """Apply `values` unless the run is final; commit. True if applied; RunNotFoundError if no such run."""
-    statement = (
-        update(Run)
-        .where(Run.id == run_id, Run.status.not_in(sorted(FINAL_STATUSES)))
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    result = cast(CursorResult[Any], session.execute(statement))  # an UPDATE's result: it has rowcount
-    session.commit()
-    cached = session.identity_map.get(identity_key(Run, run_id))
-    if cached is not None:
-        # The UPDATE bypassed it. Reloaded now rather than expired, so it stays readable after the session closes.
-        session.refresh(cached)
-    if result.rowcount == 0 and session.get(Run, run_id) is None:
-        raise RunNotFoundError(run_id)
-    return result.rowcount == 1
+_RUNS = Run.__table__
+_UNFINISHED = _RUNS.c.status.not_in(sorted(FINAL_STATUSES))
+
+
+def _update_unfinished(session: Session, run_id: str, **values: Any) -> Row[Any] | None:
+    """Apply `values` unless the run is final, without committing. The run's row as updated, or None if it was final;
+    RunNotFoundError if no such run. A Core UPDATE ... RETURNING, not the ORM's bulk update: every run takes this
+    path twice, and the ORM's costs several times as much CPU. A copy of the run this session holds is refreshed."""
+    statement = update(_RUNS).where(_RUNS.c.id == run_id, _UNFINISHED).values(**values).returning(*_RUNS.c)
+    row = session.execute(statement).one_or_none()
+    if row is None:
+        if session.scalar(select(_RUNS.c.id).where(_RUNS.c.id == run_id)) is None:
+            raise RunNotFoundError(run_id)
+        return None
+    if (cached := session.identity_map.get(identity_key(Run, run_id))) is not None:
+        session.refresh(cached)  # reloaded rather than expired: it stays readable after the session closes
+    return row
 
 
 def _created_at(session: Session, run_id: str) -> datetime:
@@ -138,22 +140,68 @@ def queued_runs(session: Session) -> list[Run]:
     return runs_with_status(session, status=RunStatus.QUEUED.value)
 
 
-def mark_running(session: Session, *, run_id: str, worker: str, started_at: datetime) -> None:
-    """Start one attempt: attempts += 1, queue_ms = created -> this start. Ignored if the run is already final."""
+def mark_running(session: Session, *, run_id: str, worker: str, started_at: datetime,
+                 created_at: datetime | None = None) -> None:
+    """Start one attempt: attempts += 1, queue_ms = created -> this start. Ignored if the run is already final.
+    `created_at`, when the caller knows it, saves reading it."""
     _update_unfinished(
         session,
         run_id,
         status=RunStatus.RUNNING.value,
         worker=worker,
         started_at=started_at,
-        queue_ms=_ms(_created_at(session, run_id), started_at),
+        queue_ms=_ms(created_at or _created_at(session, run_id), started_at),
         attempts=Run.attempts + 1,  # in SQL: two updates never read the same old value
     )
+    session.commit()
 
 
 def update_progress(session: Session, *, run_id: str, progress: dict[str, Any]) -> None:
     """Latest {node, value, max}. Ignored if the run is already final."""
     _update_unfinished(session, run_id, progress=progress)
+    session.commit()
+
+
+@dataclass(frozen=True)
+class NewArtifact:
+    """A file a run produced, stored under the data dir at `path`."""
+
+    node_id: str
+    kind: str
+    filename: str
+    path: str
+    mime: str
+    size: int
+
+
+def end_run(
+    session: Session,
+    *,
+    run_id: str,
+    status: str,
+    finished_at: datetime,
+    applied: dict[str, Any] | None = None,
+    error: dict[str, Any] | None = None,
+    exec_ms: float | None = None,
+    artifacts: Sequence[NewArtifact] = (),
+    created_at: datetime | None = None,
+) -> Row[Any] | None:
+    """Record the outcome and the files, in one transaction; total_ms = created -> finished. None, and nothing
+    written, when the run had ended already. `created_at`, when the caller knows it, saves reading it."""
+    if status not in FINAL_STATUSES:
+        raise ValueError(f"{status!r} is not a final status ({', '.join(sorted(FINAL_STATUSES))})")
+    created = created_at or _created_at(session, run_id)
+    run = _update_unfinished(session, run_id, status=str(status), finished_at=finished_at,
+                             total_ms=_ms(created, finished_at), applied=applied, error=error, exec_ms=exec_ms)
+    if run is None:
+        session.rollback()
+        return None
+    if artifacts:
+        session.execute(insert(Artifact.__table__), [
+            {"run_id": run_id, "node_id": a.node_id, "kind": a.kind, "filename": a.filename, "path": a.path,
+             "mime": a.mime, "size": a.size, "created_at": finished_at} for a in artifacts])
+    session.commit()
+    return run
 
 
 def finish_run(
@@ -167,23 +215,10 @@ def finish_run(
     exec_ms: float | None = None,
 ) -> Run:
     """Record the outcome; total_ms = created -> finished. A run already final is returned unchanged."""
-    if status not in FINAL_STATUSES:
-        raise ValueError(f"{status!r} is not a final status ({', '.join(sorted(FINAL_STATUSES))})")
-    loaded = session.get(Run, run_id)  # no query when the caller has just read it
-    if loaded is None:
-        raise RunNotFoundError(run_id)
-    _update_unfinished(
-        session,
-        run_id,
-        status=str(status),
-        finished_at=finished_at,
-        total_ms=_ms(loaded.created_at, finished_at),
-        applied=applied,
-        error=error,
-        exec_ms=exec_ms,
-    )
-    run = session.get(Run, run_id)
-    assert run is not None  # runs are never deleted here
+    end_run(session, run_id=run_id, status=status, finished_at=finished_at, applied=applied, error=error,
+            exec_ms=exec_ms)
+    run = session.get(Run, run_id, populate_existing=True)
+    assert run is not None  # end_run raised RunNotFoundError otherwise; runs are never deleted here
     return run
 
 
@@ -201,6 +236,7 @@ def requeue_run(session: Session, *, run_id: str, keep_attempts: bool = True) ->
         progress=None,
         **extra,
     )
+    session.commit()
 
 
 def add_artifact(

@@ -118,7 +118,9 @@ async def execute_run(
             values[name] = await client.upload_image(data, _safe_filename(filename), subfolder=folder)
         applied = apply_values(workflow, request.bindings, values)
         prompt = isolate_outputs(applied.prompt, catalog, run_id)
-        result = await client.run(prompt, prompt_id=run_id, on_event=on_event, timeout=request.timeout_s)
+        output_nodes = [n for n in prompt if (schema := catalog.get(prompt[n]["class_type"])) and schema.output_node]
+        result = await client.run(prompt, prompt_id=run_id, on_event=on_event, timeout=request.timeout_s,
+                                  output_nodes=output_nodes)
         files = _published(result.outputs, request.output_nodes)
         contents = await asyncio.gather(*(client.fetch_output(f) for f in files))
     except (RunTimeoutError, asyncio.CancelledError):

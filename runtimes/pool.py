@@ -91,7 +91,7 @@ class _Entry:
 class _Active:
     entry: _Entry
     worker: str
-    task: asyncio.Task[RunOutcome] | None = None
+    task: asyncio.Task[RunOutcome]
     requeueing: bool = False  # telling the app it retries; it goes back to the queue right after
 
 
@@ -231,8 +231,6 @@ class WorkerPool:
             active.entry.cancel_requested = True
             return "dequeued"
         active.entry.cancel_requested = True
-        if active.task is None:  # its start is being reported: it will not reach the engine
-            return "dequeued"
         if active.task.done():
             active.entry.cancel_requested = False
             return "not_found"
@@ -300,26 +298,23 @@ class WorkerPool:
     async def _run(self, worker: _Worker, entry: _Entry) -> None:
         slot, request = worker.slot, entry.request
         run_id = request.run_id
-        active = _Active(entry, slot.name)
-        self._active[run_id] = active
+        assert worker.client is not None and worker.catalog is not None
+        began = time.monotonic()
+        # The engine starts on the run while its start is recorded: that write is off the critical path, and it
+        # is over before the run's end is reported (the end waits for it below).
+        task = asyncio.create_task(
+            execute_run(worker.client, worker.catalog, request, on_event=self._relay(run_id, slot.name)),
+            name=f"run-{run_id}",
+        )
+        active = self._active[run_id] = _Active(entry, slot.name, task)
         try:
             try:
                 await self._emit(RunUpdate(run_id, "started", worker=slot.name))
-                if entry.cancel_requested:  # cancelled while the start was being reported
-                    await self._emit(RunUpdate(run_id, "cancelled", worker=slot.name))
-                    return
-                assert worker.client is not None and worker.catalog is not None
-                began = time.monotonic()
-                active.task = asyncio.create_task(
-                    execute_run(worker.client, worker.catalog, request, on_event=self._relay(run_id, slot.name)),
-                    name=f"run-{run_id}",
-                )
-                await asyncio.wait({active.task})  # not `await task`: a cancel of the run is not one of the worker
+                await asyncio.wait({task})  # not `await task`: a cancel of the run is not one of the worker
             except asyncio.CancelledError:  # the pool stops: stop the prompt, keep the run for later
-                if active.task is not None:
-                    active.task.cancel()
-                    with contextlib.suppress(BaseException):
-                        await active.task
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
                 if not entry.cancel_requested:
                     self._enqueue(entry, front=True)
                 raise
@@ -329,7 +324,6 @@ class WorkerPool:
 
     async def _finish(self, worker: _Worker, active: _Active, seconds: float) -> None:
         entry, task, name = active.entry, active.task, worker.slot.name
-        assert task is not None
         run_id = entry.run_id
         exc = None if task.cancelled() else task.exception()
         if not task.cancelled() and exc is None:

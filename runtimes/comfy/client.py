@@ -17,7 +17,7 @@ import inspect
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -233,8 +233,13 @@ class ComfyClient:
         prompt_id: str | None = None,
         on_event: EventCallback | None = None,
         timeout: float | None = None,
+        output_nodes: Collection[str] | None = None,
     ) -> RunResult:
-        """Submit a prompt and follow it to the end; returns its outputs or raises a typed error."""
+        """Submit a prompt and follow it to the end; returns its outputs or raises a typed error.
+
+        `output_nodes`, the prompt's output nodes when the caller knows them, lets the outputs come from the
+        run's `executed` events alone, with no history request, unless one of them was served from the cache
+        without such an event."""
         prompt_id = prompt_id or uuid.uuid4().hex
         limit = self.timeouts.run if timeout is None else timeout
         queue: asyncio.Queue[Any] = asyncio.Queue()
@@ -243,7 +248,7 @@ class ComfyClient:
             await self._ensure_connected()
             result = RunResult(prompt_id, [], {}, submitted_at=time.monotonic())
             await self.submit(prompt, prompt_id=prompt_id)
-            return await self._follow(result, queue, on_event, time.monotonic() + limit, limit)
+            return await self._follow(result, queue, on_event, time.monotonic() + limit, limit, output_nodes)
         finally:
             self._subscribers.pop(prompt_id, None)
 
@@ -254,8 +259,10 @@ class ComfyClient:
         on_event: EventCallback | None,
         deadline: float,
         limit: float,
+        output_nodes: Collection[str] | None,
     ) -> RunResult:
         prompt_id = result.prompt_id
+        executed: dict[str, Any] = {}  # node id -> its `executed` output: what history would list for it
         while True:
             try:
                 item = await asyncio.wait_for(queue.get(), max(0.0, deadline - time.monotonic()))
@@ -285,6 +292,8 @@ class ComfyClient:
                     result.started_at = time.monotonic()
                 case ev.ExecutionCached(nodes=nodes):
                     result.cached_nodes = nodes
+                case ev.Executed(node=str() as node, output=output):
+                    executed[node] = output
                 case ev.ExecutionError(data=data):
                     raise _execution_failed(prompt_id, data)
                 case ev.ExecutionInterrupted(node=node):
@@ -292,12 +301,18 @@ class ComfyClient:
                 case ev.Executing(node=None):
                     # The end. Not execution_success: the engine sends that before it writes the
                     # history entry, and reading history then misses about a third of the time.
-                    await self._collect(result)
+                    await self._collect(result, executed, output_nodes)
                     return result
 
-    async def _collect(self, result: RunResult) -> None:
-        entry = await self.wait_for_history(result.prompt_id)
-        _fill_outputs(result, entry)
+    async def _collect(self, result: RunResult, executed: dict[str, Any], output_nodes: Collection[str] | None) -> None:
+        """The outputs as the `executed` events gave them, the same values the engine writes to history. A node
+        served from the cache may send no `executed` event (ComfyUI 0.3.75 sends one, older engines do not):
+        then, or when the output nodes are not known, history is asked."""
+        unseen = [n for n in result.cached_nodes if n not in executed and (output_nodes is None or n in output_nodes)]
+        if unseen:
+            _fill_outputs(result, await self.wait_for_history(result.prompt_id))
+        else:
+            _fill_outputs(result, {"outputs": executed})
 
     async def wait_for_history(self, prompt_id: str) -> dict[str, Any]:
         """The history entry, retried briefly: the websocket can announce the end before it exists."""

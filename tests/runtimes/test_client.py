@@ -186,3 +186,26 @@ async def test_engine_that_is_not_there_gives_a_clear_error() -> None:
             await comfy.system_stats()
         with pytest.raises(EngineUnavailableError, match="Cannot open the websocket"):
             await comfy.run(demo_invert(0))
+
+
+async def test_outputs_come_from_the_run_events_when_the_output_nodes_are_known(
+    client: ComfyClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[str] = []
+    history = client.history
+
+    async def counted(prompt_id: str) -> dict | None:
+        asked.append(prompt_id)
+        return await history(prompt_id)
+
+    monkeypatch.setattr(client, "history", counted)
+    prompt = demo_invert(0x0A0B0C, prefix=f"test/{uuid.uuid4().hex}/img")
+    save = node_of(prompt, "SaveImage")
+    fresh = await client.run(prompt, output_nodes=[save])
+    cached = await client.run(prompt, output_nodes=[save])  # every node cached: 0.3.75 still sends `executed`
+    assert asked == []
+    unknown = await client.run(prompt)  # nodes cached and the output nodes unknown: history is asked
+    assert asked == [unknown.prompt_id]
+    # The same files the history entry lists.
+    assert fresh.outputs == cached.outputs == unknown.outputs and len(fresh.outputs) == 1
+    assert fresh.node_outputs == (await history(fresh.prompt_id))["outputs"]
