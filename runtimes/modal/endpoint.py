@@ -17,9 +17,9 @@ import base64
 import hmac
 import time
 import uuid
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request, status
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
 from fastapi.responses import JSONResponse, Response
 
 from publisher import AppSpec, InputValuesError, apply_values, load_workflow
@@ -42,14 +42,14 @@ def create_endpoint(spec: AppSpec, jobs: Jobs, *, key: str, title: str = "Comfy 
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail="Send 'Authorization: Bearer <endpoint key>'.",
                                 headers={"WWW-Authenticate": "Bearer"})
 
-    Auth = Annotated[None, Depends(authorized)]
+    routes = APIRouter(prefix="/api", dependencies=[Depends(authorized)])
 
     @api.get("/health")
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @api.get("/api/app")
-    async def app_info(_: Auth) -> dict[str, Any]:
+    @routes.get("/app")
+    async def app_info() -> dict[str, Any]:
         return {"inputs": [i.schema() for i in spec.inputs], "outputs": [o.node for o in spec.outputs],
                 "timeout_s": spec.timeout_s}
 
@@ -66,12 +66,12 @@ def create_endpoint(spec: AppSpec, jobs: Jobs, *, key: str, title: str = "Comfy 
         call_id = await jobs.spawn({"run_id": run_id, "inputs": inputs})
         return {"id": call_id, "run_id": run_id, "status": "queued"}
 
-    @api.post("/api/runs", status_code=status.HTTP_202_ACCEPTED)
-    async def run_async(request: Request, _: Auth) -> dict[str, Any]:
+    @routes.post("/runs", status_code=status.HTTP_202_ACCEPTED)
+    async def run_async(request: Request) -> dict[str, Any]:
         return await submit(request)
 
-    @api.post("/api/run")
-    async def run_sync(request: Request, _: Auth) -> JSONResponse:
+    @routes.post("/run")
+    async def run_sync(request: Request) -> JSONResponse:
         call = await submit(request)
         deadline = time.monotonic() + SYNC_WAIT_S
         while time.monotonic() < deadline:
@@ -81,13 +81,13 @@ def create_endpoint(spec: AppSpec, jobs: Jobs, *, key: str, title: str = "Comfy 
             await asyncio.sleep(POLL_S)
         return JSONResponse(call, status_code=status.HTTP_202_ACCEPTED)
 
-    @api.get("/api/runs/{call_id}")
-    async def get_run(call_id: str, _: Auth) -> dict[str, Any]:
+    @routes.get("/runs/{call_id}")
+    async def get_run(call_id: str) -> dict[str, Any]:
         result = await jobs.result(call_id)
         return {"id": call_id, "status": "queued"} if result is None else _public(call_id, result)
 
-    @api.get("/api/runs/{call_id}/outputs/{index}")
-    async def get_output(call_id: str, index: int, _: Auth) -> Response:
+    @routes.get("/runs/{call_id}/outputs/{index}")
+    async def get_output(call_id: str, index: int) -> Response:
         result = await jobs.result(call_id)
         outputs = (result or {}).get("outputs") or []
         if not 0 <= index < len(outputs):
@@ -96,12 +96,13 @@ def create_endpoint(spec: AppSpec, jobs: Jobs, *, key: str, title: str = "Comfy 
         return Response(base64.b64decode(item["data"]), media_type=item["mime"],
                         headers={"Content-Disposition": f'inline; filename="{item["filename"]}"'})
 
-    @api.post("/api/runs/{call_id}/cancel")
-    async def cancel_run(call_id: str, _: Auth) -> dict[str, Any]:
+    @routes.post("/runs/{call_id}/cancel")
+    async def cancel_run(call_id: str) -> dict[str, Any]:
         await jobs.cancel(call_id)
         result = await jobs.result(call_id)
         return {"id": call_id, "status": "cancelling"} if result is None else _public(call_id, result)
 
+    api.include_router(routes)
     return api
 
 

@@ -9,6 +9,7 @@ No modal import here: this class runs the same on a laptop (the tests do) as in 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -62,6 +63,7 @@ class ContainerWorker:
         self.device = "none"  # "cpu", "cuda" or "cpu (cuda hidden)"
         self._client: ComfyClient | None = None
         self._catalog: NodeCatalog | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # --- lifecycle ------------------------------------------------------------------------------------
 
@@ -149,10 +151,12 @@ class ContainerWorker:
     async def _connect(self) -> tuple[ComfyClient, NodeCatalog]:
         assert self.engine is not None, "start() the engine first"
         url = self.engine.url
-        if self._client is None or self._client.base_url != url:
-            if self._client is not None:
+        loop = asyncio.get_running_loop()
+        # A client belongs to one event loop (its websocket pump); a restarted engine has a new URL.
+        if self._client is None or self._client.base_url != url or self._loop is not loop:
+            if self._client is not None and self._loop is loop:
                 await self._client.aclose()
-            self._client, self._catalog = ComfyClient(url), None
+            self._client, self._catalog, self._loop = ComfyClient(url), None, loop
         if self._catalog is None:
             self._catalog = NodeCatalog.from_object_info(await self._client.object_info())
         return self._client, self._catalog
