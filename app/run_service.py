@@ -31,6 +31,7 @@ from db import crud_runs
 from db.models import FINAL_STATUSES, App, AppVersion, Run
 from publisher import AppSpec
 from runtimes.execute import RunRequest
+from runtimes.modal.remote import RemoteRuns, RemoteTarget
 from runtimes.pool import QueueFullError, RunUpdate, WorkerPool
 
 log = logging.getLogger(__name__)
@@ -53,12 +54,16 @@ class RunService:
         pool: WorkerPool,
         webhooks: WebhookSender,
         webhook_secret: Callable[[str], str],
+        remote: RemoteRuns | None = None,
+        route: Callable[[int, int], RemoteTarget | None] | None = None,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
         self.pool = pool
         self.webhooks = webhooks
         self.webhook_secret = webhook_secret  # app slug -> its signing secret (derived, never stored)
+        self.remote = remote  # runs of apps whose runtime is a Modal deployment
+        self.route = route  # (app id, version id) -> the deployment that serves it, or None: the local pool
         self.events = RunEvents()
         self._progress_written: dict[str, float] = {}
         self._finished: dict[str, asyncio.Event] = {}
@@ -90,10 +95,17 @@ class RunService:
                                                    webhook_url)
             if created:
                 self._finished[run.id] = asyncio.Event()
-                self.pool.submit(self._request(run, AppSpec.from_dict(version.spec), uploads))
+                target = await asyncio.to_thread(self.route, app.id, version.id) if self.route else None
+                self._dispatch(self._request(run, AppSpec.from_dict(version.spec), uploads), target)
         finally:
             self._reserved -= 1
         return run, created
+
+    def _dispatch(self, request: RunRequest, target: RemoteTarget | None) -> None:
+        if target is not None and self.remote is not None:
+            self.remote.submit(request, target)
+        else:
+            self.pool.submit(request)
 
     def _persist(self, app: App, version: AppVersion, values: dict[str, Any],
                  uploads: dict[str, tuple[str, bytes]], scope: str | None, api_key_id: int | None,
@@ -157,6 +169,8 @@ class RunService:
     # --- cancel --------------------------------------------------------------------------------------
 
     async def cancel(self, run_id: str) -> str:
+        if self.remote is not None and self.remote.has(run_id):
+            return await self.remote.cancel(run_id)
         outcome = await self.pool.cancel(run_id)
         if outcome == "not_found":
             # Not in the pool: either finishing right now (its own result stands) or queued in the DB only.
@@ -297,7 +311,8 @@ class RunService:
                 try:
                     if run.version_id not in specs:
                         specs[run.version_id] = AppSpec.from_dict(session.get(AppVersion, run.version_id).spec)
-                    self.pool.submit(self._request(run, specs[run.version_id]))
+                    target = self.route(run.app_id, run.version_id) if self.route else None
+                    self._dispatch(self._request(run, specs[run.version_id]), target)
                 except Exception as exc:  # one broken record must not keep the app from starting
                     crud_runs.finish_run(session, run_id=run.id, status="failed", finished_at=now(), error={
                         "type": "recovery_error", "message": f"Could not queue this run again after a restart: "

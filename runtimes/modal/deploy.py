@@ -104,7 +104,8 @@ class DeployRun:
     async def lines(self) -> AsyncIterator[str]:
         cmd = [sys.executable, "-m", "modal", "deploy", "modal_app.py", "--name", self.app_name]
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "TERM": "dumb", "COLUMNS": "160"}
-        proc = await asyncio.create_subprocess_exec(*cmd, cwd=self.bundle_dir, env=env, stdin=asyncio.subprocess.DEVNULL,
+        proc = await asyncio.create_subprocess_exec(*cmd, cwd=self.bundle_dir, env=env,
+                                                    stdin=asyncio.subprocess.DEVNULL,
                                                     stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
         assert proc.stdout is not None
         deadline = time.monotonic() + self.timeout_s

@@ -28,6 +28,7 @@ from tests.runtimes.modal_support import demo_spec, import_bundle
 from tests.support.run_requests import image_of, inverted, new_run_id
 
 KEY = "test-endpoint-key-" + "x" * 20
+AUTH = {"Authorization": f"Bearer {KEY}"}
 
 
 @pytest.fixture(scope="module")
@@ -102,12 +103,12 @@ async def test_endpoint_needs_the_key_and_checks_inputs(endpoint: str) -> None:
         assert (await http.post("/api/runs", json={"inputs": {}})).status_code == 401
         wrong = await http.post("/api/runs", json={"inputs": {}}, headers={"Authorization": "Bearer nope"})
         assert wrong.status_code == 401
-        bad = await http.post("/api/runs", json={"inputs": {"color": "red"}}, headers={"Authorization": f"Bearer {KEY}"})
+        bad = await http.post("/api/runs", json={"inputs": {"color": "red"}}, headers=AUTH)
         assert bad.status_code == 422 and bad.json()["detail"]["problems"][0]["input"] == "color"
-        done = await http.post("/api/run", json={"inputs": {"color": 0xFFFFFF}}, headers={"Authorization": f"Bearer {KEY}"})
+        done = await http.post("/api/run", json={"inputs": {"color": 0xFFFFFF}}, headers=AUTH)
         assert done.status_code == 200 and done.json()["status"] == "succeeded", done.text
         (output,) = done.json()["outputs"]
-        image = await http.get(output["url"], headers={"Authorization": f"Bearer {KEY}"})
+        image = await http.get(output["url"], headers=AUTH)
         assert image_of(image.content).getpixel((0, 0)) == (0, 0, 0)
 
 
