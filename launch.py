@@ -5,6 +5,7 @@
                      [--comfyui-url URL | --comfyui-path DIR] [--workers N]
     python launch.py [--data-dir DIR] keys create NAME [--admin] | keys list | keys revoke ID
     python launch.py publish workflow.json --name NAME --input 6.text=prompt --input 3.seed
+    python launch.py deploy SLUG [--version N] [--gpu L4 ...] [--show-files] [--teardown] [--runtime modal]
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--allow-private-webhooks", action="store_true",
                         help="let webhooks call loopback/private addresses (local set-ups)")
     parser.add_argument("--no-browser", action="store_true", help="do not open a browser")
-    commands = parser.add_subparsers(dest="command", metavar="{keys,publish}")
+    commands = parser.add_subparsers(dest="command", metavar="{keys,publish,deploy}")
     cli.add_commands(commands)
     return parser.parse_args(argv)
 

@@ -5,6 +5,7 @@
     python launch.py [--data-dir DIR] keys revoke ID_OR_PREFIX
     python launch.py publish workflow.json --name NAME --input 6.text=prompt --input 3.seed [--public]
                      [--spec spec.json] [--output 9] [--url http://127.0.0.1:7860] [--key KEY]
+    python launch.py [--data-dir DIR] deploy SLUG [--version N] [--gpu L4 ...] [--show-files] [--teardown]
 """
 
 from __future__ import annotations
@@ -51,10 +52,18 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     publish.add_argument("--key", default=os.environ.get("COMFY_PUBLISHER_API_KEY"),
                          help="an admin key (or set COMFY_PUBLISHER_API_KEY)")
 
+    from app.deploy_cli import add_deploy_command
+
+    add_deploy_command(subparsers)
+
 
 def run_command(args: argparse.Namespace, db_url: str) -> int:
     if args.command == "keys":
         return _keys(args, db_url)
+    if args.command == "deploy":
+        from app.deploy_cli import run_deploy
+
+        return run_deploy(args, db_url)
     return _publish(args)
 
 

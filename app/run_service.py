@@ -34,6 +34,7 @@ from db.crud_runs import NewArtifact
 from db.models import App, AppVersion, Artifact, Run
 from publisher import AppSpec
 from runtimes.execute import RunRequest
+from runtimes.modal.remote import RemoteRuns, RemoteTarget
 from runtimes.pool import QueueFullError, RunUpdate, WorkerPool
 
 log = logging.getLogger(__name__)
@@ -66,12 +67,16 @@ class RunService:
         pool: WorkerPool,
         webhooks: WebhookSender,
         webhook_secret: Callable[[str], str],
+        remote: RemoteRuns | None = None,
+        route: Callable[[Session, int, int], RemoteTarget | None] | None = None,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
         self.pool = pool
         self.webhooks = webhooks
         self.webhook_secret = webhook_secret  # app slug -> its signing secret (derived, never stored)
+        self.remote = remote  # runs of apps whose runtime is a Modal deployment
+        self.route = route  # (app id, version id) -> the deployment that serves it, or None: the local pool
         self.events = RunEvents()
         self._progress_written: dict[str, float] = {}
         self._in_flight: dict[str, _InFlight] = {}
@@ -135,23 +140,30 @@ class RunService:
             raise QueueFullError(f"the queue holds {self.settings.max_queue} runs", self._retry_after())
         self._reserved += 1
         try:
-            run, created = await asyncio.to_thread(self._persist, app, version, values, uploads, scope, api_key_id,
-                                                   webhook_url)
+            run, created, target = await asyncio.to_thread(self._persist, app, version, values, uploads, scope,
+                                                           api_key_id, webhook_url)
             if created:
                 self._in_flight[run.id] = _InFlight(run.created_at)
-                self.pool.submit(self._request(run, self.spec_of(version), uploads))
+                self._dispatch(self._request(run, self.spec_of(version), uploads), target)
         finally:
             self._reserved -= 1
         return run, created
 
+    def _dispatch(self, request: RunRequest, target: RemoteTarget | None) -> None:
+        if target is not None and self.remote is not None:
+            self.remote.submit(request, target)
+        else:
+            self.pool.submit(request)
+
     def _persist(self, app: App, version: AppVersion, values: dict[str, Any],
                  uploads: dict[str, tuple[str, bytes]], scope: str | None, api_key_id: int | None,
-                 webhook_url: str | None) -> tuple[Run, bool]:
+                 webhook_url: str | None) -> tuple[Run, bool, RemoteTarget | None]:
+        """(run, created, where it runs: a deployment, or None for the local pool)."""
         with self.sessions() as session:
             if scope is not None:
                 existing = crud_runs.find_run_by_scope(session, scope=scope)
                 if existing is not None:
-                    return existing, False
+                    return existing, False, None
             run_id = uuid.uuid4().hex
             stored = {name: self._store_upload(run_id, name, filename, data)
                       for name, (filename, data) in uploads.items()}
@@ -164,8 +176,11 @@ class RunService:
                 existing = crud_runs.find_run_by_scope(session, scope=scope) if scope else None
                 if existing is None:
                     raise
-                return existing, False
-            return run, True
+                return existing, False, None
+            return run, True, self._target(session, app.id, version.id)
+
+    def _target(self, session: Session, app_id: int, version_id: int) -> RemoteTarget | None:
+        return self.route(session, app_id, version_id) if self.route else None
 
     def _retry_after(self) -> float:
         return max(1.0, min(60.0, self.pool.queued_count() / 50))
@@ -207,6 +222,8 @@ class RunService:
     # --- cancel --------------------------------------------------------------------------------------
 
     async def cancel(self, run_id: str) -> str:
+        if self.remote is not None and self.remote.has(run_id):
+            return await self.remote.cancel(run_id)
         outcome = await self.pool.cancel(run_id)
         if outcome == "not_found":
             # Not in the pool: either finishing right now (its own result stands) or queued in the DB only.
@@ -331,9 +348,9 @@ class RunService:
         """Queue again what a previous process left behind (see the module docstring)."""
         requests, counts = await asyncio.to_thread(self._recoverable)
         refused: list[tuple[str, Exception]] = []
-        for request, created_at in requests:
+        for request, created_at, target in requests:
             try:
-                self.pool.submit(request)
+                self._dispatch(request, target)
             except Exception as exc:  # e.g. more runs left behind than --max-queue now allows
                 refused.append((request.run_id, exc))
                 continue
@@ -351,10 +368,10 @@ class RunService:
                     "type": "recovery_error", "message": f"Could not queue this run again after a restart: "
                                                          f"{type(exc).__name__}: {exc}"})
 
-    def _recoverable(self) -> tuple[list[tuple[RunRequest, datetime]], dict[str, int]]:
+    def _recoverable(self) -> tuple[list[tuple[RunRequest, datetime, RemoteTarget | None]], dict[str, int]]:
         """In a worker thread: settle the runs left `running`, and build the requests to queue again, in order."""
         counts = {"requeued": 0, "rerun": 0, "failed": 0}
-        requests: list[tuple[RunRequest, datetime]] = []
+        requests: list[tuple[RunRequest, datetime, RemoteTarget | None]] = []
         failures: list[tuple[str, Exception]] = []
         with self.sessions() as session:
             interrupted = crud_runs.runs_with_status(session, status="running")
@@ -376,7 +393,7 @@ class RunService:
             for run in pending:
                 try:
                     request = self._request(run, self.spec_of(session.get(AppVersion, run.version_id)))
-                    requests.append((request, run.created_at))
+                    requests.append((request, run.created_at, self._target(session, run.app_id, run.version_id)))
                 except Exception as exc:  # one broken record must not keep the app from starting
                     failures.append((run.id, exc))
                     continue

@@ -15,9 +15,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
+from app.deployments import DeploymentService
 from app.engine_status import EngineStatus
 from app.openapi import install_openapi
 from app.routes import apps, files, health, keys, runs, workflows
+from app.routes import deployments as deployment_routes
 from app.run_service import RunService
 from app.secrets import load_or_create_master_key, webhook_secret
 from app.services import Services
@@ -25,6 +27,7 @@ from app.settings import Settings
 from app.webhooks import WebhookSender
 from db.migrate import upgrade_to_head
 from db.session import create_db_engine, make_session_factory
+from runtimes.modal.remote import RemoteRuns
 from runtimes.pool import WorkerPool
 
 
@@ -37,9 +40,13 @@ def create_app(settings: Settings, engines: EngineStatus) -> FastAPI:
     webhooks = WebhookSender(allow_private=settings.allow_private_webhooks)
     # The service is bound after the pool it drives; the lambda is only called once both exist.
     pool = WorkerPool(on_update=lambda update: runs_service.on_update(update), max_queue=settings.max_queue)
+    deployments = DeploymentService(data_dir=settings.data_dir, sessions=sessions, master_key=master_key)
+    remote = RemoteRuns(on_update=lambda update: runs_service.on_update(update))
     runs_service = RunService(settings=settings, sessions=sessions, pool=pool, webhooks=webhooks,
-                              webhook_secret=lambda slug: webhook_secret(master_key, slug))
-    services = Services(settings=settings, sessions=sessions, engines=engines, runs=runs_service)
+                              webhook_secret=lambda slug: webhook_secret(master_key, slug), remote=remote,
+                              route=deployments.target_for)
+    services = Services(settings=settings, sessions=sessions, engines=engines, runs=runs_service,
+                        deployments=deployments)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -58,6 +65,8 @@ def create_app(settings: Settings, engines: EngineStatus) -> FastAPI:
         finally:
             cut_short = list(pool.running())
             await pool.stop()
+            await remote.aclose()
+            await deployments.aclose()
             await asyncio.to_thread(runs_service.requeue_interrupted, cut_short)
             await webhooks.aclose()
             await services.aclose()
@@ -68,7 +77,7 @@ def create_app(settings: Settings, engines: EngineStatus) -> FastAPI:
                   description="Published ComfyUI workflows as typed, versioned REST endpoints. Authenticate with "
                               "`Authorization: Bearer <API key>` (create one: `python launch.py keys create NAME`).")
     app.state.services = services
-    for module in (health, workflows, apps, runs, keys, files):
+    for module in (health, workflows, apps, deployment_routes, runs, keys, files):
         app.include_router(module.router)
     install_openapi(app, services)
 

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from fastapi import HTTPException, status
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.deployments import DeploymentService
 from app.engine_status import EngineStatus
 from app.run_service import RunService
 from app.settings import Settings
@@ -31,6 +32,7 @@ class Services:
     sessions: sessionmaker[Session]
     engines: EngineStatus
     runs: RunService
+    deployments: DeploymentService
     _catalog_clients: dict[str, ComfyClient] = field(default_factory=dict)
     openapi_generation: int = 0  # bumped on every publish, so /openapi.json is rebuilt
 

@@ -170,7 +170,16 @@ class Artifact(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class DeploymentStatus(StrEnum):
+    DEPLOYING = "deploying"
+    LIVE = "live"
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+
 class Deployment(Base):
+    """One deploy of an app version to a serverless provider (Modal). Never holds a key or token."""
+
     __tablename__ = "deployments"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -179,7 +188,11 @@ class Deployment(Base):
     provider: Mapped[str] = mapped_column(String(32))
     settings: Mapped[dict[str, Any]] = mapped_column()
     url: Mapped[str | None] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(32))  # DeploymentStatus
     log: Mapped[str] = mapped_column(Text, default="", server_default="")
+    app_name: Mapped[str | None] = mapped_column(String(64))  # the app's name on the provider
+    error: Mapped[str | None] = mapped_column(Text)
+    # The app's runs of this version go to this deployment (at most one per app serves).
+    serving: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -41,6 +41,7 @@ class EngineLaunch:
     startup_timeout: float = 180.0
     extra_args: tuple[str, ...] = field(default_factory=tuple)
     cpu_threads: int | None = None  # torch/OpenMP threads: CPU engines sharing a machine must not oversubscribe it
+    extra_env: tuple[tuple[str, str], ...] = ()  # set last, e.g. CUDA hidden while a memory snapshot is taken
 
     @property
     def label(self) -> str:
@@ -127,6 +128,7 @@ class EngineProcess:
             env["CUDA_VISIBLE_DEVICES"] = str(launch.cuda_device)
         if launch.cpu_threads is not None:
             env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(launch.cpu_threads)
+        env.update(dict(launch.extra_env))
         launch.log_path.parent.mkdir(parents=True, exist_ok=True)
         # log_tail reads only what this start wrote, not the history of earlier starts.
         self._log_offset = launch.log_path.stat().st_size if launch.log_path.exists() else 0

@@ -28,7 +28,7 @@ def test_upgrade_from_empty_creates_exactly_the_models(db_url: str) -> None:
             }
             diff = compare_metadata(MigrationContext.configure(conn, opts=opts), Base.metadata)
             head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-            assert MigrationContext.configure(conn).get_current_revision() == head == "0001"
+            assert MigrationContext.configure(conn).get_current_revision() == head == "0002"
     finally:
         engine.dispose()
     assert diff == []
@@ -66,7 +66,7 @@ def test_upgrade_again_keeps_data_and_version(migrated_url: str) -> None:
         upgrade_to_head(migrated_url)
         upgrade_to_head(migrated_url)
         with make_session_factory(engine)() as session:
-            assert session.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0001"]
+            assert session.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0002"]
             app = crud_apps.get_app(session, slug="kept")
             assert app is not None
             assert [v.number for v in crud_apps.list_versions(session, app_id=app.id)] == [1]

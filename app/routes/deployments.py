@@ -1,0 +1,207 @@
+"""Serverless deployments (Modal): settings schema, preview of the generated files, deploy with a streamed log,
+teardown, and the switch of an app's runtime between the local engines and its deployment."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, HTTPException, Request, status
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
+
+from app.deployments import DeployPlanError, Plan
+from app.deps import AdminDep, ServicesDep
+from app.routes.apps import find_app
+from db import crud_deployments
+from db.models import AppVersion, Deployment
+from runtimes.modal.deploy import DeployError, credentials_present
+from runtimes.modal.settings import DeploySettingsError, settings_schema
+
+router = APIRouter(tags=["deployments"])
+
+
+class DeployRequest(BaseModel):
+    version: int | None = Field(None, description="app version to deploy (default: the latest)")
+    settings: dict[str, Any] = Field(default_factory=dict, description="see GET /api/deploy/settings")
+
+
+class RuntimeRequest(BaseModel):
+    runtime: Literal["local", "modal"]
+    deployment_id: int | None = Field(None, description="with modal: which live deployment (default: the newest)")
+
+
+class DeploymentOut(BaseModel):
+    id: int
+    app: str
+    version: int | None
+    provider: str
+    app_name: str | None
+    status: str
+    url: str | None
+    serving: bool
+    settings: dict[str, Any]
+    cost: dict[str, Any]
+    error: str | None
+    created_at: datetime
+    updated_at: datetime
+    log: str | None = None
+
+    @classmethod
+    def of(cls, deployment: Deployment, *, slug: str, version: int | None, with_log: bool = False) -> DeploymentOut:
+        from runtimes.modal.settings import DeploySettings
+
+        try:
+            cost = DeploySettings.from_dict(deployment.settings).cost()
+        except DeploySettingsError:
+            cost = {}
+        return cls(id=deployment.id, app=slug, version=version, provider=deployment.provider,
+                   app_name=deployment.app_name, status=deployment.status, url=deployment.url,
+                   serving=deployment.serving, settings=deployment.settings, cost=cost, error=deployment.error,
+                   created_at=deployment.created_at, updated_at=deployment.updated_at,
+                   log=deployment.log if with_log else None)
+
+
+def _plan(services: ServicesDep, slug: str, body: DeployRequest) -> Plan:
+    try:
+        return services.deployments.plan(slug, body.version, body.settings)
+    except DeploySettingsError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            detail={"message": "Invalid deploy settings", "problems": exc.problems}) from None
+    except DeployPlanError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
+
+
+def _out(session: Session, deployment: Deployment, slug: str, *, with_log: bool = False) -> DeploymentOut:
+    version = session.get(AppVersion, deployment.version_id) if deployment.version_id else None
+    return DeploymentOut.of(deployment, slug=slug, version=version.number if version else None, with_log=with_log)
+
+
+@router.get("/api/deploy/settings")
+def deploy_settings(_: AdminDep) -> dict[str, Any]:
+    """Every deploy setting: type, default, limits, one-line help and cost note; GPU prices; whether Modal
+    credentials are configured on this server."""
+    return {**settings_schema(), "credentials": credentials_present(),
+            "credentials_help": "Modal's usual config: `modal token new` (~/.modal.toml) or MODAL_TOKEN_ID and "
+                                "MODAL_TOKEN_SECRET in the server's environment."}
+
+
+@router.post("/api/apps/{slug}/deployments/preview")
+async def preview(slug: str, body: DeployRequest, services: ServicesDep, _: AdminDep) -> dict[str, Any]:
+    """The files a deploy would ship (modal_app.py, app_spec.json) and the cost of the settings; deploys nothing."""
+    plan = await asyncio.to_thread(_plan, services, slug, body)
+    return {"version": plan.version.number, "settings": plan.settings.to_dict(), "cost": plan.settings.cost(),
+            "files": plan.bundle.files, "warnings": plan.bundle.warnings, "app_name": plan.bundle.app_name}
+
+
+@router.post("/api/apps/{slug}/deployments", status_code=status.HTTP_202_ACCEPTED)
+async def deploy(slug: str, body: DeployRequest, services: ServicesDep, _: AdminDep) -> DeploymentOut:
+    """Deploy (or redeploy) a version to Modal. Checks credentials and the network first (a 503 within seconds,
+    nothing recorded); then answers 202 and deploys in the background: follow GET .../deployments/{id}/log."""
+    plan = await asyncio.to_thread(_plan, services, slug, body)
+    try:
+        deployment = await services.deployments.start(plan)
+    except DeployError as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc)) from None
+    return await services.db(_out, deployment, slug)
+
+
+@router.get("/api/apps/{slug}/deployments")
+async def list_deployments(slug: str, services: ServicesDep, _: AdminDep) -> list[DeploymentOut]:
+    def listed(session: Session) -> list[DeploymentOut]:
+        app = find_app(session, slug)
+        return [_out(session, d, slug) for d in crud_deployments.list_deployments(session, app_id=app.id)]
+
+    return await services.db(listed)
+
+
+def _deployment(session: Session, slug: str, deployment_id: int) -> Deployment:
+    app = find_app(session, slug)
+    deployment = crud_deployments.get_deployment(session, deployment_id=deployment_id)
+    if deployment is None or deployment.app_id != app.id:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"App '{slug}' has no deployment {deployment_id}.")
+    return deployment
+
+
+def _described(session: Session, slug: str, deployment_id: int, with_log: bool = False) -> DeploymentOut:
+    return _out(session, _deployment(session, slug, deployment_id), slug, with_log=with_log)
+
+
+@router.get("/api/apps/{slug}/deployments/{deployment_id}")
+async def get_deployment(slug: str, deployment_id: int, services: ServicesDep, _: AdminDep) -> DeploymentOut:
+    return await services.db(_described, slug, deployment_id, True)
+
+
+@router.get("/api/apps/{slug}/deployments/{deployment_id}/log", response_class=StreamingResponse,
+            responses={200: {"content": {"text/event-stream": {}}}})
+async def deployment_log(slug: str, deployment_id: int, request: Request, services: ServicesDep,
+                         _: AdminDep) -> StreamingResponse:
+    """Server-sent events: `line` {text} for the log so far and each new line, then `done` (the deployment)."""
+    await services.db(_deployment, slug, deployment_id)  # 404 before listening
+    queue = services.deployments.listen(deployment_id)  # before reading the log: no line falls in between
+    try:
+        already = (await services.db(_deployment, slug, deployment_id)).log.splitlines()
+    except BaseException:
+        services.deployments.unlisten(deployment_id, queue)
+        raise
+
+    async def stream() -> AsyncIterator[str]:
+        try:
+            for line in already:
+                yield _sse("line", {"text": line})
+            while not await request.is_disconnected():
+                line = await queue.get()  # (a line flushed just before the log was read can come twice)
+                if line is None:
+                    break
+                yield _sse("line", {"text": line})
+            final = await services.db(_described, slug, deployment_id)
+            yield _sse("done", final.model_dump(mode="json"))
+        finally:
+            services.deployments.unlisten(deployment_id, queue)
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+@router.delete("/api/apps/{slug}/deployments")
+async def teardown(slug: str, services: ServicesDep, _: AdminDep) -> dict[str, Any]:
+    """Stop the app's Modal app: containers end, the URL stops answering, runs go to the local engines."""
+    try:
+        stopped = await services.deployments.teardown(slug)
+    except DeployPlanError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
+    except DeployError as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc)) from None
+    return {"stopped": stopped, "runtime": "local"}
+
+
+def _runtime(session: Session, slug: str) -> dict[str, Any]:
+    serving = crud_deployments.serving_deployment(session, app_id=find_app(session, slug).id)
+    if serving is None:
+        return {"runtime": "local", "deployment": None}
+    return {"runtime": "modal", "deployment": _out(session, serving, slug).model_dump(mode="json")}
+
+
+@router.get("/api/apps/{slug}/runtime")
+async def get_runtime(slug: str, services: ServicesDep, _: AdminDep) -> dict[str, Any]:
+    return await services.db(_runtime, slug)
+
+
+@router.put("/api/apps/{slug}/runtime")
+async def set_runtime(slug: str, body: RuntimeRequest, services: ServicesDep, _: AdminDep) -> dict[str, Any]:
+    """Where the app's runs go: "local" (this server's engines) or "modal" (a live deployment; runs of the
+    deployed version go there, other versions stay local). Run records and the API stay the same."""
+    try:
+        await asyncio.to_thread(services.deployments.set_runtime, slug, body.runtime, body.deployment_id)
+    except DeployPlanError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
+    return await services.db(_runtime, slug)
+
+
+def _sse(event: str, data: Any) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, default=str)}\n\n"

@@ -1,0 +1,194 @@
+"""Deploying to Modal through the real app process: settings schema, preview, deploy without credentials (fails
+fast, records nothing), the CLI, and runs routed to a deployment. The deployment's endpoint is the generated
+endpoint app served on loopback, its container class running locally against the real engine; only Modal's
+spawn/FunctionCall edge is replaced (LocalJobs) and the deploy record is written as a finished deploy would."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from app.secrets import derive_secret, load_or_create_master_key
+from db import crud_apps, crud_deployments
+from db.models import DeploymentStatus
+from db.session import create_db_engine, make_session_factory
+from runtimes.engine.install import EngineInstall
+from runtimes.engine.process import free_port
+from runtimes.modal.endpoint import create_endpoint
+from runtimes.modal.generate import generate, modal_names
+from runtimes.modal.jobs import LocalJobs
+from runtimes.modal.settings import DeploySettings
+from tests.runtimes.modal_support import import_bundle
+from tests.support.paths import REPO
+from tests.support.prompts import shipped
+from tests.support.run_requests import image_of, inverted
+from tests.support.server import AppServer
+
+NO_MODAL = {"MODAL_TOKEN_ID": "", "MODAL_TOKEN_SECRET": ""}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, engine_url: str) -> Iterator[AppServer]:
+    home = tmp_path_factory.mktemp("home")  # no ~/.modal.toml: no Modal credentials
+    saved = {k: os.environ.get(k) for k in ("HOME", "MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET")}
+    os.environ["HOME"] = str(home)
+    for key in NO_MODAL:
+        os.environ.pop(key, None)
+    try:
+        app = AppServer(tmp_path_factory.mktemp("app"), comfyui_url=engine_url).start()
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    yield app
+    app.stop()
+
+
+@pytest.fixture(scope="module")
+def admin(server: AppServer) -> dict[str, str]:
+    return {"Authorization": f"Bearer {server.create_key('admin', admin=True)}"}
+
+
+@pytest.fixture(scope="module")
+def http(server: AppServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=60, trust_env=False) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def demo(http: httpx.Client, admin: dict[str, str]) -> str:
+    slug = f"demo-{uuid.uuid4().hex[:6]}"
+    response = http.post("/api/apps", headers=admin, json={
+        "name": "Demo", "slug": slug, "workflow": shipped("demo_invert.json"),
+        "inputs": [{"node": "1", "input": "color", "name": "color"}]})
+    assert response.status_code == 201, response.text
+    return slug
+
+
+def test_settings_schema_lists_fields_help_and_cost(http: httpx.Client, admin: dict[str, str]) -> None:
+    body = http.get("/api/deploy/settings", headers=admin).json()
+    fields = {f["name"]: f for f in body["fields"]}
+    assert {"gpu", "min_containers", "max_containers", "buffer_containers", "scaledown_window", "max_inputs",
+            "timeout_s", "memory_snapshot", "region"} <= set(fields)
+    assert fields["scaledown_window"]["min"] == 2 and fields["scaledown_window"]["max"] == 3600
+    assert body["credentials"] is False and "modal token new" in body["credentials_help"]
+    assert http.get("/api/deploy/settings").status_code == 401
+
+
+def test_preview_shows_files_and_refuses_bad_settings(http: httpx.Client, admin: dict[str, str], demo: str) -> None:
+    bad = http.post(f"/api/apps/{demo}/deployments/preview", headers=admin,
+                    json={"settings": {"gpu": "GTX", "scaledown_window": 1, "max_inputs": 0}})
+    assert bad.status_code == 422
+    assert [p.split(":")[0] for p in bad.json()["detail"]["problems"]] == ["gpu", "scaledown_window", "max_inputs"]
+    good = http.post(f"/api/apps/{demo}/deployments/preview", headers=admin,
+                     json={"settings": {"gpu": "T4", "min_containers": 1}}).json()
+    assert 'gpu="T4"' in good["files"]["modal_app.py"] and "min_containers=1," in good["files"]["modal_app.py"]
+    assert good["cost"]["warm_pool_hourly_usd"] == 0.59
+
+
+def test_deploy_without_credentials_fails_fast_and_records_nothing(http: httpx.Client, admin: dict[str, str],
+                                                                   demo: str) -> None:
+    started = time.monotonic()
+    response = http.post(f"/api/apps/{demo}/deployments", headers=admin, json={"settings": {}})
+    assert time.monotonic() - started < 5
+    assert response.status_code == 503 and "modal token new" in response.json()["detail"]
+    assert http.get(f"/api/apps/{demo}/deployments", headers=admin).json() == []
+    switch = http.put(f"/api/apps/{demo}/runtime", headers=admin, json={"runtime": "modal"})
+    assert switch.status_code == 409 and "deploy it first" in switch.json()["detail"]
+
+
+def test_cli_shows_files_and_fails_fast_without_credentials(server: AppServer, demo: str, tmp_path: Path) -> None:
+    env = {**os.environ, "HOME": str(tmp_path), **NO_MODAL}
+    base = [sys.executable, "launch.py", "--data-dir", str(server.data_dir), "deploy", demo]
+    shown = subprocess.run([*base, "--show-files", "--gpu", "h100", "--no-memory-snapshot"], cwd=REPO, env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert "# ===== modal_app.py =====" in shown.stdout and 'gpu="H100"' in shown.stdout
+    assert "enable_memory_snapshot=False" in shown.stdout
+    bad = subprocess.run([*base, "--scaledown-window", "9999"], cwd=REPO, env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert bad.returncode == 2 and "scaledown_window" in bad.stderr
+    started = time.monotonic()
+    failed = subprocess.run(base, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert failed.returncode == 1 and "No Modal credentials" in failed.stderr
+    assert time.monotonic() - started < 15  # includes starting Python and importing modal
+
+
+class _Endpoint:
+    """The generated endpoint, served on loopback in its own thread and event loop."""
+
+    def __init__(self, app: Any) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve()), daemon=True)
+
+    def __enter__(self) -> _Endpoint:
+        self.thread.start()
+        while not self.server.started:
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+def test_runs_go_to_the_deployment_when_the_runtime_is_switched(
+    server: AppServer, http: httpx.Client, admin: dict[str, str], demo: str, engine_install: EngineInstall,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    db = create_db_engine(f"sqlite:///{server.data_dir / 'publisher.db'}")
+    sessions = make_session_factory(db)
+    with sessions() as session:
+        app = crud_apps.get_app(session, slug=demo)
+        version = crud_apps.get_version(session, app_id=app.id)
+        spec_dict, app_id, version_id = version.spec, app.id, version.id
+    from publisher import AppSpec
+
+    module = import_bundle(generate(AppSpec.from_dict(spec_dict), DeploySettings(), slug=demo, version=1,
+                                    title="Demo"), tmp_path / "bundle")
+    for name, value in {"COMFYUI_DIR": engine_install.comfyui_dir, "PYTHON": engine_install.python,
+                        "BASE_DIR": tmp_path / "base", "SPEC_FILE": tmp_path / "bundle" / "app_spec.json"}.items():
+        monkeypatch.setenv(f"COMFY_PUBLISHER_{name}", str(value))
+    worker = module.ComfyWorker._get_user_cls()()
+    worker.start_engine()
+    worker.hand_over_gpu()
+    key = derive_secret(load_or_create_master_key(server.data_dir), f"modal-endpoint:{demo}")
+    try:
+        with _Endpoint(create_endpoint(worker.worker.spec, LocalJobs(worker.run), key=key)) as endpoint:
+            with sessions() as session:  # what a finished deploy records
+                row = crud_deployments.create_deployment(session, app_id=app_id, version_id=version_id,
+                                                         provider="modal", settings=DeploySettings().to_dict(),
+                                                         app_name=modal_names(demo)[0])
+                crud_deployments.finish_deployment(session, deployment_id=row.id,
+                                                   status=DeploymentStatus.LIVE.value, url=endpoint.url)
+            switched = http.put(f"/api/apps/{demo}/runtime", headers=admin, json={"runtime": "modal"})
+            assert switched.status_code == 200 and switched.json()["deployment"]["url"] == endpoint.url
+            run = http.post(f"/api/apps/{demo}/run", headers=admin, json={"inputs": {"color": 0xFF00FF}}).json()
+            assert run["status"] == "succeeded", run
+            assert run["worker"] == f"modal:{modal_names(demo)[0]}"
+            (output,) = run["outputs"]
+            image = http.get(output["url"], headers=admin)
+            assert image_of(image.content).getpixel((0, 0)) == inverted(0xFF00FF)
+
+            assert http.put(f"/api/apps/{demo}/runtime", headers=admin, json={"runtime": "local"}).status_code == 200
+            local = http.post(f"/api/apps/{demo}/run", headers=admin, json={"inputs": {"color": 1}}).json()
+            assert local["status"] == "succeeded" and not local["worker"].startswith("modal:")
+    finally:
+        worker.stop_engine()
+        db.dispose()
