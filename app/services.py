@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from fastapi import HTTPException, status
@@ -24,6 +25,13 @@ class Services:
     runs: RunService
     _catalog_clients: dict[str, ComfyClient] = field(default_factory=dict)
     openapi_generation: int = 0  # bumped on every publish, so /openapi.json is rebuilt
+    # Called after an app is published or unpublished (the web layer re-mounts its form); no-op by default.
+    on_app_changed: Callable[[str], Awaitable[None]] | None = None
+    share_url: str | None = None  # the public Gradio share link (--share), when one could be made
+
+    async def app_changed(self, slug: str) -> None:
+        if self.on_app_changed is not None:
+            await self.on_app_changed(slug)
 
     async def catalog(self, wait_s: float = 120.0) -> NodeCatalog:
         """The node schemas of a ready engine (fetched once per engine by its client). While the engines are
@@ -41,6 +49,13 @@ class Services:
         if client is None:
             client = self._catalog_clients[url] = ComfyClient(url)
         return NodeCatalog.from_object_info(await client.object_info())
+
+    def engine_url(self) -> str:
+        """A ready engine's URL (call after catalog(), which waits for one)."""
+        ready = [engine for engine in self.engines.manager.engines if engine.is_ready()]
+        if not ready:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail="No engine is ready.")
+        return ready[0].url
 
     async def aclose(self) -> None:
         for client in self._catalog_clients.values():
