@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 CSS = """
-.gradio-container {max-width: 1180px !important; margin: 0 auto !important}
+.gradio-container {max-width: 1180px !important; width: 100% !important; margin: 0 auto !important}
 #app-title h1 {margin-bottom: 0}
 #app-description {color: var(--body-text-color-subdued)}
 .status-line {min-height: 1.6em}

@@ -45,12 +45,14 @@ def build_form(services: Services, *, slug: str, name: str, description: str, sp
 
         components = [c for f in fields for c in f.components]
 
-        async def run(*raw: Any, request: gr.Request,
+        # Inputs as a set: the handler gets {component: value}, so its signature can name the request and
+        # the progress tracker (Gradio injects those by annotation; it cannot after *args).
+        async def run(data: dict[Any, Any], request: gr.Request,
                       progress: gr.Progress = gr.Progress()) -> AsyncIterator[tuple[Any, ...]]:  # noqa: B008
             try:
-                values, files = collect(fields, list(raw))
+                values, files = collect(fields, [data[c] for c in components])
             except OSError as exc:
-                yield None, f"❌ An uploaded file could not be read: {exc}", gr.skip(), gr.skip(), gr.skip(), \
+                yield None, f"✗ An uploaded file could not be read: {exc}", gr.skip(), gr.skip(), gr.skip(), \
                     gr.skip()
                 return
             progress(0, desc="submitting")
@@ -76,11 +78,11 @@ def build_form(services: Services, *, slug: str, name: str, description: str, sp
             if not current:
                 return gr.skip()
             await services.runs.cancel(current)
-            return "⏹️ Cancelling…"
+            return "Cancelling…"
 
-        run_button.click(lambda: ([], "⏳ Submitting…"), outputs=[gallery, status], queue=False,
+        run_button.click(lambda: ([], "Submitting…"), outputs=[gallery, status], queue=False,
                          show_progress="hidden").then(
-            run, inputs=components, outputs=[run_id, status, preview, gallery, audio, other],
+            run, inputs=set(components), outputs=[run_id, status, preview, gallery, audio, other],
             concurrency_limit=None, show_progress_on=[gallery], api_name="run")
         cancel_button.click(cancel, inputs=[run_id], outputs=[status], concurrency_limit=None,
                             show_progress="hidden", api_name="cancel")

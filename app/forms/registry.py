@@ -3,6 +3,7 @@ published again or unpublished (measured recipe: /work/shared/notes/gradio.md)."
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import gradio as gr
@@ -59,7 +60,9 @@ class FormMounts:
         path = f"/apps/{slug}"
         self.app.router.routes[:] = [r for r in self.app.router.routes
                                      if not (isinstance(r, Mount) and r.path == path)]
-        blocks = self._blocks(slug)
+        # Built in an executor thread, which (unlike asyncio.to_thread) does not copy context variables: called
+        # from a studio event, Gradio's render context would otherwise capture the new Blocks' components.
+        blocks = await asyncio.get_running_loop().run_in_executor(None, self._blocks, slug)
         if blocks is None:
             return
         lifespan = self.app.router.lifespan_context

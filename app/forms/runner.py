@@ -83,11 +83,11 @@ async def follow_run(services: Services, *, slug: str, values: dict[str, Any],
         app = crud_apps.get_app(session, slug=slug)
         version = crud_apps.get_version(session, app_id=app.id) if app else None
     if app is None or version is None:
-        yield RunView(status=f"❌ The app '{slug}' is no longer published.", done=True)
+        yield RunView(status=f"✗ The app '{slug}' is no longer published.", done=True)
         return
     spec = AppSpec.from_dict(version.spec)
     if services.engines.state == "failed":
-        yield RunView(status=f"❌ No engine can run this: {services.engines.error}", done=True)
+        yield RunView(status=f"✗ No engine can run this: {services.engines.error}", done=True)
         return
     try:
         inputs = parse_values(spec, values, files, services.settings.max_upload_bytes)
@@ -95,16 +95,16 @@ async def follow_run(services: Services, *, slug: str, values: dict[str, Any],
                                             key_scope="form", api_key_id=api_key_id, idempotency_key=None,
                                             webhook_url=None)
     except InputProblems as exc:
-        yield RunView(status="❌ Some inputs do not fit:\n" + describe_problems(exc.problems), done=True)
+        yield RunView(status="✗ Some inputs do not fit:\n" + describe_problems(exc.problems), done=True)
         return
     except QueueFullError:
-        yield RunView(status="❌ The queue is full right now; try again in a minute.", done=True)
+        yield RunView(status="✗ The queue is full right now; try again in a minute.", done=True)
         return
     queue = services.runs.events.subscribe(run.id)  # then read the state: no event falls in between
     try:
         position = services.runs.pool.position(run.id)
         waiting = "Waiting for the engine to start…" if services.engines.state == "starting" else "Queued"
-        yield RunView(run_id=run.id, status=f"⏳ {waiting}" + (f" (position {position + 1})" if position else ""),
+        yield RunView(run_id=run.id, status=f"{waiting}" + (f" (position {position + 1})" if position else ""),
                       progress=(0.0, "queued"))
         while not await services.runs.wait(run.id, 0):
             try:
@@ -124,15 +124,15 @@ async def follow_run(services: Services, *, slug: str, values: dict[str, Any],
 def _on_event(spec: AppSpec, run_id: str, event: dict[str, Any]) -> RunView | None:
     match event["event"]:
         case "started":
-            return RunView(run_id=run_id, status="⚙️ Running…", progress=(0.0, "starting"))
+            return RunView(run_id=run_id, status="Running…", progress=(0.0, "starting"))
         case "progress":
             value, maximum = event.get("value") or 0, event.get("max") or 0
             node = _node_name(spec, event.get("node"))
             if maximum:
                 desc = f"{node}: step {value}/{maximum}" if node else f"step {value}/{maximum}"
-                return RunView(run_id=run_id, status=f"⚙️ Running {node}…",
+                return RunView(run_id=run_id, status=f"Running {node}…",
                                progress=(min(1.0, value / maximum), desc))
-            return RunView(run_id=run_id, status=f"⚙️ Running {node}…", progress=(0.0, node or "running"))
+            return RunView(run_id=run_id, status=f"Running {node}…", progress=(0.0, node or "running"))
         case "preview":
             try:
                 image = Image.open(io.BytesIO(base64.b64decode(event["data"])))
@@ -141,7 +141,7 @@ def _on_event(spec: AppSpec, run_id: str, event: dict[str, Any]) -> RunView | No
                 return None  # a preview is a nicety: a broken one is skipped
             return RunView(run_id=run_id, preview=image)
         case "retrying":
-            return RunView(run_id=run_id, status="🔁 The engine was lost; running again on another one…",
+            return RunView(run_id=run_id, status="The engine was lost; running again on another one…",
                            progress=(0.0, "queued again"))
     return None
 
@@ -155,13 +155,13 @@ def final_view(services: Services, spec: AppSpec, run_id: str) -> RunView:
     timing = _timings(run)
     match run.status:
         case "succeeded":
-            status = f"✅ Done ({timing}){_seed_note(spec, run)}" if timing else f"✅ Done{_seed_note(spec, run)}"
+            status = f"✓ Done ({timing}){_seed_note(spec, run)}" if timing else f"✓ Done{_seed_note(spec, run)}"
         case "cancelled":
-            status = "⏹️ Cancelled."
+            status = "Cancelled."
         case "timed_out":
-            status = f"❌ Timed out after {spec.timeout_s:.0f} s: {describe_error(run.error)}"
+            status = f"✗ Timed out after {spec.timeout_s:.0f} s: {describe_error(run.error)}"
         case status_ if status_ in FINAL_STATUSES:
-            status = f"❌ {describe_error(run.error)}"
+            status = f"✗ {describe_error(run.error)}"
         case _:
-            status = f"⏳ {run.status}"
+            status = f"{run.status}"
     return RunView(run_id=run_id, status=status, outputs=outputs, done=True)

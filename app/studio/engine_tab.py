@@ -16,11 +16,11 @@ LOG_LINES = 40
 def engine_markdown(services: Services) -> str:
     info = services.engines.describe()
     pool = services.runs.pool
-    state = {"starting": "⏳ starting", "ready": "✅ ready", "failed": "❌ failed", "stopped": "⏹️ stopped"}
+    state = {"starting": "starting", "ready": "✓ ready", "failed": "✗ failed", "stopped": "stopped"}
     lines = [f"**Engine**: {state.get(info['state'], info['state'])} · {pool.queued_count()} queued · "
              f"{len(pool.running())} running"]
     if info["error"]:
-        lines.append(f"\n❌ {info['error']}")
+        lines.append(f"\n✗ {info['error']}")
     for engine, raw in zip(info["engines"], services.engines.manager.engines, strict=False):
         device = raw.device
         memory = f", {device.memory_mb / 1024:.1f} GiB" if device.memory_mb else ""
@@ -52,9 +52,9 @@ def banner_html(services: Services) -> str:
     state, error = services.engines.state, services.engines.error
     if state == "starting":
         last = (services.engines.describe()["progress"] or ["starting…"])[-1]
-        return f"<div class='engine-banner'>⏳ The engine is starting: {html.escape(last)}</div>"
+        return f"<div class='engine-banner'>The engine is starting: {html.escape(last)}</div>"
     if state == "failed":
-        return f"<div class='engine-banner failed'>❌ The engine failed to start: {html.escape(error or '')}</div>"
+        return f"<div class='engine-banner failed'>✗ The engine failed to start: {html.escape(error or '')}</div>"
     return ""
 
 

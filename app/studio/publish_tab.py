@@ -46,7 +46,7 @@ def _read_upload(path: str) -> Any:
 
 
 def _error(message: str) -> str:
-    return f"### ❌ This file cannot be published\n{message}"
+    return f"### ✗ This file cannot be published\n{message}"
 
 
 def build(services: Services) -> None:
@@ -117,13 +117,13 @@ def build(services: Services) -> None:
             return None, "", ""
         inputs, problems = rows_to_inputs(rows)
         if problems:
-            return None, "❌ " + "\n\n❌ ".join(problems), ""
+            return None, "✗ " + "\n\n✗ ".join(problems), ""
         request = PublishRequest(name=app_name or "draft", workflow=found["workflow"],
                                  inputs=[PublishInput(**i) for i in inputs])
         try:
             spec = publishing.build_spec(request, await services.catalog())
         except publishing.PublishError as exc:
-            return None, "❌ " + "\n\n❌ ".join(exc.problems or [exc.message]), ""
+            return None, "✗ " + "\n\n✗ ".join(exc.problems or [exc.message]), ""
         return spec.to_dict(), "", await asyncio.to_thread(_changes, app_name, spec)
 
     def _changes(app_name: str, spec: AppSpec) -> str:
@@ -152,9 +152,9 @@ def build(services: Services) -> None:
                     run_id=run_id, workflow=spec.workflow, bindings=spec.inputs, values=values,
                     output_nodes=spec.output_nodes, timeout_s=min(spec.timeout_s, 300)))
         except HTTPException as exc:
-            return f"❌ {exc.detail}", None
+            return f"✗ {exc.detail}", None
         except Exception as exc:  # shown to the publisher as the engine's reason, never a traceback
-            return f"❌ The test run failed: {describe_error(error_record(exc))}", None
+            return f"✗ The test run failed: {describe_error(error_record(exc))}", None
         folder = services.settings.test_runs_dir / run_id
         folder.mkdir(parents=True, exist_ok=True)
         paths = []
@@ -163,17 +163,17 @@ def build(services: Services) -> None:
             target.write_bytes(output.data)
             paths.append(str(target))
         seconds = f" in {outcome.exec_ms / 1000:.1f} s" if outcome.exec_ms else ""
-        return f"✅ Test run finished{seconds} with {len(paths)} output(s).", paths
+        return f"✓ Test run finished{seconds} with {len(paths)} output(s).", paths
 
     async def on_publish(spec_dict: dict[str, Any] | None, found: dict[str, Any] | None, rows: list[list[Any]],
                          app_name: str, text: str, is_public: bool) -> tuple[str, str]:
         if not found:
-            return "❌ Upload a workflow first.", gr.skip()
+            return "✗ Upload a workflow first.", gr.skip()
         if not app_name.strip():
-            return "❌ Give the app a name (it becomes the link: /apps/<name>/).", gr.skip()
+            return "✗ Give the app a name (it becomes the link: /apps/<name>/).", gr.skip()
         inputs, problems = rows_to_inputs(rows)
         if problems or not spec_dict:
-            return "❌ Fix the inputs table first:\n" + "\n".join(f"- {p}" for p in problems), gr.skip()
+            return "✗ Fix the inputs table first:\n" + "\n".join(f"- {p}" for p in problems), gr.skip()
         slug = publishing.slug_of(app_name)
         with services.sessions() as session:
             existing = crud_apps.get_app(session, slug=slug)
@@ -186,14 +186,14 @@ def build(services: Services) -> None:
                 app, version = await publishing.publish(session, services, request, catalog)
                 slug, number = app.slug, version.number
         except publishing.PublishError as exc:
-            return "❌ " + exc.message + "".join(f"\n- {p}" for p in exc.problems), gr.skip()
+            return "✗ " + exc.message + "".join(f"\n- {p}" for p in exc.problems), gr.skip()
         except HTTPException as exc:
-            return f"❌ {exc.detail}", gr.skip()
+            return f"✗ {exc.detail}", gr.skip()
         changed = ""
         if previous is not None:
             diff = describe_changes(AppSpec.from_dict(previous.spec), AppSpec.from_dict(spec_dict))
             changed = f"\n\n**What changed since version {previous.number}:**\n{diff}"
-        return (f"### ✅ Published '{app_name.strip()}' (version {number})\n"
+        return (f"### ✓ Published '{app_name.strip()}' (version {number})\n"
                 f"- Form: [/apps/{slug}/](/apps/{slug}/)\n- API: `POST /api/apps/{slug}/run` "
                 f"([OpenAPI](/api/apps/{slug}/openapi.json))\n- The Apps tab has snippets and the share link."
                 + changed), ""

@@ -37,7 +37,7 @@ def summary_markdown(analysis: dict[str, Any]) -> str:
     for node in analysis["nodes"]:
         title = node["title"] if node["title"] and node["title"] != node["class_type"] else ""
         name = f"{title} ({node['class_type']})" if title else node["class_type"]
-        mark = " ⚠️ *unknown to this engine*" if not node["known"] else ""
+        mark = " ⚠ *unknown to this engine*" if not node["known"] else ""
         groups.setdefault(_role(node["class_type"], output_ids, node["id"]), []).append(
             f"#{node['id']} {name}{mark}")
     lines = [f"**{len(analysis['nodes'])} nodes**, {len(analysis['inputs'])} inputs that could be published, "
@@ -49,7 +49,7 @@ def summary_markdown(analysis: dict[str, Any]) -> str:
     if models:
         lines.append("\n**Models**")
         for m in models:
-            state = "✅ on this engine" if m["available"] else f"❌ missing: put it in `models/{m['folder']}/`"
+            state = "✓ on this engine" if m["available"] else f"✗ missing: put it in `models/{m['folder']}/`"
             lines.append(f"- `{m['filename']}` ({m['folder']}, node {m['node']}) — {state}")
     else:
         lines.append("\n**Models**: none (this workflow needs no model files).")
@@ -60,12 +60,12 @@ def warnings_markdown(analysis: dict[str, Any]) -> str:
     """Missing node types first (the workflow cannot run without them), then the graph's other problems."""
     lines = []
     for missing in analysis["missing_node_types"]:
-        lines.append(f"- ⚠️ Node type **{missing['class_type']}** (nodes {', '.join(missing['nodes'])}) is not "
+        lines.append(f"- ⚠ Node type **{missing['class_type']}** (nodes {', '.join(missing['nodes'])}) is not "
                      "installed on this engine: install the custom node that provides it, then upload again.")
     for problem in analysis["problems"]:
         if problem["kind"] != "unknown_node_types":
             where = f"node {problem['node_id']} ({problem['class_type']}): " if problem.get("node_id") else ""
-            lines.append(f"- ⚠️ {where}{problem['message']}")
+            lines.append(f"- ⚠ {where}{problem['message']}")
     return ("### This workflow will not run as it is\n" + "\n".join(lines)) if lines else ""
 
 
@@ -140,20 +140,20 @@ def describe_changes(old: AppSpec | None, new: AppSpec) -> str:
     lines = []
     before, after = {i.name: i for i in old.inputs}, {i.name: i for i in new.inputs}
     for name in after.keys() - before.keys():
-        lines.append(f"- ➕ new input **{name}** ({after[name].type})")
+        lines.append(f"- + new input **{name}** ({after[name].type})")
     for name in before.keys() - after.keys():
-        lines.append(f"- ➖ input **{name}** removed (API callers that send it will get an error)")
+        lines.append(f"- − input **{name}** removed (API callers that send it will get an error)")
     for name in sorted(before.keys() & after.keys()):
         a, b = before[name], after[name]
         for attribute in ("type", "label", "default", "min", "max", "choices", "node", "input"):
             if getattr(a, attribute) != getattr(b, attribute):
-                lines.append(f"- ✏️ **{name}**: {attribute} {_cell(getattr(a, attribute)) or '—'} → "
+                lines.append(f"- ~ **{name}**: {attribute} {_cell(getattr(a, attribute)) or '—'} → "
                              f"{_cell(getattr(b, attribute)) or '—'}")
     changed_nodes = [node_id for node_id in sorted(set(old.workflow) | set(new.workflow))
                      if json.dumps(old.workflow.get(node_id), sort_keys=True)
                      != json.dumps(new.workflow.get(node_id), sort_keys=True)]
     if changed_nodes:
-        lines.append(f"- 🔧 workflow nodes changed: {', '.join(changed_nodes)}")
+        lines.append(f"- workflow nodes changed: {', '.join(changed_nodes)}")
     if [o.node for o in old.outputs] != [o.node for o in new.outputs]:
-        lines.append(f"- 🖼️ outputs: {[o.node for o in old.outputs]} → {[o.node for o in new.outputs]}")
+        lines.append(f"- outputs: {[o.node for o in old.outputs]} → {[o.node for o in new.outputs]}")
     return "\n".join(lines) if lines else "- no change to inputs, outputs or the workflow"
