@@ -36,7 +36,8 @@ def build(services: Services) -> tuple[Callable[..., Any], list[gr.components.Co
         gr.Markdown("Click a row for its details.")
     table = gr.Dataframe(headers=COLUMNS, type="array", interactive=False, elem_id="runs-table", wrap=True,
                          max_height=380)
-    thumbs = gr.Gallery(label="Latest outputs", columns=8, height=150, interactive=False, elem_id="runs-thumbs")
+    thumbs = gr.Gallery(label="Latest outputs", columns=8, height=150, interactive=False, elem_id="runs-thumbs",
+                        preview=False, object_fit="contain")
     selected = gr.State(None)
     with gr.Row(equal_height=False):
         with gr.Column(scale=5):

@@ -16,7 +16,7 @@ from tests.support.prompts import shipped
 from tests.support.server import AppServer
 
 pytest.importorskip("playwright")
-from tests.support.browser import CHROMIUM, chromium  # noqa: E402
+from tests.support.browser import CHROMIUM, chromium
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs /usr/bin/chromium (make test installs it)")
 SHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
