@@ -152,7 +152,9 @@ class Guard:
             await send({"type": "websocket.close", "code": 4401})
             return
         path = scope["path"]
-        is_page = scope.get("method") == "GET" and (path.endswith("/") or path.count("/") <= 2)
+        # The page itself (/studio, /apps/x, with or without the slash) goes to the login; its requests get 401.
+        is_page = scope.get("method") == "GET" and (path.endswith("/") or path == "/studio"
+                                                    or (path.startswith("/apps/") and path.count("/") == 2))
         if is_page:
             response = RedirectResponse(f"/login?next={quote(path)}", status_code=303)
         else:
