@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: run test lint bench clean-venv
+.PHONY: run test lint bench clean-venv chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -25,7 +25,11 @@ $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
 run: $(VENV)/.app-installed
 	$(BIN)/python launch.py $(ARGS)
 
-test: $(VENV)/.test-installed
+# The browser tests drive Debian's chromium (never a downloaded browser); installed once when missing.
+chromium:
+	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+test: $(VENV)/.test-installed chromium
 	$(BIN)/ruff check .
 	$(BIN)/python -m tests.setup
 	$(BIN)/python -m pytest $(ARGS)

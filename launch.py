@@ -2,7 +2,7 @@
 """Comfy Publisher: serve the API (and studio) on one port, with the ComfyUI engine(s) it manages.
 
     python launch.py [--host 127.0.0.1] [--port 7860] [--data-dir DIR] [--db URL] [--no-browser]
-                     [--comfyui-url URL | --comfyui-path DIR] [--workers N]
+                     [--comfyui-url URL | --comfyui-path DIR] [--workers N] [--auth USER:PASS] [--share]
     python launch.py [--data-dir DIR] keys create NAME [--admin] | keys list | keys revoke ID
     python launch.py publish workflow.json --name NAME --input 6.text=prompt --input 3.seed
     python launch.py deploy SLUG [--version N] [--gpu L4 ...] [--show-files] [--teardown] [--runtime modal]
@@ -22,10 +22,10 @@ import httpx
 import platformdirs
 import uvicorn
 
-from app import cli
+from app import cli, share
 from app.engine_status import EngineStatus
-from app.server import create_app
 from app.settings import Settings
+from app.web_auth import parse_credentials
 from runtimes.engine.install import default_engine_home
 from runtimes.engine.manager import EngineManager, EngineSettings
 from runtimes.engine.process import port_is_free
@@ -62,6 +62,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--allow-private-webhooks", action="store_true",
                         help="let webhooks call loopback/private addresses (local set-ups)")
     parser.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    parser.add_argument("--auth", default=os.environ.get("COMFY_PUBLISHER_AUTH"), metavar="USER:PASS",
+                        help="password-protect the studio and private forms (env COMFY_PUBLISHER_AUTH)")
+    parser.add_argument("--share", action="store_true",
+                        help="also make a public Gradio share link (needs the internet; the LAN URL always works)")
     commands = parser.add_subparsers(dest="command", metavar="{keys,publish,deploy}")
     cli.add_commands(commands)
     return parser.parse_args(argv)
@@ -74,6 +78,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command:
         data_dir.mkdir(parents=True, exist_ok=True)
         return cli.run_command(args, db_url)
+    try:
+        studio_auth = parse_credentials(args.auth)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.share and studio_auth is None:
+        print("error: --share exposes the studio to the internet: pass --auth USER:PASS with it.", file=sys.stderr)
+        return 2
     if not port_is_free(args.host, args.port):
         print(f"error: port {args.port} on {args.host} is in use. Stop what uses it or pass --port N.",
               file=sys.stderr)
@@ -88,13 +100,26 @@ def main(argv: list[str] | None = None) -> int:
         engine_port=args.engine_port,
         disable_api_nodes=args.disable_api_nodes,
     )
+    # Before gradio is imported (it reads these once): no telemetry calls, temp files in the data dir.
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(data_dir / "gradio-tmp"))
+    from app.server import create_app
+
     engines = EngineStatus(EngineManager(settings))
     app = create_app(Settings(data_dir=data_dir, db_url=db_url, sync_wait_s=args.sync_wait,
                               max_queue=args.max_queue, max_upload_bytes=int(args.max_upload_mb * 2**20),
-                              allow_private_webhooks=args.allow_private_webhooks),
+                              allow_private_webhooks=args.allow_private_webhooks, studio_auth=studio_auth),
                      engines)
     url = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}/"
-    print(f"Comfy Publisher: {url}  (API docs: {url}docs, data: {data_dir})", flush=True)
+    print(f"Comfy Publisher studio: {url}studio/\n  forms: {url}apps/<name>/  API docs: {url}docs  "
+          f"data: {data_dir}", flush=True)
+    if args.host not in ("127.0.0.1", "localhost", "::1") and studio_auth is None:
+        print("warning: the studio is reachable from the network without a password: pass --auth USER:PASS",
+              file=sys.stderr, flush=True)
+    if args.share:  # in the background: the tunnel may take seconds, the server starts meanwhile
+        services = app.state.services
+        threading.Thread(target=lambda: setattr(services, "share_url", share.open_tunnel(args.port)),
+                         daemon=True).start()
     if not args.no_browser:
         threading.Thread(target=_open_when_up, args=(url,), daemon=True).start()
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")

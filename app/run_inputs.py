@@ -149,3 +149,15 @@ def _checked(spec: AppSpec, inputs: RunInputs, problems: list[dict[str, Any]]) -
     # then produces the same image, and a failed run still says which seed it used.
     seeds = {i.name: applied.values[i.name] for i in spec.inputs if i.type == "seed" and i.name in applied.values}
     return RunInputs({**inputs.values, **seeds}, inputs.uploads, inputs.webhook)
+
+
+def parse_values(spec: AppSpec, values: dict[str, Any], files: dict[str, tuple[str, bytes]],
+                 max_upload_bytes: int) -> RunInputs:
+    """Inputs from Python values and image files (the generated forms): the same checks as the API's."""
+    uploads, problems = {}, []
+    for name, (filename, data) in files.items():
+        try:
+            uploads[name] = _check_image(name, filename, data, max_upload_bytes)
+        except InputProblems as exc:
+            problems += exc.problems
+    return _checked(spec, RunInputs(dict(values), uploads, None), problems)

@@ -207,6 +207,10 @@ class RunService:
 
     # --- waiting -------------------------------------------------------------------------------------
 
+    def in_flight(self, run_id: str) -> bool:
+        """Whether this process is running it (queued or running, not ended)."""
+        return run_id in self._in_flight
+
     async def wait(self, run_id: str, timeout: float) -> RunOut | None:
         """Wait up to `timeout` seconds for a run this process is running to end; the run as its end was
         recorded, or None: still going, or not in flight here (already final, or unknown)."""

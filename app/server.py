@@ -1,4 +1,5 @@
-"""The web app: one FastAPI process serving the REST API (and, later, the studio) on one port.
+"""The web app: one FastAPI process serving the REST API, the studio (/studio/) and every app's form
+(/apps/{slug}/) on one port.
 
 Start-up order: migrate the DB, queue again what a previous process left (runs wait while the engines
 start, so the first request after a start never fails for an engine that is not ready yet), start the
@@ -12,18 +13,23 @@ import html
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import gradio as gr
 from fastapi import FastAPI
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 
+from app import web_auth
 from app.deployments import DeploymentService
 from app.engine_status import EngineStatus
+from app.forms.registry import FormMounts
+from app.look import CSS, mount_options
 from app.openapi import install_openapi
 from app.routes import apps, files, health, keys, runs, workflows
 from app.routes import deployments as deployment_routes
 from app.run_service import RunService
-from app.secrets import load_or_create_master_key, webhook_secret
+from app.secrets import derive_secret, load_or_create_master_key, webhook_secret
 from app.services import Services
 from app.settings import Settings
+from app.studio.page import STUDIO_CSS, build_studio
 from app.webhooks import WebhookSender
 from db.migrate import upgrade_to_head
 from db.session import create_db_engine, make_session_factory
@@ -80,12 +86,37 @@ def create_app(settings: Settings, engines: EngineStatus) -> FastAPI:
     for module in (health, workflows, apps, deployment_routes, runs, keys, files):
         app.include_router(module.router)
     install_openapi(app, services)
+    _mount_ui(app, services, master_key)
 
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def home() -> str:
+    @app.get("/", include_in_schema=False)
+    def home() -> RedirectResponse:
+        return RedirectResponse("/studio/")
+
+    @app.get("/status", response_class=HTMLResponse, include_in_schema=False)
+    def status_page() -> str:
+        """A page without JavaScript: engine state and start-up log (also a fallback to the studio)."""
         return _status_page(engines)
 
     return app
+
+
+def _mount_ui(app: FastAPI, services: Services, master_key: bytes) -> None:
+    """The studio at /studio/, each app's form at /apps/{slug}/, and the login guard in front of both."""
+    settings = services.settings
+    auth = web_auth.WebAuth(credentials=settings.studio_auth, sessions=services.sessions,
+                            secret=derive_secret(master_key, "studio-session").encode())
+    app.state.web_auth = auth
+    app.include_router(web_auth.router)
+    settings.outputs_dir.mkdir(parents=True, exist_ok=True)
+    settings.test_runs_dir.mkdir(parents=True, exist_ok=True)
+    gr.mount_gradio_app(app, build_studio(services), path="/studio",
+                        allowed_paths=[str(settings.outputs_dir), str(settings.test_runs_dir)],
+                        max_file_size=settings.max_upload_bytes, **{**mount_options(), "css": CSS + STUDIO_CSS})
+    forms = FormMounts(app, services)
+    forms.mount_all()
+    services.on_app_changed = forms.refresh
+    auth.is_public_app = forms.is_public
+    app.add_middleware(web_auth.Guard, auth=auth)
 
 
 def _status_page(engines: EngineStatus) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -35,6 +35,13 @@ class Services:
     deployments: DeploymentService
     _catalog_clients: dict[str, ComfyClient] = field(default_factory=dict)
     openapi_generation: int = 0  # bumped on every publish, so /openapi.json is rebuilt
+    # Called after an app is published or unpublished (the web layer re-mounts its form); no-op by default.
+    on_app_changed: Callable[[str], Awaitable[None]] | None = None
+    share_url: str | None = None  # the public Gradio share link (--share), when one could be made
+
+    async def app_changed(self, slug: str) -> None:
+        if self.on_app_changed is not None:
+            await self.on_app_changed(slug)
 
     async def db(self, work: Callable[..., T], /, *args: Any) -> T:
         """`work(session, *args)` in a worker thread; the session is closed (its connection given back) there."""
@@ -60,6 +67,13 @@ class Services:
         if client is None:
             client = self._catalog_clients[url] = ComfyClient(url)
         return NodeCatalog.from_object_info(await client.object_info())
+
+    def engine_url(self) -> str:
+        """A ready engine's URL (call after catalog(), which waits for one)."""
+        ready = [engine for engine in self.engines.manager.engines if engine.is_ready()]
+        if not ready:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail="No engine is ready.")
+        return ready[0].url
 
     async def aclose(self) -> None:
         for client in self._catalog_clients.values():

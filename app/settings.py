@@ -14,6 +14,7 @@ class Settings:
     max_queue: int = 10_000  # queued runs past this answer 429 with Retry-After
     max_upload_bytes: int = 20 * 2**20
     allow_private_webhooks: bool = False  # webhooks to loopback/private addresses (local set-ups, tests)
+    studio_auth: tuple[str, str] | None = None  # (user, password) for the studio; None: the studio is open
 
     @property
     def outputs_dir(self) -> Path:
@@ -22,3 +23,7 @@ class Settings:
     @property
     def uploads_dir(self) -> Path:
         return self.data_dir / "uploads"
+
+    @property
+    def test_runs_dir(self) -> Path:
+        return self.data_dir / "test-runs"

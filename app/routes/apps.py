@@ -2,28 +2,21 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, status
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app import publishing
 from app.auth import Caller, require_runner
 from app.deps import AdminDep, CallerDep, ServicesDep
 from app.openapi import add_app_paths, base_schema
+from app.publishing import SLUG, slug_of
 from app.schemas import AppOut, PublishRequest, VersionOut
 from db import crud_apps
 from db.models import App, AppVersion
-from publisher import AppSpec, AppSpecError, WorkflowFormatError, build_app_spec, check_graph, load_workflow
-from publisher.validate import GraphValidationError
 
 router = APIRouter(prefix="/api/apps", tags=["apps"])
-SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-
-
-def slug_of(name: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:63]
 
 
 def find_app(session: Session, slug: str) -> App:
@@ -48,36 +41,16 @@ def _unprocessable(message: str, problems: list[str]) -> HTTPException:
 async def publish(body: PublishRequest, services: ServicesDep, _: AdminDep) -> AppOut:
     """Publish a workflow as an app, or as version N+1 of the app with the same slug."""
     slug = body.slug or slug_of(body.name)
-    if not SLUG.match(slug):
+    if not SLUG.match(slug):  # before asking the engine for its catalog
         raise _unprocessable(f"slug '{slug}' is not usable in a URL", ["use lowercase letters, digits and -"])
-    try:
-        workflow = load_workflow(body.workflow)
-    except WorkflowFormatError as exc:
-        raise _unprocessable("The workflow cannot be read", [str(exc)]) from None
     catalog = await services.catalog()
     try:
-        check_graph(workflow, catalog)
-        spec = build_app_spec(workflow, catalog, [i.model_dump(exclude_none=True) for i in body.inputs],
-                              outputs=body.outputs, timeout_s=body.timeout_s)
-    except GraphValidationError as exc:
-        raise _unprocessable("The workflow would not run on this engine", [str(p) for p in exc.problems]) from None
-    except AppSpecError as exc:
-        raise _unprocessable("The app cannot be published", exc.problems) from None
-    published = await services.db(_store_version, slug, body, spec)
-    services.openapi_generation += 1
-    return published
-
-
-def _store_version(session: Session, slug: str, body: PublishRequest, spec: AppSpec) -> AppOut:
-    existing = crud_apps.get_app(session, slug=slug, include_deleted=True)
-    public = body.public if body.public is not None else bool(existing and existing.public)
-    try:
-        version = crud_apps.publish_version(session, slug=slug, name=body.name, description=body.description,
-                                            public=public, spec=spec.to_dict())
-    except IntegrityError:
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=f"'{slug}' was being published by another request "
-                                                             "at the same moment; publish again.") from None
-    return AppOut.of(find_app(session, slug), version)
+        app, version = await publishing.publish(services, body, catalog)
+    except publishing.PublishError as exc:
+        if exc.conflict:
+            raise HTTPException(status.HTTP_409_CONFLICT, detail=exc.message) from None
+        raise _unprocessable(exc.message, exc.problems) from None
+    return AppOut.of(app, version)
 
 
 def visible_app(session: Session, caller: Caller, slug: str) -> App:
@@ -143,6 +116,7 @@ async def unpublish(slug: str, services: ServicesDep, _: AdminDep) -> None:
 
     await services.db(unpublished)
     services.openapi_generation += 1
+    await services.app_changed(slug)
 
 
 @router.get("/{slug}/webhook-secret")

@@ -1,0 +1,1 @@
+"""The generated form of each published app (Gradio), mounted at /apps/{slug}."""

@@ -1,0 +1,114 @@
+"""Analyze and publish a workflow: one implementation behind the REST routes and the studio."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.schemas import PublishRequest
+from app.services import Services
+from db import crud_apps
+from db.models import App, AppVersion
+from publisher import (
+    AppSpec,
+    AppSpecError,
+    NodeCatalog,
+    WorkflowFormatError,
+    build_app_spec,
+    check_graph,
+    detect_format,
+    find_candidates,
+    find_model_refs,
+    find_outputs,
+    load_workflow,
+    validate_graph,
+)
+from publisher.validate import GraphValidationError
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+class PublishError(ValueError):
+    """The request cannot be published; `problems` names each thing to fix. `conflict`: retry."""
+
+    def __init__(self, message: str, problems: list[str], *, conflict: bool = False) -> None:
+        self.message, self.problems, self.conflict = message, problems, conflict
+        super().__init__(message + ("".join(f"\n  - {p}" for p in problems)))
+
+
+def slug_of(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:63]
+
+
+def analyze(raw: Any, catalog: NodeCatalog) -> dict[str, Any]:
+    """Format, nodes, candidate inputs (typed from the engine's schemas), outputs, missing node types, models.
+    Raises WorkflowFormatError for a file that is no workflow."""
+    workflow = load_workflow(raw)
+    problems = validate_graph(workflow, catalog)
+    missing = [{"class_type": class_type, "nodes": list(nodes)}
+               for p in problems for class_type, nodes in (p.missing_types or ())]
+    return {
+        "format": detect_format(raw),
+        "workflow": workflow.to_prompt(),
+        "nodes": [{"id": node_id, "class_type": workflow.class_type(node_id), "title": workflow.title(node_id),
+                   "known": workflow.class_type(node_id) in catalog} for node_id in workflow.node_ids()],
+        "inputs": [candidate_dict(c) for c in find_candidates(workflow, catalog)],
+        "outputs": [asdict(o) for o in find_outputs(workflow, catalog)],
+        "missing_node_types": missing,
+        "problems": [asdict(p) for p in problems],
+        "models": [asdict(m) for m in find_model_refs(workflow, catalog)],
+    }
+
+
+def candidate_dict(candidate: Any) -> dict[str, Any]:
+    data = asdict(candidate)
+    data["node"] = data.pop("node_id")
+    data["input"] = data.pop("input_name")
+    data["choices"] = list(candidate.choices)
+    return data
+
+
+def build_spec(body: PublishRequest, catalog: NodeCatalog) -> AppSpec:
+    """The spec the request would publish (nothing is written); PublishError lists every problem."""
+    try:
+        workflow = load_workflow(body.workflow)
+    except WorkflowFormatError as exc:
+        raise PublishError("The workflow cannot be read", [str(exc)]) from None
+    try:
+        check_graph(workflow, catalog)
+        return build_app_spec(workflow, catalog, [i.model_dump(exclude_none=True) for i in body.inputs],
+                              outputs=body.outputs, timeout_s=body.timeout_s)
+    except GraphValidationError as exc:
+        raise PublishError("The workflow would not run on this engine", [str(p) for p in exc.problems]) from None
+    except AppSpecError as exc:
+        raise PublishError("The app cannot be published", exc.problems) from None
+
+
+async def publish(services: Services, body: PublishRequest, catalog: NodeCatalog) -> tuple[App, AppVersion]:
+    """Publish a workflow as an app, or as version N+1 of the app with the same slug."""
+    slug = body.slug or slug_of(body.name)
+    if not SLUG.match(slug):
+        raise PublishError(f"slug '{slug}' is not usable in a URL", ["use lowercase letters, digits and -"])
+    spec = build_spec(body, catalog)
+    app, version = await services.db(_store_version, slug, body, spec)
+    services.openapi_generation += 1
+    await services.app_changed(slug)  # the app's form follows the new version
+    return app, version
+
+
+def _store_version(session: Session, slug: str, body: PublishRequest, spec: AppSpec) -> tuple[App, AppVersion]:
+    existing = crud_apps.get_app(session, slug=slug, include_deleted=True)
+    public = body.public if body.public is not None else bool(existing and existing.public)
+    try:
+        version = crud_apps.publish_version(session, slug=slug, name=body.name, description=body.description,
+                                            public=public, spec=spec.to_dict())
+    except IntegrityError:
+        raise PublishError(f"'{slug}' was being published by another request at the same moment; publish again.",
+                           [], conflict=True) from None
+    app = crud_apps.get_app(session, slug=slug)
+    assert app is not None
+    return app, version

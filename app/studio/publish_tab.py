@@ -1,0 +1,210 @@
+"""Publish: drop a workflow -> summary -> inputs table -> live form preview -> test run -> publish."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+from fastapi import HTTPException
+from sqlalchemy.orm import Session
+
+from app import publishing
+from app.forms.components import make_fields
+from app.forms.runner import describe_error
+from app.schemas import PublishInput, PublishRequest
+from app.services import Services
+from app.studio.summary import (
+    COLUMNS,
+    DATATYPES,
+    EDITABLE,
+    candidate_rows,
+    describe_changes,
+    rows_to_inputs,
+    summary_markdown,
+    warnings_markdown,
+)
+from db import crud_apps
+from db.models import AppVersion
+from publisher import AppSpec, WorkflowFormatError
+from runtimes.comfy.client import ComfyClient
+from runtimes.execute import RunRequest, error_record, execute_run
+
+MAX_WORKFLOW_BYTES = 20 * 2**20
+
+
+def _read_upload(path: str) -> Any:
+    data = Path(path).read_bytes()
+    if len(data) > MAX_WORKFLOW_BYTES:
+        raise WorkflowFormatError(f"the file is {len(data) // 2**20} MiB; a workflow is JSON of a few KiB")
+    try:
+        return json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise WorkflowFormatError(f"{Path(path).name} is not JSON ({exc}); upload the .json file ComfyUI saves or "
+                                  "exports (Workflow > Export (API))") from None
+
+
+def _error(message: str) -> str:
+    return f"### ✗ This file cannot be published\n{message}"
+
+
+def build(services: Services) -> None:
+    analysis = gr.State(None)  # the analyze result, workflow included
+    draft = gr.State(None)  # the AppSpec the table describes, as a dict (None while it has problems)
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=4):
+            upload = gr.File(label="1. Drop a workflow file (ComfyUI: Workflow > Export (API))", file_types=[".json"],
+                             type="filepath", elem_id="workflow-file", height=140)
+            error = gr.Markdown(elem_id="publish-error")
+            summary = gr.Markdown(elem_id="workflow-summary")
+        with gr.Column(scale=7):
+            gr.Markdown("### 2. Choose the inputs people can change\nTick an input to put it on the form; edit its "
+                        "label, default, range or choices (separated by ` | `). Suggested inputs are ticked.")
+            table = gr.Dataframe(headers=COLUMNS, datatype=DATATYPES, type="array", interactive=True,
+                                 static_columns=list(range(EDITABLE, len(COLUMNS))), elem_id="inputs-table",
+                                 max_height=420, wrap=True, value=[], show_search="none")
+            table_problems = gr.Markdown(elem_id="table-problems")
+    gr.Markdown("### 3. Preview of the form")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=5, variant="panel"):
+            @gr.render(inputs=[draft])
+            def preview(spec_dict: dict[str, Any] | None) -> None:
+                if not spec_dict:
+                    gr.Markdown("*The form appears here once a workflow is loaded.*")
+                    return
+                spec = AppSpec.from_dict(spec_dict)
+                if not spec.inputs:
+                    gr.Markdown("*No input is ticked: the form will only have a Run button.*")
+                make_fields(spec.inputs, key="preview")
+                gr.Button("Run", variant="primary", interactive=False, key="preview-run")
+        with gr.Column(scale=5):
+            test_button = gr.Button("Test run with these defaults", elem_id="test-run", interactive=False)
+            test_status = gr.Markdown(elem_id="test-status")
+            test_gallery = gr.Gallery(label="Test output", columns=2, height=240, interactive=False,
+                                      elem_id="test-output")
+    gr.Markdown("### 4. Publish")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=5):
+            name = gr.Textbox(label="Name", placeholder="e.g. Poster maker", elem_id="app-name")
+            description = gr.Textbox(label="Description (shown on the form)", lines=2, elem_id="app-description")
+            public = gr.Checkbox(label="Public: anyone with the link may run it (else an API key or the studio "
+                                       "login is needed)", value=True, elem_id="app-public")
+            publish_button = gr.Button("Publish", variant="primary", elem_id="publish-button", interactive=False)
+        with gr.Column(scale=5):
+            changes = gr.Markdown(elem_id="publish-changes")
+            result = gr.Markdown(elem_id="publish-result")
+
+    async def on_upload(path: str | None) -> tuple[Any, ...]:
+        empty = (None, [], "", "", None, gr.update(interactive=False), gr.update(interactive=False), gr.skip())
+        if not path:
+            return ("", *empty)
+        try:
+            raw = await asyncio.to_thread(_read_upload, path)
+            catalog = await services.catalog()
+            found = publishing.analyze(raw, catalog)
+        except WorkflowFormatError as exc:
+            return (_error(str(exc)), *empty)
+        except HTTPException as exc:
+            return (_error(f"The engine is not ready: {exc.detail}"), *empty)
+        warnings = warnings_markdown(found)
+        stem = Path(path).stem.replace("_", " ").replace("-", " ").strip().capitalize()
+        return (warnings, found, candidate_rows(found), summary_markdown(found), "", None,
+                gr.update(interactive=not warnings), gr.update(interactive=not warnings), stem)
+
+    async def on_table(rows: list[list[Any]], found: dict[str, Any] | None, app_name: str) -> tuple[Any, ...]:
+        if not found:
+            return None, "", ""
+        inputs, problems = rows_to_inputs(rows)
+        if problems:
+            return None, "✗ " + "\n\n✗ ".join(problems), ""
+        request = PublishRequest(name=app_name or "draft", workflow=found["workflow"],
+                                 inputs=[PublishInput(**i) for i in inputs])
+        try:
+            spec = publishing.build_spec(request, await services.catalog())
+        except publishing.PublishError as exc:
+            return None, "✗ " + "\n\n✗ ".join(exc.problems or [exc.message]), ""
+        return spec.to_dict(), "", await asyncio.to_thread(_changes, app_name, spec)
+
+    def _changes(app_name: str, spec: AppSpec) -> str:
+        slug = publishing.slug_of(app_name or "")
+        if not slug:
+            return ""
+        with services.sessions() as session:
+            existing = crud_apps.get_app(session, slug=slug)
+            version = crud_apps.get_version(session, app_id=existing.id) if existing else None
+        if version is None:
+            return f"A new app at `/apps/{slug}/`."
+        old = AppSpec.from_dict(version.spec)
+        return f"**'{slug}' exists: publishing makes version {version.number + 1}.** Changes:\n" + \
+            describe_changes(old, spec)
+
+    async def on_test(spec_dict: dict[str, Any] | None) -> tuple[str, list[str] | None]:
+        if not spec_dict:
+            return "Fix the inputs table first.", None
+        spec = AppSpec.from_dict(spec_dict)
+        run_id = f"test-{uuid.uuid4().hex}"
+        try:
+            catalog = await services.catalog()
+            values = {i.name: i.default for i in spec.inputs if i.default is not None and i.type != "seed"}
+            async with ComfyClient(services.engine_url()) as client:
+                outcome = await execute_run(client, catalog, RunRequest(
+                    run_id=run_id, workflow=spec.workflow, bindings=spec.inputs, values=values,
+                    output_nodes=spec.output_nodes, timeout_s=min(spec.timeout_s, 300)))
+        except HTTPException as exc:
+            return f"✗ {exc.detail}", None
+        except Exception as exc:  # shown to the publisher as the engine's reason, never a traceback
+            return f"✗ The test run failed: {describe_error(error_record(exc))}", None
+        folder = services.settings.test_runs_dir / run_id
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for index, output in enumerate(outcome.outputs):
+            target = folder / f"{index:02d}-{Path(output.filename).name}"
+            target.write_bytes(output.data)
+            paths.append(str(target))
+        seconds = f" in {outcome.exec_ms / 1000:.1f} s" if outcome.exec_ms else ""
+        return f"✓ Test run finished{seconds} with {len(paths)} output(s).", paths
+
+    async def on_publish(spec_dict: dict[str, Any] | None, found: dict[str, Any] | None, rows: list[list[Any]],
+                         app_name: str, text: str, is_public: bool) -> tuple[str, str]:
+        if not found:
+            return "✗ Upload a workflow first.", gr.skip()
+        if not app_name.strip():
+            return "✗ Give the app a name (it becomes the link: /apps/<name>/).", gr.skip()
+        inputs, problems = rows_to_inputs(rows)
+        if problems or not spec_dict:
+            return "✗ Fix the inputs table first:\n" + "\n".join(f"- {p}" for p in problems), gr.skip()
+        slug = publishing.slug_of(app_name)
+        def latest(session: Session) -> AppVersion | None:
+            existing = crud_apps.get_app(session, slug=slug)
+            return crud_apps.get_version(session, app_id=existing.id) if existing else None
+
+        previous = await services.db(latest)
+        request = PublishRequest(name=app_name.strip(), description=text.strip(), workflow=found["workflow"],
+                                 inputs=[PublishInput(**i) for i in inputs], public=is_public)
+        try:
+            catalog = await services.catalog()
+            app, version = await publishing.publish(services, request, catalog)
+            slug, number = app.slug, version.number
+        except publishing.PublishError as exc:
+            return "✗ " + exc.message + "".join(f"\n- {p}" for p in exc.problems), gr.skip()
+        except HTTPException as exc:
+            return f"✗ {exc.detail}", gr.skip()
+        changed = ""
+        if previous is not None:
+            diff = describe_changes(AppSpec.from_dict(previous.spec), AppSpec.from_dict(spec_dict))
+            changed = f"\n\n**What changed since version {previous.number}:**\n{diff}"
+        return (f"### ✓ Published '{app_name.strip()}' (version {number})\n"
+                f"- Form: [/apps/{slug}/](/apps/{slug}/)\n- API: `POST /api/apps/{slug}/run` "
+                f"([OpenAPI](/api/apps/{slug}/openapi.json))\n- The Apps tab has snippets and the share link."
+                + changed), ""
+
+    upload.change(on_upload, inputs=[upload],
+                  outputs=[error, analysis, table, summary, table_problems, draft, test_button, publish_button, name])
+    table.change(on_table, inputs=[table, analysis, name], outputs=[draft, table_problems, changes])
+    name.blur(on_table, inputs=[table, analysis, name], outputs=[draft, table_problems, changes])
+    test_button.click(on_test, inputs=[draft], outputs=[test_status, test_gallery], concurrency_limit=None)
+    publish_button.click(on_publish, inputs=[draft, analysis, table, name, description, public],
+                         outputs=[result, changes], concurrency_limit=None)

@@ -1,0 +1,118 @@
+"""Runs: history with status, thumbnails, inputs (seed included), queue and execution times, errors with the
+failing node; re-run with the same inputs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any
+
+import gradio as gr
+from sqlalchemy.orm import Session
+
+from app.forms.runner import describe_error
+from app.services import Services
+from db import crud_runs
+from db.models import App, AppVersion, Run
+from runtimes.pool import QueueFullError
+
+HISTORY = 50
+COLUMNS = ["Run", "App", "Status", "Created", "Queue s", "Run s", "Inputs", "Error"]
+
+
+def _seconds(ms: float | None) -> str:
+    return f"{ms / 1000:.2f}" if ms is not None else ""
+
+
+def _inputs(run: Run) -> str:
+    values = run.applied or run.inputs or {}
+    return ", ".join(f"{k}={'(file)' if isinstance(v, dict) else v!s:.40}" for k, v in values.items())
+
+
+def build(services: Services) -> tuple[Callable[..., Any], list[gr.components.Component]]:
+    """Lay out the tab; returns its loader (and what it fills), called when the tab opens."""
+    with gr.Row():
+        refresh = gr.Button("Refresh", size="sm", scale=0, elem_id="runs-refresh")
+        gr.Markdown("Click a row for its details.")
+    table = gr.Dataframe(headers=COLUMNS, type="array", interactive=False, elem_id="runs-table", wrap=True,
+                         max_height=380)
+    thumbs = gr.Gallery(label="Latest outputs", columns=8, height=150, interactive=False, elem_id="runs-thumbs",
+                        preview=False, object_fit="contain")
+    selected = gr.State(None)
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=5):
+            detail = gr.Markdown(elem_id="run-detail")
+            rerun = gr.Button("Re-run with the same inputs", interactive=False, elem_id="rerun")
+        with gr.Column(scale=5):
+            outputs = gr.Gallery(label="Outputs of the selected run", columns=3, height=260, interactive=False)
+
+    def history() -> tuple[list[list[str]], list[tuple[str, str]]]:
+        rows, pictures = [], []
+        with services.sessions() as session:
+            for run in crud_runs.list_runs(session, limit=HISTORY):
+                app = session.get(App, run.app_id)
+                error = describe_error(run.error) if run.status in ("failed", "timed_out") else ""
+                rows.append([run.id, app.slug if app else "?", run.status, run.created_at.strftime("%H:%M:%S"),
+                             _seconds(run.queue_ms), _seconds(run.exec_ms), _inputs(run), error])
+                for artifact in crud_runs.artifacts_of(session, run_id=run.id)[:1]:
+                    if artifact.mime.startswith("image/") and len(pictures) < 16:
+                        pictures.append((str(services.settings.data_dir / artifact.path),
+                                         f"{app.slug if app else '?'} · {run.id[:8]}"))
+        return rows, pictures
+
+    def details(rows: list[list[str]], event: gr.SelectData) -> tuple[Any, ...]:
+        run_id = rows[event.index[0]][0]
+        with services.sessions() as session:
+            run = crud_runs.get_run(session, run_id=run_id)
+            if run is None:
+                return None, "Run not found.", gr.update(interactive=False), []
+            app = session.get(App, run.app_id)
+            version = session.get(AppVersion, run.version_id)
+            files = [str(services.settings.data_dir / a.path) for a in crud_runs.artifacts_of(session, run_id=run_id)]
+        lines = [f"### Run `{run.id}`", f"**{app.name if app else '?'}** version {version.number if version else '?'}"
+                 f" · **{run.status}** · worker {run.worker or '—'} · attempts {run.attempts}",
+                 f"- queued {_seconds(run.queue_ms) or '—'} s · ran {_seconds(run.exec_ms) or '—'} s",
+                 "- inputs (as applied, seed included):", "```json",
+                 json.dumps(run.applied or run.inputs or {}, indent=2, default=str), "```"]
+        if run.error:
+            lines += [f"**Error**: {describe_error(run.error)}"]
+            if run.error.get("input"):
+                lines.append(f"(input `{run.error['input']}`)")
+        can_rerun = app is not None and app.deleted_at is None
+        return run.id, "\n".join(lines), gr.update(interactive=can_rerun), files
+
+    async def again(run_id: str | None) -> tuple[str, Any, Any]:
+        if not run_id:
+            return "Select a run first.", gr.skip(), gr.skip()
+        def lookup(session: Session) -> tuple[Run | None, App | None, AppVersion | None]:
+            run = crud_runs.get_run(session, run_id=run_id)
+            return (run, session.get(App, run.app_id) if run else None,
+                    session.get(AppVersion, run.version_id) if run else None)
+
+        run, app, version = await services.db(lookup)
+        if run is None or app is None or version is None or app.deleted_at is not None:
+            return "This run's app is no longer published.", gr.skip(), gr.skip()
+        # Uploads as submitted (stored files); every other value as applied, so the seed drawn is used again.
+        submitted = run.inputs or {}
+        uploads = {name: ((services.settings.uploads_dir / v["upload"]).name,
+                          (services.settings.uploads_dir / v["upload"]).read_bytes())
+                   for name, v in submitted.items() if isinstance(v, dict) and "upload" in v}
+        values = {name: v for name, v in (run.applied or submitted).items() if name not in uploads}
+        try:
+            new, _ = await services.runs.submit(app=app, version=version, values=values, uploads=uploads,
+                                                key_scope="studio", api_key_id=None, idempotency_key=None,
+                                                webhook_url=None)
+        except QueueFullError:
+            return "The queue is full; try again later.", gr.skip(), gr.skip()
+        await services.runs.wait(new.id, 60)
+        rows, pictures = await asyncio.to_thread(history)
+        return f"Re-ran as `{new.id}` (same inputs, same seed).", rows, pictures
+
+    async def load() -> tuple[Any, Any]:
+        return await asyncio.to_thread(history)
+
+    refresh.click(load, outputs=[table, thumbs])
+    table.select(details, inputs=[table], outputs=[selected, detail, rerun, outputs])
+    rerun.click(again, inputs=[selected], outputs=[detail, table, thumbs], concurrency_limit=None)
+    return load, [table, thumbs]

@@ -1,0 +1,78 @@
+"""The studio's pure helpers: table rows <-> publish inputs, version changes, snippets, the login cookie."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import pytest
+
+from app.share import open_tunnel
+from app.studio.snippets import snippets
+from app.studio.summary import describe_changes, rows_to_inputs
+from app.web_auth import WebAuth, parse_credentials
+from publisher import AppInput, AppSpec
+
+SPEC = AppSpec(workflow={"1": {"class_type": "EmptyImage", "inputs": {"width": 64}}},
+               inputs=(AppInput(node="1", input="width", type="int", name="width", label="Width", default=64),
+                       AppInput(node="6", input="text", type="text", name="prompt", default="it's a cat")),
+               outputs=())
+
+
+def test_ticked_rows_become_inputs_with_typed_values() -> None:
+    rows = [[True, "Width", "128", "8", "512", "", "int", "1", "width", ""],
+            [False, "Height", "64", "", "", "", "int", "1", "height", ""],
+            [True, "Sampler", "euler", "", "", "euler | dpmpp_2m", "choice", "3", "sampler_name", ""]]
+    inputs, problems = rows_to_inputs(rows)
+    assert problems == []
+    assert inputs == [{"node": "1", "input": "width", "label": "Width", "default": 128, "min": 8, "max": 512},
+                      {"node": "3", "input": "sampler_name", "label": "Sampler", "default": "euler",
+                       "choices": ["euler", "dpmpp_2m"]}]
+
+
+def test_bad_cells_are_named_by_row_and_column() -> None:
+    _, problems = rows_to_inputs([[True, "Width", "wide", "", "", "", "int", "1", "width", ""],
+                                  [True, "Flag", "maybe", "", "", "", "bool", "2", "flag", ""]])
+    assert problems == ["'Width' (node 1, input width): Default 'wide' is not valid: write a number",
+                        "'Flag' (node 2, input flag): Default 'maybe' is not valid: write true or false"]
+
+
+def test_changes_between_versions_name_inputs_and_nodes() -> None:
+    new = AppSpec(workflow={"1": {"class_type": "EmptyImage", "inputs": {"width": 32}}},
+                  inputs=(AppInput(node="1", input="width", type="int", name="width", label="Width", default=32),
+                          AppInput(node="1", input="color", type="int", name="color")), outputs=())
+    text = describe_changes(SPEC, new)
+    assert "new input **color**" in text and "input **prompt** removed" in text
+    assert "**width**: default 64 → 32" in text and "workflow nodes changed: 1" in text
+    assert describe_changes(None, new) == ""
+
+
+def test_snippets_are_valid_code_with_the_defaults(tmp_path: Path) -> None:
+    code = snippets("http://127.0.0.1:7860", "demo", SPEC, public=False)
+    for name in ("python (httpx)", "python (requests)"):
+        tree = ast.parse(code[name])  # runs as pasted: valid Python
+        assert any(isinstance(n, ast.Dict) for n in ast.walk(tree))
+        assert "COMFY_PUBLISHER_KEY" in code[name]
+    curl = code["curl"]
+    body = curl.split("-d '", 1)[1].rsplit("'", 1)[0].replace("'\\''", "'")
+    assert json.loads(body) == {"inputs": {"width": 64, "prompt": "it's a cat"}}
+    assert "Bearer" not in snippets("http://h", "demo", SPEC, public=True)["javascript (fetch)"]
+
+
+def test_credentials_and_session_cookies(tmp_path: Path) -> None:
+    assert parse_credentials("ann:s3cret:x") == ("ann", "s3cret:x")
+    with pytest.raises(ValueError, match="user:password"):
+        parse_credentials("ann")
+    auth = WebAuth(credentials=("ann", "pw"), secret=b"k" * 32, sessions=None)  # type: ignore[arg-type]
+    assert auth.login("ann", "wrong", "") is None
+    cookie = auth.login("ann", "pw", "")
+    assert cookie is not None and auth.who({"comfy_publisher_session": cookie}).studio
+    assert not auth.who({"comfy_publisher_session": cookie[:-4] + "AAAA"}).studio  # tampered
+    assert auth.allowed("/studio/", {}) is False and auth.allowed("/api/apps", {}) is None
+
+
+def test_share_without_network_fails_fast_and_says_so() -> None:
+    said: list[str] = []
+    assert open_tunnel(7860, say=said.append, probe=lambda: "api.gradio.app cannot be reached (timed out)") is None
+    assert "no public link" in said[0] and "still work" in said[0]
