@@ -5,8 +5,9 @@ submit -> finished -> output bytes, both sides measured in the same run against 
 
 "Bare" is bench.client_overhead's minimal protocol straight against the engine. "API" is what a caller of the
 service does: POST /api/apps/{slug}/run (sync: it answers once the run is over) with the colour as the app's
-`color` input, then GET the output's URL. The app server runs as its own process (`launch.py --comfyui-url` at
-the one engine), like a user starts it, with a real SQLite database in a temporary data dir.
+`color` input, then GET the output's URL. The app server runs as its own process (`launch.py`, launching and
+managing its one bundled engine) as a user starts it, with a real SQLite database in a temporary data dir; the
+bare side talks to that same engine.
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ from bench.service import (
     publish,
     verdict,
 )
-from runtimes.engine.manager import EngineManager, EngineSettings
 
 RESULTS = RESULTS_DIR / "gateway_overhead.json"
 PROFILE = RESULTS_DIR / "gateway_overhead.prof"
@@ -198,27 +198,24 @@ def main(argv: list[str] | None = None) -> int:
         print(message, file=sys.stderr, flush=True)
 
     with tempfile.TemporaryDirectory(prefix="bench-gateway-") as tmp:
-        manager = EngineManager(EngineSettings(data_dir=Path(tmp) / "engine", engine_home=args.engine_home,
-                                               disable_api_nodes=True), progress=progress)
         server: AppProcess | None = None
         try:
-            (engine, *_) = manager.start()
-            server = AppProcess(Path(tmp) / "app", comfyui_url=engine.url,
+            # As a user runs it: the app launches and manages its engine; the bare side uses that same engine.
+            server = AppProcess(Path(tmp) / "app", extra=("--engine-home", str(args.engine_home)),
                                 profile=PROFILE if args.profile else None).start()
+            (engine,) = server.engines()
             key = server.create_key("bench", admin=True)
             # The shipped demo as it is (64x64, like client_overhead), its colour published as `color`.
             slug = publish(server.url, key, name="Bench invert", slug="bench-invert",
                            workflow=json.loads(WORKFLOW.read_text()),
                            inputs=[{"node": "1", "input": "color", "name": "color"}])
             progress(f"Measuring {args.runs} runs per side (+{args.warmup} warm-up), interleaved: bare engine "
-                     f"{engine.url} vs API {server.url}/api/apps/{slug}/run")
-            engine_pid = engine.process.pid if engine.process else None
-            result = asyncio.run(measure(engine.url, server.url, key, slug, args.runs, args.warmup, server.pid,
-                                         engine_pid))
+                     f"{engine['url']} vs API {server.url}/api/apps/{slug}/run")
+            result = asyncio.run(measure(engine["url"], server.url, key, slug, args.runs, args.warmup, server.pid,
+                                         engine["pid"]))
         finally:
             if server is not None:
                 server.stop()
-            manager.stop()
     result["settings"] = {
         "runs": args.runs, "warmup": args.warmup, "image": "64x64", "profiled": args.profile,
         **code_version(), "python": platform.python_version(),

@@ -52,6 +52,8 @@ class EngineSlot(Protocol):
 
     def is_ready(self) -> bool: ...
 
+    # Optional: `output_dir` (Path | None), the engine's output folder when it runs on this machine.
+
 
 @dataclass
 class RunUpdate:
@@ -108,7 +110,7 @@ class _Worker:
         url = self.slot.url.rstrip("/")
         if self.client is None or self.client.base_url != url:  # restarted on another port
             await self.close()
-            self.client = ComfyClient(url)
+            self.client = ComfyClient(url, output_dir=getattr(self.slot, "output_dir", None))
         if self.catalog is None:
             self.catalog = NodeCatalog.from_object_info(await self.client.object_info(refresh=True))
         elif self.suspect:

@@ -2,26 +2,48 @@
 
 from __future__ import annotations
 
+import asyncio
+import mimetypes
+from pathlib import Path
+
 from fastapi import APIRouter, HTTPException, status
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 
 from app.deps import ServicesDep
 from app.storage import resolve_inside
 
 router = APIRouter(tags=["files"])
 
+# Smaller files are read in one go (one thread hop); larger ones stream, with range requests (video).
+_READ_WHOLE_BYTES = 1 << 20
+
+
+def _read_small(path: Path) -> bytes | bool:
+    """A small regular file's bytes; True for a larger one (to stream), False when there is none."""
+    try:
+        if not path.is_file():
+            return False
+        return True if path.stat().st_size > _READ_WHOLE_BYTES else path.read_bytes()
+    except OSError:
+        return False
+
 
 @router.get("/files/outputs/{path:path}")
-def get_output(path: str, services: ServicesDep) -> FileResponse:
+async def get_output(path: str, services: ServicesDep) -> Response:
     """Output URLs hold the run's random id: whoever has the run's record has the link."""
     target = resolve_inside(services.settings.outputs_dir, path)
-    if target is None or not target.is_file() or target.name.endswith(".partial"):
+    if target is None or target.name.endswith(".partial"):
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="No such output file.")
-    response = FileResponse(target)
+    found = await asyncio.to_thread(_read_small, target)
+    if found is False:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="No such output file.")
+    media_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+    response = FileResponse(target, media_type=media_type) if found is True else Response(found, media_type=media_type)
     # Outputs are user-influenced files on the API's origin: never let a browser run them as a page.
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = "sandbox"
-    if not response.media_type or not response.media_type.startswith(("image/", "video/", "audio/")) \
-            or response.media_type == "image/svg+xml":
+    # A run's files never change once it ended (their path holds the run id).
+    response.headers["Cache-Control"] = "private, max-age=31536000, immutable"
+    if not media_type.startswith(("image/", "video/", "audio/")) or media_type == "image/svg+xml":
         response.headers["Content-Disposition"] = f'attachment; filename="{target.name}"'
     return response

@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -92,8 +93,12 @@ _DELETED = object()
 class ComfyClient:
     """One client per engine; safe to share between concurrent runs."""
 
-    def __init__(self, base_url: str, *, timeouts: Timeouts | None = None, client_id: str | None = None) -> None:
+    def __init__(self, base_url: str, *, timeouts: Timeouts | None = None, client_id: str | None = None,
+                 output_dir: Path | None = None) -> None:
         self.base_url = base_url.rstrip("/")
+        # The engine's output folder when it is on this machine (an engine the app launched): outputs are then
+        # read from disk instead of asked for over HTTP (/view), which costs a request per file.
+        self.output_dir = output_dir.resolve() if output_dir is not None else None
         self.timeouts = timeouts or Timeouts()
         self.client_id = client_id or uuid.uuid4().hex
         # The engine is spoken to directly: an HTTP proxy from the environment must not sit in between.
@@ -170,11 +175,20 @@ class ComfyClient:
         return f"{info['subfolder']}/{info['name']}" if info.get("subfolder") else info["name"]
 
     async def fetch_output(self, output: OutputFile) -> bytes:
+        if (local := self._local_output(output)) is not None:
+            with contextlib.suppress(OSError):  # gone or unreadable: the engine can still serve it
+                return await asyncio.to_thread(local.read_bytes)
         response = await self._request("GET", "/view", params=output.query)
         if response.status_code != 200:
             raise EngineRequestError("GET", f"/view?filename={output.filename}", response.status_code,
                                      response.text)
         return response.content
+
+    def _local_output(self, output: OutputFile) -> Path | None:
+        if self.output_dir is None or output.type != "output":
+            return None
+        path = (self.output_dir / output.subfolder / output.filename).resolve()
+        return path if path.is_relative_to(self.output_dir) and path != self.output_dir else None
 
     async def submit(self, prompt: Mapping[str, Any], *, prompt_id: str | None = None) -> str:
         """Queue a prompt under our client id; returns its prompt id (ours, when given)."""

@@ -77,6 +77,11 @@ class Engine:
     def managed(self) -> bool:
         return self.process is not None
 
+    @property
+    def output_dir(self) -> Path | None:
+        """Where a launched engine writes its outputs (None for a ComfyUI we only have the URL of)."""
+        return self.process.launch.base_dir / "output" if self.process is not None else None
+
     def is_ready(self) -> bool:
         """Can take runs: not given up on, and (when we manage it) its process is alive."""
         return self.failed is None and (self.process is None or self.process.is_running())

@@ -399,3 +399,28 @@ async def test_many_concurrent_reads_and_submissions_all_answer(server: AppServe
     assert [r.status_code for r in answers[72:]] == [202] * 16
     for accepted in answers[72:]:
         assert wait_final(http, accepted.json()["id"], runner)["status"] == "succeeded"
+
+
+def test_outputs_are_served_whole_or_streamed_with_ranges(server: AppServer, http: httpx.Client) -> None:
+    folder = server.data_dir / "outputs" / uuid.uuid4().hex
+    folder.mkdir(parents=True)
+    small, big = b"\x89PNG-small", bytes(range(256)) * 8192  # 10 bytes; 2 MiB (streamed)
+    (folder / "small.png").write_bytes(small)
+    (folder / "big.bin").write_bytes(big)
+    (folder / "half.png.partial").write_bytes(small)
+    base = f"/files/outputs/{folder.name}"
+
+    whole = http.get(f"{base}/small.png")
+    assert whole.status_code == 200 and whole.content == small
+    assert whole.headers["content-type"] == "image/png" and "content-disposition" not in whole.headers
+    assert whole.headers["x-content-type-options"] == "nosniff"
+    assert whole.headers["content-security-policy"] == "sandbox"
+
+    streamed = http.get(f"{base}/big.bin")
+    assert streamed.status_code == 200 and streamed.content == big
+    assert streamed.headers["content-disposition"] == 'attachment; filename="big.bin"'
+    part = http.get(f"{base}/big.bin", headers={"Range": "bytes=256-511"})
+    assert part.status_code == 206 and part.content == big[256:512]
+
+    for missing in ("nothing.png", "half.png.partial", "../../publisher.db"):
+        assert http.get(f"{base}/{missing}").status_code == 404

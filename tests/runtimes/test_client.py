@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import uuid
 
@@ -12,12 +13,14 @@ from PIL import Image
 from runtimes.comfy import events as ev
 from runtimes.comfy.client import ComfyClient
 from runtimes.comfy.errors import (
+    EngineRequestError,
     EngineUnavailableError,
     ExecutionFailedError,
     PromptValidationError,
     RunInterruptedError,
     RunTimeoutError,
 )
+from runtimes.engine.manager import Engine
 from runtimes.engine.process import free_port
 from tests.support.prompts import demo_invert, load_invert, node_of, txt2img
 
@@ -209,3 +212,27 @@ async def test_outputs_come_from_the_run_events_when_the_output_nodes_are_known(
     # The same files the history entry lists.
     assert fresh.outputs == cached.outputs == unknown.outputs and len(fresh.outputs) == 1
     assert fresh.node_outputs == (await history(fresh.prompt_id))["outputs"]
+
+
+async def test_outputs_of_a_local_engine_are_read_from_its_folder(engine: Engine, engine_url: str,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    assert engine.output_dir is not None
+    async with ComfyClient(engine_url, output_dir=engine.output_dir) as local:
+        asked: list[str] = []
+        request = local._request
+
+        async def counted(method: str, path: str, **kwargs: object) -> object:
+            asked.append(path)
+            return await request(method, path, **kwargs)
+
+        monkeypatch.setattr(local, "_request", counted)
+        result = await local.run(demo_invert(0x203040, size=8, prefix=f"test/{uuid.uuid4().hex}/img"))
+        (output,) = result.outputs
+        data = await local.fetch_output(output)
+        assert "/view" not in asked
+        assert Image.open(io.BytesIO(data)).convert("RGB").getpixel((1, 1)) == (0xDF, 0xCF, 0xBF)
+        # A name that would leave the folder is never read from disk: the engine is asked (and refuses it).
+        escape = dataclasses.replace(output, subfolder="../../..", filename="etc/passwd")
+        with pytest.raises(EngineRequestError):
+            await local.fetch_output(escape)
+        assert asked[-1] == "/view"
