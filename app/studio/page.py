@@ -16,7 +16,8 @@ STUDIO_CSS = """
 .cost-big span {font-size: 1rem; font-weight: 400; color: #64748b}
 .cost-sub {color: #475569; font-size: .9rem; margin-bottom: .6rem}
 .cost-card table {width: 100%; font-size: .9rem; border-collapse: collapse}
-.cost-card td {padding: .25rem 0; border-top: 1px solid #e2e8f0}
+.cost-card table, .cost-card tr {border: 0 !important}
+.cost-card td {padding: .25rem 0 !important; border: 0 !important; border-top: 1px solid #e2e8f0 !important}
 .cost-card td:last-child {text-align: right; font-variant-numeric: tabular-nums}
 .cost-note {font-size: .75rem; color: #94a3b8; margin-top: .5rem}
 .deploy-creds {padding: .6rem 1rem; border-radius: 8px}
