@@ -166,12 +166,12 @@ class Guard:
         await response(scope, receive, send)
 
 
-def key_id_of(request: Request | None) -> int | None:
-    """The API key a form's visitor logged in with (recorded with their runs)."""
-    if request is None:
+def key_id_of(auth: WebAuth | None, request: Any) -> int | None:
+    """The API key a form's visitor logged in with (recorded with their runs). `request` is anything with
+    `.cookies` (a Starlette or a gr.Request). May read the key from the database: call it from a thread."""
+    if auth is None or request is None:
         return None
-    auth: WebAuth | None = getattr(request.app.state, "web_auth", None)
-    return auth.who(dict(request.cookies)).key_id if auth is not None else None
+    return auth.who(dict(request.cookies or {})).key_id
 
 
 # --- /login and /logout -----------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -10,14 +11,16 @@ import gradio as gr
 from app.forms.components import Field, collect, make_fields
 from app.forms.runner import RunView, follow_run
 from app.services import Services
-from app.web_auth import key_id_of
+from app.web_auth import WebAuth, key_id_of
 from publisher import AppSpec
 
 _IMAGE_KINDS = ("image", "video")
 
 
 def build_form(services: Services, *, slug: str, name: str, description: str, spec: AppSpec,
-               version: int) -> gr.Blocks:
+               version: int, auth: WebAuth | None = None) -> gr.Blocks:
+    """`auth`: the server's login, to record a logged-in visitor's API key with their runs. (A Gradio handler's
+    request belongs to the mounted Gradio app, whose state does not hold the main app's WebAuth.)"""
     kinds = {o.kind for o in spec.outputs}
     with gr.Blocks(title=name, analytics_enabled=False) as form:
         gr.Markdown(f"# {name}", elem_id="app-title")
@@ -56,8 +59,8 @@ def build_form(services: Services, *, slug: str, name: str, description: str, sp
                     gr.skip()
                 return
             progress(0, desc="submitting")
-            async for view in follow_run(services, slug=slug, values=values, files=files,
-                                         api_key_id=key_id_of(request.request)):
+            key_id = await asyncio.to_thread(key_id_of, auth, request)  # may read the key from the database
+            async for view in follow_run(services, slug=slug, values=values, files=files, api_key_id=key_id):
                 yield _render(view, progress)
 
         def _render(view: RunView, progress: gr.Progress) -> tuple[Any, ...]:

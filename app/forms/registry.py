@@ -36,7 +36,8 @@ class FormMounts:
                 return None
             self.public[slug] = app.public
             return build_form(self.services, slug=slug, name=app.name, description=app.description,
-                              spec=AppSpec.from_dict(version.spec), version=version.number)
+                              spec=AppSpec.from_dict(version.spec), version=version.number,
+                              auth=getattr(self.app.state, "web_auth", None))
 
     def _mount(self, slug: str, blocks: gr.Blocks) -> None:
         settings = self.services.settings

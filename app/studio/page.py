@@ -1,15 +1,29 @@
-"""The studio page: an engine banner over the tabs (Publish, Apps, Runs, Engine; a Deploy tab fits after)."""
+"""The studio page: an engine banner over the tabs (Publish, Apps, Deploy, Runs, Engine)."""
 
 from __future__ import annotations
 
 import gradio as gr
 
 from app.services import Services
-from app.studio import apps_tab, engine_tab, publish_tab, runs_tab
+from app.studio import apps_tab, deploy_tab, engine_tab, publish_tab, runs_tab
 
 STUDIO_CSS = """
 .engine-banner {padding: .6rem 1rem; border-radius: 8px; background: #eef2ff; color: #3730a3}
 .engine-banner.failed {background: #fdecec; color: #9b1c1c}
+.cost-card {padding: 1rem 1.2rem; border-radius: 12px; background: #f8fafc; border: 1px solid #e2e8f0}
+.cost-title {font-size: .8rem; text-transform: uppercase; letter-spacing: .05em; color: #64748b}
+.cost-big {font-size: 2rem; font-weight: 700; color: #1e293b; margin: .2rem 0}
+.cost-big span {font-size: 1rem; font-weight: 400; color: #64748b}
+.cost-sub {color: #475569; font-size: .9rem; margin-bottom: .6rem}
+.cost-card table {width: 100%; font-size: .9rem; border-collapse: collapse}
+.cost-card table, .cost-card tr {border: 0 !important}
+.cost-card td {padding: .25rem 0 !important; border: 0 !important; border-top: 1px solid #e2e8f0 !important}
+.cost-card td:last-child {text-align: right; font-variant-numeric: tabular-nums}
+.cost-note {font-size: .75rem; color: #94a3b8; margin-top: .5rem}
+.deploy-creds {padding: .6rem 1rem; border-radius: 8px}
+.deploy-creds.ok {background: #ecfdf5; color: #065f46}
+.deploy-creds.missing {background: #fffbeb; color: #92400e}
+.deploy-group-title {padding: .4rem .8rem 0}
 """
 
 
@@ -25,7 +39,8 @@ def build_studio(services: Services) -> gr.Blocks:
             with gr.Tab("Publish", id="publish", elem_id="tab-publish"):
                 publish_tab.build(services)
             # Each tab below fills itself when opened (and on its Refresh button): no stale lists.
-            for title, module in (("Apps", apps_tab), ("Runs", runs_tab), ("Engine", engine_tab)):
+            tabs = (("Apps", apps_tab), ("Deploy", deploy_tab), ("Runs", runs_tab), ("Engine", engine_tab))
+            for title, module in tabs:
                 with gr.Tab(title, id=title.lower(), elem_id=f"tab-{title.lower()}") as tab:
                     load, outputs = module.build(services)
                 tab.select(load, outputs=outputs, show_progress="hidden")

@@ -13,8 +13,9 @@ from fastapi import HTTPException
 from sqlalchemy.orm import Session
 
 from app import publishing
-from app.forms.components import make_fields
-from app.forms.runner import describe_error
+from app.forms.components import Field, collect, make_fields
+from app.forms.runner import describe_error, describe_problems
+from app.run_inputs import InputProblems, parse_values
 from app.schemas import PublishInput, PublishRequest
 from app.services import Services
 from app.studio.summary import (
@@ -30,6 +31,7 @@ from app.studio.summary import (
 from db import crud_apps
 from db.models import AppVersion
 from publisher import AppSpec, WorkflowFormatError
+from runtimes.comfy import events as ev
 from runtimes.comfy.client import ComfyClient
 from runtimes.execute import RunRequest, error_record, execute_run
 
@@ -78,10 +80,20 @@ def build(services: Services) -> None:
                 spec = AppSpec.from_dict(spec_dict)
                 if not spec.inputs:
                     gr.Markdown("*No input is ticked: the form will only have a Run button.*")
-                make_fields(spec.inputs, key="preview")
-                gr.Button("Run", variant="primary", interactive=False, key="preview-run")
+                fields = make_fields(spec.inputs, key="preview")
+                components = [c for f in fields for c in f.components]
+                button = gr.Button("Test run with these values", variant="primary", key="preview-run",
+                                   elem_id="test-run")
+
+                # Inputs as a set, so the handler can also name the progress tracker (see forms/page.py).
+                async def test_with(data: dict[Any, Any] | None = None,  # None: a form without inputs
+                                    progress: gr.Progress = gr.Progress()) -> tuple[str, list[str] | None]:  # noqa: B008
+                    return await on_test(spec, fields, [(data or {})[c] for c in components], progress)
+
+                button.click(test_with, inputs=set(components), outputs=[test_status, test_gallery],
+                             concurrency_limit=None, show_progress_on=[test_gallery])
         with gr.Column(scale=5):
-            test_button = gr.Button("Test run with these defaults", elem_id="test-run", interactive=False)
+            gr.Markdown("The test run uses the values in the preview (nothing is recorded).")
             test_status = gr.Markdown(elem_id="test-status")
             test_gallery = gr.Gallery(label="Test output", columns=2, height=240, interactive=False,
                                       elem_id="test-output")
@@ -98,7 +110,7 @@ def build(services: Services) -> None:
             result = gr.Markdown(elem_id="publish-result")
 
     async def on_upload(path: str | None) -> tuple[Any, ...]:
-        empty = (None, [], "", "", None, gr.update(interactive=False), gr.update(interactive=False), gr.skip())
+        empty = (None, [], "", "", None, gr.update(interactive=False), gr.skip())
         if not path:
             return ("", *empty)
         try:
@@ -112,7 +124,7 @@ def build(services: Services) -> None:
         warnings = warnings_markdown(found)
         stem = Path(path).stem.replace("_", " ").replace("-", " ").strip().capitalize()
         return (warnings, found, candidate_rows(found), summary_markdown(found), "", None,
-                gr.update(interactive=not warnings), gr.update(interactive=not warnings), stem)
+                gr.update(interactive=not warnings), stem)
 
     async def on_table(rows: list[list[Any]], found: dict[str, Any] | None, app_name: str) -> tuple[Any, ...]:
         if not found:
@@ -141,18 +153,33 @@ def build(services: Services) -> None:
         return f"**'{slug}' exists: publishing makes version {version.number + 1}.** Changes:\n" + \
             describe_changes(old, spec)
 
-    async def on_test(spec_dict: dict[str, Any] | None) -> tuple[str, list[str] | None]:
-        if not spec_dict:
-            return "Fix the inputs table first.", None
-        spec = AppSpec.from_dict(spec_dict)
+    async def on_test(spec: AppSpec, fields: list[Field], raw: list[Any],
+                      progress: gr.Progress) -> tuple[str, list[str] | None]:
+        """The draft on the engine with the preview's values, checked as a published form's are; not queued,
+        not recorded (the draft is no app yet)."""
         run_id = f"test-{uuid.uuid4().hex}"
         try:
+            values, files = collect(fields, raw)
+            inputs = parse_values(spec, values, files, services.settings.max_upload_bytes)
+        except InputProblems as exc:
+            return "✗ Some inputs do not fit:\n" + describe_problems(exc.problems), None
+        except OSError as exc:
+            return f"✗ An uploaded file could not be read: {exc}", None
+
+        def on_event(event: ev.EngineEvent) -> None:
+            if isinstance(event, ev.Progress) and event.max:
+                progress(min(1.0, event.value / event.max), desc=f"node {event.node}: step {event.value}/{event.max}")
+            elif isinstance(event, ev.Executing) and event.node:
+                progress(0, desc=f"node {event.node}")
+
+        progress(0, desc="waiting for the engine")
+        try:
             catalog = await services.catalog()
-            values = {i.name: i.default for i in spec.inputs if i.default is not None and i.type != "seed"}
             async with ComfyClient(services.engine_url()) as client:
                 outcome = await execute_run(client, catalog, RunRequest(
-                    run_id=run_id, workflow=spec.workflow, bindings=spec.inputs, values=values,
-                    output_nodes=spec.output_nodes, timeout_s=min(spec.timeout_s, 300)))
+                    run_id=run_id, workflow=spec.workflow, bindings=spec.inputs, values=inputs.values,
+                    uploads=inputs.uploads, output_nodes=spec.output_nodes, timeout_s=min(spec.timeout_s, 300)),
+                    on_event=on_event)
         except HTTPException as exc:
             return f"✗ {exc.detail}", None
         except Exception as exc:  # shown to the publisher as the engine's reason, never a traceback
@@ -165,7 +192,9 @@ def build(services: Services) -> None:
             target.write_bytes(output.data)
             paths.append(str(target))
         seconds = f" in {outcome.exec_ms / 1000:.1f} s" if outcome.exec_ms else ""
-        return f"✓ Test run finished{seconds} with {len(paths)} output(s).", paths
+        applied = ", ".join(f"{k}={v!s:.40}" for k, v in outcome.applied.items() if k not in inputs.uploads)
+        return (f"✓ Test run finished{seconds} with {len(paths)} output(s)."
+                + (f"\n\nInputs as applied: `{applied}`" if applied else "")), paths
 
     async def on_publish(spec_dict: dict[str, Any] | None, found: dict[str, Any] | None, rows: list[list[Any]],
                          app_name: str, text: str, is_public: bool) -> tuple[str, str]:
@@ -202,9 +231,8 @@ def build(services: Services) -> None:
                 + changed), ""
 
     upload.change(on_upload, inputs=[upload],
-                  outputs=[error, analysis, table, summary, table_problems, draft, test_button, publish_button, name])
+                  outputs=[error, analysis, table, summary, table_problems, draft, publish_button, name])
     table.change(on_table, inputs=[table, analysis, name], outputs=[draft, table_problems, changes])
     name.blur(on_table, inputs=[table, analysis, name], outputs=[draft, table_problems, changes])
-    test_button.click(on_test, inputs=[draft], outputs=[test_status, test_gallery], concurrency_limit=None)
     publish_button.click(on_publish, inputs=[draft, analysis, table, name, description, public],
                          outputs=[result, changes], concurrency_limit=None)

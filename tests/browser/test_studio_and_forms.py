@@ -44,7 +44,12 @@ def test_publish_the_demo_in_the_studio_then_run_its_form(server: AppServer, bro
     page.wait_for_selector("#workflow-summary :text('3 nodes')", timeout=30_000)
     assert "Blank image color" in page.inner_text("#inputs-table")
     # The preview shows the suggested inputs as form fields before anything is published.
-    page.wait_for_selector("#input-Blank_image_color, [id^=input-blank_image_color]", timeout=15_000)
+    color = page.wait_for_selector("#input-Blank_image_color, [id^=input-blank_image_color]", timeout=15_000)
+    # The test run takes the values typed into the preview.
+    color.query_selector("input").fill("255")
+    page.click("#test-run")
+    page.wait_for_selector("#test-status :text('Test run finished')", timeout=30_000)
+    assert "=255" in page.inner_text("#test-status"), page.inner_text("#test-status")
     slug = f"demo-{uuid.uuid4().hex[:6]}"
     page.fill("#app-name textarea, #app-name input", slug)
     page.fill("#app-description textarea", "Inverts a blank image of the colour you pick.")

@@ -16,11 +16,14 @@ from tests.support.paths import ENGINE_HOME, REPO
 
 
 class AppServer:
-    def __init__(self, data_dir: Path, *, comfyui_url: str | None, extra: tuple[str, ...] = ()) -> None:
-        """comfyui_url None: the app starts and manages its own engine (the bundled one the tests use)."""
+    def __init__(self, data_dir: Path, *, comfyui_url: str | None, extra: tuple[str, ...] = (),
+                 env: dict[str, str | None] | None = None) -> None:
+        """comfyui_url None: the app starts and manages its own engine (the bundled one the tests use).
+        env: variables set (None: removed) in the app's environment."""
         self.data_dir = data_dir
         self.comfyui_url = comfyui_url
         self.extra = extra
+        self.env = env or {}
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.log = data_dir / "server.log"
@@ -34,6 +37,7 @@ class AppServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         # Strict: a DB checkout on the event loop fails the request, so the tests catch it.
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "COMFY_PUBLISHER_STRICT_DB_LOOP": "1"}
+        env = {k: v for k, v in {**env, **self.env}.items() if v is not None}
         engine = ["--comfyui-url", self.comfyui_url] if self.comfyui_url else ["--engine-home", str(ENGINE_HOME),
                                                                                "--disable-api-nodes"]
         with open(self.log, "ab") as log:

@@ -1,0 +1,273 @@
+"""Deploy: an app version to Modal. Settings form (from settings_schema: help and cost per setting), live cost
+estimate, the generated files, one-click deploy with a streamed log, the app's deployments, teardown and the
+runtime switch. Validation, generation and deploying are the DeploymentService's: this tab only shows them."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import re
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import gradio as gr
+
+from app.deployments import DeployPlanError
+from app.services import Services
+from db import crud_apps, crud_deployments
+from db.models import AppVersion
+from runtimes.modal.deploy import DeployError, ModalCredentialsError, credentials_present
+from runtimes.modal.settings import DeploySettings, DeploySettingsError, settings_schema
+
+DEPLOY_COLUMNS = ["Id", "Version", "Status", "URL", "Serving", "Created", "Error"]
+CREDENTIALS_HELP = ("Set Modal credentials where this server runs: `modal token new` (writes ~/.modal.toml), or "
+                    "`MODAL_TOKEN_ID` and `MODAL_TOKEN_SECRET` in the server's environment; then restart the server.")
+# How the settings are grouped on the form (names from settings_schema()).
+GROUPS = (("Hardware", (("gpu", "gpu_count"),)),
+          ("Scaling", (("min_containers", "max_containers", "buffer_containers"), ("scaledown_window", "max_inputs"))),
+          ("Runs and cold starts", (("timeout_s", "region"), ("memory_snapshot", "gpu_snapshot"))))
+
+
+def _info(field: dict[str, Any]) -> str:
+    return f"{field['help']} Cost: {field['cost']}"
+
+
+def _component(field: dict[str, Any], prices: dict[str, float]) -> gr.components.Component:
+    """One setting's input. No min/max here: the service's validation names what is allowed."""
+    common = {"label": field["label"], "info": _info(field), "elem_id": f"deploy-{field['name']}",
+              "value": field["default"], "interactive": True}
+    match field["type"]:
+        case "choice":
+            choices = [(f"{gpu} · ${prices[gpu]:.2f}/h", gpu) for gpu in field["choices"]]
+            return gr.Dropdown(choices=choices, **common)
+        case "bool":
+            return gr.Checkbox(**common)
+        case "text":
+            examples = ", ".join(field.get("examples", [])[:6])
+            return gr.Textbox(placeholder=f"anywhere (e.g. {examples})", **{**common, "value": field["default"] or ""})
+        case _:
+            return gr.Number(precision=0, **common)
+
+
+def _problems_md(problems: list[str]) -> str:
+    return "### ✗ These settings cannot be deployed\n" + "\n".join(f"- {html.escape(p)}" for p in problems)
+
+
+def _money(value: float | None) -> str:
+    return "no cap" if value is None else f"${value:,.2f}"
+
+
+def cost_html(settings: DeploySettings) -> str:
+    cost = settings.cost()
+    if settings.min_containers:
+        headline = (f"<div class='cost-big'>{_money(cost['warm_pool_monthly_usd'])}<span>/month</span></div>"
+                    f"<div class='cost-sub'>for {settings.min_containers} warm container(s) around the clock "
+                    f"({_money(cost['warm_pool_hourly_usd'])}/h), before any run</div>")
+    else:
+        headline = ("<div class='cost-big'>$0<span> while idle</span></div><div class='cost-sub'>scales to zero: "
+                    "you pay only while containers run</div>")
+    rows = [("One container", f"{_money(cost['gpu_hourly_usd'])}/h ({settings.gpu_spec})"),
+            ("Worst case (max containers)", _money(cost["max_hourly_usd"]) + ("/h" if cost["max_hourly_usd"] else "")),
+            ("Idle tail per burst", f"${cost['idle_tail_usd_per_burst']:.4f}/container")]
+    table = "".join(f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in rows)
+    return (f"<div class='cost-card'><div class='cost-title'>Estimated cost</div>{headline}"
+            f"<table>{table}</table><div class='cost-note'>{html.escape(cost['note'])}</div></div>")
+
+
+def credentials_md(present: bool) -> str:
+    if present:
+        return "<div class='deploy-creds ok'>✓ Modal credentials found on this server.</div>"
+    fix = re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(CREDENTIALS_HELP))
+    return ("<div class='deploy-creds missing'><b>No Modal credentials on this server</b>: Deploy will stop before "
+            f"anything is created. {fix}</div>")
+
+
+def build(services: Services) -> tuple[Callable[..., Any], list[gr.components.Component]]:
+    """Lay out the tab; returns its loader (and what it fills), called when the tab opens."""
+    schema = settings_schema()
+    by_name = {f["name"]: f for f in schema["fields"]}
+    with gr.Row(equal_height=False):
+        chooser = gr.Dropdown(label="App", choices=[], interactive=True, scale=4, elem_id="deploy-app")
+        version = gr.Dropdown(label="Version", choices=[], interactive=True, scale=2, elem_id="deploy-version")
+        refresh = gr.Button("Refresh", size="sm", scale=0, elem_id="deploy-refresh")
+    credentials = gr.HTML(elem_id="deploy-credentials")
+    inputs: dict[str, gr.components.Component] = {}
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=7):
+            for title, rows in GROUPS:
+                with gr.Group():
+                    gr.Markdown(f"#### {title}", elem_classes="deploy-group-title")
+                    for names in rows:
+                        with gr.Row():
+                            for name in names:
+                                inputs[name] = _component(by_name[name], schema["gpu_prices_usd_per_hour"])
+        with gr.Column(scale=4, elem_classes="deploy-side"):
+            cost = gr.HTML(cost_html(DeploySettings()), elem_id="deploy-cost")
+            problems = gr.Markdown(elem_id="deploy-problems")
+            with gr.Row():
+                show_button = gr.Button("Show files", elem_id="deploy-show-files")
+                deploy_button = gr.Button("Deploy to Modal", variant="primary", elem_id="deploy-button")
+            status = gr.Markdown(elem_id="deploy-status")
+            log = gr.Textbox(label="Deploy log", lines=10, max_lines=18, interactive=False, elem_id="deploy-log",
+                             autoscroll=True)
+    with gr.Accordion("Generated files (what Deploy ships)", open=False, elem_id="deploy-files-box") as files_box:
+        files_note = gr.Markdown(elem_id="deploy-files-note")
+        modal_app = gr.Code(language="python", label="modal_app.py", interactive=False, elem_id="deploy-files",
+                            max_lines=32)
+    gr.Markdown("### Deployments of this app")
+    deployments = gr.Dataframe(headers=DEPLOY_COLUMNS, type="array", interactive=False, elem_id="deploy-list",
+                               wrap=True, max_height=260)
+    with gr.Row(equal_height=False):
+        runtime = gr.Radio(["local", "modal"], value="local", label="Runs of this app go to", scale=3,
+                           info="local: this server's engines · modal: its live deployment (same API, same "
+                                "run history)", elem_id="deploy-runtime")
+        teardown_button = gr.Button("Tear down on Modal", variant="stop", scale=1, size="md",
+                                    elem_id="deploy-teardown")
+    manage_status = gr.Markdown(elem_id="deploy-manage-status")
+    settings_inputs = list(inputs.values())
+
+    def raw_settings(values: list[Any]) -> dict[str, Any]:
+        raw = dict(zip(inputs, values, strict=True))
+        raw["max_containers"] = raw["max_containers"] if raw["max_containers"] not in (None, "") else None
+        return raw
+
+    def estimate(*values: Any) -> tuple[Any, str]:
+        try:
+            settings = DeploySettings.from_dict(raw_settings(list(values)))
+        except DeploySettingsError as exc:
+            return gr.skip(), _problems_md(exc.problems)
+        return cost_html(settings), ""
+
+    # --- choosing an app -----------------------------------------------------------------------------------
+
+    def app_choices() -> tuple[Any, str]:
+        with services.sessions() as session:
+            choices = [(f"{a.name} ({a.slug})", a.slug) for a in crud_apps.list_apps(session)]
+        chosen = gr.update(choices=choices, value=choices[0][1] if choices else None)
+        return chosen, credentials_md(credentials_present())
+
+    def versions_of(slug: str | None) -> Any:
+        if not slug:
+            return gr.update(choices=[], value=None)
+        with services.sessions() as session:
+            app = crud_apps.get_app(session, slug=slug)
+            numbers = [v.number for v in crud_apps.list_versions(session, app_id=app.id)] if app else []
+        return gr.update(choices=[(f"v{n}" + (" (latest)" if n == numbers[-1] else ""), n)
+                                  for n in reversed(numbers)], value=numbers[-1] if numbers else None)
+
+    def listing(slug: str | None) -> tuple[list[list[Any]], str]:
+        if not slug:
+            return [], "local"
+        with services.sessions() as session:
+            app = crud_apps.get_app(session, slug=slug)
+            if app is None:
+                return [], "local"
+            rows, mode = [], "local"
+            for d in crud_deployments.list_deployments(session, app_id=app.id):
+                number = session.get(AppVersion, d.version_id).number if d.version_id else None
+                rows.append([d.id, f"v{number}" if number else "—", d.status, d.url or "", "✓" if d.serving else "",
+                             d.created_at.strftime("%Y-%m-%d %H:%M"), d.error or ""])
+                mode = "modal" if d.serving else mode
+        return rows, mode
+
+    def on_app(slug: str | None) -> tuple[Any, ...]:
+        return (versions_of(slug), *listing(slug))
+
+    # --- files and deploy ----------------------------------------------------------------------------------
+
+    def show_files(slug: str | None, number: int | None, *values: Any) -> tuple[Any, ...]:
+        if not slug:
+            return "✗ Choose an app first (publish one in the Publish tab).", gr.skip(), gr.skip(), gr.skip()
+        try:
+            plan = services.deployments.plan(slug, number, raw_settings(list(values)))
+        except DeploySettingsError as exc:
+            return _problems_md(exc.problems), "", gr.skip(), gr.skip()
+        except DeployPlanError as exc:
+            return f"✗ {exc}", "", gr.skip(), gr.skip()
+        names = ", ".join(f"`{name}`" for name in plan.bundle.files)
+        warnings = "".join(f"\n- ⚠ {w}" for w in plan.bundle.warnings)
+        note = (f"Version {plan.version.number} as Modal app `{plan.bundle.app_name}`. Files: {names}, plus the "
+                f"worker's code.{warnings}")
+        return "", note, plan.bundle.modal_app, gr.Accordion(open=True)
+
+    async def deploy(slug: str | None, number: int | None, *values: Any,
+                     progress: gr.Progress = gr.Progress()) -> AsyncIterator[tuple[Any, ...]]:  # noqa: B008
+        if not slug:
+            yield "✗ Choose an app first (publish one in the Publish tab).", "", "", gr.skip(), gr.skip()
+            return
+        progress(0, desc="checking the settings")
+        try:
+            plan = await asyncio.to_thread(services.deployments.plan, slug, number, raw_settings(list(values)))
+        except DeploySettingsError as exc:
+            yield _problems_md(exc.problems), "", "", gr.skip(), gr.skip()
+            return
+        except DeployPlanError as exc:
+            yield f"✗ {exc}", "", "", gr.skip(), gr.skip()
+            return
+        progress(0.05, desc="checking Modal credentials and network")
+        try:
+            row = await services.deployments.start(plan)
+        except ModalCredentialsError as exc:
+            yield "", f"### ✗ Not deployed: no way into Modal\n{exc} Then restart the server and deploy again. " \
+                      "Nothing was created.", "", gr.skip(), gr.skip()
+            return
+        except DeployError as exc:
+            yield "", f"### ✗ Not deployed\n{exc}\n\nNothing was created.", "", gr.skip(), gr.skip()
+            return
+        queue = services.deployments.listen(row.id)  # right after start(): its task has not run yet
+        lines: list[str] = []
+        try:
+            yield "", f"Deploying version {plan.version.number} as `{plan.bundle.app_name}`…", "", gr.skip(), \
+                gr.skip()
+            while (line := await queue.get()) is not None:
+                lines.append(line)
+                progress(min(0.95, 0.1 + 0.02 * len(lines)), desc=line[:80])
+                yield gr.skip(), gr.skip(), "\n".join(lines), gr.skip(), gr.skip()
+        finally:
+            services.deployments.unlisten(row.id, queue)
+        rows, mode = await asyncio.to_thread(listing, slug)
+        final = next((r for r in rows if r[0] == row.id), None)
+        if final is not None and final[2] == "live":
+            message = f"### ✓ Live at {final[3]}\nSwitch *Runs of this app go to* to **modal** to send runs there."
+        else:
+            message = f"### ✗ The deploy failed\n{final[6] if final else 'see the log'}"
+        yield "", message, "\n".join(lines), rows, mode
+
+    # --- deployments: runtime and teardown -------------------------------------------------------------------
+
+    async def switch(slug: str | None, mode: str) -> tuple[Any, ...]:
+        if not slug:
+            return gr.skip(), gr.skip(), gr.skip()
+        try:
+            await asyncio.to_thread(services.deployments.set_runtime, slug, mode)
+            message = f"✓ Runs of '{slug}' now go to " + ("its Modal deployment." if mode == "modal" else
+                                                          "this server's engines.")
+        except (DeployPlanError, ValueError) as exc:
+            message = f"✗ {exc}"
+        rows, current = await asyncio.to_thread(listing, slug)
+        return message, rows, current
+
+    async def teardown(slug: str | None) -> tuple[Any, ...]:
+        if not slug:
+            return gr.skip(), gr.skip(), gr.skip()
+        try:
+            stopped = await services.deployments.teardown(slug)
+            message = f"✓ Stopped on Modal ({stopped} deployment(s)); runs go to this server's engines."
+        except (DeployPlanError, DeployError) as exc:
+            message = f"✗ Not torn down: {exc}"
+        rows, current = await asyncio.to_thread(listing, slug)
+        return message, rows, current
+
+    gr.on([c.change for c in settings_inputs], estimate, inputs=settings_inputs, outputs=[cost, problems],
+          show_progress="hidden", queue=False)
+    refresh.click(app_choices, outputs=[chooser, credentials])
+    chooser.change(on_app, inputs=[chooser], outputs=[version, deployments, runtime])
+    show_button.click(show_files, inputs=[chooser, version, *settings_inputs],
+                      outputs=[problems, files_note, modal_app, files_box])
+    deploy_button.click(deploy, inputs=[chooser, version, *settings_inputs],
+                        outputs=[problems, status, log, deployments, runtime], concurrency_limit=None,
+                        show_progress_on=[log])
+    runtime.input(switch, inputs=[chooser, runtime], outputs=[manage_status, deployments, runtime])
+    teardown_button.click(teardown, inputs=[chooser], outputs=[manage_status, deployments, runtime],
+                          concurrency_limit=None)
+    return app_choices, [chooser, credentials]
