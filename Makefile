@@ -27,7 +27,8 @@ run: $(VENV)/.app-installed
 
 # The browser tests drive Debian's chromium (never a downloaded browser); installed once when missing.
 chromium:
-	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+	@test -x /usr/bin/chromium || { sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 test: $(VENV)/.test-installed chromium
 	$(BIN)/ruff check .
