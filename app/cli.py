@@ -35,7 +35,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     revoke.add_argument("key", help="the key's id or its prefix (as `keys list` shows)")
 
     publish = subparsers.add_parser("publish", help="publish a workflow through a running server")
-    publish.add_argument("workflow", type=Path, help="API-format workflow JSON")
+    publish.add_argument("workflow", type=Path,
+                         help="workflow JSON: API format (Export (API)) or the UI format ComfyUI saves")
     publish.add_argument("--name", help="app name (required unless the spec file has one)")
     publish.add_argument("--slug", help="URL name (default: from the name)")
     publish.add_argument("--description", default=None)

@@ -24,7 +24,7 @@ from publisher import (
     find_candidates,
     find_model_refs,
     find_outputs,
-    load_workflow,
+    load_any_workflow,
     validate_graph,
 )
 from publisher.validate import GraphValidationError
@@ -46,8 +46,9 @@ def slug_of(name: str) -> str:
 
 def analyze(raw: Any, catalog: NodeCatalog) -> dict[str, Any]:
     """Format, nodes, candidate inputs (typed from the engine's schemas), outputs, missing node types, models.
-    Raises WorkflowFormatError for a file that is no workflow."""
-    workflow = load_workflow(raw)
+    A UI-format file is converted first; "workflow" is the API-format prompt everything else describes.
+    Raises WorkflowFormatError for a file that is no workflow or cannot be converted."""
+    workflow = load_any_workflow(raw, catalog)
     problems = validate_graph(workflow, catalog)
     missing = [{"class_type": class_type, "nodes": list(nodes)}
                for p in problems for class_type, nodes in (p.missing_types or ())]
@@ -75,7 +76,7 @@ def candidate_dict(candidate: Any) -> dict[str, Any]:
 def build_spec(body: PublishRequest, catalog: NodeCatalog) -> AppSpec:
     """The spec the request would publish (nothing is written); PublishError lists every problem."""
     try:
-        workflow = load_workflow(body.workflow)
+        workflow = load_any_workflow(body.workflow, catalog)  # the spec stores the API-format prompt
     except WorkflowFormatError as exc:
         raise PublishError("The workflow cannot be read", [str(exc)]) from None
     try:

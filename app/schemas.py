@@ -34,7 +34,8 @@ class PublishRequest(BaseModel):
     slug: str | None = Field(None, description="URL name; default: from the name. Publishing again to the same "
                                                "slug makes a new version")
     description: str = ""
-    workflow: dict[str, Any] = Field(description="API-format workflow (ComfyUI: Export (API))")
+    workflow: dict[str, Any] = Field(description="API-format workflow (ComfyUI: Export (API)), or the UI-format "
+                                                 "workflow.json ComfyUI saves (converted with the engine's schemas)")
     inputs: list[PublishInput] = Field(default_factory=list)
     outputs: list[str] | None = Field(None, description="output node ids to publish (default: the save nodes)")
     public: bool | None = Field(None, description="anyone may run it without an API key (default: private for a "

@@ -1,7 +1,8 @@
 """Pure workflow logic of Comfy Publisher: no web, DB or engine I/O (stdlib only).
 
-Load an API-format workflow, read the engine's node catalog (``/object_info``), validate the
-graph, find candidate inputs and outputs, apply a run's values and isolate its output folder.
+Load an API-format workflow (or convert a UI-format one), read the engine's node catalog
+(``/object_info``), validate the graph, find candidate inputs and outputs, apply a run's values
+and isolate its output folder.
 """
 
 from .apply import (
@@ -22,6 +23,7 @@ from .models import ModelRef, find_model_refs
 from .node_schema import InputSpec, NodeCatalog, NodeSchema, parse_input_spec, parse_node_schema
 from .outputs import OutputNode, default_published_outputs, find_outputs
 from .run_prefix import check_run_id, isolate_outputs, run_folder
+from .ui_convert import convert_ui_workflow, load_any_workflow
 from .validate import GraphProblem, GraphValidationError, check_graph, types_compatible, validate_graph
 from .workflow import (
     UI_FORMAT_MESSAGE,
@@ -62,6 +64,7 @@ __all__ = [
     "check_bindings",
     "check_graph",
     "check_run_id",
+    "convert_ui_workflow",
     "default_published_outputs",
     "detect_format",
     "draw_seed",
@@ -70,6 +73,7 @@ __all__ = [
     "find_outputs",
     "is_link",
     "isolate_outputs",
+    "load_any_workflow",
     "load_workflow",
     "node_sort_key",
     "parse_input_spec",

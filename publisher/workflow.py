@@ -2,7 +2,8 @@
 
 An API-format workflow maps node ids to ``{"class_type", "inputs", "_meta"?}``. An input value
 is either a literal or a link ``[source_node_id, output_slot]``. The UI format (what ComfyUI
-saves by default: a ``nodes`` list plus ``links``) is recognised but not converted here.
+saves by default: a ``nodes`` list plus ``links``) is recognised here and converted, with the
+engine's node schemas, by :mod:`publisher.ui_convert`.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ WorkflowFormat = Literal["api", "ui", "unknown"]
 WorkflowSource = str | bytes | os.PathLike[str] | Mapping[Any, Any]  # int node ids are tolerated
 
 UI_FORMAT_MESSAGE = (
-    "This is a ComfyUI UI-format workflow (has 'nodes' and 'links'); conversion is not supported yet "
-    "— in ComfyUI use Workflow > Export (API) and upload that file"
+    "This is a ComfyUI UI-format workflow (has 'nodes' and 'links'); converting it needs the engine's node "
+    "schemas, which are not at hand here — publish it through the studio or the API (they convert it), or "
+    "in ComfyUI use Workflow > Export (API) and upload that file"
 )
 _EXPORT_HINT = "in ComfyUI use Workflow > Export (API) and upload that file"
 

@@ -23,6 +23,7 @@ async def analyze(body: AnalyzeRequest, services: ServicesDep, _: AdminDep) -> d
     except WorkflowFormatError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             detail={"format": detect_format(body.workflow), "message": str(exc)}) from None
-    del result["workflow"]  # the caller sent it
-    result["format"] = "api"
+    if result["format"] != "ui":
+        del result["workflow"]  # the caller sent it; a UI-format file gets back its API-format conversion
+        result["format"] = "api"
     return result

@@ -58,7 +58,7 @@ def build(services: Services) -> None:
     draft = gr.State(None)  # the AppSpec the table describes, as a dict (None while it has problems)
     with gr.Row(equal_height=False):
         with gr.Column(scale=4):
-            upload = gr.File(label="1. Drop a workflow file (ComfyUI: Workflow > Export (API))", file_types=[".json"],
+            upload = gr.File(label="1. Drop a workflow file (ComfyUI: Save, or Export (API))", file_types=[".json"],
                              type="filepath", elem_id="workflow-file", height=140)
             error = gr.Markdown(elem_id="publish-error")
             summary = gr.Markdown(elem_id="workflow-summary")

@@ -42,6 +42,9 @@ def summary_markdown(analysis: dict[str, Any]) -> str:
             f"#{node['id']} {name}{mark}")
     lines = [f"**{len(analysis['nodes'])} nodes**, {len(analysis['inputs'])} inputs that could be published, "
              f"{sum(1 for i in analysis['inputs'] if i['suggested'])} suggested."]
+    if analysis.get("format") == "ui":  # notes, reroutes, muted and bypassed nodes are gone: say why
+        lines.insert(0, "*Converted from the UI format (as ComfyUI's Export (API) would): notes, reroutes, "
+                        "primitives, muted and bypassed nodes are left out.*")
     for role in ("Inputs", "Models", "Prompts", "Sampling", "Processing", "Outputs"):
         if role in groups:
             lines.append(f"- **{role}**: " + ", ".join(groups[role]))

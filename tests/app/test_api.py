@@ -16,6 +16,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from tests.support.paths import REPO
 from tests.support.prompts import shipped
 from tests.support.server import AppServer
 
@@ -71,6 +72,18 @@ def txt2img(http: httpx.Client, admin: dict[str, str], sd15_checkpoint: str) -> 
                                {"node": "5", "input": "height", "name": "height"}])
     assert response.status_code == 201, response.text
     return response.json()["slug"]
+
+
+def ui_fixture(name: str) -> dict[str, Any]:
+    """A UI-format workflow.json as the ComfyUI editor saves it."""
+    data: dict[str, Any] = json.loads((REPO / "tests" / "publisher" / "fixtures" / name).read_text())
+    return data
+
+
+def ui_with_unknown_node() -> dict[str, Any]:
+    ui = ui_fixture("ui_demo_invert.json")
+    next(n for n in ui["nodes"] if n["id"] == 2)["type"] = "FancyInvert"
+    return ui
 
 
 def wait_final(http: httpx.Client, run_id: str, headers: dict[str, str], timeout: float = 60) -> dict[str, Any]:
@@ -129,8 +142,36 @@ def test_analyze_lists_candidates_outputs_and_missing_nodes(http: httpx.Client, 
     assert result["models"][0]["filename"] == "v1-5-pruned-emaonly.safetensors"
 
 
+def test_a_ui_format_workflow_is_converted_published_and_run(http: httpx.Client, admin: dict[str, str]) -> None:
+    ui = ui_fixture("ui_demo_invert.json")
+    analyzed = http.post("/api/workflows/analyze", json={"workflow": ui}, headers=admin).json()
+    assert analyzed["format"] == "ui"
+    assert analyzed["workflow"] == shipped("demo_invert.json")  # what ComfyUI's Export (API) writes
+    assert [o["node_id"] for o in analyzed["outputs"]] == ["3"]
+
+    slug = f"ui-{uuid.uuid4().hex[:6]}"
+    published = publish(http, admin, name="From the editor", slug=slug, workflow=ui,
+                        inputs=[{"node": "1", "input": "color", "name": "color"}])
+    assert published.status_code == 201, published.text
+    assert published.json()["latest"]["inputs"][0]["default"] == 16744448  # the PrimitiveNode's value
+
+    run = http.post(f"/api/apps/{slug}/run", json={"inputs": {"color": 0x0A141E}}, headers=admin).json()
+    assert run["status"] == "succeeded", run
+    (output,) = run["outputs"]
+    image = Image.open(io.BytesIO(http.get(output["url"]).content)).convert("RGB")
+    assert image.size == (64, 64) and image.getpixel((1, 1)) == (0xF5, 0xEB, 0xE1)  # inverted, blur bypassed
+
+
+def test_analyzing_a_ui_workflow_with_an_unknown_node_names_it(http: httpx.Client, admin: dict[str, str]) -> None:
+    response = http.post("/api/workflows/analyze", json={"workflow": ui_with_unknown_node()}, headers=admin)
+    assert response.status_code == 422
+    assert response.json()["detail"]["format"] == "ui"
+    assert "node 2 (FancyInvert) is not installed on this engine" in response.json()["detail"]["message"]
+
+
 @pytest.mark.parametrize(("workflow", "expected"), [
-    ({"nodes": [], "links": []}, "UI-format"),
+    ({"nodes": [], "links": []}, "The workflow has no nodes"),
+    (ui_with_unknown_node(), "node 2 (FancyInvert) is not installed on this engine"),
     ({"1": {"class_type": "NoSuchNode", "inputs": {}}}, "NoSuchNode"),
 ])
 def test_publishing_a_bad_workflow_says_why(http: httpx.Client, admin: dict[str, str], workflow: dict,

@@ -52,6 +52,16 @@ def test_publish_from_the_command_line_prints_the_endpoints(server: AppServer) -
          "--input", "1.colour", "--url", server.url, "--key", key], cwd=REPO, capture_output=True, text=True)
     assert bad.returncode == 1 and "input 'colour' of node 1 (EmptyImage) does not exist" in bad.stderr
 
+    # The workflow.json the ComfyUI editor saves publishes too: the server converts it.
+    ui = subprocess.run(
+        [sys.executable, "launch.py", "publish", str(REPO / "tests/publisher/fixtures/ui_demo_invert.json"),
+         "--name", "CLI from the editor", "--input", "1.color=color", "--url", server.url, "--key", key],
+        cwd=REPO, capture_output=True, text=True, check=True).stdout
+    assert "Published CLI from the editor as 'cli-from-the-editor' version 1" in ui
+    run = httpx.post(f"{server.url}/api/apps/cli-from-the-editor/run", json={"inputs": {"color": 0}},
+                     headers={"Authorization": f"Bearer {key}"}, trust_env=False, timeout=60).json()
+    assert run["status"] == "succeeded" and run["outputs"][0]["node"] == "3"
+
 
 def test_history_pages_and_per_app_timeout(server: AppServer, sd15_checkpoint: str) -> None:
     admin = {"Authorization": f"Bearer {server.create_key('admin', admin=True)}"}

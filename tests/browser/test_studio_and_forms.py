@@ -3,6 +3,7 @@ process and the real engine. Screenshots land in the test's output folder: look 
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import uuid
@@ -87,13 +88,31 @@ def test_a_bad_workflow_file_says_what_is_wrong(server: AppServer, browser: obje
     assert "not JSON" in text and "Export (API)" in text, text
     assert error is not None
     assert page.is_disabled("#publish-button")
-    ui = tmp_path / "ui_format.json"
-    ui.write_text(Path("tests/publisher/fixtures/ui_format.json").read_text())
+    page.screenshot(path=str(SHOTS / "studio-bad-file.png"), full_page=True)
+    # A UI-format file with a node this engine lacks: converting it names the node.
+    ui = json.loads(Path("tests/publisher/fixtures/ui_demo_invert.json").read_text())
+    next(n for n in ui["nodes"] if n["id"] == 2)["type"] = "FancyInvert"
+    unknown = tmp_path / "ui_unknown_node.json"
+    unknown.write_text(json.dumps(ui))
     page.reload()  # a fresh drop zone
     page.wait_for_selector("#workflow-file")
-    page.set_input_files("#workflow-file input[type=file]", str(ui))
-    page.wait_for_selector("#publish-error :text('UI-format')", timeout=15_000)
-    page.screenshot(path=str(SHOTS / "studio-bad-file.png"), full_page=True)
+    page.set_input_files("#workflow-file input[type=file]", str(unknown))
+    page.wait_for_selector("#publish-error :text('cannot be published')", timeout=15_000)
+    assert "node 2 (FancyInvert) is not installed on this engine" in page.inner_text("#publish-error")
+    assert page.is_disabled("#publish-button")
+
+
+def test_a_ui_format_file_is_converted_and_summarised(server: AppServer, browser: object) -> None:
+    page = browser.new_page()  # type: ignore[attr-defined]
+    page.goto(f"{server.url}/studio/")
+    page.wait_for_selector("#workflow-file")
+    page.set_input_files("#workflow-file input[type=file]", "tests/publisher/fixtures/ui_demo_invert.json")
+    page.wait_for_selector("#workflow-summary :text('Converted from the UI format')", timeout=15_000)
+    summary = page.inner_text("#workflow-summary")
+    assert "3 nodes" in summary and "Blank image" in summary and "Reroute" not in summary, summary
+    assert page.inner_text("#publish-error").strip() == ""
+    page.wait_for_function("!document.querySelector('#publish-button').disabled", timeout=15_000)
+    page.screenshot(path=str(SHOTS / "studio-ui-format.png"), full_page=True)
 
 
 def test_the_progress_bar_moves_on_txt2img(server: AppServer, browser: object, sd15_checkpoint: str) -> None:

@@ -100,12 +100,13 @@ def _error(source: object) -> str:
     return str(info.value)
 
 
-def test_ui_format_is_refused_with_export_hint() -> None:
+def test_the_api_only_loader_refuses_ui_format_and_says_where_it_converts() -> None:
     message = _error(FIXTURES / "ui_format.json")
     assert message == UI_FORMAT_MESSAGE
     assert message == (
-        "This is a ComfyUI UI-format workflow (has 'nodes' and 'links'); conversion is not supported yet "
-        "— in ComfyUI use Workflow > Export (API) and upload that file"
+        "This is a ComfyUI UI-format workflow (has 'nodes' and 'links'); converting it needs the engine's node "
+        "schemas, which are not at hand here — publish it through the studio or the API (they convert it), or "
+        "in ComfyUI use Workflow > Export (API) and upload that file"
     )
 
 

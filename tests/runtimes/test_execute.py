@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from publisher import InputBinding, InputValuesError, NodeCatalog
+from publisher import InputBinding, InputValuesError, NodeCatalog, load_any_workflow
 from runtimes.comfy.client import ComfyClient
 from runtimes.comfy.errors import PromptValidationError
 from runtimes.engine.manager import EngineSettings
 from runtimes.execute import RunRequest, error_record, execute_run
+from tests.support.paths import REPO
 from tests.support.prompts import demo_invert, load_invert
 from tests.support.run_requests import demo_request, image_of, inverted, new_run_id, png, txt2img_request
 
@@ -57,6 +59,27 @@ async def test_txt2img_reports_the_seed_it_drew(
     # The seed reported is the one the engine ran with.
     history = await client.history(request.run_id)
     assert history is not None and history["prompt"][2]["3"]["inputs"]["seed"] == seed
+
+
+async def test_a_converted_ui_workflow_runs_as_the_editor_would_queue_it(
+    client: ComfyClient, catalog: NodeCatalog, sd15_checkpoint: str
+) -> None:
+    # The editor's workflow.json, edited as a user would: checkpoint, a tiny latent, 2 steps on the PrimitiveNode.
+    ui = json.loads((REPO / "tests/publisher/fixtures/ui_txt2img_sd15.json").read_text())
+    widgets = {node["id"]: node["widgets_values"] for node in ui["nodes"] if "widgets_values" in node}
+    widgets[4][0], widgets[5][:2], widgets[10][0] = sd15_checkpoint, [64, 64], 2
+    workflow = load_any_workflow(ui, catalog)
+    request = RunRequest(run_id=new_run_id(), workflow=workflow.to_prompt(), bindings=(), values={})
+
+    outcome = await execute_run(client, catalog, request)
+
+    (output,) = outcome.outputs
+    assert output.node_id == "9" and image_of(output.data).size == (64, 64)
+    history = await client.history(request.run_id)
+    assert history is not None
+    sampler = history["prompt"][2]["3"]["inputs"]
+    assert (sampler["seed"], sampler["steps"], sampler["latent_image"]) == (156680208700286, 2, ["5", 0])
+    assert set(history["prompt"][2]) == {"3", "4", "5", "6", "7", "8", "9"}  # bypassed, muted, notes: gone
 
 
 async def test_an_uploaded_image_goes_through_load_image(

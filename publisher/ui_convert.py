@@ -1,0 +1,301 @@
+"""Converting a ComfyUI UI-format workflow (what the editor saves) into the API-format prompt.
+
+This mirrors the frontend's ``graphToPrompt`` (comfyui_frontend_package 1.32, bundled with ComfyUI
+0.3.75), typed by the engine's own ``/object_info`` instead of the editor's live widgets:
+
+- ``widgets_values`` fill the node's widget inputs in the engine's order (required, then optional).
+  An INT widget gets one extra "control after generate" value after it when its spec says
+  ``control_after_generate`` (or, without that key, when it is named seed / noise_seed); a COMBO
+  with ``control_after_generate`` gets two (the control and its filter list). Those are skipped.
+- A linked input takes the link; links are followed through Reroute nodes and bypassed (mode 4)
+  nodes (the bypassed node's input of the matching type), a PrimitiveNode's value becomes the
+  literal. Muted (mode 2) nodes and virtual nodes (Note, MarkdownNote, ...) are left out, and a
+  link to a node that is left out is dropped, as the frontend does.
+- Subgraphs and legacy group nodes are refused with the node named.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .node_schema import WIDGET_TYPES, InputSpec, NodeCatalog, NodeSchema
+from .workflow import (
+    Workflow,
+    WorkflowFormatError,
+    WorkflowSource,
+    _read_source,
+    detect_format,
+    load_workflow,
+    node_sort_key,
+)
+
+MUTED, BYPASSED = 2, 4  # LGraphEventMode.NEVER and .BYPASS
+NOTE_TYPES = frozenset({"Note", "MarkdownNote"})
+SEED_NAMES = ("seed", "noise_seed")
+_EXPORT = "or in ComfyUI use Workflow > Export (API) and upload that file"
+
+# What resolving an input gives: a link to a node that will be in the prompt, or a literal.
+_Resolved = tuple[str, int] | tuple[None, Any]
+
+
+@dataclass(frozen=True)
+class _Link:
+    origin_id: str
+    origin_slot: int
+
+
+def _label(node: Mapping[str, Any]) -> str:
+    return f"node {node.get('id')} ({node.get('type')})"
+
+
+def _links(raw: object) -> dict[int, _Link]:
+    """Links by id; the 0.4 format stores arrays, the 1.0 format objects."""
+    links: dict[int, _Link] = {}
+    for item in raw if isinstance(raw, list) else ():
+        if isinstance(item, list) and len(item) >= 5:
+            link_id, origin_id, origin_slot = item[0], item[1], item[2]
+        elif isinstance(item, Mapping):
+            link_id, origin_id, origin_slot = item.get("id"), item.get("origin_id"), item.get("origin_slot")
+        else:
+            continue
+        if isinstance(link_id, int) and isinstance(origin_slot, int):
+            links[link_id] = _Link(str(origin_id), origin_slot)
+    return links
+
+
+def _valid_connection(a: object, b: object) -> bool:
+    """LiteGraph.isValidConnection: "*" and "" match anything, "A,B" matches A or B."""
+    a = "" if a in (None, "*") else str(a).lower()
+    b = "" if b in (None, "*") else str(b).lower()
+    if not a or not b or a == b:
+        return True
+    return bool(set(a.split(",")) & set(b.split(",")))
+
+
+def _control_values(spec: InputSpec) -> int:
+    """How many "control after generate" values the editor stores after this widget's value."""
+    flag = spec.options.get("control_after_generate")
+    if spec.type == "INT":
+        # The frontend reads `control_after_generate ?? name in (seed, noise_seed)`.
+        return 1 if (flag if flag is not None else spec.name in SEED_NAMES) else 0
+    if spec.type == "COMBO" and flag:
+        return 2  # the control and its filter-list text
+    return 0
+
+
+def _fits(spec: InputSpec, value: object) -> bool:
+    if spec.type in ("INT", "FLOAT"):
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        return ok and (spec.type == "FLOAT" or float(value).is_integer())  # type: ignore[arg-type]
+    if spec.type == "BOOLEAN":
+        return isinstance(value, bool)
+    if spec.type == "STRING":
+        return isinstance(value, str)
+    return not isinstance(value, Mapping)
+
+
+_UPLOAD_FLAGS = ("image_upload", "video_upload", "animated_image_upload")
+
+
+def _widget_layout(schema: NodeSchema, count: int) -> list[tuple[InputSpec | None, int]]:
+    """(spec, values it takes) in widgets_values order; a None spec is a value to skip.
+
+    The editor appends an "upload" widget after the required inputs when one is an image/video
+    upload combo. Workflows saved before forceInput inputs lost their widget still hold a value
+    for them: the frontend (migrateWidgetsValues) recognises that by the count, and so does this.
+    """
+    def layout(legacy: bool) -> list[tuple[InputSpec | None, int]]:
+        slots: list[tuple[InputSpec | None, int]] = []
+        for required in (True, False):
+            for spec in schema.inputs:
+                if spec.required != required:
+                    continue
+                if spec.is_widget:
+                    slots.append((spec, 1 + _control_values(spec)))
+                elif legacy and spec.force_input and spec.type in WIDGET_TYPES:
+                    slots.append((None, 1 + _control_values(spec)))
+            if required and any(s.required and s.type == "COMBO" and any(s.options.get(f) is True
+                                                                          for f in _UPLOAD_FLAGS)
+                                for s in schema.inputs):
+                slots.append((None, 1))
+        return slots
+
+    current, legacy = layout(False), layout(True)
+    if len(legacy) != len(current) and sum(n for _, n in legacy) == count:
+        return legacy
+    return current
+
+
+def _widget_values(node: Mapping[str, Any], schema: NodeSchema) -> dict[str, Any]:
+    raw = node.get("widgets_values")
+    values: dict[str, Any] = {}
+    if isinstance(raw, Mapping):  # some custom nodes save {input name: value}
+        return {spec.name: raw[spec.name] for spec in schema.widget_inputs if spec.name in raw}
+    raw = raw if isinstance(raw, list) else []
+    index = 0
+    for spec, taken in _widget_layout(schema, len(raw)):
+        if spec is not None:
+            if index < len(raw):
+                value = raw[index]
+                if not _fits(spec, value):
+                    raise WorkflowFormatError(
+                        f"{_label(node)}: widget value {value!r} does not fit input '{spec.name}' ({spec.type}); "
+                        f"the node's widgets do not line up with this engine's {schema.class_type} (saved with "
+                        f"another version of it?): open and save the workflow in ComfyUI on this engine, {_EXPORT}"
+                    )
+                values[spec.name] = value
+            elif spec.default is not None or spec.choices:  # added since the workflow was saved
+                values[spec.name] = spec.default if spec.default is not None else spec.choices[0]
+        index += taken
+    return values
+
+
+class _Converter:
+    def __init__(self, data: Mapping[str, Any], catalog: NodeCatalog) -> None:
+        self.catalog = catalog
+        self.nodes: dict[str, Mapping[str, Any]] = {}
+        for node in data.get("nodes") or ():
+            if not isinstance(node, Mapping) or "id" not in node or not isinstance(node.get("type"), str):
+                raise WorkflowFormatError(f"A node in 'nodes' has no id or type: {str(node)[:80]}; {_EXPORT}")
+            self.nodes[str(node["id"])] = node
+        self.links = _links(data.get("links"))
+        definitions = data.get("definitions")
+        subgraphs = definitions.get("subgraphs") if isinstance(definitions, Mapping) else None
+        self.subgraphs = {str(s.get("id")): str(s.get("name") or s.get("id"))
+                          for s in subgraphs or () if isinstance(s, Mapping)}
+        extra = data.get("extra")
+        group_nodes = extra.get("groupNodes") if isinstance(extra, Mapping) else None
+        self.group_nodes = set(group_nodes) if isinstance(group_nodes, Mapping) else set()
+
+    def convert(self) -> dict[str, dict[str, Any]]:
+        self._refuse_unsupported()
+        kept = [nid for nid, node in self.nodes.items() if self._kept(node)]
+        prompt = {nid: self._node(self.nodes[nid]) for nid in sorted(kept, key=node_sort_key)}
+        for entry in prompt.values():  # the frontend drops links to nodes that are not in the prompt
+            inputs = entry["inputs"]
+            for name, value in list(inputs.items()):
+                if isinstance(value, list) and len(value) == 2 and isinstance(value[0], str) and value[0] not in prompt:
+                    del inputs[name]
+        return prompt
+
+    def _refuse_unsupported(self) -> None:
+        problems = []
+        for node in self.nodes.values():
+            kind = node["type"]
+            if node.get("mode") == MUTED:
+                continue
+            if kind in self.subgraphs:
+                problems.append(
+                    f"node {node['id']} is the subgraph '{self.subgraphs[kind]}': subgraphs are not converted yet; "
+                    f"in ComfyUI right-click it > Unpack Subgraph and save again, {_EXPORT}")
+            elif kind in self.group_nodes or kind.startswith("workflow>"):
+                problems.append(
+                    f"{_label(node)} is a group node: group nodes are not converted; in ComfyUI right-click it > "
+                    f"Convert to nodes and save again, {_EXPORT}")
+            elif kind not in self.catalog and not self._virtual(node) and node.get("mode") != BYPASSED:
+                problems.append(f"{_label(node)} is not installed on this engine: install it, or in ComfyUI use "
+                                "Workflow > Export (API) and upload that file")
+        if problems:
+            raise WorkflowFormatError("This UI-format workflow cannot be converted: " + "; ".join(problems))
+
+    def _virtual(self, node: Mapping[str, Any]) -> bool:
+        """Editor-only nodes: notes, reroutes, primitives, and unknown nodes wired to nothing (labels etc.)."""
+        kind = node["type"]
+        if kind in NOTE_TYPES or kind in ("Reroute", "PrimitiveNode"):
+            return True
+        if kind in self.catalog:
+            return False
+        linked_in = any(isinstance(i, Mapping) and i.get("link") is not None for i in node.get("inputs") or ())
+        linked_out = any(isinstance(o, Mapping) and o.get("links") for o in node.get("outputs") or ())
+        return not linked_in and not linked_out
+
+    def _kept(self, node: Mapping[str, Any]) -> bool:
+        return node.get("mode") not in (MUTED, BYPASSED) and not self._virtual(node)
+
+    def _node(self, node: Mapping[str, Any]) -> dict[str, Any]:
+        schema = self.catalog[node["type"]]
+        inputs: dict[str, Any] = _widget_values(node, schema)
+        for slot, entry in enumerate(node.get("inputs") or ()):
+            if not isinstance(entry, Mapping):
+                continue
+            widget = entry.get("widget")
+            name = entry.get("name") or (widget.get("name") if isinstance(widget, Mapping) else None)
+            resolved = self._resolve_input(node, slot, None, set())
+            if name and resolved is not None:
+                origin, value = resolved
+                inputs[str(name)] = [origin, value] if origin is not None else value
+        for name, value in inputs.items():  # the engine reads a list literal as a link unless wrapped
+            if isinstance(value, list) and not (len(value) == 2 and isinstance(value[0], str)
+                                                and isinstance(value[1], int)):
+                inputs[name] = {"__value__": value}
+        title = node.get("title")
+        return {"inputs": inputs, "class_type": schema.class_type,
+                "_meta": {"title": title if isinstance(title, str) and title else schema.display_name}}
+
+    def _resolve_input(self, node: Mapping[str, Any], slot: int, want: object, seen: set[str]) -> _Resolved | None:
+        entries = node.get("inputs") or ()
+        entry = entries[slot] if 0 <= slot < len(entries) else None
+        link_id = entry.get("link") if isinstance(entry, Mapping) else None
+        if link_id is None:
+            return None
+        link = self.links.get(link_id)
+        if link is None:
+            raise WorkflowFormatError(f"{_label(node)}: input '{entry.get('name')}' uses link {link_id}, which is "
+                                      f"not in 'links'; reconnect it in ComfyUI and save again, {_EXPORT}")
+        origin = self.nodes.get(link.origin_id)
+        if origin is None:
+            raise WorkflowFormatError(f"{_label(node)}: input '{entry.get('name')}' is linked to node "
+                                      f"{link.origin_id}, which is not in the workflow; reconnect it, {_EXPORT}")
+        return self._resolve_output(origin, link.origin_slot, want if want is not None else entry.get("type"), seen)
+
+    def _resolve_output(self, node: Mapping[str, Any], slot: int, want: object, seen: set[str]) -> _Resolved | None:
+        key = f"{node['id']}[O]{slot}"
+        if key in seen:
+            raise WorkflowFormatError(f"{_label(node)}: its links form a loop through Reroute or bypassed nodes; "
+                                      f"remove the loop in ComfyUI, {_EXPORT}")
+        seen.add(key)
+        kind = node["type"]
+        if kind == "PrimitiveNode":  # the editor copies its value into the widgets it feeds
+            values = node.get("widgets_values")
+            return (None, values[0]) if isinstance(values, list) and values else None
+        if node.get("mode") == BYPASSED:
+            through = self._bypass_input(node, slot, want)
+            return None if through is None else self._resolve_input(node, through, None, seen)
+        if kind == "Reroute":
+            return self._resolve_input(node, 0, want, seen)
+        return str(node["id"]), slot
+
+    def _bypass_input(self, node: Mapping[str, Any], slot: int, want: object) -> int | None:
+        """The input a bypassed node passes to output `slot` (ExecutableNodeDTO's choice)."""
+        inputs = [i if isinstance(i, Mapping) else {} for i in node.get("inputs") or ()]
+        outputs = node.get("outputs") or ()
+        out_type = outputs[slot].get("type") if slot < len(outputs) and isinstance(outputs[slot], Mapping) else None
+        if want in ("*", ""):
+            return slot if len(inputs) > slot else 0
+        same = inputs[slot] if slot < len(inputs) else None
+        if same and _valid_connection(same.get("type"), out_type) and _valid_connection(same.get("type"), want):
+            return slot
+        exact = next((i for i, entry in enumerate(inputs) if entry.get("type") == want), None)
+        if exact is not None:
+            return exact
+        return next((i for i, entry in enumerate(inputs) if _valid_connection(entry.get("type"), out_type)
+                     and _valid_connection(entry.get("type"), want)), None)
+
+
+def convert_ui_workflow(data: Mapping[str, Any], catalog: NodeCatalog) -> dict[str, dict[str, Any]]:
+    """The API-format prompt the ComfyUI editor would queue for this UI-format workflow.
+
+    Raises :class:`WorkflowFormatError` naming the node (id and type) for what cannot be converted.
+    """
+    return _Converter(data, catalog).convert()
+
+
+def load_any_workflow(source: WorkflowSource, catalog: NodeCatalog) -> Workflow:
+    """Load an API-format workflow, or a UI-format one converted with the engine's schemas."""
+    data = _read_source(source)
+    if detect_format(data) == "ui":
+        assert isinstance(data, Mapping)
+        return load_workflow(convert_ui_workflow(data, catalog))
+    return load_workflow(data)  # type: ignore[arg-type]  # load_workflow names what is wrong with non-objects

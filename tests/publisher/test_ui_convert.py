@@ -1,0 +1,177 @@
+"""UI-format workflows (what the ComfyUI editor saves) converted with the real engine's schemas."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from publisher import (
+    NodeCatalog,
+    WorkflowFormatError,
+    convert_ui_workflow,
+    detect_format,
+    load_any_workflow,
+    load_workflow,
+    validate_graph,
+)
+from tests.support.paths import ENGINE_HOME
+
+from .helpers import FIXTURES, WORKFLOWS, fixture_json, shipped_workflow
+
+
+@pytest.mark.parametrize(("ui_file", "api_file"), [
+    ("ui_demo_invert.json", "demo_invert.json"),
+    ("ui_txt2img_sd15.json", "txt2img_sd15.json"),
+])
+def test_a_ui_workflow_converts_to_its_api_export(catalog: NodeCatalog, ui_file: str, api_file: str) -> None:
+    # Reroute, PrimitiveNode, a bypassed and a muted node, notes: the result is what Export (API) writes.
+    ui = fixture_json(ui_file)
+    assert detect_format(ui) == "ui"
+
+    assert convert_ui_workflow(ui, catalog) == shipped_workflow(api_file).nodes
+
+
+def _demo() -> dict[str, Any]:
+    return fixture_json("ui_demo_invert.json")
+
+
+def _node(ui: dict[str, Any], node_id: int) -> dict[str, Any]:
+    node: dict[str, Any] = next(n for n in ui["nodes"] if n["id"] == node_id)
+    return node
+
+
+def test_load_any_workflow_reads_both_formats(catalog: NodeCatalog) -> None:
+    from_ui = load_any_workflow(FIXTURES / "ui_demo_invert.json", catalog)
+    from_api = load_any_workflow(WORKFLOWS / "demo_invert.json", catalog)
+
+    assert from_ui.nodes == from_api.nodes
+    assert from_ui.title("1") == "$Blank image"
+
+
+def test_without_the_primitive_the_widget_value_is_used(catalog: NodeCatalog) -> None:
+    ui = _demo()
+    ui["nodes"] = [n for n in ui["nodes"] if n["type"] != "PrimitiveNode"]
+    _node(ui, 1)["inputs"] = []
+    _node(ui, 1)["widgets_values"][3] = 255
+
+    assert convert_ui_workflow(ui, catalog)["1"]["inputs"] == {"width": 64, "height": 64, "batch_size": 1,
+                                                                "color": 255}
+
+
+def test_widget_values_saved_as_an_object_map_by_name(catalog: NodeCatalog) -> None:
+    ui = _demo()
+    _node(ui, 1)["widgets_values"] = {"height": 32, "width": 16, "batch_size": 2, "color": 7, "preview": None}
+
+    inputs = convert_ui_workflow(ui, catalog)["1"]["inputs"]
+    assert (inputs["width"], inputs["height"], inputs["batch_size"]) == (16, 32, 2)
+    assert inputs["color"] == 16744448  # the primitive still wins
+
+
+def test_a_node_saved_before_an_input_was_added_gets_its_default(catalog: NodeCatalog) -> None:
+    ui = _demo()
+    _node(ui, 1)["widgets_values"] = [64, 64]
+
+    inputs = convert_ui_workflow(ui, catalog)["1"]["inputs"]
+    assert inputs["batch_size"] == catalog["EmptyImage"].input("batch_size").default  # type: ignore[union-attr]
+
+
+def test_muting_the_source_of_a_link_drops_that_input(catalog: NodeCatalog) -> None:
+    # As the editor does: the engine then reports the missing input, naming it.
+    ui = _demo()
+    _node(ui, 2)["mode"] = 2
+
+    prompt = convert_ui_workflow(ui, catalog)
+    assert "2" not in prompt
+    assert prompt["3"]["inputs"] == {"filename_prefix": "demo"}
+
+
+def test_an_unknown_node_that_is_wired_in_is_named(catalog: NodeCatalog) -> None:
+    ui = _demo()
+    _node(ui, 2)["type"] = "FancyInvert"
+
+    with pytest.raises(WorkflowFormatError) as error:
+        convert_ui_workflow(ui, catalog)
+    assert "node 2 (FancyInvert) is not installed on this engine: install it, or in ComfyUI use " \
+           "Workflow > Export (API)" in str(error.value)
+
+
+def test_unknown_nodes_wired_to_nothing_are_left_out_like_notes(catalog: NodeCatalog) -> None:
+    ui = _demo()
+    ui["nodes"].append({"id": 20, "type": "Label (rgthree)", "mode": 0, "inputs": [], "outputs": [],
+                        "widgets_values": [], "properties": {}})
+    ui["nodes"].append({"id": 21, "type": "FancyInvert", "mode": 2, "inputs": [], "outputs": []})
+
+    assert set(convert_ui_workflow(ui, catalog)) == {"1", "2", "3"}
+
+
+def test_a_bypassed_unknown_node_still_passes_its_input_through(catalog: NodeCatalog) -> None:
+    ui = _demo()
+    _node(ui, 5)["type"] = "FancyBlur"
+
+    assert convert_ui_workflow(ui, catalog)["2"]["inputs"] == {"image": ["1", 0]}
+
+
+def test_a_subgraph_is_refused_with_the_node_named(catalog: NodeCatalog) -> None:
+    ui = _demo()
+    sub_id = "8d5b1c1e-0b8a-4b5e-9f0e-2f0a9c3b1d22"
+    _node(ui, 2)["type"] = sub_id
+    ui["definitions"] = {"subgraphs": [{"id": sub_id, "name": "Invert twice", "nodes": [], "links": []}]}
+
+    with pytest.raises(WorkflowFormatError) as error:
+        convert_ui_workflow(ui, catalog)
+    assert "node 2 is the subgraph 'Invert twice': subgraphs are not converted yet" in str(error.value)
+    assert "Unpack Subgraph" in str(error.value)
+
+
+def test_widget_values_that_do_not_line_up_are_refused(catalog: NodeCatalog) -> None:
+    ui = copy.deepcopy(fixture_json("ui_txt2img_sd15.json"))
+    _node(ui, 3)["widgets_values"].remove("randomize")  # as if saved by an editor without the control value
+
+    with pytest.raises(WorkflowFormatError) as error:
+        convert_ui_workflow(ui, catalog)
+    assert "node 3 (KSampler): widget value 'euler' does not fit input 'cfg' (FLOAT)" in str(error.value)
+
+
+def test_a_link_to_a_missing_node_is_named(catalog: NodeCatalog) -> None:
+    ui = _demo()
+    ui["links"] = [link for link in ui["links"] if link[0] != 4]
+
+    with pytest.raises(WorkflowFormatError) as error:
+        convert_ui_workflow(ui, catalog)
+    assert "node 3 (SaveImage): input 'images' uses link 4, which is not in 'links'" in str(error.value)
+
+
+def _bundled_templates() -> list[Path]:
+    """The UI-format templates shipped in the engine's venv (comfyui_workflow_templates_*)."""
+    pattern = "*/venv/lib/python*/site-packages/comfyui_workflow_templates*/templates/*.json"
+    return sorted(ENGINE_HOME.glob(pattern))
+
+
+def test_the_engines_own_templates_convert_to_valid_graphs(catalog: NodeCatalog) -> None:
+    templates = _bundled_templates()
+    if not templates:
+        pytest.skip("this engine ships no workflow templates")
+    converted, refused = 0, []
+    for path in templates:
+        ui = json.loads(path.read_text())
+        if detect_format(ui) != "ui":
+            continue
+        try:
+            prompt = convert_ui_workflow(ui, catalog)
+        except WorkflowFormatError as exc:  # subgraphs, and API nodes (disabled on the test engine)
+            assert "is the subgraph" in str(exc) or "is not installed on this engine" in str(exc), path.name
+            refused.append(path.name)
+            continue
+        assert validate_graph(load_workflow(prompt), catalog) == [], path.name
+        converted += 1
+    assert converted >= 50, (converted, refused)
+
+    refiner = next(p for p in templates if p.name == "sdxl_refiner_prompt_example.json")
+    sampler = convert_ui_workflow(json.loads(refiner.read_text()), catalog)["10"]
+    assert sampler["class_type"] == "KSamplerAdvanced"
+    assert {k: sampler["inputs"][k] for k in ("add_noise", "noise_seed", "steps", "end_at_step")} == {
+        "add_noise": "enable", "noise_seed": 6767725640732, "steps": 25, "end_at_step": 20}
