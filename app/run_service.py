@@ -49,6 +49,20 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass(frozen=True)
+class Submission:
+    """A run to record and queue: values already checked against the version's inputs."""
+
+    app: App
+    version: AppVersion
+    values: dict[str, Any]
+    uploads: dict[str, tuple[str, bytes]]
+    key_scope: str  # who submitted it, for Idempotency-Key matching
+    api_key_id: int | None
+    idempotency_key: str | None
+    webhook_url: str | None
+
+
 @dataclass
 class _InFlight:
     """A run this process is running: waiters wake when it ends, and get the run as its end recorded it."""
@@ -120,34 +134,29 @@ class RunService:
 
     # --- submission ---------------------------------------------------------------------------------
 
-    async def submit(
-        self,
-        *,
-        app: App,
-        version: AppVersion,
-        values: dict[str, Any],
-        uploads: dict[str, tuple[str, bytes]],
-        key_scope: str,
-        api_key_id: int | None,
-        idempotency_key: str | None,
-        webhook_url: str | None,
-    ) -> tuple[Run, bool]:
-        """Persist, then queue. Returns (run, created); a repeated Idempotency-Key returns the first run."""
-        scope = f"{app.id}:{key_scope}:{idempotency_key}" if idempotency_key else None
+    async def submit(self, **fields: Any) -> tuple[Run, bool]:
+        """Persist, then queue (fields: those of `Submission`). Returns (run, created); a repeated
+        Idempotency-Key returns the first run."""
+        _, run, created = await self.submit_prepared(lambda _session: Submission(**fields))
+        return run, created
+
+    async def submit_prepared(self, prepare: Callable[[Session], Submission]) -> tuple[Submission, Run, bool]:
+        """Like `submit`, with the submission prepared by `prepare(session)` in the same thread and database
+        trip that records the run (the API looks up the caller, the app and its version there, and checks the
+        inputs). What `prepare` raises is raised here, nothing recorded."""
         # Reserve a place before the DB write (other submissions run meanwhile): the pool then never
         # refuses a run that is already recorded.
         if self.pool.queued_count() + self._reserved >= self.settings.max_queue:
             raise QueueFullError(f"the queue holds {self.settings.max_queue} runs", self._retry_after())
         self._reserved += 1
         try:
-            run, created, target = await asyncio.to_thread(self._persist, app, version, values, uploads, scope,
-                                                           api_key_id, webhook_url)
+            submission, run, created, target = await asyncio.to_thread(self._persist, prepare)
             if created:
                 self._in_flight[run.id] = _InFlight(run.created_at)
-                self._dispatch(self._request(run, self.spec_of(version), uploads), target)
+                self._dispatch(self._request(run, self.spec_of(submission.version), submission.uploads), target)
         finally:
             self._reserved -= 1
-        return run, created
+        return submission, run, created
 
     def _dispatch(self, request: RunRequest, target: RemoteTarget | None) -> None:
         if target is not None and self.remote is not None:
@@ -155,29 +164,30 @@ class RunService:
         else:
             self.pool.submit(request)
 
-    def _persist(self, app: App, version: AppVersion, values: dict[str, Any],
-                 uploads: dict[str, tuple[str, bytes]], scope: str | None, api_key_id: int | None,
-                 webhook_url: str | None) -> tuple[Run, bool, RemoteTarget | None]:
-        """(run, created, where it runs: a deployment, or None for the local pool)."""
+    def _persist(self, prepare: Callable[[Session], Submission]) -> tuple[Submission, Run, bool, RemoteTarget | None]:
+        """(submission, run, created, where it runs: a deployment, or None for the local pool)."""
         with self.sessions() as session:
+            sub = prepare(session)
+            app, version, uploads = sub.app, sub.version, sub.uploads
+            scope = f"{app.id}:{sub.key_scope}:{sub.idempotency_key}" if sub.idempotency_key else None
             if scope is not None:
                 existing = crud_runs.find_run_by_scope(session, scope=scope)
                 if existing is not None:
-                    return existing, False, None
+                    return sub, existing, False, None
             run_id = uuid.uuid4().hex
             stored = {name: self._store_upload(run_id, name, filename, data)
                       for name, (filename, data) in uploads.items()}
-            inputs = {**values, **{name: {"upload": path} for name, path in stored.items()}}
+            inputs = {**sub.values, **{name: {"upload": path} for name, path in stored.items()}}
             try:
                 run = crud_runs.create_run(session, run_id=run_id, app_id=app.id, version_id=version.id,
-                                           inputs=inputs, webhook_url=webhook_url, idempotency_scope=scope,
-                                           api_key_id=api_key_id)
+                                           inputs=inputs, webhook_url=sub.webhook_url, idempotency_scope=scope,
+                                           api_key_id=sub.api_key_id)
             except IntegrityError:  # the same key, submitted twice at the same moment: the first one wins
                 existing = crud_runs.find_run_by_scope(session, scope=scope) if scope else None
                 if existing is None:
                     raise
-                return existing, False, None
-            return run, True, self._target(session, app.id, version.id)
+                return sub, existing, False, None
+            return sub, run, True, self._target(session, app.id, version.id)
 
     def _target(self, session: Session, app_id: int, version_id: int) -> RemoteTarget | None:
         return self.route(session, app_id, version_id) if self.route else None

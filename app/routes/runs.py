@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, status
@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 from app.auth import Caller, require_runner
 from app.deps import CallerDep, ServicesDep, identify_caller
 from app.routes.apps import find_app, find_version
-from app.run_inputs import InputProblems, parse_form, parse_json_body
+from app.run_inputs import InputProblems, RunInputs, parse_form, parse_json_body
+from app.run_service import Submission
 from app.schemas import RunOut, RunPage
 from app.services import Services
 from app.webhooks import check_webhook_url
@@ -29,52 +30,79 @@ _KEEPALIVE_S = 15.0
 RUN_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "timed_out")
 
 
-def _runnable_version(session: Session, request: Request, slug: str,
+def _runnable_version(session: Session, request: Request, services: Services, slug: str,
                       number: int | None) -> tuple[Caller, App, AppVersion]:
-    """The caller and what they may run, in one trip to the database (this is every submission's path)."""
     caller = identify_caller(session, request)
     app = find_app(session, slug)
     require_runner(caller, public=app.public)
+    if services.engines.state == "failed":
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
+                            detail=f"No engine can run this: {services.engines.error}", headers={"Retry-After": "60"})
     return caller, app, find_version(session, app, number)
+
+
+def _unfit(problems: list[dict[str, Any]]) -> HTTPException:
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                         detail={"message": "The inputs do not fit this app", "problems": problems})
+
+
+def _submission(caller: Caller, app: App, version: AppVersion, inputs: RunInputs, services: Services,
+                idempotency_key: str | None) -> Submission:
+    if inputs.webhook:
+        try:
+            check_webhook_url(inputs.webhook, allow_private=services.settings.allow_private_webhooks)
+        except ValueError as exc:
+            raise _unfit([{"input": "webhook", "message": str(exc)}]) from None
+    # Anonymous callers share no identity: their Idempotency-Key only matches the same inputs.
+    key_scope = caller.scope if caller.key_id is not None else f"public:{_digest(inputs.values, inputs.uploads)}"
+    return Submission(app=app, version=version, values=inputs.values, uploads=inputs.uploads, key_scope=key_scope,
+                      api_key_id=caller.key_id, idempotency_key=idempotency_key, webhook_url=inputs.webhook)
+
+
+def _json_submission(session: Session, request: Request, services: Services, slug: str, number: int | None,
+                     body: bytes, idempotency_key: str | None) -> Submission:
+    """Every JSON submission's path, in the thread that records the run: one trip to the database for the
+    caller, the app, its version and the run."""
+    caller, app, version = _runnable_version(session, request, services, slug, number)
+    try:
+        data = json.loads(body) if body else {}
+    except ValueError:
+        raise _unfit([{"input": "(body)", "message": "the body is not valid JSON"}]) from None
+    try:
+        inputs = parse_json_body(services.runs.spec_of(version), data, services.settings.max_upload_bytes)
+    except InputProblems as exc:
+        raise _unfit(exc.problems) from None
+    return _submission(caller, app, version, inputs, services, idempotency_key)
 
 
 async def _submit(request: Request, services: Services, slug: str, number: int | None,
                   idempotency_key: str | None) -> RunOut:
-    caller, app, version = await services.db(_runnable_version, request, slug, number)
-    if services.engines.state == "failed":
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
-                            detail=f"No engine can run this: {services.engines.error}", headers={"Retry-After": "60"})
-    spec = services.runs.spec_of(version)
-    limit = services.settings.max_upload_bytes
+    prepare: Callable[[Session], Submission]
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        # Files are read from the request asynchronously, so the lookup comes first, in a trip of its own.
+        caller, app, version = await services.db(_runnable_version, request, services, slug, number)
+        try:
+            inputs = await parse_form(services.runs.spec_of(version), await request.form(),
+                                      services.settings.max_upload_bytes)
+        except InputProblems as exc:
+            raise _unfit(exc.problems) from None
+        ready = _submission(caller, app, version, inputs, services, idempotency_key)
+
+        def prepare(_: Session) -> Submission:
+            return ready
+    else:
+        body = await request.body()
+
+        def prepare(session: Session) -> Submission:
+            return _json_submission(session, request, services, slug, number, body, idempotency_key)
     try:
-        if request.headers.get("content-type", "").startswith("multipart/form-data"):
-            inputs = await parse_form(spec, await request.form(), limit)
-        else:
-            try:
-                body = await request.json() if await request.body() else {}
-            except ValueError:
-                raise InputProblems([{"input": "(body)", "message": "the body is not valid JSON"}]) from None
-            inputs = parse_json_body(spec, body, limit)
-        if inputs.webhook:
-            try:
-                check_webhook_url(inputs.webhook, allow_private=services.settings.allow_private_webhooks)
-            except ValueError as exc:
-                raise InputProblems([{"input": "webhook", "message": str(exc)}]) from None
-    except InputProblems as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                            detail={"message": "The inputs do not fit this app", "problems": exc.problems}) from None
-    # Anonymous callers share no identity: their Idempotency-Key only matches the same inputs.
-    key_scope = caller.scope if caller.key_id is not None else f"public:{_digest(inputs.values, inputs.uploads)}"
-    try:
-        run, created = await services.runs.submit(
-            app=app, version=version, values=inputs.values, uploads=inputs.uploads, key_scope=key_scope,
-            api_key_id=caller.key_id, idempotency_key=idempotency_key, webhook_url=inputs.webhook)
+        sub, run, created = await services.runs.submit_prepared(prepare)
     except QueueFullError as exc:
         raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS,
                             detail=f"The queue is full ({services.settings.max_queue} runs); retry later.",
                             headers={"Retry-After": str(int(exc.retry_after + 0.999))}) from None
     if created:  # known without reading it back: just queued, no outputs yet
-        return RunOut.of(run, slug=app.slug, version=version.number, artifacts=[],
+        return RunOut.of(run, slug=sub.app.slug, version=sub.version.number, artifacts=[],
                          queue_position=services.runs.pool.position(run.id))
     return await services.db(_current, services, run.id)  # an earlier submission with this Idempotency-Key
 
