@@ -13,7 +13,6 @@ import html
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import gradio as gr
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, RedirectResponse
 
@@ -21,7 +20,7 @@ from app import web_auth
 from app.deployments import DeploymentService
 from app.engine_status import EngineStatus
 from app.forms.registry import FormMounts
-from app.look import CSS, mount_options
+from app.look import CSS, mount
 from app.openapi import install_openapi
 from app.routes import apps, files, health, keys, runs, workflows
 from app.routes import deployments as deployment_routes
@@ -109,9 +108,8 @@ def _mount_ui(app: FastAPI, services: Services, master_key: bytes) -> None:
     app.include_router(web_auth.router)
     settings.outputs_dir.mkdir(parents=True, exist_ok=True)
     settings.test_runs_dir.mkdir(parents=True, exist_ok=True)
-    gr.mount_gradio_app(app, build_studio(services), path="/studio",
-                        allowed_paths=[str(settings.outputs_dir), str(settings.test_runs_dir)],
-                        max_file_size=settings.max_upload_bytes, **{**mount_options(), "css": CSS + STUDIO_CSS})
+    mount(app, build_studio(services), "/studio", max_file_size=settings.max_upload_bytes, css=CSS + STUDIO_CSS,
+          allowed_paths=[str(settings.outputs_dir), str(settings.test_runs_dir)])
     forms = FormMounts(app, services)
     forms.mount_all()
     services.on_app_changed = forms.refresh

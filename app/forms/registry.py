@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from starlette.routing import Mount
 
 from app.forms.page import build_form
-from app.look import CSS, mount_options
+from app.look import CSS, mount
 from app.services import Services
 from db import crud_apps
 from publisher import AppSpec
@@ -41,8 +41,8 @@ class FormMounts:
 
     def _mount(self, slug: str, blocks: gr.Blocks) -> None:
         settings = self.services.settings
-        gr.mount_gradio_app(self.app, blocks, path=f"/apps/{slug}", allowed_paths=[str(settings.outputs_dir)],
-                            max_file_size=settings.max_upload_bytes, **{**mount_options(), "css": CSS})
+        mount(self.app, blocks, f"/apps/{slug}", allowed_paths=[str(settings.outputs_dir)],
+              max_file_size=settings.max_upload_bytes, css=CSS)
 
     def mount_all(self) -> None:
         """Before the server starts: the app's lifespan runs each form's start-up events."""
