@@ -15,6 +15,7 @@ from runtimes.engine.install import BundledEngine, EngineInstall
 from runtimes.engine.manager import Engine, EngineManager, EngineSettings
 from tests import setup
 from tests.support.paths import CHECKPOINT, CHECKPOINT_NAME, ENGINE_HOME
+from tests.support.server import AppServer
 
 
 def _progress(message: str) -> None:
@@ -68,3 +69,20 @@ def sd15_checkpoint(engine_settings: EngineSettings) -> str:
 async def client(engine_url: str) -> AsyncIterator[ComfyClient]:
     async with ComfyClient(engine_url) as comfy:
         yield comfy
+
+
+# The app's HTTP tests: each module defines its own `server` (an AppServer); these build on it.
+@pytest.fixture(scope="module")
+def admin(server: AppServer) -> dict[str, str]:
+    return {"Authorization": f"Bearer {server.create_key('admin', admin=True)}"}
+
+
+@pytest.fixture(scope="module")
+def runner(server: AppServer) -> dict[str, str]:
+    return {"Authorization": f"Bearer {server.create_key('runner')}"}
+
+
+@pytest.fixture(scope="module")
+def http(server: AppServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=60, trust_env=False) as client:
+        yield client

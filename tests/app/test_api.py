@@ -28,22 +28,6 @@ def server(tmp_path_factory: pytest.TempPathFactory, engine_url: str) -> Iterato
     app.stop()
 
 
-@pytest.fixture(scope="module")
-def admin(server: AppServer) -> dict[str, str]:
-    return {"Authorization": f"Bearer {server.create_key('admin', admin=True)}"}
-
-
-@pytest.fixture(scope="module")
-def runner(server: AppServer) -> dict[str, str]:
-    return {"Authorization": f"Bearer {server.create_key('runner')}"}
-
-
-@pytest.fixture(scope="module")
-def http(server: AppServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=60, trust_env=False) as client:
-        yield client
-
-
 def publish(http: httpx.Client, admin: dict[str, str], **body: Any) -> httpx.Response:
     return http.post("/api/apps", json=body, headers=admin)
 

@@ -42,31 +42,10 @@ NO_MODAL = {"MODAL_TOKEN_ID": "", "MODAL_TOKEN_SECRET": ""}
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, engine_url: str) -> Iterator[AppServer]:
     home = tmp_path_factory.mktemp("home")  # no ~/.modal.toml: no Modal credentials
-    saved = {k: os.environ.get(k) for k in ("HOME", "MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET")}
-    os.environ["HOME"] = str(home)
-    for key in NO_MODAL:
-        os.environ.pop(key, None)
-    try:
-        app = AppServer(tmp_path_factory.mktemp("app"), comfyui_url=engine_url).start()
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    app = AppServer(tmp_path_factory.mktemp("app"), comfyui_url=engine_url,
+                    env={"HOME": str(home), "MODAL_TOKEN_ID": None, "MODAL_TOKEN_SECRET": None}).start()
     yield app
     app.stop()
-
-
-@pytest.fixture(scope="module")
-def admin(server: AppServer) -> dict[str, str]:
-    return {"Authorization": f"Bearer {server.create_key('admin', admin=True)}"}
-
-
-@pytest.fixture(scope="module")
-def http(server: AppServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=60, trust_env=False) as client:
-        yield client
 
 
 @pytest.fixture(scope="module")

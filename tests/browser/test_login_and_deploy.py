@@ -34,11 +34,6 @@ def server(tmp_path_factory: pytest.TempPathFactory, engine_url: str) -> Iterato
 
 
 @pytest.fixture(scope="module")
-def admin(server: AppServer) -> dict[str, str]:
-    return {"Authorization": f"Bearer {server.create_key('admin', admin=True)}"}
-
-
-@pytest.fixture(scope="module")
 def private_app(server: AppServer, admin: dict[str, str]) -> str:
     slug = f"private-{uuid.uuid4().hex[:6]}"
     response = httpx.post(f"{server.url}/api/apps", headers=admin, trust_env=False, timeout=60, json={
