@@ -82,7 +82,7 @@ def build_spec(body: PublishRequest, catalog: NodeCatalog) -> AppSpec:
     try:
         check_graph(workflow, catalog)
         return build_app_spec(workflow, catalog, [i.model_dump(exclude_none=True) for i in body.inputs],
-                              outputs=body.outputs, timeout_s=body.timeout_s)
+                              outputs=body.outputs, timeout_s=body.timeout_s, model_sources=body.model_sources)
     except GraphValidationError as exc:
         raise PublishError("The workflow would not run on this engine", [str(p) for p in exc.problems]) from None
     except AppSpecError as exc:

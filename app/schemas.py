@@ -41,6 +41,10 @@ class PublishRequest(BaseModel):
     public: bool | None = Field(None, description="anyone may run it without an API key (default: private for a "
                                                   "new app, unchanged for a new version)")
     timeout_s: float | None = Field(None, description="per-run limit in seconds (default 600)")
+    model_sources: dict[str, str] = Field(
+        default_factory=dict, description="where a serverless deployment downloads each model file: its file name "
+                                          "(or folder/file name, as analyze lists them) -> "
+                                          "hf://owner/repo/path/in/repo.safetensors[@revision]")
 
 
 class AnalyzeRequest(BaseModel):

@@ -14,7 +14,7 @@ from typing import Any
 
 from .apply import BINDING_TYPES, InputBinding, InputValuesError, apply_values, slugify
 from .candidates import CandidateInput, find_candidates
-from .models import ModelRef, find_model_refs
+from .models import ModelRef, find_model_refs, with_sources
 from .node_schema import NodeCatalog
 from .outputs import OutputNode, default_published_outputs, find_outputs
 from .workflow import Workflow
@@ -103,9 +103,12 @@ def build_app_spec(
     *,
     outputs: Sequence[str] | None = None,
     timeout_s: float | None = None,
+    model_sources: Mapping[str, str] | None = None,
 ) -> AppSpec:
-    """Check the publisher's choices against the workflow and the engine; build the spec."""
+    """Check the publisher's choices against the workflow and the engine; build the spec. `model_sources` says
+    where each model file can be downloaded (file name or folder/file -> hf://owner/repo/file[@revision])."""
     problems: list[str] = []
+    models = with_sources(find_model_refs(workflow, catalog), model_sources or {}, problems)
     candidates = {c.key: c for c in find_candidates(workflow, catalog)}
     inputs: list[AppInput] = []
     for position, raw in enumerate(requested, start=1):
@@ -125,7 +128,7 @@ def build_app_spec(
         inputs=tuple(inputs),
         outputs=tuple(AppOutput(o.node_id, o.kind, o.label) for o in published),
         timeout_s=timeout_s or DEFAULT_TIMEOUT_S,
-        models=tuple(find_model_refs(workflow, catalog)),
+        models=tuple(models),
     )
 
 

