@@ -84,6 +84,13 @@ class DeploymentService:
         self._tasks[row.id] = asyncio.create_task(self._deploy(row.id, plan, directory), name=f"deploy-{row.id}")
         return row
 
+    def recover(self) -> int:
+        """At start-up (in a worker thread): deploys the last process was running never finished here."""
+        with self.sessions() as session:
+            return crud_deployments.fail_unfinished(session, reason=(
+                "The app stopped while this deploy was running; whether Modal finished it is unknown. Deploy "
+                "again (or check `modal app list`)."))
+
     def _record(self, plan: Plan) -> Deployment:
         with self.sessions() as session:
             row = crud_deployments.create_deployment(

@@ -58,6 +58,7 @@ def create_app(settings: Settings, engines: EngineStatus) -> FastAPI:
         loop = asyncio.get_running_loop()
         await pool.start()
         await runs_service.recover()
+        await asyncio.to_thread(deployments.recover)
 
         def engines_ready() -> None:
             for engine in engines.manager.engines:

@@ -58,6 +58,15 @@ def finish_deployment(session: Session, *, deployment_id: int, status: str, url:
     return deployment
 
 
+def fail_unfinished(session: Session, *, reason: str) -> int:
+    """At start-up: a deploy still `deploying` was cut short when the app stopped; it is failed with `reason`."""
+    result = session.execute(update(Deployment).where(Deployment.status == DeploymentStatus.DEPLOYING.value)
+                             .values(status=DeploymentStatus.FAILED.value, error=reason, serving=False,
+                                     updated_at=utcnow()))
+    session.commit()
+    return result.rowcount  # type: ignore[attr-defined]
+
+
 def mark_stopped(session: Session, *, app_id: int, app_name: str) -> int:
     """Every live deployment of that provider app is stopped (a teardown stops them all); returns how many."""
     result = session.execute(update(Deployment).where(
