@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -32,11 +30,12 @@ from bench.service import (
     AppProcess,
     CpuWindow,
     busy_warning,
-    code_version,
     cpu_seconds,
     print_profile,
     publish,
+    run_settings,
     verdict,
+    write_results,
 )
 
 RESULTS = RESULTS_DIR / "gateway_overhead.json"
@@ -216,17 +215,11 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             if server is not None:
                 server.stop()
-    result["settings"] = {
-        "runs": args.runs, "warmup": args.warmup, "image": "64x64", "profiled": args.profile,
-        **code_version(), "python": platform.python_version(),
-        "cpus": os.cpu_count(), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
+    result["settings"] = run_settings(
+        runs=args.runs, warmup=args.warmup, image="64x64", profiled=args.profile,
+    )
     print_table(result)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2) + "\n")
-    settings = result["settings"]
-    print(f"wrote {args.output} (commit {settings['commit']}"
-          f"{', with uncommitted changes' if settings['uncommitted_changes'] else ''})")
+    write_results(args.output, result)
     if args.profile:
         print_profile(PROFILE)
     return 0

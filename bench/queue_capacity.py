@@ -18,7 +18,6 @@ import asyncio
 import itertools
 import json
 import os
-import platform
 import random
 import sys
 import tempfile
@@ -35,14 +34,15 @@ from bench.service import (
     AppProcess,
     CpuWindow,
     busy_warning,
-    code_version,
     cpu_seconds,
     latency_summary,
     link_checkpoint,
     print_profile,
     publish,
+    run_settings,
     thread_env,
     verdict,
+    write_results,
 )
 from bench.worker_scaling import txt2img_app
 from runtimes.engine.manager import EngineManager, EngineSettings
@@ -302,18 +302,12 @@ def main(argv: list[str] | None = None) -> int:
                 server.stop()
                 progress(f"app stopped in {time.perf_counter() - stop_started:.1f} s")
             manager.stop()
-    result["settings"] = {
-        "runs": args.runs, "queries": args.queries, "pages": args.pages, "concurrency": args.concurrency,
-        "max_queue": MAX_QUEUE, "engine_threads": args.engine_threads, "profiled": args.profile,
-        **code_version(), "python": platform.python_version(), "cpus": os.cpu_count(),
-        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
+    result["settings"] = run_settings(
+        runs=args.runs, queries=args.queries, pages=args.pages, concurrency=args.concurrency,
+        max_queue=MAX_QUEUE, engine_threads=args.engine_threads, profiled=args.profile,
+    )
     print_table(result)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2) + "\n")
-    settings = result["settings"]
-    print(f"wrote {args.output} (commit {settings['commit']}"
-          f"{', with uncommitted changes' if settings['uncommitted_changes'] else ''})")
+    write_results(args.output, result)
     if args.profile:
         print_profile(PROFILE)
     return 0

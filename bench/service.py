@@ -6,7 +6,9 @@ Not a benchmark itself; gateway_overhead, worker_scaling and queue_capacity impo
 
 from __future__ import annotations
 
+import json
 import os
+import platform
 import pstats
 import re
 import signal
@@ -36,6 +38,21 @@ def code_version() -> dict[str, Any]:
 
     changed = git("status", "--porcelain", "--", ".", ":(exclude)bench")
     return {"commit": git("rev-parse", "--short", "HEAD") or None, "uncommitted_changes": bool(changed)}
+
+
+def run_settings(**options: Any) -> dict[str, Any]:
+    """A benchmark's options with what makes its figures comparable: commit, Python, cores, when."""
+    return {**options, **code_version(), "python": platform.python_version(), "cpus": os.cpu_count(),
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+def write_results(path: Path, result: dict[str, Any]) -> None:
+    """The results as JSON at `path`, and a line saying which commit they measured."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    settings = result["settings"]
+    print(f"wrote {path} (commit {settings['commit']}"
+          f"{', with uncommitted changes' if settings['uncommitted_changes'] else ''})")
 
 
 def thread_env(threads: int | None) -> dict[str, str]:

@@ -24,8 +24,6 @@ import asyncio
 import contextlib
 import copy
 import json
-import os
-import platform
 import random
 import statistics
 import sys
@@ -47,12 +45,13 @@ from bench.service import (
     AppProcess,
     CpuWindow,
     busy_warning,
-    code_version,
     link_checkpoint,
     publish,
+    run_settings,
     sched_seconds,
     thread_env,
     verdict,
+    write_results,
 )
 from runtimes.comfy.client import ComfyClient
 
@@ -365,18 +364,12 @@ def main(argv: list[str] | None = None) -> int:
     if 1 in apps and 2 in apps:
         ratio = apps[2]["throughput_rps"] / apps[1]["throughput_rps"]
         result["target"] = {"ratio_at_least": TARGET_RATIO, "ratio": ratio, "met": ratio >= TARGET_RATIO}
-    result["settings"] = {
-        "runs": args.runs, "rounds": args.rounds, "size": args.size, "steps": args.steps,
-        "engine_threads": args.engine_threads, "workers": args.workers, "bare": not args.no_bare,
-        **code_version(), "python": platform.python_version(), "cpus": os.cpu_count(),
-        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
+    result["settings"] = run_settings(
+        runs=args.runs, rounds=args.rounds, size=args.size, steps=args.steps,
+        engine_threads=args.engine_threads, workers=args.workers, bare=not args.no_bare,
+    )
     print_table(result)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2) + "\n")
-    settings = result["settings"]
-    print(f"wrote {args.output} (commit {settings['commit']}"
-          f"{', with uncommitted changes' if settings['uncommitted_changes'] else ''})")
+    write_results(args.output, result)
     return 0
 
 
