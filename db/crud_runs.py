@@ -194,7 +194,7 @@ def end_run(
     run = _update_unfinished(session, run_id, status=str(status), finished_at=finished_at,
                              total_ms=_ms(created, finished_at), applied=applied, error=error, exec_ms=exec_ms)
     if run is None:
-        session.rollback()
+        session.commit()  # nothing was written; not a rollback, which would expire the caller's loaded objects
         return None
     if artifacts:
         session.execute(insert(Artifact.__table__), [
@@ -237,24 +237,6 @@ def requeue_run(session: Session, *, run_id: str, keep_attempts: bool = True) ->
         **extra,
     )
     session.commit()
-
-
-def add_artifact(
-    session: Session, *, run_id: str, node_id: str, kind: str, filename: str, path: str, mime: str, size: int
-) -> Artifact:
-    artifact = Artifact(
-        run_id=run_id,
-        node_id=node_id,
-        kind=kind,
-        filename=filename,
-        path=path,
-        mime=mime,
-        size=size,
-        created_at=utcnow(),
-    )
-    session.add(artifact)
-    session.commit()
-    return artifact
 
 
 def artifacts_of(session: Session, *, run_id: str) -> list[Artifact]:

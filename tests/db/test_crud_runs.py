@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from db import crud_runs
-from db.crud_runs import RunNotFoundError
+from db.crud_runs import NewArtifact, RunNotFoundError
 from db.models import AppVersion, Run, utcnow
 from tests.db.factories import new_run, publish
 
@@ -264,49 +264,42 @@ def test_state_changes_of_an_unknown_run_raise(session: Session) -> None:
         crud_runs.requeue_run(session, run_id=missing)
 
 
-def test_artifacts_are_listed_per_run_in_order(session_factory: sessionmaker[Session], version: AppVersion) -> None:
+def test_artifacts_are_written_with_the_end_and_listed_in_order(session_factory: sessionmaker[Session],
+                                                                 version: AppVersion) -> None:
     with session_factory() as session:
         run = new_run(session, version)
         other = new_run(session, version)
-        first = crud_runs.add_artifact(
-            session,
-            run_id=run.id,
-            node_id="9",
-            kind="image",
-            filename="out_00001_.png",
-            path=f"outputs/{run.id}/out_00001_.png",
-            mime="image/png",
-            size=123_456,
-        )
-        crud_runs.add_artifact(
-            session,
-            run_id=run.id,
-            node_id="12",
-            kind="video",
-            filename="clip.mp4",
-            path=f"outputs/{run.id}/clip.mp4",
-            mime="video/mp4",
-            size=3 * 2**30,  # past 32-bit integers
-        )
-        crud_runs.add_artifact(
-            session, run_id=other.id, node_id="9", kind="file", filename="a.txt", path="p", mime="text/plain", size=1
-        )
+        ended = crud_runs.end_run(session, run_id=run.id, status="succeeded", finished_at=utcnow(), artifacts=[
+            NewArtifact(node_id="9", kind="image", filename="out_00001_.png", path=f"outputs/{run.id}/out_00001_.png",
+                        mime="image/png", size=123_456),
+            NewArtifact(node_id="12", kind="video", filename="clip.mp4", path=f"outputs/{run.id}/clip.mp4",
+                        mime="video/mp4", size=3 * 2**30),  # past 32-bit integers
+        ])
+        assert ended is not None and ended.status == "succeeded"
+        crud_runs.end_run(session, run_id=other.id, status="succeeded", finished_at=utcnow(), artifacts=[
+            NewArtifact(node_id="9", kind="file", filename="a.txt", path="p", mime="text/plain", size=1)])
+        # A run that has ended already: its end stands, and the files of a second end are not added.
+        late = crud_runs.end_run(session, run_id=run.id, status="failed", finished_at=utcnow(), artifacts=[
+            NewArtifact(node_id="9", kind="image", filename="late.png", path="late", mime="image/png", size=1)])
+        assert late is None
     with session_factory() as session:
         stored = crud_runs.artifacts_of(session, run_id=run.id)
         none = crud_runs.artifacts_of(session, run_id=uuid.uuid4().hex)
+        assert crud_runs.get_run(session, run_id=run.id).status == "succeeded"
     assert none == []
-    assert [(a.id, a.node_id, a.kind, a.path, a.mime, a.size) for a in stored] == [
-        (first.id, "9", "image", f"outputs/{run.id}/out_00001_.png", "image/png", 123_456),
-        (stored[1].id, "12", "video", f"outputs/{run.id}/clip.mp4", "video/mp4", 3 * 2**30),
+    assert [(a.node_id, a.kind, a.path, a.mime, a.size) for a in stored] == [
+        ("9", "image", f"outputs/{run.id}/out_00001_.png", "image/png", 123_456),
+        ("12", "video", f"outputs/{run.id}/clip.mp4", "video/mp4", 3 * 2**30),
     ]
+    assert stored[0].id < stored[1].id
     assert stored[0].created_at.tzinfo is not None
 
 
-def test_artifact_of_an_unknown_run_is_refused(session: Session) -> None:
-    with pytest.raises(IntegrityError):
-        crud_runs.add_artifact(
-            session, run_id="0" * 32, node_id="9", kind="image", filename="x.png", path="p", mime="image/png", size=1
-        )
+def test_artifacts_of_an_unknown_run_are_refused(session: Session) -> None:
+    with pytest.raises(RunNotFoundError):
+        crud_runs.end_run(session, run_id="0" * 32, status="succeeded", finished_at=utcnow(), artifacts=[
+            NewArtifact(node_id="9", kind="image", filename="x.png", path="p", mime="image/png", size=1)])
+    assert crud_runs.artifacts_of(session, run_id="0" * 32) == []
 
 
 def test_concurrent_writers_from_threads(session_factory: sessionmaker[Session], version: AppVersion) -> None:
