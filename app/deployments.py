@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.secrets import derive_secret
 from db import crud_apps, crud_deployments
+from db.crud_apps import RunnableVersion
 from db.models import App, AppVersion, Deployment, DeploymentStatus
 from publisher import AppSpec
 from runtimes.modal import deploy as modal_deploy
@@ -218,14 +219,12 @@ class DeploymentService:
             session.expunge(chosen)
             return chosen
 
-    def target_for(self, session: Session, app_id: int, version_id: int) -> RemoteTarget | None:
+    def target_for(self, version: RunnableVersion) -> RemoteTarget | None:
         """Where a run of this app version goes: its serving deployment when it deploys that version."""
-        serving = crud_deployments.serving_deployment(session, app_id=app_id)
-        if serving is None or serving.version_id != version_id or not serving.url:
+        if version.deployment_version_id != version.version_id or not version.deployment_url:
             return None
-        app = session.get(App, app_id)
-        assert app is not None
-        return RemoteTarget(name=f"modal:{serving.app_name}", url=serving.url, key=self.endpoint_key(app.slug))
+        return RemoteTarget(name=f"modal:{version.deployment_app_name}", url=version.deployment_url,
+                            key=self.endpoint_key(version.slug))
 
     async def aclose(self) -> None:
         for task in list(self._tasks.values()):

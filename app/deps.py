@@ -21,9 +21,7 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 
 
 def identify_caller(session: Session, request: Request) -> Caller:
-    caller = identify(request, session)
-    session.commit()  # keeps the key's last_used_at
-    return caller
+    return identify(request, session)  # a key's last use is committed where it is recorded
 
 
 async def get_caller(request: Request, services: ServicesDep) -> Caller:

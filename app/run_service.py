@@ -29,7 +29,8 @@ from app.schemas import RunOut
 from app.settings import Settings
 from app.storage import remove_file, safe_filename, write_file
 from app.webhooks import WebhookSender
-from db import crud_runs
+from db import crud_apps, crud_runs
+from db.crud_apps import RunnableVersion
 from db.crud_runs import NewArtifact
 from db.models import App, AppVersion, Artifact, Run
 from publisher import AppSpec
@@ -53,8 +54,7 @@ def now() -> datetime:
 class Submission:
     """A run to record and queue: values already checked against the version's inputs."""
 
-    app: App
-    version: AppVersion
+    version: RunnableVersion
     values: dict[str, Any]
     uploads: dict[str, tuple[str, bytes]]
     key_scope: str  # who submitted it, for Idempotency-Key matching
@@ -82,7 +82,7 @@ class RunService:
         webhooks: WebhookSender,
         webhook_secret: Callable[[str], str],
         remote: RemoteRuns | None = None,
-        route: Callable[[Session, int, int], RemoteTarget | None] | None = None,
+        route: Callable[[RunnableVersion], RemoteTarget | None] | None = None,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
@@ -90,24 +90,26 @@ class RunService:
         self.webhooks = webhooks
         self.webhook_secret = webhook_secret  # app slug -> its signing secret (derived, never stored)
         self.remote = remote  # runs of apps whose runtime is a Modal deployment
-        self.route = route  # (app id, version id) -> the deployment that serves it, or None: the local pool
+        self.route = route  # app version -> the deployment that serves it, or None: the local pool
         self.events = RunEvents()
         self._progress_written: dict[str, float] = {}
         self._in_flight: dict[str, _InFlight] = {}
         self._reserved = 0  # submissions between the queue check and the pool
-        self._specs: dict[tuple[int, int, int], AppSpec] = {}
+        self._specs: dict[int, AppSpec] = {}
         # Immutable once written: an app's slug, a version's number (for describing runs without a query).
         self._slugs: dict[int, str] = {}
         self._numbers: dict[int, int] = {}
 
-    def spec_of(self, version: AppVersion) -> AppSpec:
-        """Versions are immutable: each one's spec is parsed once, not at every submission."""
-        key = (version.id, version.app_id, version.number)
-        spec = self._specs.get(key)
+    def spec_of(self, session: Session, version_id: int) -> AppSpec:
+        """Versions are immutable: each one's spec is read and parsed once, not at every submission."""
+        spec = self._specs.get(version_id)
         if spec is None:
+            stored = crud_apps.version_spec(session, version_id=version_id)
+            if stored is None:
+                raise LookupError(f"no app version with id {version_id}")
             if len(self._specs) >= _SPEC_CACHE_SIZE:
                 self._specs.clear()
-            spec = self._specs[key] = AppSpec.from_dict(version.spec)
+            spec = self._specs[version_id] = AppSpec.from_dict(stored)
         return spec
 
     def view(self, session: Session, run: Run | Row[Any],
@@ -150,10 +152,10 @@ class RunService:
             raise QueueFullError(f"the queue holds {self.settings.max_queue} runs", self._retry_after())
         self._reserved += 1
         try:
-            submission, run, created, target = await asyncio.to_thread(self._persist, prepare)
+            submission, run, created, spec = await asyncio.to_thread(self._persist, prepare)
             if created:
                 self._in_flight[run.id] = _InFlight(run.created_at)
-                self._dispatch(self._request(run, self.spec_of(submission.version), submission.uploads), target)
+                self._dispatch(self._request(run, spec, submission.uploads), self._target(submission.version))
         finally:
             self._reserved -= 1
         return submission, run, created
@@ -164,33 +166,36 @@ class RunService:
         else:
             self.pool.submit(request)
 
-    def _persist(self, prepare: Callable[[Session], Submission]) -> tuple[Submission, Run, bool, RemoteTarget | None]:
-        """(submission, run, created, where it runs: a deployment, or None for the local pool)."""
+    def _persist(self, prepare: Callable[[Session], Submission]) -> tuple[Submission, Run, bool, AppSpec]:
+        """(submission, run, created, the version's spec)."""
         with self.sessions() as session:
             sub = prepare(session)
-            app, version, uploads = sub.app, sub.version, sub.uploads
-            scope = f"{app.id}:{sub.key_scope}:{sub.idempotency_key}" if sub.idempotency_key else None
+            version, uploads = sub.version, sub.uploads
+            # Known now: describing this version's runs later needs no lookup.
+            self._slugs[version.app_id], self._numbers[version.version_id] = version.slug, version.number
+            spec = self.spec_of(session, version.version_id)
+            scope = f"{version.app_id}:{sub.key_scope}:{sub.idempotency_key}" if sub.idempotency_key else None
             if scope is not None:
                 existing = crud_runs.find_run_by_scope(session, scope=scope)
                 if existing is not None:
-                    return sub, existing, False, None
+                    return sub, existing, False, spec
             run_id = uuid.uuid4().hex
             stored = {name: self._store_upload(run_id, name, filename, data)
                       for name, (filename, data) in uploads.items()}
             inputs = {**sub.values, **{name: {"upload": path} for name, path in stored.items()}}
             try:
-                run = crud_runs.create_run(session, run_id=run_id, app_id=app.id, version_id=version.id,
+                run = crud_runs.create_run(session, run_id=run_id, app_id=version.app_id, version_id=version.version_id,
                                            inputs=inputs, webhook_url=sub.webhook_url, idempotency_scope=scope,
                                            api_key_id=sub.api_key_id)
             except IntegrityError:  # the same key, submitted twice at the same moment: the first one wins
                 existing = crud_runs.find_run_by_scope(session, scope=scope) if scope else None
                 if existing is None:
                     raise
-                return sub, existing, False, None
-            return sub, run, True, self._target(session, app.id, version.id)
+                return sub, existing, False, spec
+            return sub, run, True, spec
 
-    def _target(self, session: Session, app_id: int, version_id: int) -> RemoteTarget | None:
-        return self.route(session, app_id, version_id) if self.route else None
+    def _target(self, version: RunnableVersion | None) -> RemoteTarget | None:
+        return self.route(version) if self.route and version else None
 
     def _retry_after(self) -> float:
         return max(1.0, min(60.0, self.pool.queued_count() / 50))
@@ -406,8 +411,9 @@ class RunService:
             pending = [r for r in queued if r.id in rerun_ids] + [r for r in queued if r.id not in rerun_ids]
             for run in pending:
                 try:
-                    request = self._request(run, self.spec_of(session.get(AppVersion, run.version_id)))
-                    requests.append((request, run.created_at, self._target(session, run.app_id, run.version_id)))
+                    request = self._request(run, self.spec_of(session, run.version_id))
+                    target = self._target(crud_apps.runnable_by_id(session, version_id=run.version_id))
+                    requests.append((request, run.created_at, target))
                 except Exception as exc:  # one broken record must not keep the app from starting
                     failures.append((run.id, exc))
                     continue

@@ -5,13 +5,14 @@ Write functions commit: each is one unit of work (as in full-stack-fastapi-templ
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, and_, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from db.models import App, AppVersion, utcnow
+from db.models import App, AppVersion, Deployment, DeploymentStatus, utcnow
 
 
 def publish_version(
@@ -65,6 +66,60 @@ def get_version(session: Session, *, app_id: int, number: int | None = None) -> 
     else:
         query = query.where(AppVersion.number == number)
     return session.scalar(query)
+
+
+@dataclass(frozen=True)
+class RunnableVersion:
+    """An app version as a run of it needs it: who may run it, and where its runs go."""
+
+    app_id: int
+    slug: str
+    public: bool
+    version_id: int
+    number: int
+    # The live deployment the app's runs are switched to (the version it serves, its URL and provider app
+    # name); None, or serving another version: the local engines run it.
+    deployment_version_id: int | None = None
+    deployment_url: str | None = None
+    deployment_app_name: str | None = None
+
+
+_APPS, _VERSIONS, _DEPLOYMENTS = App.__table__, AppVersion.__table__, Deployment.__table__
+# Every submission runs one of these: one Core query each, built once (the ORM and a statement built per call
+# cost several times as much). No spec: it is immutable per version, and the caller keeps it parsed.
+_RUNNABLE = (
+    select(_APPS.c.id.label("app_id"), _APPS.c.slug, _APPS.c.public, _VERSIONS.c.id.label("version_id"),
+           _VERSIONS.c.number, _DEPLOYMENTS.c.version_id.label("deployment_version_id"),
+           _DEPLOYMENTS.c.url.label("deployment_url"), _DEPLOYMENTS.c.app_name.label("deployment_app_name"))
+    .join_from(_APPS, _VERSIONS, _VERSIONS.c.app_id == _APPS.c.id)
+    .outerjoin(_DEPLOYMENTS, and_(_DEPLOYMENTS.c.app_id == _APPS.c.id, _DEPLOYMENTS.c.serving.is_(True),
+                                  _DEPLOYMENTS.c.status == DeploymentStatus.LIVE.value))
+)
+_PUBLISHED = _RUNNABLE.where(_APPS.c.slug == bindparam("slug"), _APPS.c.deleted_at.is_(None))
+_RUNNABLE_LATEST = _PUBLISHED.order_by(_VERSIONS.c.number.desc()).limit(1)
+_RUNNABLE_NUMBER = _PUBLISHED.where(_VERSIONS.c.number == bindparam("number")).limit(1)
+_RUNNABLE_BY_ID = _RUNNABLE.where(_VERSIONS.c.id == bindparam("version_id")).limit(1)
+
+
+def find_runnable(session: Session, *, slug: str, number: int | None = None) -> RunnableVersion | None:
+    """Version `number` of the published app `slug` (its latest when None); None when either is missing."""
+    if number is None:
+        return _runnable(session, _RUNNABLE_LATEST, {"slug": slug})
+    return _runnable(session, _RUNNABLE_NUMBER, {"slug": slug, "number": number})
+
+
+def runnable_by_id(session: Session, *, version_id: int) -> RunnableVersion | None:
+    """The version with this id, unpublished or not: runs already accepted still run (after a restart)."""
+    return _runnable(session, _RUNNABLE_BY_ID, {"version_id": version_id})
+
+
+def _runnable(session: Session, statement: Select[Any], params: dict[str, Any]) -> RunnableVersion | None:
+    row = session.execute(statement, params).first()
+    return RunnableVersion(**row._mapping) if row is not None else None
+
+
+def version_spec(session: Session, *, version_id: int) -> dict[str, Any] | None:
+    return session.scalar(select(AppVersion.spec).where(AppVersion.id == version_id))
 
 
 def list_versions(session: Session, *, app_id: int) -> list[AppVersion]:

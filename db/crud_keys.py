@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from db.models import ApiKey, utcnow
@@ -34,18 +35,31 @@ def create_api_key(session: Session, *, name: str, admin: bool) -> tuple[ApiKey,
     return key, token
 
 
-def verify_api_key(session: Session, *, token: str) -> ApiKey | None:
-    """The key for `token`, or None if unknown or revoked. Records the use (to the minute)."""
+@dataclass(frozen=True)
+class VerifiedKey:
+    id: int
+    admin: bool
+
+
+_KEYS = ApiKey.__table__
+# Every authenticated request runs these: built once (Core, bound parameters), not per call.
+_LIVE_KEY = select(_KEYS.c.id, _KEYS.c.admin, _KEYS.c.last_used_at).where(
+    _KEYS.c.key_hash == bindparam("key_hash"), _KEYS.c.revoked_at.is_(None))
+_RECORD_USE = update(_KEYS).where(_KEYS.c.id == bindparam("key_id")).values(last_used_at=bindparam("used_at"))
+
+
+def verify_api_key(session: Session, *, token: str) -> VerifiedKey | None:
+    """The key for `token`, or None if unknown or revoked. Records the use (to the minute; that write commits)."""
     if not token.startswith(TOKEN_PREFIX):
         return None
-    key = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_token(token)))
-    if key is None or key.revoked_at is not None:
+    key = session.execute(_LIVE_KEY, {"key_hash": hash_token(token)}).one_or_none()
+    if key is None:
         return None
     now = utcnow()
     if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
-        key.last_used_at = now
+        session.execute(_RECORD_USE, {"key_id": key.id, "used_at": now})
         session.commit()
-    return key
+    return VerifiedKey(id=key.id, admin=key.admin)
 
 
 def list_api_keys(session: Session) -> list[ApiKey]:

@@ -6,12 +6,13 @@ cancelled from the API while a worker reports on it keeps its final status, on S
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, case, func, insert, or_, select, update
+from sqlalchemy import Row, Update, and_, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
@@ -29,14 +30,32 @@ def _ms(start: datetime, end: datetime) -> float:
 
 _RUNS = Run.__table__
 _UNFINISHED = _RUNS.c.status.not_in(sorted(FINAL_STATUSES))
+# Every run is inserted once and updated at least twice: these statements are built once (Core, bound
+# parameters); building one per call cost as much CPU as running it.
+_INSERT_RUN = insert(_RUNS)
+_INSERT_ARTIFACTS = insert(Artifact.__table__)
+# Values computed in SQL, so two updates never read the same old value.
+_SQL_VALUES: dict[str | None, dict[str, Any]] = {
+    None: {},
+    "next_attempt": {"attempts": _RUNS.c.attempts + 1},
+    "give_back_attempt": {"attempts": case((_RUNS.c.attempts > 0, _RUNS.c.attempts - 1), else_=0)},
+}
 
 
-def _update_unfinished(session: Session, run_id: str, **values: Any) -> Row[Any] | None:
-    """Apply `values` unless the run is final, without committing. The run's row as updated, or None if it was final;
-    RunNotFoundError if no such run. A Core UPDATE ... RETURNING, not the ORM's bulk update: every run takes this
-    path twice, and the ORM's costs several times as much CPU. A copy of the run this session holds is refreshed."""
-    statement = update(_RUNS).where(_RUNS.c.id == run_id, _UNFINISHED).values(**values).returning(*_RUNS.c)
-    row = session.execute(statement).one_or_none()
+@functools.cache
+def _unfinished_update(columns: tuple[str, ...], sql: str | None) -> Update:
+    values = {c: bindparam(f"new_{c}", type_=_RUNS.c[c].type) for c in columns} | _SQL_VALUES[sql]
+    return (update(_RUNS).where(_RUNS.c.id == bindparam("run_id"), _UNFINISHED).values(values)
+            .returning(*_RUNS.c))
+
+
+def _update_unfinished(session: Session, run_id: str, *, sql: str | None = None, **values: Any) -> Row[Any] | None:
+    """Apply `values` (and the `sql` ones of _SQL_VALUES) unless the run is final, without committing. The run's
+    row as updated, or None if it was final; RunNotFoundError if no such run. A Core UPDATE ... RETURNING, not
+    the ORM's bulk update, which costs several times as much CPU. A copy of the run this session holds is
+    refreshed."""
+    statement = _unfinished_update(tuple(sorted(values)), sql)
+    row = session.execute(statement, {"run_id": run_id, **{f"new_{k}": v for k, v in values.items()}}).one_or_none()
     if row is None:
         if session.scalar(select(_RUNS.c.id).where(_RUNS.c.id == run_id)) is None:
             raise RunNotFoundError(run_id)
@@ -64,27 +83,19 @@ def create_run(
     idempotency_scope: str | None = None,
     api_key_id: int | None = None,
 ) -> Run:
-    """A queued run. Raises sqlalchemy's IntegrityError (session rolled back, still usable) when
-    `idempotency_scope` is taken: the caller then answers with find_run_by_scope's run."""
-    run = Run(
-        id=run_id,
-        app_id=app_id,
-        version_id=version_id,
-        status=RunStatus.QUEUED.value,
-        inputs=inputs,
-        webhook_url=webhook_url,
-        idempotency_scope=idempotency_scope,
-        api_key_id=api_key_id,
-        created_at=utcnow(),
-        attempts=0,
-    )
-    session.add(run)
+    """A queued run, as written (a detached copy: the session does not track it). Raises sqlalchemy's
+    IntegrityError (session rolled back, still usable) when `idempotency_scope` is taken: the caller then
+    answers with find_run_by_scope's run."""
+    values = {"id": run_id, "app_id": app_id, "version_id": version_id, "status": RunStatus.QUEUED.value,
+              "inputs": inputs, "webhook_url": webhook_url, "idempotency_scope": idempotency_scope,
+              "api_key_id": api_key_id, "created_at": utcnow(), "attempts": 0}
     try:
+        session.execute(_INSERT_RUN, values)  # Core: every submission takes this path; the ORM's flush costs more
         session.commit()
     except IntegrityError:
         session.rollback()
         raise
-    return run
+    return Run(**values)
 
 
 def get_run(session: Session, *, run_id: str) -> Run | None:
@@ -151,7 +162,7 @@ def mark_running(session: Session, *, run_id: str, worker: str, started_at: date
         worker=worker,
         started_at=started_at,
         queue_ms=_ms(created_at or _created_at(session, run_id), started_at),
-        attempts=Run.attempts + 1,  # in SQL: two updates never read the same old value
+        sql="next_attempt",
     )
     session.commit()
 
@@ -197,7 +208,7 @@ def end_run(
         session.commit()  # nothing was written; not a rollback, which would expire the caller's loaded objects
         return None
     if artifacts:
-        session.execute(insert(Artifact.__table__), [
+        session.execute(_INSERT_ARTIFACTS, [
             {"run_id": run_id, "node_id": a.node_id, "kind": a.kind, "filename": a.filename, "path": a.path,
              "mime": a.mime, "size": a.size, "created_at": finished_at} for a in artifacts])
     session.commit()
@@ -225,7 +236,6 @@ def finish_run(
 def requeue_run(session: Session, *, run_id: str, keep_attempts: bool = True) -> None:
     """Back to queued after a lost engine; attempts stay counted (not after a clean shutdown cut the run
     short: `keep_attempts=False` gives its attempt back). Ignored if the run is already final."""
-    extra = {} if keep_attempts else {"attempts": case((Run.attempts > 0, Run.attempts - 1), else_=0)}
     _update_unfinished(
         session,
         run_id,
@@ -234,7 +244,7 @@ def requeue_run(session: Session, *, run_id: str, keep_attempts: bool = True) ->
         started_at=None,
         queue_ms=None,
         progress=None,
-        **extra,
+        sql=None if keep_attempts else "give_back_attempt",
     )
     session.commit()
 

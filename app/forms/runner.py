@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 from app.run_inputs import InputProblems, parse_values
 from app.services import Services
 from db import crud_apps, crud_runs
-from db.models import FINAL_STATUSES, App, AppVersion, Run
+from db.crud_apps import RunnableVersion
+from db.models import FINAL_STATUSES, Run
 from publisher import AppSpec
 from runtimes.pool import QueueFullError
 
@@ -80,21 +81,21 @@ def _seed_note(spec: AppSpec, run: Run) -> str:
 async def follow_run(services: Services, *, slug: str, values: dict[str, Any],
                      files: dict[str, tuple[str, bytes]], api_key_id: int | None = None) -> AsyncIterator[RunView]:
     """Submit a run of the app's latest version and yield the page's state until the run ends."""
-    def latest(session: Session) -> tuple[App | None, AppVersion | None]:
-        app = crud_apps.get_app(session, slug=slug)
-        return app, crud_apps.get_version(session, app_id=app.id) if app else None
+    def latest(session: Session) -> tuple[RunnableVersion, AppSpec] | None:
+        version = crud_apps.find_runnable(session, slug=slug)
+        return (version, services.runs.spec_of(session, version.version_id)) if version else None
 
-    app, version = await services.db(latest)
-    if app is None or version is None:
+    found = await services.db(latest)
+    if found is None:
         yield RunView(status=f"✗ The app '{slug}' is no longer published.", done=True)
         return
-    spec = AppSpec.from_dict(version.spec)
+    version, spec = found
     if services.engines.state == "failed":
         yield RunView(status=f"✗ No engine can run this: {services.engines.error}", done=True)
         return
     try:
         inputs = parse_values(spec, values, files, services.settings.max_upload_bytes)
-        run, _ = await services.runs.submit(app=app, version=version, values=inputs.values, uploads=inputs.uploads,
+        run, _ = await services.runs.submit(version=version, values=inputs.values, uploads=inputs.uploads,
                                             key_scope="form", api_key_id=api_key_id, idempotency_key=None,
                                             webhook_url=None)
     except InputProblems as exc:

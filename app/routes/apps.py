@@ -22,15 +22,31 @@ router = APIRouter(prefix="/api/apps", tags=["apps"])
 def find_app(session: Session, slug: str) -> App:
     app = crud_apps.get_app(session, slug=slug)
     if app is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"No app '{slug}'. GET /api/apps lists the apps.")
+        raise _no_app(slug)
     return app
 
 
 def find_version(session: Session, app: App, number: int | None = None) -> AppVersion:
     version = crud_apps.get_version(session, app_id=app.id, number=number)
     if version is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"App '{app.slug}' has no version {number}.")
+        raise _no_version(app.slug, number)
     return version
+
+
+def find_runnable(session: Session, slug: str, number: int | None = None) -> crud_apps.RunnableVersion:
+    """The app version to run (the latest when `number` is None), or the 404 that says what is missing."""
+    version = crud_apps.find_runnable(session, slug=slug, number=number)
+    if version is None:
+        raise _no_version(slug, number) if crud_apps.get_app(session, slug=slug) else _no_app(slug)
+    return version
+
+
+def _no_app(slug: str) -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, detail=f"No app '{slug}'. GET /api/apps lists the apps.")
+
+
+def _no_version(slug: str, number: int | None) -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, detail=f"App '{slug}' has no version {number}.")
 
 
 def _unprocessable(message: str, problems: list[str]) -> HTTPException:

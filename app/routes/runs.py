@@ -14,14 +14,16 @@ from sqlalchemy.orm import Session
 
 from app.auth import Caller, require_runner
 from app.deps import CallerDep, ServicesDep, identify_caller
-from app.routes.apps import find_app, find_version
+from app.routes.apps import find_runnable
 from app.run_inputs import InputProblems, RunInputs, parse_form, parse_json_body
 from app.run_service import Submission
 from app.schemas import RunOut, RunPage
 from app.services import Services
 from app.webhooks import check_webhook_url
 from db import crud_apps, crud_runs
-from db.models import FINAL_STATUSES, App, AppVersion, Run
+from db.crud_apps import RunnableVersion
+from db.models import FINAL_STATUSES, App, Run
+from publisher import AppSpec
 from runtimes.pool import QueueFullError
 
 router = APIRouter(tags=["runs"])
@@ -31,14 +33,14 @@ RUN_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "timed_
 
 
 def _runnable_version(session: Session, request: Request, services: Services, slug: str,
-                      number: int | None) -> tuple[Caller, App, AppVersion]:
+                      number: int | None) -> tuple[Caller, RunnableVersion, AppSpec]:
     caller = identify_caller(session, request)
-    app = find_app(session, slug)
-    require_runner(caller, public=app.public)
+    version = find_runnable(session, slug, number)
+    require_runner(caller, public=version.public)
     if services.engines.state == "failed":
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
                             detail=f"No engine can run this: {services.engines.error}", headers={"Retry-After": "60"})
-    return caller, app, find_version(session, app, number)
+    return caller, version, services.runs.spec_of(session, version.version_id)
 
 
 def _unfit(problems: list[dict[str, Any]]) -> HTTPException:
@@ -46,7 +48,7 @@ def _unfit(problems: list[dict[str, Any]]) -> HTTPException:
                          detail={"message": "The inputs do not fit this app", "problems": problems})
 
 
-def _submission(caller: Caller, app: App, version: AppVersion, inputs: RunInputs, services: Services,
+def _submission(caller: Caller, version: RunnableVersion, inputs: RunInputs, services: Services,
                 idempotency_key: str | None) -> Submission:
     if inputs.webhook:
         try:
@@ -55,7 +57,7 @@ def _submission(caller: Caller, app: App, version: AppVersion, inputs: RunInputs
             raise _unfit([{"input": "webhook", "message": str(exc)}]) from None
     # Anonymous callers share no identity: their Idempotency-Key only matches the same inputs.
     key_scope = caller.scope if caller.key_id is not None else f"public:{_digest(inputs.values, inputs.uploads)}"
-    return Submission(app=app, version=version, values=inputs.values, uploads=inputs.uploads, key_scope=key_scope,
+    return Submission(version=version, values=inputs.values, uploads=inputs.uploads, key_scope=key_scope,
                       api_key_id=caller.key_id, idempotency_key=idempotency_key, webhook_url=inputs.webhook)
 
 
@@ -63,16 +65,16 @@ def _json_submission(session: Session, request: Request, services: Services, slu
                      body: bytes, idempotency_key: str | None) -> Submission:
     """Every JSON submission's path, in the thread that records the run: one trip to the database for the
     caller, the app, its version and the run."""
-    caller, app, version = _runnable_version(session, request, services, slug, number)
+    caller, version, spec = _runnable_version(session, request, services, slug, number)
     try:
         data = json.loads(body) if body else {}
     except ValueError:
         raise _unfit([{"input": "(body)", "message": "the body is not valid JSON"}]) from None
     try:
-        inputs = parse_json_body(services.runs.spec_of(version), data, services.settings.max_upload_bytes)
+        inputs = parse_json_body(spec, data, services.settings.max_upload_bytes)
     except InputProblems as exc:
         raise _unfit(exc.problems) from None
-    return _submission(caller, app, version, inputs, services, idempotency_key)
+    return _submission(caller, version, inputs, services, idempotency_key)
 
 
 async def _submit(request: Request, services: Services, slug: str, number: int | None,
@@ -80,13 +82,12 @@ async def _submit(request: Request, services: Services, slug: str, number: int |
     prepare: Callable[[Session], Submission]
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         # Files are read from the request asynchronously, so the lookup comes first, in a trip of its own.
-        caller, app, version = await services.db(_runnable_version, request, services, slug, number)
+        caller, version, spec = await services.db(_runnable_version, request, services, slug, number)
         try:
-            inputs = await parse_form(services.runs.spec_of(version), await request.form(),
-                                      services.settings.max_upload_bytes)
+            inputs = await parse_form(spec, await request.form(), services.settings.max_upload_bytes)
         except InputProblems as exc:
             raise _unfit(exc.problems) from None
-        ready = _submission(caller, app, version, inputs, services, idempotency_key)
+        ready = _submission(caller, version, inputs, services, idempotency_key)
 
         def prepare(_: Session) -> Submission:
             return ready
@@ -102,7 +103,7 @@ async def _submit(request: Request, services: Services, slug: str, number: int |
                             detail=f"The queue is full ({services.settings.max_queue} runs); retry later.",
                             headers={"Retry-After": str(int(exc.retry_after + 0.999))}) from None
     if created:  # known without reading it back: just queued, no outputs yet
-        return RunOut.of(run, slug=sub.app.slug, version=sub.version.number, artifacts=[],
+        return RunOut.of(run, slug=sub.version.slug, version=sub.version.number, artifacts=[],
                          queue_position=services.runs.pool.position(run.id))
     return await services.db(_current, services, run.id)  # an earlier submission with this Idempotency-Key
 

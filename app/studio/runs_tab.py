@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 
 from app.forms.runner import describe_error
 from app.services import Services
-from db import crud_runs
+from db import crud_apps, crud_runs
+from db.crud_apps import RunnableVersion
 from db.models import App, AppVersion, Run
 from runtimes.pool import QueueFullError
 
@@ -85,13 +86,15 @@ def build(services: Services) -> tuple[Callable[..., Any], list[gr.components.Co
     async def again(run_id: str | None) -> tuple[str, Any, Any]:
         if not run_id:
             return "Select a run first.", gr.skip(), gr.skip()
-        def lookup(session: Session) -> tuple[Run | None, App | None, AppVersion | None]:
+        def lookup(session: Session) -> tuple[Run | None, RunnableVersion | None]:
             run = crud_runs.get_run(session, run_id=run_id)
-            return (run, session.get(App, run.app_id) if run else None,
-                    session.get(AppVersion, run.version_id) if run else None)
+            app = session.get(App, run.app_id) if run else None
+            if run is None or app is None or app.deleted_at is not None:
+                return run, None
+            return run, crud_apps.runnable_by_id(session, version_id=run.version_id)
 
-        run, app, version = await services.db(lookup)
-        if run is None or app is None or version is None or app.deleted_at is not None:
+        run, version = await services.db(lookup)
+        if run is None or version is None:
             return "This run's app is no longer published.", gr.skip(), gr.skip()
         # Uploads as submitted (stored files); every other value as applied, so the seed drawn is used again.
         submitted = run.inputs or {}
@@ -100,7 +103,7 @@ def build(services: Services) -> tuple[Callable[..., Any], list[gr.components.Co
                    for name, v in submitted.items() if isinstance(v, dict) and "upload" in v}
         values = {name: v for name, v in (run.applied or submitted).items() if name not in uploads}
         try:
-            new, _ = await services.runs.submit(app=app, version=version, values=values, uploads=uploads,
+            new, _ = await services.runs.submit(version=version, values=values, uploads=uploads,
                                                 key_scope="studio", api_key_id=None, idempotency_key=None,
                                                 webhook_url=None)
         except QueueFullError:

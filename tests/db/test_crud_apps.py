@@ -4,8 +4,8 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from db import crud_apps, crud_runs
-from db.models import AppVersion
+from db import crud_apps, crud_deployments, crud_runs
+from db.models import AppVersion, DeploymentStatus
 from tests.db.factories import new_run, publish, spec
 
 
@@ -112,3 +112,52 @@ def test_duplicate_number_is_refused_by_the_database(session: Session) -> None:
     session.add(AppVersion(app_id=version.app_id, number=1, spec={}, created_at=version.created_at))
     with pytest.raises(IntegrityError):
         session.commit()
+
+
+def test_find_runnable_latest_or_pinned_and_never_an_unpublished_app(session: Session) -> None:
+    first = publish(session, slug="demo", public=True)
+    second = publish(session, slug="demo", public=True)
+    other = publish(session, slug="other")
+    latest = crud_apps.find_runnable(session, slug="demo")
+    assert latest == crud_apps.RunnableVersion(app_id=second.app_id, slug="demo", public=True,
+                                               version_id=second.id, number=2)
+    pinned = crud_apps.find_runnable(session, slug="demo", number=1)
+    assert pinned is not None and (pinned.version_id, pinned.number) == (first.id, 1)
+    assert crud_apps.find_runnable(session, slug="demo", number=3) is None
+    assert crud_apps.find_runnable(session, slug="missing") is None
+    private = crud_apps.find_runnable(session, slug="other")
+    assert private is not None and (private.public, private.version_id) == (False, other.id)
+
+    crud_apps.unpublish(session, app_id=first.app_id)
+    assert crud_apps.find_runnable(session, slug="demo") is None
+    assert crud_apps.find_runnable(session, slug="demo", number=1) is None
+    # Runs accepted before the unpublish still find their version by id (they run after a restart).
+    by_id = crud_apps.runnable_by_id(session, version_id=first.id)
+    assert by_id is not None and (by_id.slug, by_id.number) == ("demo", 1)
+    assert crud_apps.runnable_by_id(session, version_id=12345) is None
+
+
+def test_find_runnable_names_the_deployment_serving_the_app(session: Session) -> None:
+    v1 = publish(session, slug="demo")
+    v2 = publish(session, slug="demo")
+    deployments = [crud_deployments.create_deployment(session, app_id=v1.app_id, version_id=v1.id,
+                                                      provider="modal", settings={}, app_name=f"cp-demo-{i}")
+                   for i in range(2)]
+    live, deploying = (d.id for d in deployments)
+    crud_deployments.finish_deployment(session, deployment_id=live, status=DeploymentStatus.LIVE.value,
+                                       url="https://cp-demo.modal.run")
+    found = crud_apps.find_runnable(session, slug="demo", number=1)
+    assert found is not None and found.deployment_url is None  # live, but runs are not switched to it yet
+
+    crud_deployments.set_serving(session, app_id=v1.app_id, deployment_id=live)
+    pinned = crud_apps.find_runnable(session, slug="demo", number=1)
+    assert pinned is not None
+    assert (pinned.deployment_version_id, pinned.deployment_url, pinned.deployment_app_name) == (
+        v1.id, "https://cp-demo.modal.run", "cp-demo-0")
+    # The latest version is not the deployed one: the caller sees the deployment serves another version.
+    latest = crud_apps.find_runnable(session, slug="demo")
+    assert latest is not None and latest.version_id == v2.id and latest.deployment_version_id == v1.id
+
+    crud_deployments.set_serving(session, app_id=v1.app_id, deployment_id=deploying)  # not live: not a route
+    routed = crud_apps.find_runnable(session, slug="demo", number=1)
+    assert routed is not None and routed.deployment_url is None

@@ -164,11 +164,15 @@ def test_requeue_keeps_attempts_and_the_next_start_counts_again(session: Session
     crud_runs.update_progress(session, run_id=run.id, progress={"node": "3", "value": 4, "max": 20})
     crud_runs.requeue_run(session, run_id=run.id)
 
-    assert (run.status, run.attempts, run.worker, run.started_at, run.progress) == ("queued", 1, None, None, None)
+    stored = crud_runs.get_run(session, run_id=run.id)
+    assert stored is not None
+    assert (stored.status, stored.attempts, stored.worker, stored.started_at, stored.progress) == (
+        "queued", 1, None, None, None)
     assert [r.id for r in crud_runs.queued_runs(session)] == [run.id]
 
     crud_runs.mark_running(session, run_id=run.id, worker="engine-1", started_at=utcnow())
-    assert (run.status, run.attempts, run.worker) == ("running", 2, "engine-1")
+    # The copy this session holds is refreshed by the update.
+    assert (stored.status, stored.attempts, stored.worker) == ("running", 2, "engine-1")
 
 
 def test_update_progress_stores_the_latest(session: Session, version: AppVersion) -> None:
@@ -176,7 +180,8 @@ def test_update_progress_stores_the_latest(session: Session, version: AppVersion
     crud_runs.mark_running(session, run_id=run.id, worker="w", started_at=utcnow())
     crud_runs.update_progress(session, run_id=run.id, progress={"node": "3", "value": 1, "max": 20})
     crud_runs.update_progress(session, run_id=run.id, progress={"node": "3", "value": 7, "max": 20})
-    assert run.progress == {"node": "3", "value": 7, "max": 20}
+    stored = crud_runs.get_run(session, run_id=run.id)
+    assert stored is not None and stored.progress == {"node": "3", "value": 7, "max": 20}
 
 
 def test_finish_run_records_the_outcome_and_total_time(
@@ -227,7 +232,10 @@ def test_finish_run_never_overwrites_a_final_status(session: Session, version: A
     crud_runs.mark_running(session, run_id=run.id, worker="w2", started_at=utcnow())
     crud_runs.update_progress(session, run_id=run.id, progress={"node": "1", "value": 1, "max": 1})
     crud_runs.requeue_run(session, run_id=run.id)
-    assert (run.status, run.attempts, run.worker, run.progress) == ("cancelled", 1, "w", None)
+    assert (late.status, late.attempts, late.worker, late.progress) == ("cancelled", 1, "w", None)
+    session.expire_all()
+    stored = crud_runs.get_run(session, run_id=run.id)
+    assert stored is not None and (stored.status, stored.attempts, stored.worker) == ("cancelled", 1, "w")
 
 
 def test_finish_a_queued_run_and_store_the_error(session: Session, version: AppVersion) -> None:
