@@ -34,7 +34,7 @@ from db.crud_apps import RunnableVersion
 from db.crud_runs import NewArtifact
 from db.models import App, AppVersion, Artifact, Run
 from publisher import AppSpec
-from runtimes.execute import RunRequest
+from runtimes.execute import RunRequest, Upload
 from runtimes.modal.remote import RemoteRuns, RemoteTarget
 from runtimes.pool import QueueFullError, RunUpdate, WorkerPool
 
@@ -155,7 +155,7 @@ class RunService:
             submission, run, created, spec = await asyncio.to_thread(self._persist, prepare)
             if created:
                 self._in_flight[run.id] = _InFlight(run.created_at)
-                self._dispatch(self._request(run, spec, submission.uploads), self._target(submission.version))
+                self._dispatch(self._request(run, spec), self._target(submission.version))
         finally:
             self._reserved -= 1
         return submission, run, created
@@ -205,14 +205,14 @@ class RunService:
         write_file(self.settings.uploads_dir, relative, data)
         return relative
 
-    def _request(self, run: Run, spec: AppSpec, uploads: dict[str, tuple[str, bytes]] | None = None) -> RunRequest:
-        """What the pool needs; uploads come from memory at submission, from storage after a restart."""
-        values, files = {}, dict(uploads or {})
+    def _request(self, run: Run, spec: AppSpec) -> RunRequest:
+        """What the pool needs. Uploads go by the path they were stored at: a queued run holds no file in memory."""
+        values: dict[str, Any] = {}
+        files: dict[str, Upload] = {}
         for name, value in (run.inputs or {}).items():
             if isinstance(value, dict) and "upload" in value:
-                if name not in files:
-                    path = self.settings.uploads_dir / value["upload"]
-                    files[name] = (path.name, path.read_bytes())
+                path = self.settings.uploads_dir / value["upload"]
+                files[name] = (path.name, path)
             else:
                 values[name] = value
         return RunRequest(

@@ -10,6 +10,7 @@ import asyncio
 import mimetypes
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from publisher import (
@@ -67,6 +68,15 @@ ENGINE_LOST_ERRORS = (PromptLostError, EngineConnectionLostError, EngineUnavaila
 TRACEBACK_LINES = 40  # of a failing node's traceback kept in an error record
 
 
+# An input file: (file name, its bytes or the path they are stored at). The app queues runs with paths, so a
+# long queue holds no upload bytes in memory; they are read when the run starts.
+Upload = tuple[str, bytes | Path]
+
+
+async def read_upload(data: bytes | Path) -> bytes:
+    return data if isinstance(data, bytes) else await asyncio.to_thread(data.read_bytes)
+
+
 @dataclass(frozen=True)
 class RunRequest:
     """Everything one run needs; built by the app from a published version and a caller's values."""
@@ -75,7 +85,7 @@ class RunRequest:
     workflow: dict[str, Any]  # API-format prompt as published
     bindings: tuple[InputBinding, ...]
     values: dict[str, Any]  # already validated by the app; image inputs come as uploads
-    uploads: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # binding name -> (filename, bytes)
+    uploads: dict[str, Upload] = field(default_factory=dict)  # binding name -> (filename, bytes or path)
     output_nodes: tuple[str, ...] = ()  # published output node ids; empty = every output
     timeout_s: float = 600.0
 
@@ -115,7 +125,8 @@ async def execute_run(
     try:
         values = dict(request.values)
         for name, (filename, data) in request.uploads.items():
-            values[name] = await client.upload_image(data, _safe_filename(filename), subfolder=folder)
+            values[name] = await client.upload_image(await read_upload(data), _safe_filename(filename),
+                                                     subfolder=folder)
         applied = apply_values(workflow, request.bindings, values)
         prompt = isolate_outputs(applied.prompt, catalog, run_id)
         output_nodes = [n for n in prompt if (schema := catalog.get(prompt[n]["class_type"])) and schema.output_node]

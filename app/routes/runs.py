@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, status
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from sqlalchemy.orm import Session
 
 from app.auth import Caller, require_runner
@@ -119,9 +119,14 @@ def _current(session: Session, services: Services, run_id: str) -> RunOut:
     return services.runs.view(session, crud_runs.get_run(session, run_id=run_id))
 
 
-def _accepted(out: RunOut) -> JSONResponse:
+def _accepted(out: RunOut) -> Response:
     code = status.HTTP_200_OK if out.status in FINAL_STATUSES else status.HTTP_202_ACCEPTED
-    return JSONResponse(out.model_dump(mode="json"), status_code=code, headers={"Location": f"/api/runs/{out.id}"})
+    return _json(out, code, headers={"Location": f"/api/runs/{out.id}"})
+
+
+def _json(out: RunOut, code: int = status.HTTP_200_OK, headers: dict[str, str] | None = None) -> Response:
+    # Serialized straight to JSON bytes: the model is already valid, FastAPI's response_model would check it again.
+    return Response(out.model_dump_json(), status_code=code, headers=headers, media_type="application/json")
 
 
 _RUN_DOC = ("Inputs as JSON `{\"inputs\": {...}, \"webhook\": url?}` (images as base64 or data URLs) or as "
@@ -132,7 +137,7 @@ _RUN_DOC = ("Inputs as JSON `{\"inputs\": {...}, \"webhook\": url?}` (images as 
 @router.post("/api/apps/{slug}/versions/{number}/run", summary="Run a pinned version and wait",
              description=_RUN_DOC)
 async def run_sync(request: Request, slug: str, services: ServicesDep, idempotency_key: IdempotencyKey = None,
-                   number: int | None = None) -> JSONResponse:
+                   number: int | None = None) -> Response:
     """Waits up to the server's sync limit (60 s by default, --sync-wait): 200 with the finished run, or 202
     with the run id to poll when it takes longer."""
     submitted = await _submit(request, services, slug, number, idempotency_key)
@@ -147,7 +152,7 @@ async def run_sync(request: Request, slug: str, services: ServicesDep, idempoten
 @router.post("/api/apps/{slug}/versions/{number}/runs", summary="Queue a run of a pinned version",
              description=_RUN_DOC)
 async def run_async(request: Request, slug: str, services: ServicesDep, idempotency_key: IdempotencyKey = None,
-                    number: int | None = None) -> JSONResponse:
+                    number: int | None = None) -> Response:
     """202 with the run id at once; follow it at /api/runs/{id} or /api/runs/{id}/events."""
     return _accepted(await _submit(request, services, slug, number, idempotency_key))
 
@@ -178,10 +183,10 @@ def _status(session: Session, services: Services, request: Request, run_id: str)
     return _readable_view(session, services, identify_caller(session, request), run_id)
 
 
-@router.get("/api/runs/{run_id}")
-async def get_run(run_id: str, request: Request, services: ServicesDep) -> RunOut:
+@router.get("/api/runs/{run_id}", response_model=RunOut)
+async def get_run(run_id: str, request: Request, services: ServicesDep) -> Response:
     """Status, progress, queue position, timings, inputs as applied, outputs, error."""
-    return await services.db(_status, services, request, run_id)
+    return _json(await services.db(_status, services, request, run_id))
 
 
 @router.post("/api/runs/{run_id}/cancel")

@@ -90,7 +90,7 @@ class RemoteRuns:
 
     async def _follow(self, request: RunRequest, target: RemoteTarget) -> dict:
         response = await self._http.post(f"{target.url}/api/runs", headers=_auth(target),
-                                         json={"run_id": request.run_id, "inputs": inputs_of(request)})
+                                         json={"run_id": request.run_id, "inputs": await inputs_of(request)})
         if response.status_code == 401:
             raise RuntimeError("the deployment refused the endpoint key (redeploy to update its secret)")
         if response.status_code == 422:

@@ -11,7 +11,7 @@ import binascii
 from typing import Any
 
 from publisher import AppSpec
-from runtimes.execute import RunOutcome, RunOutput, RunRequest
+from runtimes.execute import RunOutcome, RunOutput, RunRequest, Upload, read_upload
 
 
 class PayloadError(ValueError):
@@ -34,7 +34,7 @@ def decode_image(name: str, value: str) -> bytes:
 def request_from_payload(spec: AppSpec, run_id: str, inputs: dict[str, Any]) -> RunRequest:
     """A RunRequest of the app baked into the image: callers send values, never a workflow."""
     values: dict[str, Any] = {}
-    uploads: dict[str, tuple[str, bytes]] = {}
+    uploads: dict[str, Upload] = {}
     for name, value in inputs.items():
         item = spec.input(name)
         if item is not None and item.type == "image" and isinstance(value, str) and value:
@@ -45,9 +45,10 @@ def request_from_payload(spec: AppSpec, run_id: str, inputs: dict[str, Any]) -> 
                       output_nodes=spec.output_nodes, timeout_s=spec.timeout_s)
 
 
-def inputs_of(request: RunRequest) -> dict[str, Any]:
+async def inputs_of(request: RunRequest) -> dict[str, Any]:
     """A request's values and uploads as one JSON inputs object (uploads as base64)."""
-    return {**request.values, **{name: base64.b64encode(data).decode() for name, (_, data) in request.uploads.items()}}
+    uploads = {name: base64.b64encode(await read_upload(data)).decode() for name, (_, data) in request.uploads.items()}
+    return {**request.values, **uploads}
 
 
 def outcome_to_result(outcome: RunOutcome) -> dict[str, Any]:

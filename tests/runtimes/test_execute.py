@@ -100,6 +100,26 @@ async def test_an_uploaded_image_goes_through_load_image(
     assert all(abs(got - want) <= 1 for got, want in zip(pixel, (55, 155, 255), strict=True))
 
 
+async def test_an_upload_given_by_path_is_read_when_the_run_starts(
+    client: ComfyClient, catalog: NodeCatalog, engine_dir: Path, tmp_path: Path
+) -> None:
+    # How the app queues runs: the stored file's path, not its bytes.
+    stored = tmp_path / "photo-mine.png"
+    stored.write_bytes(png((0, 0, 0)))
+    run_id = new_run_id()
+    photo = InputBinding(node="1", input="image", type="image", name="photo")
+    request = RunRequest(run_id=run_id, workflow=load_invert("placeholder.png"), bindings=(photo,), values={},
+                         uploads={"photo": (stored.name, stored)})
+    stored.write_bytes(png((10, 20, 30)))  # what the file holds when the run starts is what the engine gets
+
+    outcome = await execute_run(client, catalog, request)
+
+    assert outcome.applied == {"photo": f"runs/{run_id}/photo-mine.png"}
+    assert (engine_dir / "input" / "runs" / run_id / "photo-mine.png").read_bytes() == png((10, 20, 30))
+    pixel = image_of(outcome.outputs[0].data).getpixel((0, 0))
+    assert all(abs(got - want) <= 1 for got, want in zip(pixel, (245, 235, 225), strict=True))
+
+
 async def test_only_the_published_output_nodes_come_back(client: ComfyClient, catalog: NodeCatalog) -> None:
     workflow = demo_invert(0, size=16)
     workflow["4"] = {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}}
