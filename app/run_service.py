@@ -113,7 +113,7 @@ class RunService:
         return spec
 
     def view(self, session: Session, run: Run | Row[Any],
-             artifacts: Sequence[Artifact | NewArtifact] | None = None) -> RunOut:
+             artifacts: Sequence[Artifact | NewArtifact | Row[Any]] | None = None) -> RunOut:
         """The run (an ORM object or its row) as the API shows it (GET /api/runs/{id}, webhooks, the sync answer);
         `artifacts` when known."""
         position = self.pool.position(run.id) if run.status == "queued" else None

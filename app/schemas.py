@@ -98,7 +98,7 @@ class OutputOut(BaseModel):
     size: int
 
     @classmethod
-    def of(cls, artifact: Artifact | NewArtifact) -> OutputOut:
+    def of(cls, artifact: Artifact | NewArtifact | Row[Any]) -> OutputOut:
         return cls(url=f"/files/{artifact.path}", filename=artifact.filename, node=artifact.node_id,
                    kind=artifact.kind, mime=artifact.mime, size=artifact.size)
 
@@ -129,7 +129,7 @@ class RunOut(BaseModel):
     urls: dict[str, str]
 
     @classmethod
-    def of(cls, run: Run | Row[Any], *, slug: str, version: int, artifacts: Sequence[Artifact | NewArtifact],
+    def of(cls, run: Run | Row[Any], *, slug: str, version: int, artifacts: Sequence[Artifact | NewArtifact | Row[Any]],
            queue_position: int | None = None) -> RunOut:
         return cls(
             id=run.id, app=slug, version=version, status=run.status, queue_position=queue_position,

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
-from db.models import FINAL_STATUSES, Artifact, Run, RunStatus, utcnow
+from db.models import FINAL_STATUSES, App, Artifact, Run, RunStatus, utcnow
 
 
 class RunNotFoundError(LookupError):
@@ -33,7 +33,13 @@ _UNFINISHED = _RUNS.c.status.not_in(sorted(FINAL_STATUSES))
 # Every run is inserted once and updated at least twice: these statements are built once (Core, bound
 # parameters); building one per call cost as much CPU as running it.
 _INSERT_RUN = insert(_RUNS)
-_INSERT_ARTIFACTS = insert(Artifact.__table__)
+_ARTIFACTS = Artifact.__table__
+_INSERT_ARTIFACTS = insert(_ARTIFACTS)
+_ARTIFACTS_OF = select(_ARTIFACTS).where(_ARTIFACTS.c.run_id == bindparam("run_id")).order_by(_ARTIFACTS.c.id)
+# Status polling reads this: the run and whether its app is public (who may read it), in one query.
+_RUN_AND_ACCESS = (select(_RUNS, App.__table__.c.public.label("app_public"))
+                   .join_from(_RUNS, App.__table__, App.__table__.c.id == _RUNS.c.app_id)
+                   .where(_RUNS.c.id == bindparam("run_id")))
 # Values computed in SQL, so two updates never read the same old value.
 _SQL_VALUES: dict[str | None, dict[str, Any]] = {
     None: {},
@@ -100,6 +106,11 @@ def create_run(
 
 def get_run(session: Session, *, run_id: str) -> Run | None:
     return session.get(Run, run_id)
+
+
+def run_and_access(session: Session, *, run_id: str) -> Row[Any] | None:
+    """The run's row, with `app_public`: whether its app is public (a detached read: the session keeps nothing)."""
+    return session.execute(_RUN_AND_ACCESS, {"run_id": run_id}).one_or_none()
 
 
 def find_run_by_scope(session: Session, *, scope: str) -> Run | None:
@@ -249,6 +260,6 @@ def requeue_run(session: Session, *, run_id: str, keep_attempts: bool = True) ->
     session.commit()
 
 
-def artifacts_of(session: Session, *, run_id: str) -> list[Artifact]:
-    """In the order they were added."""
-    return list(session.scalars(select(Artifact).where(Artifact.run_id == run_id).order_by(Artifact.id)))
+def artifacts_of(session: Session, *, run_id: str) -> Sequence[Row[Any]]:
+    """Their rows, in the order they were added."""
+    return session.execute(_ARTIFACTS_OF, {"run_id": run_id}).all()

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, status
 from fastapi.responses import Response, StreamingResponse
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from app.auth import Caller, require_runner
@@ -22,7 +23,7 @@ from app.services import Services
 from app.webhooks import check_webhook_url
 from db import crud_apps, crud_runs
 from db.crud_apps import RunnableVersion
-from db.models import FINAL_STATUSES, App, Run
+from db.models import FINAL_STATUSES
 from publisher import AppSpec
 from runtimes.pool import QueueFullError
 
@@ -157,18 +158,17 @@ async def run_async(request: Request, slug: str, services: ServicesDep, idempote
     return _accepted(await _submit(request, services, slug, number, idempotency_key))
 
 
-def _readable_run(session: Session, caller: Caller, run_id: str) -> Run:
+def _readable_run(session: Session, caller: Caller, run_id: str) -> Row[Any]:
     """Run ids are random: knowing one is enough to read the run, as with its output links; a private
     app's runs still need a key."""
-    run = crud_runs.get_run(session, run_id=run_id)
+    run = crud_runs.run_and_access(session, run_id=run_id)
     if run is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"No run '{run_id}'.")
-    app = session.get(App, run.app_id)
-    require_runner(caller, public=bool(app and app.public))
+    require_runner(caller, public=run.app_public)
     return run
 
 
-def _may_cancel(caller: Caller, run: Run) -> None:
+def _may_cancel(caller: Caller, run: Row[Any]) -> None:
     if not caller.admin and run.api_key_id != caller.key_id:
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail="Only the key that submitted a run, or an admin "
                                                               "key, may cancel it.")

@@ -330,3 +330,17 @@ def test_concurrent_writers_from_threads(session_factory: sessionmaker[Session],
     with session_factory() as session:
         assert crud_runs.count_runs(session, status="succeeded") == len(done) == 80
         assert {r.attempts for r in crud_runs.runs_with_status(session, status="succeeded")} == {1}
+
+
+def test_run_and_access_reads_the_run_with_its_apps_visibility(session: Session, version: AppVersion) -> None:
+    public = publish(session, slug="open", public=True)
+    private_run, public_run = new_run(session, version), new_run(session, public)
+    crud_runs.mark_running(session, run_id=public_run.id, worker="w", started_at=utcnow())
+
+    private_row = crud_runs.run_and_access(session, run_id=private_run.id)
+    public_row = crud_runs.run_and_access(session, run_id=public_run.id)
+    assert private_row is not None and (private_row.status, private_row.app_public) == ("queued", False)
+    assert public_row is not None and (public_row.status, public_row.attempts, public_row.worker,
+                                       public_row.app_public) == ("running", 1, "w", True)
+    assert public_row.inputs == {"prompt": "a cat"}
+    assert crud_runs.run_and_access(session, run_id="0" * 32) is None
