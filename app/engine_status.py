@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from runtimes.engine.errors import EngineError
 from runtimes.engine.install import EngineInstallError
-from runtimes.engine.manager import EngineManager
+from runtimes.engine.manager import Engine, EngineManager
 
 State = Literal["starting", "ready", "failed", "stopped"]
 
@@ -26,7 +26,8 @@ class EngineStatus:
         self._echo = echo
         self._thread: threading.Thread | None = None
         self.started_at = time.time()
-        self.on_ready: Callable[[], None] | None = None  # called from the start-up thread once engines answer
+        # Called from a start-up thread with each engine as soon as it answers (the first one serves at once).
+        self.on_engine_ready: Callable[[Engine], None] | None = None
         manager.progress = self._record  # the manager reports install and start-up steps here
 
     def _record(self, message: str) -> None:
@@ -40,15 +41,16 @@ class EngineStatus:
 
     def _start(self) -> None:
         try:
-            self.manager.start()
+            self.manager.start(on_ready=self._engine_ready)
         except Exception as exc:  # whatever stops the engines, the app must say so rather than wait forever
             message = str(exc) if isinstance(exc, EngineError | EngineInstallError) else f"{type(exc).__name__}: {exc}"
             self.state, self.error = "failed", message
             self._record(f"Engine start failed: {message}")
-            return
+
+    def _engine_ready(self, engine: Engine) -> None:
         self.state = "ready"
-        if self.on_ready is not None:
-            self.on_ready()
+        if self.on_engine_ready is not None:
+            self.on_engine_ready(engine)
 
     def wait(self, timeout: float | None = None) -> State:
         if self._thread is not None:
@@ -60,10 +62,7 @@ class EngineStatus:
         self.state = "stopped"
 
     def is_ready(self) -> bool:
-        return self.state == "ready" and any(
-            e.failed is None and (not e.managed or e.process.is_running())  # type: ignore[union-attr]
-            for e in self.manager.engines
-        )
+        return self.state == "ready" and any(engine.is_ready() for engine in self.manager.engines)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -74,7 +73,7 @@ class EngineStatus:
             "engines": [
                 {
                     "name": engine.name,
-                    "url": engine.url if self.state == "ready" else None,
+                    "url": engine.url if engine.started else None,
                     "device": engine.device.label,
                     "device_name": engine.device.name,
                     "managed": engine.managed,

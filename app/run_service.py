@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Row
 from sqlalchemy.exc import IntegrityError
@@ -28,7 +28,7 @@ from app.run_events import RunEvents
 from app.schemas import RunOut
 from app.settings import Settings
 from app.storage import remove_file, safe_filename, write_file
-from app.webhooks import WebhookSender
+from app.webhooks import DeliveryResult, WebhookSender
 from db import crud_apps, crud_runs
 from db.crud_apps import RunnableVersion
 from db.crud_runs import NewArtifact
@@ -44,6 +44,7 @@ MAX_ATTEMPTS = 2
 _CANCELLED = {"type": "cancelled", "message": "Cancelled by request."}
 _PROGRESS_WRITE_INTERVAL_S = 0.5  # progress goes to streams at once, to the DB at most this often
 _SPEC_CACHE_SIZE = 256
+_DELIVERY_IDS = uuid.UUID("6f1d3c52-8a4e-4f57-9a8e-2b7c0d9e4a11")  # namespace of webhook delivery ids
 
 
 def now() -> datetime:
@@ -70,6 +71,15 @@ class _InFlight:
     created_at: datetime  # known here, so recording its start and end need not read it back
     done: asyncio.Event = field(default_factory=asyncio.Event)
     final: RunOut | None = None
+
+
+class _Recovered(NamedTuple):
+    """A run left behind by a previous process, to queue again."""
+
+    request: RunRequest
+    created_at: datetime
+    target: RemoteTarget | None
+    earlier_losses: tuple[str, ...]
 
 
 class RunService:
@@ -160,11 +170,11 @@ class RunService:
             self._reserved -= 1
         return submission, run, created
 
-    def _dispatch(self, request: RunRequest, target: RemoteTarget | None) -> None:
+    def _dispatch(self, request: RunRequest, target: RemoteTarget | None, earlier_losses: tuple[str, ...] = ()) -> None:
         if target is not None and self.remote is not None:
             self.remote.submit(request, target)
         else:
-            self.pool.submit(request)
+            self.pool.submit(request, earlier_losses=earlier_losses)
 
     def _persist(self, prepare: Callable[[Session], Submission]) -> tuple[Submission, Run, bool, AppSpec]:
         """(submission, run, created, the version's spec)."""
@@ -327,10 +337,21 @@ class RunService:
             in_flight.final = final
             in_flight.done.set()
         if webhook_url:
-            # The payload is the run as GET /api/runs/{id} shows it (outputs and timings included).
-            event = f"run.{final.status}"
-            self.webhooks.send_in_background(webhook_url, {"event": event, "run": final.model_dump(mode="json")},
-                                             self.webhook_secret(final.app), event)
+            self._send_webhook(final, webhook_url)
+
+    def _send_webhook(self, final: RunOut, url: str) -> None:
+        """The payload is the run as GET /api/runs/{id} shows it (outputs and timings included). The delivery id
+        is the run's and the event's: a delivery sent again after a restart keeps it, receivers can deduplicate."""
+        event = f"run.{final.status}"
+
+        async def record(result: DeliveryResult) -> None:
+            await asyncio.to_thread(self._write, crud_runs.record_webhook, run_id=final.id,
+                                    delivered=result.delivered, error=result.error)
+
+        self.webhooks.send_in_background(url, {"event": event, "run": final.model_dump(mode="json")},
+                                         self.webhook_secret(final.app), event,
+                                         delivery_id=str(uuid.uuid5(_DELIVERY_IDS, f"{final.id}:{event}")),
+                                         on_result=record)
 
     def _finish_in_db(self, run_id: str, status: str, applied: dict | None, error: dict | None,
                       exec_ms: float | None, only_from: frozenset[str] | None,
@@ -364,21 +385,30 @@ class RunService:
     # --- restart -------------------------------------------------------------------------------------
 
     async def recover(self) -> dict[str, int]:
-        """Queue again what a previous process left behind (see the module docstring)."""
+        """Queue again what a previous process left behind (see the module docstring), and send the webhooks it
+        did not deliver."""
+        for final, url in await asyncio.to_thread(self._webhooks_due):
+            self._send_webhook(final, url)
         requests, counts = await asyncio.to_thread(self._recoverable)
         refused: list[tuple[str, Exception]] = []
-        for request, created_at, target in requests:
+        for recovered in requests:
+            request = recovered.request
             try:
-                self._dispatch(request, target)
+                self._dispatch(request, recovered.target, earlier_losses=recovered.earlier_losses)
             except Exception as exc:  # e.g. more runs left behind than --max-queue now allows
                 refused.append((request.run_id, exc))
                 continue
-            self._in_flight[request.run_id] = _InFlight(created_at)
+            self._in_flight[request.run_id] = _InFlight(recovered.created_at)
         if refused:
             await asyncio.to_thread(self._fail_unrecoverable, refused)
             counts["failed"] += len(refused)
             counts["requeued"] -= len(refused)  # re-runs come first: the ones refused were queued ones
         return counts
+
+    def _webhooks_due(self) -> list[tuple[RunOut, str]]:
+        with self.sessions() as session:
+            return [(self.view(session, run), run.webhook_url) for run in crud_runs.webhooks_due(session)
+                    if run.webhook_url]
 
     def _fail_unrecoverable(self, failures: list[tuple[str, Exception]]) -> None:
         with self.sessions() as session:
@@ -387,10 +417,10 @@ class RunService:
                     "type": "recovery_error", "message": f"Could not queue this run again after a restart: "
                                                          f"{type(exc).__name__}: {exc}"})
 
-    def _recoverable(self) -> tuple[list[tuple[RunRequest, datetime, RemoteTarget | None]], dict[str, int]]:
+    def _recoverable(self) -> tuple[list[_Recovered], dict[str, int]]:
         """In a worker thread: settle the runs left `running`, and build the requests to queue again, in order."""
         counts = {"requeued": 0, "rerun": 0, "failed": 0}
-        requests: list[tuple[RunRequest, datetime, RemoteTarget | None]] = []
+        requests: list[_Recovered] = []
         failures: list[tuple[str, Exception]] = []
         with self.sessions() as session:
             interrupted = crud_runs.runs_with_status(session, status="running")
@@ -413,7 +443,11 @@ class RunService:
                 try:
                     request = self._request(run, self.spec_of(session, run.version_id))
                     target = self._target(crud_apps.runnable_by_id(session, version_id=run.version_id))
-                    requests.append((request, run.created_at, target))
+                    # Attempts that started and did not finish (an engine lost, or this app stopped under them)
+                    # count against the run's engine-loss limit after the restart too.
+                    lost = tuple(f"attempt {i} did not finish (the engine or the app stopped before the app "
+                                 f"restarted)" for i in range(1, run.attempts + 1))
+                    requests.append(_Recovered(request, run.created_at, target, lost))
                 except Exception as exc:  # one broken record must not keep the app from starting
                     failures.append((run.id, exc))
                     continue

@@ -109,6 +109,11 @@ class Timings(BaseModel):
     total_ms: float | None
 
 
+class WebhookOut(BaseModel):
+    status: str = Field(description="pending (due, retried with backoff), delivered, or failed (after its retries)")
+    error: str | None = Field(None, description="why the last attempt failed")
+
+
 class RunOut(BaseModel):
     id: str
     app: str
@@ -123,6 +128,7 @@ class RunOut(BaseModel):
     error: dict[str, Any] | None = None
     worker: str | None = None
     attempts: int = 0
+    webhook: WebhookOut | None = Field(None, description="the delivery of the run's webhook, once it ended")
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -136,6 +142,7 @@ class RunOut(BaseModel):
             progress=run.progress, timings=Timings(queue_ms=run.queue_ms, exec_ms=run.exec_ms, total_ms=run.total_ms),
             inputs=run.applied or run.inputs or {}, outputs=[OutputOut.of(a) for a in artifacts], error=run.error,
             worker=run.worker, attempts=run.attempts, created_at=run.created_at, started_at=run.started_at,
+            webhook=WebhookOut(status=run.webhook_status, error=run.webhook_error) if run.webhook_status else None,
             finished_at=run.finished_at,
             urls={"self": f"/api/runs/{run.id}", "events": f"/api/runs/{run.id}/events",
                   "cancel": f"/api/runs/{run.id}/cancel"},

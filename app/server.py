@@ -60,11 +60,7 @@ def create_app(settings: Settings, engines: EngineStatus) -> FastAPI:
         await runs_service.recover()
         await asyncio.to_thread(deployments.recover)
 
-        def engines_ready() -> None:
-            for engine in engines.manager.engines:
-                loop.call_soon_threadsafe(pool.add_engine, engine)
-
-        engines.on_ready = engines_ready
+        engines.on_engine_ready = lambda engine: loop.call_soon_threadsafe(pool.add_engine, engine)
         engines.start_in_background()
         try:
             yield

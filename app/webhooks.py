@@ -318,16 +318,18 @@ class WebhookSender:
         """Number of background deliveries not finished yet."""
         return len(self._tasks)
 
-    async def deliver(self, url: str, payload: dict[str, Any], secret: str, event: str) -> DeliveryResult:
+    async def deliver(self, url: str, payload: dict[str, Any], secret: str, event: str,
+                      delivery_id: str | None = None) -> DeliveryResult:
         """POST ``payload`` as signed JSON to ``url``, retrying as configured; never raises for delivery failures.
 
-        Raises ValueError for an unknown ``event`` and TypeError for a payload that is not JSON-serialisable
-        (both are caller bugs, not delivery problems).
+        ``delivery_id``: the same id for a delivery sent again (e.g. after a restart), so receivers can deduplicate;
+        a new one when omitted. Raises ValueError for an unknown ``event`` and TypeError for a payload that is not
+        JSON-serialisable (both are caller bugs, not delivery problems).
         """
         if event not in EVENTS:
             raise ValueError(f"unknown webhook event {event!r}; expected one of {sorted(EVENTS)}")
         body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
-        delivery_id = str(uuid.uuid4())
+        delivery_id = delivery_id or str(uuid.uuid4())
         try:
             target = httpx.URL(check_webhook_url(url, allow_private=self.allow_private))
         except ValueError as exc:
@@ -457,6 +459,7 @@ class WebhookSender:
         secret: str,
         event: str,
         *,
+        delivery_id: str | None = None,
         on_result: OnResult | None = None,
     ) -> asyncio.Task[DeliveryResult]:
         """Start ``deliver`` as a task and return it; the sender keeps a reference until it finishes.
@@ -469,17 +472,18 @@ class WebhookSender:
         if event not in EVENTS:  # fail in the caller, not silently inside a task
             raise ValueError(f"unknown webhook event {event!r}; expected one of {sorted(EVENTS)}")
         task = asyncio.get_running_loop().create_task(
-            self._deliver_and_report(url, payload, secret, event, on_result), name=f"webhook-{event}"
+            self._deliver_and_report(url, payload, secret, event, delivery_id, on_result), name=f"webhook-{event}"
         )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
 
     async def _deliver_and_report(
-        self, url: str, payload: dict[str, Any], secret: str, event: str, on_result: OnResult | None
+        self, url: str, payload: dict[str, Any], secret: str, event: str, delivery_id: str | None,
+        on_result: OnResult | None,
     ) -> DeliveryResult:
         try:
-            result = await self.deliver(url, payload, secret, event)
+            result = await self.deliver(url, payload, secret, event, delivery_id)
         except asyncio.CancelledError:
             log.warning("webhook (%s) cancelled before it finished (server shutting down)", event)
             raise

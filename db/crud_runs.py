@@ -19,6 +19,8 @@ from sqlalchemy.orm.util import identity_key
 
 from db.models import FINAL_STATUSES, App, Artifact, Run, RunStatus, utcnow
 
+WEBHOOK_PENDING, WEBHOOK_DELIVERED, WEBHOOK_FAILED = "pending", "delivered", "failed"
+
 
 class RunNotFoundError(LookupError):
     """A state change named a run id that is not in the database."""
@@ -45,6 +47,8 @@ _SQL_VALUES: dict[str | None, dict[str, Any]] = {
     None: {},
     "next_attempt": {"attempts": _RUNS.c.attempts + 1},
     "give_back_attempt": {"attempts": case((_RUNS.c.attempts > 0, _RUNS.c.attempts - 1), else_=0)},
+    # A run's end makes its webhook due, in the same write: a restart then finds what it must still deliver.
+    "webhook_due": {"webhook_status": case((_RUNS.c.webhook_url.is_not(None), WEBHOOK_PENDING), else_=None)},
 }
 
 
@@ -214,7 +218,8 @@ def end_run(
         raise ValueError(f"{status!r} is not a final status ({', '.join(sorted(FINAL_STATUSES))})")
     created = created_at or _created_at(session, run_id)
     run = _update_unfinished(session, run_id, status=str(status), finished_at=finished_at,
-                             total_ms=_ms(created, finished_at), applied=applied, error=error, exec_ms=exec_ms)
+                             total_ms=_ms(created, finished_at), applied=applied, error=error, exec_ms=exec_ms,
+                             sql="webhook_due")
     if run is None:
         session.commit()  # nothing was written; not a rollback, which would expire the caller's loaded objects
         return None
@@ -258,6 +263,19 @@ def requeue_run(session: Session, *, run_id: str, keep_attempts: bool = True) ->
         sql=None if keep_attempts else "give_back_attempt",
     )
     session.commit()
+
+
+def record_webhook(session: Session, *, run_id: str, delivered: bool, error: str | None = None) -> None:
+    """How the run's webhook delivery ended (after all its attempts)."""
+    session.execute(update(_RUNS).where(_RUNS.c.id == run_id).values(
+        webhook_status=WEBHOOK_DELIVERED if delivered else WEBHOOK_FAILED, webhook_error=error))
+    session.commit()
+
+
+def webhooks_due(session: Session) -> list[Run]:
+    """Ended runs whose webhook was not delivered yet (the app stopped first), oldest first."""
+    return list(session.scalars(select(Run).where(Run.webhook_status == WEBHOOK_PENDING)
+                                .order_by(Run.finished_at, Run.id)))
 
 
 def artifacts_of(session: Session, *, run_id: str) -> Sequence[Row[Any]]:

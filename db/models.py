@@ -143,6 +143,10 @@ class Run(Base):
     idempotency_scope: Mapped[str | None] = mapped_column(String(300), unique=True)
     api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id", ondelete="SET NULL"))
     webhook_url: Mapped[str | None] = mapped_column(Text)
+    # Set with the run's end when it has a webhook: pending (due; delivered at start-up if the app stopped first),
+    # then delivered or failed (with why, in webhook_error). None: no webhook.
+    webhook_status: Mapped[str | None] = mapped_column(String(16), index=True)
+    webhook_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     started_at: Mapped[datetime | None] = mapped_column()
     finished_at: Mapped[datetime | None] = mapped_column()

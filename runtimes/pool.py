@@ -14,7 +14,7 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -175,11 +175,12 @@ class WorkerPool:
 
     # --- the queue -------------------------------------------------------------------------------
 
-    def submit(self, request: RunRequest, *, front: bool = False) -> int:
+    def submit(self, request: RunRequest, *, front: bool = False, earlier_losses: Sequence[str] = ()) -> int:
         """Queue a run; returns its 1-based position.
 
         `front=True` is for runs accepted before (requeued after a restart): it jumps the queue and is
-        never refused. Others past `max_queue` raise :class:`QueueFullError`.
+        never refused. Others past `max_queue` raise :class:`QueueFullError`. `earlier_losses`: engine losses of
+        this run before it came here (a previous app process), counted against MAX_ENGINE_LOSSES.
         """
         run_id = request.run_id
         if run_id in self._queued or run_id in self._active:
@@ -189,7 +190,7 @@ class WorkerPool:
             raise QueueFullError(
                 f"The queue is full ({len(self._queue)} runs waiting); try again in {retry_after:g} s.", retry_after
             )
-        self._enqueue(_Entry(request), front=front)
+        self._enqueue(_Entry(request, losses=list(earlier_losses)), front=front)
         return 1 if front else len(self._queue)
 
     def position(self, run_id: str) -> int | None:

@@ -66,6 +66,7 @@ class Engine:
     process: EngineProcess | None = None  # None: a ComfyUI we do not manage (--comfyui-url)
     external_url: str | None = None
     restarts: list[float] = field(default_factory=list)
+    started: bool = False  # has answered once: it may take runs (others may still be starting)
     failed: str | None = None  # why it was given up on, if it was
     last_crash_log: str = ""  # the dead process's last lines: a restart must not hide why it died
 
@@ -83,8 +84,8 @@ class Engine:
         return self.process.launch.base_dir / "output" if self.process is not None else None
 
     def is_ready(self) -> bool:
-        """Can take runs: not given up on, and (when we manage it) its process is alive."""
-        return self.failed is None and (self.process is None or self.process.is_running())
+        """Can take runs: started, not given up on, and (when we manage it) its process is alive."""
+        return self.started and self.failed is None and (self.process is None or self.process.is_running())
 
     def log_tail(self, lines: int = 30) -> str:
         current = self.process.log_tail(lines) if self.process is not None else ""
@@ -122,13 +123,18 @@ class EngineManager:
         home = settings.engine_home or default_engine_home()
         return BundledEngine.under(home).ensure(self.progress)
 
-    def start(self) -> list[Engine]:
+    def start(self, on_ready: Callable[[Engine], None] | None = None) -> list[Engine]:
+        """Start the engines; each is handed to `on_ready` (from a start-up thread) as soon as it answers, so the
+        first one serves while the others load. One that cannot start is marked failed and the others go on;
+        only when none starts does this raise (that engine's error)."""
         settings = self.settings
         if settings.comfyui_url:
             url = settings.comfyui_url.rstrip("/")
             check_reachable(url)
-            self.engines = [Engine("engine-0", Device("remote", name=url), external_url=url)]
+            self.engines = [Engine("engine-0", Device("remote", name=url), external_url=url, started=True)]
             self.progress(f"Using the ComfyUI engine at {url}")
+            if on_ready is not None:
+                on_ready(self.engines[0])
             return self.engines
         install = self.resolve_install()
         devices = detect_devices(install.python)
@@ -140,14 +146,32 @@ class EngineManager:
         self.engines = [Engine(launch.name, device, EngineProcess(launch))
                         for launch, device in zip(launches, self._devices_for(launches, devices), strict=True)]
         started = time.monotonic()
+
+        def start_one(engine: Engine) -> None:
+            engine.process.start()  # type: ignore[union-attr]
+            engine.started = True
+            self.progress(f"{engine.name} ready in {time.monotonic() - started:.1f} s: {engine.url}")
+            if on_ready is not None:
+                on_ready(engine)
+
+        errors: list[BaseException] = []
         try:
             with ThreadPoolExecutor(max_workers=len(self.engines)) as pool:
-                list(pool.map(lambda engine: engine.process.start(), self.engines))  # type: ignore[union-attr]
+                for engine, future in [(e, pool.submit(start_one, e)) for e in self.engines]:
+                    if (error := future.exception()) is not None:
+                        errors.append(error)
+                        engine.failed = f"{engine.name} could not start: {error}"
+                        if len(self.engines) > 1:
+                            self.progress(engine.failed)
+            if len(errors) == len(self.engines):
+                raise errors[0]
         except BaseException:
             self.stop()
             raise
+        ready = [engine for engine in self.engines if engine.started]
         self.progress(f"Engine(s) ready in {time.monotonic() - started:.1f} s: "
-                      + ", ".join(engine.url for engine in self.engines))
+                      + ", ".join(engine.url for engine in ready)
+                      + (f" ({len(errors)} of {len(self.engines)} could not start)" if errors else ""))
         self._stopping.clear()
         self._supervisor = threading.Thread(target=self._supervise, name="engine-supervisor", daemon=True)
         self._supervisor.start()

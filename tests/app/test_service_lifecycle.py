@@ -195,3 +195,73 @@ def test_engine_killed_mid_run_is_restarted_and_the_run_retried(tmp_path: Path, 
         server.stop()
     assert final["status"] == "succeeded" and final["attempts"] == 2 and final["outputs"]
     assert restarted["restarts"] == 1 and restarted["pid"] != engine["pid"]
+
+
+class _FlakyReceiver(BaseHTTPRequestHandler):
+    """Answers `answer` on /hook (switchable) and 410 Gone on /gone; records every call."""
+
+    answer: ClassVar[int] = 503
+    calls: ClassVar[list[tuple[str, dict[str, str], bytes]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).calls.append((self.path, dict(self.headers), body))
+        self.send_response(410 if self.path == "/gone" else type(self).answer)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def _wait_webhook(http: httpx.Client, run_id: str, status: str, timeout: float = 30) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = http.get(f"/api/runs/{run_id}").json()
+        if (run["webhook"] or {}).get("status") == status:
+            return run
+        time.sleep(0.1)
+    raise TimeoutError(f"the webhook of run {run_id} never became {status}: {run['webhook']}")
+
+
+def test_a_webhook_still_due_when_the_app_dies_is_delivered_after_the_restart(
+        tmp_path: Path, engine_url: str, sd15_checkpoint: str) -> None:
+    _FlakyReceiver.answer, _FlakyReceiver.calls = 503, []
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), _FlakyReceiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{receiver.server_address[1]}"
+    first = AppServer(tmp_path, comfyui_url=engine_url).start()
+    admin = {"Authorization": f"Bearer {first.create_key('admin', admin=True)}"}
+    try:
+        with httpx.Client(base_url=first.url, trust_env=False, timeout=30) as http:
+            _, demo = _publish_apps(http, admin, sd15_checkpoint)
+            run = http.post(f"/api/apps/{demo}/run", json={"inputs": {"color": 5}, "webhook": f"{base}/hook"}).json()
+            gone = http.post(f"/api/apps/{demo}/run", json={"inputs": {"color": 6}, "webhook": f"{base}/gone"}).json()
+            refused = _wait_webhook(http, gone["id"], "failed")
+            while not any(path == "/hook" for path, _, _ in _FlakyReceiver.calls):
+                time.sleep(0.05)
+            due = http.get(f"/api/runs/{run['id']}").json()
+        first.kill()  # while the /hook delivery waits for its next attempt
+
+        _FlakyReceiver.answer = 200
+        second = AppServer(tmp_path, comfyui_url=engine_url).start()
+        try:
+            with httpx.Client(base_url=second.url, trust_env=False, timeout=30) as http:
+                delivered = _wait_webhook(http, run["id"], "delivered")
+                still_refused = http.get(f"/api/runs/{gone['id']}").json()
+        finally:
+            second.stop()
+    finally:
+        receiver.shutdown()
+
+    assert run["status"] == "succeeded" and run["webhook"] == {"status": "pending", "error": None}
+    assert due["webhook"]["status"] == "pending"
+    assert refused["webhook"] == {"status": "failed", "error": "HTTP 410 Gone"}
+    assert delivered["webhook"] == {"status": "delivered", "error": None}
+    hook_calls = [(headers, body) for path, headers, body in _FlakyReceiver.calls if path == "/hook"]
+    assert len(hook_calls) >= 2
+    # The delivery after the restart is the same delivery: receivers deduplicate on its id.
+    assert len({headers["Comfy-Publisher-Delivery"] for headers, _ in hook_calls}) == 1
+    assert json.loads(hook_calls[-1][1])["run"]["id"] == run["id"]
+    # A delivery that had ended (refused with 410) is not sent again after the restart.
+    assert [path for path, _, _ in _FlakyReceiver.calls].count("/gone") == 1
+    assert still_refused["webhook"]["status"] == "failed"

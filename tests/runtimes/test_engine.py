@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -44,6 +45,81 @@ def _fake_comfyui(folder: Path, main_py: str) -> EngineInstall:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "main.py").write_text(textwrap.dedent(main_py))
     return EngineInstall(comfyui_dir=folder, python=Path(sys.executable))
+
+
+def _two_engine_manager(tmp_path: Path, second_engine: str) -> EngineManager:
+    """Two fake engines: engine-0 answers at once; engine-1 runs `second_engine` first (Python, indented 4)."""
+    install = _fake_comfyui(tmp_path / "ComfyUI", f"""
+        import http.server, os, sys, time
+        args = sys.argv[1:]
+        port = int(args[args.index("--port") + 1])
+        if args[args.index("--database-url") + 1].endswith("/engine-1.db"):
+        {second_engine}
+        class Stats(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(b"{{}}")
+            def log_message(self, *args):
+                pass
+        http.server.HTTPServer(("127.0.0.1", port), Stats).serve_forever()
+    """)
+    return EngineManager(EngineSettings(data_dir=tmp_path / "data", comfyui_path=install.comfyui_dir,
+                                        comfyui_python=install.python, workers=2, startup_timeout=30),
+                         progress=lambda message: None)
+
+
+def test_each_engine_joins_as_soon_as_it_answers(tmp_path: Path) -> None:
+    release = tmp_path / "release-engine-1"
+    manager = _two_engine_manager(tmp_path, f"""
+            while not os.path.exists({str(release)!r}):
+                time.sleep(0.05)""")
+    joined: list[str] = []
+    starting = threading.Thread(target=manager.start, kwargs={"on_ready": lambda e: joined.append(e.name)})
+    starting.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not joined and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        # engine-1 is still loading: engine-0 already takes runs.
+        assert joined == ["engine-0"] and starting.is_alive()
+        assert [e.is_ready() for e in manager.engines] == [True, False]
+        release.touch()
+        starting.join(30)
+        assert not starting.is_alive() and joined == ["engine-0", "engine-1"]
+        assert all(e.is_ready() for e in manager.engines)
+    finally:
+        release.touch()
+        starting.join(30)
+        manager.stop()
+
+
+def test_an_engine_that_cannot_start_leaves_the_others_serving(tmp_path: Path) -> None:
+    manager = _two_engine_manager(tmp_path, """
+            print("out of memory on this device", flush=True)
+            sys.exit(3)""")
+    try:
+        first, second = manager.start()
+        assert first.is_ready() and httpx.get(f"{first.url}/system_stats", trust_env=False).status_code == 200
+        assert not second.is_ready()
+        assert second.failed is not None
+        assert "engine-1 could not start" in second.failed and "exited with code 3" in second.failed
+        assert "out of memory on this device" in second.failed
+    finally:
+        manager.stop()
+
+
+def test_when_no_engine_can_start_the_start_fails(tmp_path: Path) -> None:
+    install = _fake_comfyui(tmp_path / "ComfyUI", """
+        import sys
+        sys.exit(4)
+    """)
+    manager = EngineManager(EngineSettings(data_dir=tmp_path / "data", comfyui_path=install.comfyui_dir,
+                                           comfyui_python=install.python, workers=2), progress=lambda m: None)
+    with pytest.raises(EngineStartError, match="exited with code 4"):
+        manager.start()
+    assert not any(e.process.is_running() for e in manager.engines)  # type: ignore[union-attr]
 
 
 def test_a_second_start_reuses_the_installed_engine(engine_install: EngineInstall) -> None:

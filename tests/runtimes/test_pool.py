@@ -355,3 +355,21 @@ async def test_a_run_whose_engine_dies_twice_fails_with_the_engine_log(
     assert all(line in log_text for line in [*crashed.splitlines(), *restarted.splitlines()])
     assert len(final.error["details"]["losses"]) == 2
     print(f"two crashes handled in {time.monotonic() - started:.1f} s")
+
+
+async def test_losses_before_a_restart_count_against_the_limit(
+    pool: WorkerPool, updates: Updates, spare_engine: Engine, sd15_checkpoint: str
+) -> None:
+    # What the app queues after a restart for a run that had lost its engine once before.
+    pool.add_engine(spare_engine)
+    request = txt2img_request(sd15_checkpoint, size=128, steps=4)
+    killed = _kill_on_progress(spare_engine, updates, request.run_id, times=1)
+    pool.submit(request, earlier_losses=["attempt 1 did not finish"])
+
+    final = await updates.wait_for(request.run_id, *FINAL, timeout=120)
+
+    assert len(killed) == 1
+    assert updates.kinds(request.run_id) == ["started", "failed"]  # not retried a second time
+    assert final.error is not None and final.error["type"] == "engine_lost"
+    assert final.error["message"].startswith("The engine was lost 2 times while running this run; giving up.")
+    assert final.error["details"]["losses"][0] == "attempt 1 did not finish"
