@@ -281,3 +281,14 @@ def webhooks_due(session: Session) -> list[Run]:
 def artifacts_of(session: Session, *, run_id: str) -> Sequence[Row[Any]]:
     """Their rows, in the order they were added."""
     return session.execute(_ARTIFACTS_OF, {"run_id": run_id}).all()
+
+
+def artifacts_by_run(session: Session, *, run_ids: Sequence[str]) -> dict[str, list[Row[Any]]]:
+    """The artifacts of several runs in one query (a history page): run id -> rows in the order they were added;
+    runs without files are left out."""
+    found: dict[str, list[Row[Any]]] = {}
+    if run_ids:
+        rows = session.execute(select(_ARTIFACTS).where(_ARTIFACTS.c.run_id.in_(run_ids)).order_by(_ARTIFACTS.c.id))
+        for row in rows:
+            found.setdefault(row.run_id, []).append(row)
+    return found

@@ -223,7 +223,8 @@ async def list_runs(services: ServicesDep, caller: CallerDep, app: str | None = 
             app_id = found.id
         runs = crud_runs.list_runs(session, app_id=app_id, status=status_, limit=limit, before=before,
                                    api_key_id=None if caller.admin else caller.key_id)
-        return RunPage(runs=[services.runs.view(session, r) for r in runs],
+        files = crud_runs.artifacts_by_run(session, run_ids=[r.id for r in runs])
+        return RunPage(runs=[services.runs.view(session, r, files.get(r.id, [])) for r in runs],
                        next_before=runs[-1].id if len(runs) == limit else None)
 
     return await services.db(page)

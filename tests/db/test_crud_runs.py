@@ -344,3 +344,19 @@ def test_run_and_access_reads_the_run_with_its_apps_visibility(session: Session,
                                        public_row.app_public) == ("running", 1, "w", True)
     assert public_row.inputs == {"prompt": "a cat"}
     assert crud_runs.run_and_access(session, run_id="0" * 32) is None
+
+
+def test_artifacts_of_several_runs_in_one_read(session: Session, version: AppVersion) -> None:
+    runs = [new_run(session, version) for _ in range(3)]
+    for run, count in zip(runs, (2, 0, 1), strict=True):
+        files = [NewArtifact(node_id="9", kind="image", filename=f"{i:02d}.png", path=f"outputs/{run.id}/{i:02d}.png",
+                             mime="image/png", size=10 + i) for i in range(count)]
+        crud_runs.end_run(session, run_id=run.id, status="succeeded", finished_at=utcnow(), artifacts=files)
+
+    found = crud_runs.artifacts_by_run(session, run_ids=[r.id for r in runs])
+
+    assert set(found) == {runs[0].id, runs[2].id}  # the run without files is left out
+    assert [a.filename for a in found[runs[0].id]] == ["00.png", "01.png"]
+    assert [(a.filename, a.size) for a in found[runs[2].id]] == [("00.png", 10)]
+    assert found[runs[0].id] == list(crud_runs.artifacts_of(session, run_id=runs[0].id))
+    assert crud_runs.artifacts_by_run(session, run_ids=[]) == {}
