@@ -12,7 +12,8 @@ from sqlalchemy import Select, and_, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from db.models import App, AppVersion, Deployment, DeploymentStatus, utcnow
+from db import crud_deployments
+from db.models import App, AppVersion, Deployment, utcnow
 
 
 def publish_version(
@@ -92,8 +93,7 @@ _RUNNABLE = (
            _VERSIONS.c.number, _DEPLOYMENTS.c.version_id.label("deployment_version_id"),
            _DEPLOYMENTS.c.url.label("deployment_url"), _DEPLOYMENTS.c.app_name.label("deployment_app_name"))
     .join_from(_APPS, _VERSIONS, _VERSIONS.c.app_id == _APPS.c.id)
-    .outerjoin(_DEPLOYMENTS, and_(_DEPLOYMENTS.c.app_id == _APPS.c.id, _DEPLOYMENTS.c.serving.is_(True),
-                                  _DEPLOYMENTS.c.status == DeploymentStatus.LIVE.value))
+    .outerjoin(_DEPLOYMENTS, and_(_DEPLOYMENTS.c.app_id == _APPS.c.id, crud_deployments.SERVING))
 )
 _PUBLISHED = _RUNNABLE.where(_APPS.c.slug == bindparam("slug"), _APPS.c.deleted_at.is_(None))
 _RUNNABLE_LATEST = _PUBLISHED.order_by(_VERSIONS.c.number.desc()).limit(1)

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.orm import Session
 
 from db.models import Deployment, DeploymentStatus, utcnow
+
+# The deployment an app's runs are switched to: at most one per app, and only while it is live.
+SERVING = and_(Deployment.serving.is_(True), Deployment.status == DeploymentStatus.LIVE.value)
 
 LOG_LIMIT = 200_000  # characters of deploy log kept per deployment (the tail)
 
@@ -86,8 +89,7 @@ def set_serving(session: Session, *, app_id: int, deployment_id: int | None) -> 
 
 
 def serving_deployment(session: Session, *, app_id: int) -> Deployment | None:
-    return session.scalar(select(Deployment).where(Deployment.app_id == app_id, Deployment.serving.is_(True),
-                                                   Deployment.status == DeploymentStatus.LIVE.value))
+    return session.scalar(select(Deployment).where(Deployment.app_id == app_id, SERVING))
 
 
 def superseded(session: Session, *, app_id: int, app_name: str, keep_id: int) -> None:
