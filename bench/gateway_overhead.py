@@ -24,18 +24,18 @@ from typing import Any
 
 import httpx
 
-from bench.client_overhead import DEFAULT_ENGINE_HOME, WORKFLOW, BareEngine, Prompts, Side, percentile, run_block
+from bench.client_overhead import WORKFLOW, BareEngine, Prompts, Side, percentile, run_block
 from bench.service import (
     RESULTS_DIR,
     AppProcess,
     CpuWindow,
     busy_warning,
+    common_arguments,
     cpu_seconds,
-    print_profile,
+    finish,
+    progress,
     publish,
-    run_settings,
     verdict,
-    write_results,
 )
 
 RESULTS = RESULTS_DIR / "gateway_overhead.json"
@@ -178,12 +178,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--runs", type=int, default=200, help="measured runs per side (default 200)")
     parser.add_argument("--warmup", type=int, default=20, help="discarded runs per side first (default 20)")
-    parser.add_argument("--engine-home", type=Path, default=DEFAULT_ENGINE_HOME,
-                        help=f"where the bundled engine is installed (default {DEFAULT_ENGINE_HOME})")
-    parser.add_argument("--output", type=Path, default=RESULTS, help=f"JSON results file (default {RESULTS})")
-    parser.add_argument("--profile", action="store_true",
-                        help=f"run the server under cProfile (all threads), write {PROFILE} and print its top "
-                             "functions; slows the server, so the table then shows profiled timings")
+    common_arguments(parser, RESULTS, PROFILE)
     args = parser.parse_args(argv)
     if args.runs < 1 or args.warmup < 0:
         parser.error("--runs must be >= 1, --warmup >= 0")
@@ -192,16 +187,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-
-    def progress(message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
-
     with tempfile.TemporaryDirectory(prefix="bench-gateway-") as tmp:
         server: AppProcess | None = None
         try:
             # As a user runs it: the app launches and manages its engine; the bare side uses that same engine.
             server = AppProcess(Path(tmp) / "app", extra=("--engine-home", str(args.engine_home)),
-                                profile=PROFILE if args.profile else None).start()
+                                profile=args.profile).start()
             (engine,) = server.engines()
             key = server.create_key("bench", admin=True)
             # The shipped demo as it is (64x64, like client_overhead), its colour published as `color`.
@@ -215,13 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             if server is not None:
                 server.stop()
-    result["settings"] = run_settings(
-        runs=args.runs, warmup=args.warmup, image="64x64", profiled=args.profile,
-    )
-    print_table(result)
-    write_results(args.output, result)
-    if args.profile:
-        print_profile(PROFILE)
+    finish(result, args, print_table, runs=args.runs, warmup=args.warmup, image="64x64")
     return 0
 
 

@@ -28,21 +28,21 @@ from typing import Any
 
 import httpx
 
-from bench.client_overhead import DEFAULT_ENGINE_HOME, WORKFLOW, percentile
+from bench.client_overhead import WORKFLOW, percentile
 from bench.service import (
     RESULTS_DIR,
     AppProcess,
     CpuWindow,
     busy_warning,
+    common_arguments,
     cpu_seconds,
+    finish,
     latency_summary,
     link_checkpoint,
-    print_profile,
+    progress,
     publish,
-    run_settings,
     thread_env,
     verdict,
-    write_results,
 )
 from bench.worker_scaling import txt2img_app
 from runtimes.engine.manager import EngineManager, EngineSettings
@@ -252,12 +252,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=16, help="requests in flight (default 16)")
     parser.add_argument("--engine-threads", type=int, default=1,
                         help="torch threads of the busy engine (default 1: it takes one core, not all)")
-    parser.add_argument("--engine-home", type=Path, default=DEFAULT_ENGINE_HOME,
-                        help=f"where the bundled engine is installed (default {DEFAULT_ENGINE_HOME})")
-    parser.add_argument("--output", type=Path, default=RESULTS, help=f"JSON results file (default {RESULTS})")
-    parser.add_argument("--profile", action="store_true",
-                        help=f"run the server under cProfile (all threads), write {PROFILE} and print its top "
-                             "functions; slows the server, so the table then shows profiled rates")
+    common_arguments(parser, RESULTS, PROFILE)
     args = parser.parse_args(argv)
     if min(args.runs, args.queries, args.pages, args.concurrency) < 1 or args.runs > MAX_QUEUE:
         parser.error(f"--runs (at most {MAX_QUEUE}), --queries, --pages and --concurrency must be >= 1")
@@ -266,10 +261,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-
-    def progress(message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
-
     os.environ.update(thread_env(args.engine_threads or None))  # inherited by the engine process only
     with tempfile.TemporaryDirectory(prefix="bench-queue-") as tmp:
         engine_dir = Path(tmp) / "engine"
@@ -280,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             (engine, *_) = manager.start()
             server = AppProcess(Path(tmp) / "app", comfyui_url=engine.url, max_queue=MAX_QUEUE,
-                                profile=PROFILE if args.profile else None).start()
+                                profile=args.profile).start()
             key = server.create_key("bench", admin=True)
             demo = publish(server.url, key, name="Bench invert", slug="bench-invert",
                            workflow=json.loads(WORKFLOW.read_text()),
@@ -302,14 +293,8 @@ def main(argv: list[str] | None = None) -> int:
                 server.stop()
                 progress(f"app stopped in {time.perf_counter() - stop_started:.1f} s")
             manager.stop()
-    result["settings"] = run_settings(
-        runs=args.runs, queries=args.queries, pages=args.pages, concurrency=args.concurrency,
-        max_queue=MAX_QUEUE, engine_threads=args.engine_threads, profiled=args.profile,
-    )
-    print_table(result)
-    write_results(args.output, result)
-    if args.profile:
-        print_profile(PROFILE)
+    finish(result, args, print_table, runs=args.runs, queries=args.queries, pages=args.pages,
+           concurrency=args.concurrency, max_queue=MAX_QUEUE, engine_threads=args.engine_threads)
     return 0
 
 

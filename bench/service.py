@@ -6,23 +6,23 @@ Not a benchmark itself; gateway_overhead, worker_scaling and queue_capacity impo
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
 import pstats
 import re
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bench.client_overhead import percentile
-from runtimes.engine.process import free_port
+from bench.client_overhead import DEFAULT_ENGINE_HOME, percentile
+from tests.support.server import AppServer
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO / "bench" / "results"
@@ -38,6 +38,34 @@ def code_version() -> dict[str, Any]:
 
     changed = git("status", "--porcelain", "--", ".", ":(exclude)bench")
     return {"commit": git("rev-parse", "--short", "HEAD") or None, "uncommitted_changes": bool(changed)}
+
+
+def progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def common_arguments(parser: argparse.ArgumentParser, results: Path, profile: Path | None = None) -> None:
+    """The options every service benchmark takes: the engine install, the results file, and --profile where the
+    benchmark supports it (`profile`: where the stats go)."""
+    parser.add_argument("--engine-home", type=Path, default=DEFAULT_ENGINE_HOME,
+                        help=f"where the bundled engine is installed (default {DEFAULT_ENGINE_HOME})")
+    parser.add_argument("--output", type=Path, default=results, help=f"JSON results file (default {results})")
+    if profile is not None:
+        parser.add_argument("--profile", action="store_const", const=profile, default=None,
+                            help=f"run the server under cProfile (all threads), write {profile} and print its top "
+                                 "functions; slows the server, so the table then shows profiled figures")
+
+
+def finish(result: dict[str, Any], args: argparse.Namespace, print_table: Callable[[dict[str, Any]], None],
+           **settings: Any) -> None:
+    """Every benchmark's end: the settings (with the commit measured) into the result, the table, the JSON file,
+    and the profile's top functions when the server was profiled."""
+    profile = getattr(args, "profile", None)
+    result["settings"] = run_settings(**settings, **({"profiled": True} if profile else {}))
+    print_table(result)
+    write_results(args.output, result)
+    if profile:
+        print_profile(profile)
 
 
 def run_settings(**options: Any) -> dict[str, Any]:
@@ -66,80 +94,23 @@ def thread_env(threads: int | None) -> dict[str, str]:
     return {name: str(threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
 
 
-class AppProcess:
-    """`launch.py` in a subprocess on a free loopback port, with its own data dir and log."""
+class AppProcess(AppServer):
+    """The tests' harness (tests/support/server.py) run as users run the app: no test-only checks, a bundled
+    engine from `engine_home`, longer limits (engines load models)."""
 
     def __init__(self, data_dir: Path, *, comfyui_url: str | None = None, workers: int | None = None,
-                 max_queue: int | None = None, env: Mapping[str, str] | None = None,
-                 extra: tuple[str, ...] = (), profile: Path | None = None) -> None:
-        self.data_dir = data_dir
-        self.port = free_port()
-        self.log = data_dir / "server.log"
-        args = ["--no-browser", "--port", str(self.port), "--data-dir", str(data_dir), "--disable-api-nodes"]
-        if comfyui_url:
-            args += ["--comfyui-url", comfyui_url]
-        if workers:
-            args += ["--workers", str(workers)]
-        if max_queue:
-            args += ["--max-queue", str(max_queue)]
-        self.args = [*args, *extra]
-        self.env = dict(env or {})
-        # --profile: the same server under cProfile in all its threads (bench.profile_app), stats to `profile`.
-        self.entry = ["-m", "bench.profile_app", str(profile)] if profile else ["launch.py"]
-        self.process: subprocess.Popen[bytes] | None = None
+                 max_queue: int | None = None, env: Mapping[str, str] | None = None, extra: tuple[str, ...] = (),
+                 profile: Path | None = None, engine_home: Path = DEFAULT_ENGINE_HOME, poll_s: float = 0.2) -> None:
+        super().__init__(data_dir, comfyui_url=comfyui_url, workers=workers, env=env, engine_home=engine_home,
+                         extra=(*(["--max-queue", str(max_queue)] if max_queue else []), *extra),
+                         test_mode=False, profile=profile, poll_s=poll_s)
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    def start(self, timeout: float = 240.0) -> AppProcess:
-        """Start and wait for /readyz (database up, engines started)."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
-        with open(self.log, "ab") as log:
-            self.process = subprocess.Popen([sys.executable, *self.entry, *self.args], cwd=REPO, stdout=log,
-                                            stderr=subprocess.STDOUT, env=env)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the app exited with {self.process.returncode}:\n{self.log_tail()}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=2, trust_env=False).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise TimeoutError(f"the app was not ready in {timeout:g} s:\n{self.log_tail()}")
+    def start(self, timeout: float = 240.0, *, until: str = "/readyz") -> AppProcess:
+        super().start(timeout, until=until)
+        return self
 
     def stop(self, timeout: float = 60.0) -> None:
-        """SIGINT (a clean shutdown: the pool interrupts its runs, managed engines stop), then SIGKILL."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGINT)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()  # managed engines follow: they watch a pipe this process holds
-            self.process.wait()
-
-    def log_tail(self, chars: int = 3000) -> str:
-        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
-
-    def create_key(self, name: str, *, admin: bool = False) -> str:
-        """An API key from the app's own CLI (the only way to get the first admin key)."""
-        out = subprocess.run([sys.executable, "launch.py", "--data-dir", str(self.data_dir), "keys", "create", name,
-                              *(["--admin"] if admin else [])], cwd=REPO, capture_output=True, text=True, check=True)
-        return out.stdout.strip().splitlines()[-1]
-
-    def engines(self) -> list[dict[str, Any]]:
-        """The app's engines as GET /api/engine lists them: name, url, pid (None with --comfyui-url), ..."""
-        return httpx.get(f"{self.url}/api/engine", timeout=10, trust_env=False).json()["engines"]
+        super().stop(timeout)
 
 
 def publish(base_url: str, admin_key: str, **body: Any) -> str:
