@@ -18,14 +18,13 @@ import time
 import webbrowser
 from pathlib import Path
 
-import httpx
 import platformdirs
-import uvicorn
 
-from app import cli, share
-from app.engine_status import EngineStatus
-from app.settings import Settings
-from app.web_auth import parse_credentials
+# Light imports only up to the engines' start (main): the web app's own (gradio, fastapi, the database) load
+# while the engines start, not before.
+from app import cli
+from app.engines import EngineStatus
+from app.settings import Settings, parse_credentials
 from runtimes.engine.install import default_engine_home
 from runtimes.engine.manager import EngineManager, EngineSettings
 from runtimes.engine.process import port_is_free
@@ -90,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: port {args.port} on {args.host} is in use. Stop what uses it or pass --port N.",
               file=sys.stderr)
         return 2
-    settings = EngineSettings(
+    engines = EngineStatus(EngineManager(EngineSettings(
         data_dir=data_dir,
         comfyui_url=args.comfyui_url,
         comfyui_path=args.comfyui_path,
@@ -99,34 +98,46 @@ def main(argv: list[str] | None = None) -> int:
         workers=args.workers,
         engine_port=args.engine_port,
         disable_api_nodes=args.disable_api_nodes,
-    )
+    )))
+    engines.start_in_background()  # first: an engine takes seconds to start, the web app's imports as long
     # Before gradio is imported (it reads these once): no telemetry calls, temp files in the data dir.
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     os.environ.setdefault("GRADIO_TEMP_DIR", str(data_dir / "gradio-tmp"))
-    from app.server import create_app
+    try:
+        _serve(args, engines, data_dir, db_url, studio_auth)
+    finally:
+        engines.stop()  # whatever ended the server (a clean exit stopped them already)
+    return 0
 
-    engines = EngineStatus(EngineManager(settings))
+
+def _serve(args: argparse.Namespace, engines: EngineStatus, data_dir: Path, db_url: str,
+           studio_auth: tuple[str, str] | None) -> None:
+    import uvicorn
+
+    from app.server import create_app
+    from app.studio.share import ShareLink
+
+    share = ShareLink()
     app = create_app(Settings(data_dir=data_dir, db_url=db_url, sync_wait_s=args.sync_wait,
                               max_queue=args.max_queue, max_upload_bytes=int(args.max_upload_mb * 2**20),
                               allow_private_webhooks=args.allow_private_webhooks, studio_auth=studio_auth),
-                     engines)
+                     engines, share)
     url = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}/"
     print(f"Comfy Publisher studio: {url}studio/\n  forms: {url}apps/<name>/  API docs: {url}docs  "
           f"data: {data_dir}", flush=True)
     if args.host not in ("127.0.0.1", "localhost", "::1") and studio_auth is None:
         print("warning: the studio is reachable from the network without a password: pass --auth USER:PASS",
               file=sys.stderr, flush=True)
-    if args.share:  # in the background: the tunnel may take seconds, the server starts meanwhile
-        services = app.state.services
-        threading.Thread(target=lambda: setattr(services, "share_url", share.open_tunnel(args.port)),
-                         daemon=True).start()
+    if args.share:
+        share.open_in_background(args.port)
     if not args.no_browser:
         threading.Thread(target=_open_when_up, args=(url,), daemon=True).start()
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
-    return 0
 
 
 def _open_when_up(url: str) -> None:
+    import httpx
+
     for _ in range(100):
         try:
             if httpx.get(f"{url}healthz", timeout=1, trust_env=False).status_code == 200:

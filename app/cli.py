@@ -6,6 +6,8 @@
     python launch.py publish workflow.json --name NAME --input 6.text=prompt --input 3.seed [--public]
                      [--spec spec.json] [--output 9] [--url http://127.0.0.1:7860] [--key KEY]
     python launch.py [--data-dir DIR] deploy SLUG [--version N] [--gpu L4 ...] [--show-files] [--teardown]
+
+launch.py builds its parser before it starts the engines: what a command needs is imported when it runs.
 """
 
 from __future__ import annotations
@@ -17,11 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from db import crud_keys
-from db.migrate import upgrade_to_head
-from db.session import create_db_engine, make_session_factory
+from app.deploy.cli import add_deploy_command
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -53,8 +51,6 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     publish.add_argument("--key", default=os.environ.get("COMFY_PUBLISHER_API_KEY"),
                          help="an admin key (or set COMFY_PUBLISHER_API_KEY)")
 
-    from app.deploy_cli import add_deploy_command
-
     add_deploy_command(subparsers)
 
 
@@ -62,13 +58,17 @@ def run_command(args: argparse.Namespace, db_url: str) -> int:
     if args.command == "keys":
         return _keys(args, db_url)
     if args.command == "deploy":
-        from app.deploy_cli import run_deploy
+        from app.deploy.cli import run_deploy
 
         return run_deploy(args, db_url)
     return _publish(args)
 
 
 def _keys(args: argparse.Namespace, db_url: str) -> int:
+    from db import crud_keys
+    from db.migrate import upgrade_to_head
+    from db.session import create_db_engine, make_session_factory
+
     upgrade_to_head(db_url)
     engine = create_db_engine(db_url)
     with make_session_factory(engine)() as session:
@@ -119,6 +119,8 @@ def publish_body(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _publish(args: argparse.Namespace) -> int:
+    import httpx
+
     if not args.key:
         print("error: publishing needs an admin key: --key KEY or COMFY_PUBLISHER_API_KEY "
               "(create one with `python launch.py keys create NAME --admin`)", file=sys.stderr)

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.orm import Session
 
-from app.auth import Caller, identify, require_admin
+from app.auth.keys import Caller, identify, require_admin
 from app.services import Services
 
 
@@ -20,12 +19,9 @@ async def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def identify_caller(session: Session, request: Request) -> Caller:
-    return identify(request, session)  # a key's last use is committed where it is recorded
-
-
 async def get_caller(request: Request, services: ServicesDep) -> Caller:
-    return await services.db(identify_caller, request)
+    # A key's last use is committed where it is recorded.
+    return await services.db(identify, request.headers.get("authorization"))
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]

@@ -1,9 +1,11 @@
 """The web app: one FastAPI process serving the REST API, the studio (/studio/) and every app's form
 (/apps/{slug}/) on one port.
 
-Start-up order: migrate the DB, queue again what a previous process left (runs wait while the engines
-start, so the first request after a start never fails for an engine that is not ready yet), start the
-engines in the background, and hand each engine to the worker pool as it becomes ready.
+Collaborators are built once, in order, each handed what it needs (nothing is wired in later). Start-up order:
+the engines were started before this module was imported (launch.py), so their start runs beside the app's; here
+the DB is migrated, what a previous process left is queued again (runs wait while the engines start, so the first
+request after a start never fails for an engine that is not ready yet), and each engine joins the worker pool as
+soon as it answers.
 """
 
 from __future__ import annotations
@@ -16,42 +18,56 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from app import web_auth
-from app.deployments import DeploymentService
-from app.engine_status import EngineStatus
-from app.forms.registry import FormMounts
-from app.look import CSS, mount
-from app.openapi import install_openapi
+from app.auth import web as web_auth
+from app.auth.secrets import derive_secret, load_or_create_master_key, webhook_secret
+from app.deploy.service import DeploymentService
+from app.engines import EngineStatus
+from app.errors import install_error_handlers
+from app.forms.look import CSS, mount
+from app.forms.registry import AppVisibility, FormMounts
+from app.publish.catalog import EngineCatalog
+from app.publish.openapi import install_openapi
 from app.routes import apps, files, health, keys, runs, workflows
 from app.routes import deployments as deployment_routes
-from app.run_service import RunService
-from app.secrets import derive_secret, load_or_create_master_key, webhook_secret
-from app.services import Services
+from app.runs.deliveries import RunWebhooks
+from app.runs.events import RunEvents
+from app.runs.inflight import InFlightRuns
+from app.runs.recorder import RunRecorder
+from app.runs.service import RunService
+from app.runs.versions import Versions
+from app.runs.webhooks import WebhookSender
+from app.services import AppChanges, Services
 from app.settings import Settings
 from app.studio.page import STUDIO_CSS, build_studio
-from app.webhooks import WebhookSender
+from app.studio.share import ShareLink
 from db.migrate import upgrade_to_head
 from db.session import create_db_engine, make_session_factory
-from runtimes.modal.remote import RemoteRuns
+from runtimes.modal.host.runner import RemoteRuns
 from runtimes.pool import WorkerPool
 
 
-def create_app(settings: Settings, engines: EngineStatus) -> FastAPI:
+def create_app(settings: Settings, engines: EngineStatus, share: ShareLink | None = None) -> FastAPI:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade_to_head(settings.db_url)
     db_engine = create_db_engine(settings.db_url)
     sessions = make_session_factory(db_engine)
     master_key = load_or_create_master_key(settings.data_dir)
-    webhooks = WebhookSender(allow_private=settings.allow_private_webhooks)
-    # The service is bound after the pool it drives; the lambda is only called once both exist.
-    pool = WorkerPool(on_update=lambda update: runs_service.on_update(update), max_queue=settings.max_queue)
-    deployments = DeploymentService(data_dir=settings.data_dir, sessions=sessions, master_key=master_key)
-    remote = RemoteRuns(on_update=lambda update: runs_service.on_update(update))
-    runs_service = RunService(settings=settings, sessions=sessions, pool=pool, webhooks=webhooks,
-                              webhook_secret=lambda slug: webhook_secret(master_key, slug), remote=remote,
-                              route=deployments.target_for)
-    services = Services(settings=settings, sessions=sessions, engines=engines, runs=runs_service,
-                        deployments=deployments)
+
+    # A run's life: recorded as its runner reports, whichever runner it is.
+    versions, in_flight, events = Versions(), InFlightRuns(), RunEvents()
+    webhooks = RunWebhooks(sender=WebhookSender(allow_private=settings.allow_private_webhooks), sessions=sessions,
+                           secret_of=lambda slug: webhook_secret(master_key, slug))
+    recorder = RunRecorder(settings=settings, sessions=sessions, versions=versions, in_flight=in_flight,
+                           events=events, webhooks=webhooks)
+    pool = WorkerPool(on_update=recorder.on_update, max_queue=settings.max_queue)
+    deployments = DeploymentService(data_dir=settings.data_dir, sessions=sessions, master_key=master_key,
+                                    remote=RemoteRuns(on_update=recorder.on_update))
+    runs_service = RunService(settings=settings, sessions=sessions, versions=versions, in_flight=in_flight,
+                              events=events, recorder=recorder, webhooks=webhooks, local=pool,
+                              route=deployments.runner_for, engine_problem=engines.problem)
+    catalog = EngineCatalog(engines)
+    services = Services(settings=settings, sessions=sessions, engines=engines, catalog=catalog, runs=runs_service,
+                        deployments=deployments, apps=AppChanges(), share=share or ShareLink())
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -59,19 +75,16 @@ def create_app(settings: Settings, engines: EngineStatus) -> FastAPI:
         await pool.start()
         await runs_service.recover()
         await asyncio.to_thread(deployments.recover)
-
-        engines.on_engine_ready = lambda engine: loop.call_soon_threadsafe(pool.add_engine, engine)
-        engines.start_in_background()
+        engines.attach(lambda engine: loop.call_soon_threadsafe(pool.add_engine, engine))
         try:
             yield
         finally:
             cut_short = list(pool.running())
             await pool.stop()
-            await remote.aclose()
             await deployments.aclose()
             await asyncio.to_thread(runs_service.requeue_interrupted, cut_short)
             await webhooks.aclose()
-            await services.aclose()
+            await catalog.aclose()
             await asyncio.to_thread(engines.stop)
             db_engine.dispose()
 
@@ -79,7 +92,9 @@ def create_app(settings: Settings, engines: EngineStatus) -> FastAPI:
                   description="Published ComfyUI workflows as typed, versioned REST endpoints. Authenticate with "
                               "`Authorization: Bearer <API key>` (create one: `python launch.py keys create NAME`).")
     app.state.services = services
-    for module in (health, workflows, apps, deployment_routes, runs, keys, files):
+    install_error_handlers(app)
+    # Runs first: a request walks the routes in order, and run submissions and status polls are most of them.
+    for module in (runs, health, workflows, apps, deployment_routes, keys, files):
         app.include_router(module.router)
     install_openapi(app, services)
     _mount_ui(app, services, master_key)
@@ -99,18 +114,19 @@ def create_app(settings: Settings, engines: EngineStatus) -> FastAPI:
 def _mount_ui(app: FastAPI, services: Services, master_key: bytes) -> None:
     """The studio at /studio/, each app's form at /apps/{slug}/, and the login guard in front of both."""
     settings = services.settings
+    visibility = AppVisibility()
     auth = web_auth.WebAuth(credentials=settings.studio_auth, sessions=services.sessions,
-                            secret=derive_secret(master_key, "studio-session").encode())
+                            secret=derive_secret(master_key, "studio-session").encode(),
+                            is_public_app=visibility.is_public)
     app.state.web_auth = auth
     app.include_router(web_auth.router)
     settings.outputs_dir.mkdir(parents=True, exist_ok=True)
     settings.test_runs_dir.mkdir(parents=True, exist_ok=True)
     mount(app, build_studio(services), "/studio", max_file_size=settings.max_upload_bytes, css=CSS + STUDIO_CSS,
           allowed_paths=[str(settings.outputs_dir), str(settings.test_runs_dir)])
-    forms = FormMounts(app, services)
+    forms = FormMounts(app, services, auth=auth, visibility=visibility)
     forms.mount_all()
-    services.on_app_changed = forms.refresh
-    auth.is_public_app = forms.is_public
+    services.apps.listen(forms.refresh)
     app.add_middleware(web_auth.Guard, auth=auth)
 
 

@@ -1,4 +1,5 @@
-"""What the routes share: settings, DB sessions, the engines, the run service.
+"""What the routes, the forms and the studio share, built once in order by app.server: settings, database
+sessions, the engines, the run and deployment services, and the notice of published apps changing.
 
 Database work runs in worker threads, each with a session of its own that is closed before the thread
 returns (`Services.db`): a connection is then never held while its request waits on the event loop, so the
@@ -8,40 +9,59 @@ pool cannot run dry with the loop itself waiting for it (db.session.forbid_check
 from __future__ import annotations
 
 import asyncio
-import time
+import inspect
+import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from fastapi import HTTPException, status
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.deployments import DeploymentService
-from app.engine_status import EngineStatus
-from app.run_service import RunService
+from app.deploy.service import DeploymentService
+from app.engines import EngineStatus
+from app.publish.catalog import EngineCatalog
+from app.runs.service import RunService
 from app.settings import Settings
-from publisher import NodeCatalog
-from runtimes.comfy.client import ComfyClient
+from app.studio.share import ShareLink
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+Listener = Callable[[str], Awaitable[None] | None]
 
 
-@dataclass
+class AppChanges:
+    """Published apps change (publish, new version, unpublish): who follows them (each app's form, the OpenAPI
+    document) listens here. `generation` counts the changes, for caches."""
+
+    def __init__(self) -> None:
+        self._listeners: list[Listener] = []
+        self.generation = 0
+
+    def listen(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    async def changed(self, slug: str) -> None:
+        self.generation += 1
+        for listener in self._listeners:
+            try:
+                result = listener(slug)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:  # the publish itself stands; a listener's failure is logged
+                log.exception("could not follow the change of app %s", slug)
+
+
+@dataclass(frozen=True)
 class Services:
     settings: Settings
     sessions: sessionmaker[Session]
     engines: EngineStatus
+    catalog: EngineCatalog
     runs: RunService
     deployments: DeploymentService
-    _catalog_clients: dict[str, ComfyClient] = field(default_factory=dict)
-    openapi_generation: int = 0  # bumped on every publish, so /openapi.json is rebuilt
-    # Called after an app is published or unpublished (the web layer re-mounts its form); no-op by default.
-    on_app_changed: Callable[[str], Awaitable[None]] | None = None
-    share_url: str | None = None  # the public Gradio share link (--share), when one could be made
-
-    async def app_changed(self, slug: str) -> None:
-        if self.on_app_changed is not None:
-            await self.on_app_changed(slug)
+    apps: AppChanges
+    share: ShareLink
 
     async def db(self, work: Callable[..., T], /, *args: Any) -> T:
         """`work(session, *args)` in a worker thread; the session is closed (its connection given back) there."""
@@ -50,31 +70,3 @@ class Services:
     def _in_session(self, work: Callable[..., T], *args: Any) -> T:
         with self.sessions() as session:
             return work(session, *args)
-
-    async def catalog(self, wait_s: float = 120.0) -> NodeCatalog:
-        """The node schemas of a ready engine (fetched once per engine by its client). While the engines are
-        still starting, waits for them rather than failing the request."""
-        deadline = time.monotonic() + wait_s
-        while self.engines.state == "starting" and time.monotonic() < deadline:
-            await asyncio.sleep(0.2)
-        ready = [engine for engine in self.engines.manager.engines if self.engines.is_ready() and engine.is_ready()]
-        if not ready:
-            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
-                                detail=f"No engine is ready (it is {self.engines.state}): GET /api/engine shows why.",
-                                headers={"Retry-After": "5"})
-        url = ready[0].url
-        client = self._catalog_clients.get(url)
-        if client is None:
-            client = self._catalog_clients[url] = ComfyClient(url)
-        return NodeCatalog.from_object_info(await client.object_info())
-
-    def engine_url(self) -> str:
-        """A ready engine's URL (call after catalog(), which waits for one)."""
-        ready = [engine for engine in self.engines.manager.engines if engine.is_ready()]
-        if not ready:
-            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail="No engine is ready.")
-        return ready[0].url
-
-    async def aclose(self) -> None:
-        for client in self._catalog_clients.values():
-            await client.aclose()

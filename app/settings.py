@@ -27,3 +27,13 @@ class Settings:
     @property
     def test_runs_dir(self) -> Path:
         return self.data_dir / "test-runs"
+
+
+def parse_credentials(value: str | None) -> tuple[str, str] | None:
+    """--auth 'user:pass' -> (user, pass); ValueError naming the fix for anything else."""
+    if not value:
+        return None
+    user, sep, password = value.partition(":")
+    if not sep or not user or not password:
+        raise ValueError("--auth (or COMFY_PUBLISHER_AUTH) must be 'user:password', both non-empty")
+    return user, password

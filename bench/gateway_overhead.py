@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         server: AppProcess | None = None
         try:
             # As a user runs it: the app launches and manages its engine; the bare side uses that same engine.
-            server = AppProcess(Path(tmp) / "app", extra=("--engine-home", str(args.engine_home)),
+            server = AppProcess(Path(tmp) / "app", engine_home=args.engine_home,
                                 profile=args.profile).start()
             (engine,) = server.engines()
             key = server.create_key("bench", admin=True)

@@ -26,7 +26,6 @@ from tests.support.server import AppServer
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO / "bench" / "results"
-FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled", "timed_out"})
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 

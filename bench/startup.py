@@ -41,7 +41,7 @@ def time_bare(engine_home: Path, base: Path) -> float:
 
 
 def time_app(data_dir: Path, engine_home: Path) -> float:
-    app = AppProcess(data_dir, extra=("--engine-home", str(engine_home)), poll_s=0.1)
+    app = AppProcess(data_dir, engine_home=engine_home, poll_s=0.1)
     began = time.perf_counter()
     try:
         app.start()

@@ -38,7 +38,6 @@ from typing import Any
 import httpx
 
 from bench.service import (
-    FINAL_STATUSES,
     REPO,
     RESULTS_DIR,
     AppProcess,
@@ -54,8 +53,10 @@ from bench.service import (
     verdict,
 )
 from runtimes.comfy.client import ComfyClient
+from runtimes.contract import FINAL_STATUSES
 
 RESULTS = RESULTS_DIR / "worker_scaling.json"
+PROFILE = RESULTS_DIR / "worker_scaling.prof"
 TARGET_RATIO = 1.8
 TARGET_APP_OVER_BARE = 0.95  # with the most workers measured: what the app keeps of the bare engines' throughput
 SUBMIT_CONCURRENCY = 8
@@ -270,8 +271,10 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             for workers in args.workers:
                 data_dir = Path(tmp) / f"workers-{workers}"
                 checkpoint = link_checkpoint(data_dir / "comfyui")  # the app's engines use DATA_DIR/comfyui
+                # --profile: the app with the most workers (the one the app/bare target is about).
+                profile = args.profile if workers == max(args.workers) else None
                 server = AppProcess(data_dir, workers=workers, env=thread_env(args.engine_threads),
-                                    extra=("--engine-home", str(args.engine_home)))
+                                    engine_home=args.engine_home, profile=profile)
                 progress(f"Starting an app with {workers} worker(s) (torch threads per engine: "
                          f"{args.engine_threads or 'default'})")
                 apps.append(AppSide(f"app {workers}w", workers, server=server.start()))
@@ -330,7 +333,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="worker counts to compare, the first is the baseline (default: 1 2)")
     parser.add_argument("--no-bare", action="store_true",
                         help="skip the reference of the same runs straight on the engines (no app)")
-    common_arguments(parser, RESULTS)
+    common_arguments(parser, RESULTS, PROFILE)
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.runs < args.rounds or args.steps < 1 or args.size < 8 or min(args.workers) < 1:
         parser.error("--rounds, --steps and --workers must be >= 1, --runs >= --rounds, --size >= 8")

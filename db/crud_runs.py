@@ -1,7 +1,9 @@
-"""Runs (queued -> running -> succeeded | failed | cancelled | timed_out) and the files they produced.
+"""Runs and the files they produced.
 
-Write functions commit. State changes are conditional UPDATEs ("... WHERE status is not final"), so a run
-cancelled from the API while a worker reports on it keeps its final status, on SQLite and PostgreSQL alike.
+The statuses are the run contract's (runtimes.contract.RunStatus): callers say which one a change writes, and this
+layer knows only that a run has ended once it has a finished_at. Write functions commit. State changes are
+conditional UPDATEs ("... WHERE the run has not ended"), so a run cancelled from the API while a worker reports on
+it keeps its end, on SQLite and PostgreSQL alike.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
-from db.models import FINAL_STATUSES, App, Artifact, Run, RunStatus, utcnow
+from db.models import App, Artifact, Run, utcnow
 
 WEBHOOK_PENDING, WEBHOOK_DELIVERED, WEBHOOK_FAILED = "pending", "delivered", "failed"
 
@@ -31,7 +33,7 @@ def _ms(start: datetime, end: datetime) -> float:
 
 
 _RUNS = Run.__table__
-_UNFINISHED = _RUNS.c.status.not_in(sorted(FINAL_STATUSES))
+_UNFINISHED = _RUNS.c.finished_at.is_(None)
 # Every run is inserted once and updated at least twice: these statements are built once (Core, bound
 # parameters); building one per call cost as much CPU as running it.
 _INSERT_RUN = insert(_RUNS)
@@ -86,6 +88,7 @@ def create_run(
     session: Session,
     *,
     run_id: str,
+    status: str,
     app_id: int,
     version_id: int,
     inputs: dict[str, Any],
@@ -93,10 +96,10 @@ def create_run(
     idempotency_scope: str | None = None,
     api_key_id: int | None = None,
 ) -> Run:
-    """A queued run, as written (a detached copy: the session does not track it). Raises sqlalchemy's
+    """A new run (`status`: queued), as written (a detached copy: the session does not track it). Raises sqlalchemy's
     IntegrityError (session rolled back, still usable) when `idempotency_scope` is taken: the caller then
     answers with find_run_by_scope's run."""
-    values = {"id": run_id, "app_id": app_id, "version_id": version_id, "status": RunStatus.QUEUED.value,
+    values = {"id": run_id, "app_id": app_id, "version_id": version_id, "status": str(status),
               "inputs": inputs, "webhook_url": webhook_url, "idempotency_scope": idempotency_scope,
               "api_key_id": api_key_id, "created_at": utcnow(), "attempts": 0}
     try:
@@ -161,19 +164,14 @@ def runs_with_status(session: Session, *, status: str) -> list[Run]:
     return list(session.scalars(select(Run).where(Run.status == str(status)).order_by(Run.created_at, Run.id)))
 
 
-def queued_runs(session: Session) -> list[Run]:
-    """The queue to reload at start, in FIFO order."""
-    return runs_with_status(session, status=RunStatus.QUEUED.value)
-
-
-def mark_running(session: Session, *, run_id: str, worker: str, started_at: datetime,
+def mark_running(session: Session, *, run_id: str, status: str, worker: str, started_at: datetime,
                  created_at: datetime | None = None) -> None:
-    """Start one attempt: attempts += 1, queue_ms = created -> this start. Ignored if the run is already final.
-    `created_at`, when the caller knows it, saves reading it."""
+    """Start one attempt (`status`: running): attempts += 1, queue_ms = created -> this start. Ignored if the run
+    has ended. `created_at`, when the caller knows it, saves reading it."""
     _update_unfinished(
         session,
         run_id,
-        status=RunStatus.RUNNING.value,
+        status=str(status),  # plain text: a driver may adapt an enum member by its name
         worker=worker,
         started_at=started_at,
         queue_ms=_ms(created_at or _created_at(session, run_id), started_at),
@@ -183,7 +181,7 @@ def mark_running(session: Session, *, run_id: str, worker: str, started_at: date
 
 
 def update_progress(session: Session, *, run_id: str, progress: dict[str, Any]) -> None:
-    """Latest {node, value, max}. Ignored if the run is already final."""
+    """Latest {node, value, max}. Ignored if the run has ended."""
     _update_unfinished(session, run_id, progress=progress)
     session.commit()
 
@@ -211,15 +209,17 @@ def end_run(
     exec_ms: float | None = None,
     artifacts: Sequence[NewArtifact] = (),
     created_at: datetime | None = None,
+    progress: dict[str, Any] | None = None,
 ) -> Row[Any] | None:
-    """Record the outcome and the files, in one transaction; total_ms = created -> finished. None, and nothing
-    written, when the run had ended already. `created_at`, when the caller knows it, saves reading it."""
-    if status not in FINAL_STATUSES:
-        raise ValueError(f"{status!r} is not a final status ({', '.join(sorted(FINAL_STATUSES))})")
+    """Record the outcome (`status`: a final one) and the files, in one transaction; total_ms = created ->
+    finished. None, and nothing written, when the run had ended already. `created_at`, when the caller knows it,
+    saves reading it. `progress`: the last one the run reported, when the caller kept it (it is not written at every
+    step)."""
     created = created_at or _created_at(session, run_id)
+    latest = {"progress": progress} if progress is not None else {}
     run = _update_unfinished(session, run_id, status=str(status), finished_at=finished_at,
                              total_ms=_ms(created, finished_at), applied=applied, error=error, exec_ms=exec_ms,
-                             sql="webhook_due")
+                             sql="webhook_due", **latest)
     if run is None:
         session.commit()  # nothing was written; not a rollback, which would expire the caller's loaded objects
         return None
@@ -241,7 +241,7 @@ def finish_run(
     error: dict[str, Any] | None = None,
     exec_ms: float | None = None,
 ) -> Run:
-    """Record the outcome; total_ms = created -> finished. A run already final is returned unchanged."""
+    """Record the outcome; total_ms = created -> finished. A run that had ended is returned unchanged."""
     end_run(session, run_id=run_id, status=status, finished_at=finished_at, applied=applied, error=error,
             exec_ms=exec_ms)
     run = session.get(Run, run_id, populate_existing=True)
@@ -249,13 +249,13 @@ def finish_run(
     return run
 
 
-def requeue_run(session: Session, *, run_id: str, keep_attempts: bool = True) -> None:
-    """Back to queued after a lost engine; attempts stay counted (not after a clean shutdown cut the run
-    short: `keep_attempts=False` gives its attempt back). Ignored if the run is already final."""
+def requeue_run(session: Session, *, run_id: str, status: str, keep_attempts: bool = True) -> None:
+    """Back to the queue (`status`: queued) after a lost engine; attempts stay counted (not after a clean shutdown
+    cut the run short: `keep_attempts=False` gives its attempt back). Ignored if the run has ended."""
     _update_unfinished(
         session,
         run_id,
-        status=RunStatus.QUEUED.value,
+        status=str(status),  # plain text: a driver may adapt an enum member by its name
         worker=None,
         started_at=None,
         queue_ms=None,

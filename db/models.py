@@ -38,21 +38,6 @@ NAMING_CONVENTION: dict[str, str] = {
 }
 
 
-class RunStatus(StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    TIMED_OUT = "timed_out"
-
-
-# Plain strings, not members: drivers bind them as text without relying on how they adapt enums.
-FINAL_STATUSES: frozenset[str] = frozenset(
-    s.value for s in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.TIMED_OUT)
-)
-
-
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -136,7 +121,9 @@ class Run(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)  # uuid4 hex, also the engine's prompt_id
     app_id: Mapped[int] = mapped_column(ForeignKey("apps.id"), index=True)
     version_id: Mapped[int] = mapped_column(ForeignKey("app_versions.id"))
-    status: Mapped[str] = mapped_column(String(16), index=True, default=RunStatus.QUEUED.value)
+    # A word of the run contract (runtimes.contract.RunStatus), as the app writes it; a run has ended when it has
+    # a finished_at.
+    status: Mapped[str] = mapped_column(String(16), index=True)
     inputs: Mapped[dict[str, Any]] = mapped_column()  # validated values as submitted; uploads by path
     applied: Mapped[dict[str, Any] | None] = mapped_column(NullableJSON)  # values as applied, seed included
     # "<app_id>:<api_key_id or public>:<Idempotency-Key>": unique, so a replayed request finds the first run.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 from .apply import BINDING_TYPES, InputBinding, InputValuesError, apply_values, slugify
@@ -17,7 +18,7 @@ from .candidates import CandidateInput, find_candidates
 from .models import ModelRef, find_model_refs, with_sources
 from .node_schema import NodeCatalog
 from .outputs import OutputNode, default_published_outputs, find_outputs
-from .workflow import Workflow
+from .workflow import Workflow, load_workflow
 
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")  # a JSON key, a form field and a Python identifier
 DEFAULT_TIMEOUT_S = 600.0
@@ -69,6 +70,11 @@ class AppSpec:
 
     def input(self, name: str) -> AppInput | None:
         return next((i for i in self.inputs if i.name == name), None)
+
+    @cached_property
+    def loaded_workflow(self) -> Workflow:
+        """The workflow, loaded once per spec (a version is immutable; applying values never changes it)."""
+        return load_workflow(self.workflow)
 
     def to_dict(self) -> dict[str, Any]:
         return {

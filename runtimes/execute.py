@@ -8,13 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import mimetypes
-import re
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from publisher import (
-    InputBinding,
     InputValueError,
     InputValuesError,
     NodeCatalog,
@@ -36,8 +32,16 @@ from runtimes.comfy.errors import (
     RunInterruptedError,
     RunTimeoutError,
 )
-
-OutputFileKind = Literal["image", "video", "audio", "file"]
+from runtimes.contract import (
+    ErrorRecord,
+    OutputFileKind,
+    RunOutcome,
+    RunOutput,
+    RunRequest,
+    read_upload,
+    run_error,
+)
+from runtimes.files import safe_filename
 
 # How long to wait for the engine to really stop a prompt we gave up on (it finishes the current
 # sampler step first) before the caller may hand the engine its next run.
@@ -61,50 +65,10 @@ _KIND_BY_HISTORY_KEY: dict[str, OutputFileKind] = {
     "videos": "video",
     "audio": "audio",
 }
-_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 # The engine went away under the run: its work is lost, but the run itself may well succeed elsewhere.
 ENGINE_LOST_ERRORS = (PromptLostError, EngineConnectionLostError, EngineUnavailableError)
 TRACEBACK_LINES = 40  # of a failing node's traceback kept in an error record
-
-
-# An input file: (file name, its bytes or the path they are stored at). The app queues runs with paths, so a
-# long queue holds no upload bytes in memory; they are read when the run starts.
-Upload = tuple[str, bytes | Path]
-
-
-async def read_upload(data: bytes | Path) -> bytes:
-    return data if isinstance(data, bytes) else await asyncio.to_thread(data.read_bytes)
-
-
-@dataclass(frozen=True)
-class RunRequest:
-    """Everything one run needs; built by the app from a published version and a caller's values."""
-
-    run_id: str  # also the engine prompt id and the name of the run's input/output subfolder
-    workflow: dict[str, Any]  # API-format prompt as published
-    bindings: tuple[InputBinding, ...]
-    values: dict[str, Any]  # already validated by the app; image inputs come as uploads
-    uploads: dict[str, Upload] = field(default_factory=dict)  # binding name -> (filename, bytes or path)
-    output_nodes: tuple[str, ...] = ()  # published output node ids; empty = every output
-    timeout_s: float = 600.0
-
-
-@dataclass(frozen=True)
-class RunOutput:
-    node_id: str
-    filename: str
-    kind: OutputFileKind
-    mime: str
-    data: bytes = field(repr=False)
-
-
-@dataclass
-class RunOutcome:
-    run_id: str
-    applied: dict[str, Any]  # values as applied, drawn seeds included
-    outputs: list[RunOutput]
-    exec_ms: float | None  # time on the engine from execution_start to the end; None if it never started
 
 
 async def execute_run(
@@ -120,12 +84,12 @@ async def execute_run(
     """
     run_id = request.run_id
     folder = run_folder(run_id)  # validates the id before anything reaches the engine
-    workflow = load_workflow(request.workflow)
+    workflow = request.loaded or load_workflow(request.workflow)
     _check_upload_names(request)
     try:
         values = dict(request.values)
         for name, (filename, data) in request.uploads.items():
-            values[name] = await client.upload_image(await read_upload(data), _safe_filename(filename),
+            values[name] = await client.upload_image(await read_upload(data), safe_filename(filename, "upload"),
                                                      subfolder=folder)
         applied = apply_values(workflow, request.bindings, values)
         prompt = isolate_outputs(applied.prompt, catalog, run_id)
@@ -150,16 +114,11 @@ async def stop_on_engine(client: ComfyClient, prompt_id: str, grace_s: float = S
         async with asyncio.timeout(grace_s):
             state = await client.cancel(prompt_id)
             # The engine lists an interrupted prompt as running until its last step is done.
-            while state == "interrupted" and await _engine_runs(client, prompt_id):
+            while state == "interrupted" and await client.where(prompt_id) is not None:
                 await asyncio.sleep(0.05)
             return state
     except (ComfyError, TimeoutError):
         return "unreachable"
-
-
-async def _engine_runs(client: ComfyClient, prompt_id: str) -> bool:
-    state = await client.queue()
-    return any(item[1] == prompt_id for item in state.get("queue_running", []) + state.get("queue_pending", []))
 
 
 def _check_upload_names(request: RunRequest) -> None:
@@ -171,13 +130,6 @@ def _check_upload_names(request: RunRequest) -> None:
             InputValueError(name, "an upload for an input this app does not have", allowed=tuple(sorted(known)))
             for name in unknown
         )
-
-
-def _safe_filename(filename: str) -> str:
-    """The last path segment, reduced to characters the engine's input folder takes as they are."""
-    base = filename.replace("\\", "/").rsplit("/", 1)[-1]
-    clean = _SAFE_NAME.sub("_", base).lstrip(".")
-    return clean or "upload"
 
 
 def _published(outputs: list[OutputFile], output_nodes: tuple[str, ...]) -> list[OutputFile]:
@@ -204,15 +156,14 @@ def _mime(filename: str) -> str:
     return _EXTRA_MIME.get(suffix) or mimetypes.guess_type(filename)[0] or "application/octet-stream"
 
 
-def error_record(exc: BaseException, request: RunRequest | None = None) -> dict[str, Any]:
+def error_record(exc: BaseException, request: RunRequest | None = None) -> ErrorRecord:
     """A failure of :func:`execute_run` as the run's error record.
 
     Keys: type (what kind of failure: validation_error, execution_error, input_error, timeout,
     interrupted, engine_lost, engine_error, invalid_request, internal_error), message (for people),
     node_id / node_type / input (where, when known), details (machine-readable extras).
     """
-    record: dict[str, Any] = {"type": "internal_error", "message": f"{type(exc).__name__}: {exc}",
-                              "node_id": None, "node_type": None, "input": None, "details": None}
+    record = run_error("internal_error", f"{type(exc).__name__}: {exc}")
     match exc:
         case PromptValidationError():
             record.update(type="validation_error", message=str(exc),

@@ -14,19 +14,18 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Protocol
 
 from publisher import NodeCatalog
 from runtimes.comfy import events as ev
 from runtimes.comfy.client import ComfyClient, EventCallback
 from runtimes.comfy.errors import RunTimeoutError
-from runtimes.execute import ENGINE_LOST_ERRORS, RunOutcome, RunRequest, error_record, execute_run
+from runtimes.contract import CancelOutcome, QueueFullError, RunOutcome, RunRequest, RunUpdate, UpdateCallback
+from runtimes.execute import ENGINE_LOST_ERRORS, error_record, execute_run
 
 log = logging.getLogger(__name__)
-
-UpdateKind = Literal["started", "progress", "preview", "succeeded", "failed", "cancelled", "timed_out", "retrying"]
 
 MAX_ENGINE_LOSSES = 2  # the first loss is retried, the second fails the run
 READY_POLL_S = 0.25  # how often a worker looks whether its engine is back
@@ -53,29 +52,6 @@ class EngineSlot(Protocol):
     def is_ready(self) -> bool: ...
 
     # Optional: `output_dir` (Path | None), the engine's output folder when it runs on this machine.
-
-
-@dataclass
-class RunUpdate:
-    run_id: str
-    kind: UpdateKind
-    worker: str | None = None
-    outcome: RunOutcome | None = None
-    error: dict[str, Any] | None = None  # {type, message, node_id, node_type, input, details}
-    progress: dict[str, Any] | None = None  # {node, value, max}
-    preview: tuple[str, bytes] | None = field(default=None, repr=False)  # (mime, bytes)
-    at: float = field(default_factory=time.time)
-
-
-UpdateCallback = Callable[[RunUpdate], Awaitable[None]]
-
-
-class QueueFullError(Exception):
-    """The queue holds max_queue runs already; `retry_after` (whole seconds) estimates when one leaves."""
-
-    def __init__(self, message: str, retry_after: float) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 @dataclass(eq=False)
@@ -124,8 +100,9 @@ class _Worker:
 
 
 class WorkerPool:
-    """Call it from the event loop it runs in (submit and cancel are cheap); only `position`, `queued_count`
-    and `running` may also be read from other threads (status queries answered in worker threads)."""
+    """The local runtime (a `runtimes.contract.Runner`). Call it from the event loop it runs in (submit and
+    cancel are cheap); only `position`, `queued_count` and `running` may also be read from other threads (status
+    queries answered in worker threads)."""
 
     def __init__(self, *, on_update: UpdateCallback, max_queue: int = 10_000) -> None:
         self._on_update = on_update
@@ -143,6 +120,7 @@ class WorkerPool:
         self._available = asyncio.Event()  # set while the queue is not empty
         self._started = False
         self._avg_run_s: float | None = None
+        self._ending: set[asyncio.Task[None]] = set()  # runs' end reports not yet recorded by the app
 
     # --- engines and lifecycle -------------------------------------------------------------------
 
@@ -169,6 +147,8 @@ class WorkerPool:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks, timeout=STOP_WAIT_S)
+        if self._ending:  # ends already reported are recorded before the app stops
+            await asyncio.wait(set(self._ending), timeout=STOP_WAIT_S)
 
     def _spawn(self, slot: EngineSlot) -> None:
         self._workers[slot.name] = asyncio.create_task(self._work(slot), name=f"pool-worker-{slot.name}")
@@ -213,7 +193,7 @@ class WorkerPool:
         """run_id -> name of the worker (engine) running it."""
         return {run_id: active.worker for run_id, active in self._active.items()}
 
-    async def cancel(self, run_id: str) -> Literal["dequeued", "interrupted", "not_found"]:
+    async def cancel(self, run_id: str) -> CancelOutcome:
         """Cancel a run: a queued one never reaches an engine, a running one is interrupted there.
 
         Both get a "cancelled" update; an interrupted run's follows once its engine has stopped it.
@@ -331,26 +311,27 @@ class WorkerPool:
         exc = None if task.cancelled() else task.exception()
         if not task.cancelled() and exc is None:
             self._record_duration(seconds)
-            await self._emit(RunUpdate(run_id, "succeeded", worker=name, outcome=task.result()))
+            self._end(RunUpdate(run_id, "succeeded", worker=name, outcome=task.result()))
             return
         if entry.cancel_requested or task.cancelled():
             # Whatever ended it after a cancel request (interrupt, timeout) was caused by the cancel.
-            await self._emit(RunUpdate(run_id, "cancelled", worker=name))
+            self._end(RunUpdate(run_id, "cancelled", worker=name))
             return
         assert exc is not None
         self._record_duration(seconds)
         record = error_record(exc, entry.request)
         if isinstance(exc, RunTimeoutError):
-            await self._emit(RunUpdate(run_id, "timed_out", worker=name, error=record))
+            self._end(RunUpdate(run_id, "timed_out", worker=name, error=record))
             return
         if isinstance(exc, ENGINE_LOST_ERRORS):
             worker.suspect = True
             entry.losses.append(str(exc))
             if len(entry.losses) < MAX_ENGINE_LOSSES:
                 active.requeueing = True
+                # Awaited: the app records the run as queued again before any worker can start it again.
                 await self._emit(RunUpdate(run_id, "retrying", worker=name, error=record))
                 if entry.cancel_requested:
-                    await self._emit(RunUpdate(run_id, "cancelled", worker=name))
+                    self._end(RunUpdate(run_id, "cancelled", worker=name))
                 else:
                     self._enqueue(entry, front=True)
                 return
@@ -362,7 +343,14 @@ class WorkerPool:
             record["details"] = {"losses": list(entry.losses), "log_tail": tail}
         elif record["type"] == "internal_error":
             log.error("run %s failed unexpectedly", run_id, exc_info=exc)
-        await self._emit(RunUpdate(run_id, "failed", worker=name, error=record))
+        self._end(RunUpdate(run_id, "failed", worker=name, error=record))
+
+    def _end(self, update: RunUpdate) -> None:
+        """Report a run's end while its worker hands the engine the next run: recording the end (outputs stored,
+        the database written) is then off the engine's critical path. Nothing about this run follows its end."""
+        task = asyncio.create_task(self._emit(update), name=f"end-{update.run_id}")
+        self._ending.add(task)  # the event loop keeps only weak references to tasks
+        task.add_done_callback(self._ending.discard)
 
     def _relay(self, run_id: str, worker: str) -> EventCallback:
         """Engine events of one run -> progress and preview updates."""

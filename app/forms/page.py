@@ -8,10 +8,10 @@ from typing import Any
 
 import gradio as gr
 
+from app.auth.web import WebAuth, key_id_of
 from app.forms.components import Field, collect, make_fields
 from app.forms.runner import RunView, follow_run
 from app.services import Services
-from app.web_auth import WebAuth, key_id_of
 from publisher import AppSpec
 
 _IMAGE_KINDS = ("image", "video")

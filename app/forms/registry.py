@@ -10,8 +10,9 @@ import gradio as gr
 from fastapi import FastAPI
 from starlette.routing import Mount
 
+from app.auth.web import WebAuth
+from app.forms.look import CSS, mount
 from app.forms.page import build_form
-from app.look import CSS, mount
 from app.services import Services
 from db import crud_apps
 from publisher import AppSpec
@@ -19,25 +20,31 @@ from publisher import AppSpec
 log = logging.getLogger(__name__)
 
 
-class FormMounts:
-    def __init__(self, app: FastAPI, services: Services) -> None:
-        self.app, self.services = app, services
+class AppVisibility:
+    """Which apps are public, as their forms were last built: the login asks it for every form request."""
+
+    def __init__(self) -> None:
         self.public: dict[str, bool] = {}
 
     def is_public(self, slug: str) -> bool:
         return self.public.get(slug, True)  # an unknown slug answers 404 anyway
+
+
+class FormMounts:
+    def __init__(self, app: FastAPI, services: Services, *, auth: WebAuth, visibility: AppVisibility) -> None:
+        """`auth`: the server's login, to record a logged-in visitor's API key with their runs."""
+        self.app, self.services, self.auth, self.visibility = app, services, auth, visibility
 
     def _blocks(self, slug: str) -> gr.Blocks | None:
         with self.services.sessions() as session:
             app = crud_apps.get_app(session, slug=slug)
             version = crud_apps.get_version(session, app_id=app.id) if app else None
             if app is None or version is None:
-                self.public.pop(slug, None)
+                self.visibility.public.pop(slug, None)
                 return None
-            self.public[slug] = app.public
+            self.visibility.public[slug] = app.public
             return build_form(self.services, slug=slug, name=app.name, description=app.description,
-                              spec=AppSpec.from_dict(version.spec), version=version.number,
-                              auth=getattr(self.app.state, "web_auth", None))
+                              spec=AppSpec.from_dict(version.spec), version=version.number, auth=self.auth)
 
     def _mount(self, slug: str, blocks: gr.Blocks) -> None:
         settings = self.services.settings

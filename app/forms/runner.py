@@ -11,15 +11,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from PIL import Image
-from sqlalchemy.orm import Session
 
-from app.run_inputs import InputProblems, parse_values
+from app.auth.keys import Caller
+from app.errors import AppError, NotFound, explain
+from app.runs.inputs import GivenValues
+from app.runs.submission import AppRef, Submission
 from app.services import Services
-from db import crud_apps, crud_runs
-from db.crud_apps import RunnableVersion
-from db.models import FINAL_STATUSES, Run
+from db import crud_runs
+from db.models import Run
 from publisher import AppSpec
-from runtimes.pool import QueueFullError
+from runtimes.contract import FINAL_STATUSES, QueueFullError
+from runtimes.inputs import InputProblems
 
 _POLL_S = 1.0  # how often a quiet run's state is read again (an event may have been missed)
 
@@ -80,49 +82,44 @@ def _seed_note(spec: AppSpec, run: Run) -> str:
 
 async def follow_run(services: Services, *, slug: str, values: dict[str, Any],
                      files: dict[str, tuple[str, bytes]], api_key_id: int | None = None) -> AsyncIterator[RunView]:
-    """Submit a run of the app's latest version and yield the page's state until the run ends."""
-    def latest(session: Session) -> tuple[RunnableVersion, AppSpec] | None:
-        version = crud_apps.find_runnable(session, slug=slug)
-        return (version, services.runs.spec_of(session, version.version_id)) if version else None
-
-    found = await services.db(latest)
-    if found is None:
+    """Submit a run of the app's latest version (as the visitor the web login let in) and yield the page's state
+    until the run ends."""
+    runs = services.runs
+    try:
+        accepted = await runs.submit(Submission(AppRef(slug), GivenValues(values, files),
+                                                caller=Caller(key_id=api_key_id, admin=False, web=True)))
+    except NotFound:
         yield RunView(status=f"✗ The app '{slug}' is no longer published.", done=True)
         return
-    version, spec = found
-    if services.engines.state == "failed":
-        yield RunView(status=f"✗ No engine can run this: {services.engines.error}", done=True)
-        return
-    try:
-        inputs = parse_values(spec, values, files, services.settings.max_upload_bytes)
-        run, _ = await services.runs.submit(version=version, values=inputs.values, uploads=inputs.uploads,
-                                            key_scope="form", api_key_id=api_key_id, idempotency_key=None,
-                                            webhook_url=None)
     except InputProblems as exc:
         yield RunView(status="✗ Some inputs do not fit:\n" + describe_problems(exc.problems), done=True)
         return
     except QueueFullError:
         yield RunView(status="✗ The queue is full right now; try again in a minute.", done=True)
         return
-    queue = services.runs.events.subscribe(run.id)  # then read the state: no event falls in between
+    except AppError as exc:  # e.g. no engine can run it
+        yield RunView(status=f"✗ {explain(exc)}", done=True)
+        return
+    run_id, spec = accepted.run.id, accepted.spec
+    queue = runs.subscribe(run_id)  # then read the state: no event falls in between
     try:
-        position = services.runs.pool.position(run.id)
+        position = runs.position(run_id)
         waiting = "Waiting for the engine to start…" if services.engines.state == "starting" else "Queued"
-        yield RunView(run_id=run.id, status=f"{waiting}" + (f" (position {position})" if position else ""),
+        yield RunView(run_id=run_id, status=f"{waiting}" + (f" (position {position})" if position else ""),
                       progress=(0.0, "queued"))
-        while services.runs.in_flight(run.id):
+        while runs.is_in_flight(run_id):
             try:
                 event = await asyncio.wait_for(queue.get(), _POLL_S)
             except TimeoutError:
                 continue
-            view = _on_event(spec, run.id, event)
+            view = _on_event(spec, run_id, event)
             if view is not None:
                 yield view
             if event["event"] == "finished":
                 break
     finally:
-        services.runs.events.unsubscribe(run.id, queue)
-    yield await asyncio.to_thread(final_view, services, spec, run.id)
+        runs.unsubscribe(run_id, queue)
+    yield await asyncio.to_thread(final_view, services, spec, run_id)
 
 
 def _on_event(spec: AppSpec, run_id: str, event: dict[str, Any]) -> RunView | None:

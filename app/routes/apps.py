@@ -4,53 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, Request, status
 from sqlalchemy.orm import Session
 
-from app import publishing
-from app.auth import Caller, require_runner
 from app.deps import AdminDep, CallerDep, ServicesDep
-from app.openapi import add_app_paths, base_schema
-from app.publishing import SLUG, slug_of
-from app.schemas import AppOut, PublishRequest, VersionOut
+from app.errors import Unprocessable
+from app.publish import service as publishing
+from app.publish.lookup import find_app, find_version, visible_app
+from app.publish.openapi import add_app_paths, base_schema
+from app.publish.service import SLUG, PublishRequest, slug_of
+from app.routes.schemas import AppOut, VersionOut
 from db import crud_apps
-from db.models import App, AppVersion
 
 router = APIRouter(prefix="/api/apps", tags=["apps"])
-
-
-def find_app(session: Session, slug: str) -> App:
-    app = crud_apps.get_app(session, slug=slug)
-    if app is None:
-        raise _no_app(slug)
-    return app
-
-
-def find_version(session: Session, app: App, number: int | None = None) -> AppVersion:
-    version = crud_apps.get_version(session, app_id=app.id, number=number)
-    if version is None:
-        raise _no_version(app.slug, number)
-    return version
-
-
-def find_runnable(session: Session, slug: str, number: int | None = None) -> crud_apps.RunnableVersion:
-    """The app version to run (the latest when `number` is None), or the 404 that says what is missing."""
-    version = crud_apps.find_runnable(session, slug=slug, number=number)
-    if version is None:
-        raise _no_version(slug, number) if crud_apps.get_app(session, slug=slug) else _no_app(slug)
-    return version
-
-
-def _no_app(slug: str) -> HTTPException:
-    return HTTPException(status.HTTP_404_NOT_FOUND, detail=f"No app '{slug}'. GET /api/apps lists the apps.")
-
-
-def _no_version(slug: str, number: int | None) -> HTTPException:
-    return HTTPException(status.HTTP_404_NOT_FOUND, detail=f"App '{slug}' has no version {number}.")
-
-
-def _unprocessable(message: str, problems: list[str]) -> HTTPException:
-    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail={"message": message, "problems": problems})
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -58,22 +24,10 @@ async def publish(body: PublishRequest, services: ServicesDep, _: AdminDep) -> A
     """Publish a workflow as an app, or as version N+1 of the app with the same slug."""
     slug = body.slug or slug_of(body.name)
     if not SLUG.match(slug):  # before asking the engine for its catalog
-        raise _unprocessable(f"slug '{slug}' is not usable in a URL", ["use lowercase letters, digits and -"])
-    catalog = await services.catalog()
-    try:
-        app, version = await publishing.publish(services, body, catalog)
-    except publishing.PublishError as exc:
-        if exc.conflict:
-            raise HTTPException(status.HTTP_409_CONFLICT, detail=exc.message) from None
-        raise _unprocessable(exc.message, exc.problems) from None
+        raise Unprocessable(f"slug '{slug}' is not usable in a URL", ["use lowercase letters, digits and -"])
+    catalog = await services.catalog.get()
+    app, version = await publishing.publish(services, body, catalog)
     return AppOut.of(app, version)
-
-
-def visible_app(session: Session, caller: Caller, slug: str) -> App:
-    """Private apps are described to key holders only (as they are run by them only)."""
-    app = find_app(session, slug)
-    require_runner(caller, public=app.public)
-    return app
 
 
 @router.get("")
@@ -131,8 +85,7 @@ async def unpublish(slug: str, services: ServicesDep, _: AdminDep) -> None:
         session.commit()
 
     await services.db(unpublished)
-    services.openapi_generation += 1
-    await services.app_changed(slug)
+    await services.apps.changed(slug)
 
 
 @router.get("/{slug}/webhook-secret")

@@ -9,18 +9,19 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, Request, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from app.deployments import DeployPlanError, Plan
+from app.deploy.service import Plan
 from app.deps import AdminDep, ServicesDep
-from app.routes.apps import find_app
+from app.errors import Conflict, NotFound, Unavailable, Unprocessable
+from app.publish.lookup import find_app
 from db import crud_deployments
 from db.models import AppVersion, Deployment
-from runtimes.modal.deploy import DeployError, credentials_present
-from runtimes.modal.settings import DeploySettingsError, settings_schema
+from runtimes.modal.host.deploy import DeployError, credentials_present
+from runtimes.modal.host.settings import DeploySettings, DeploySettingsError, settings_schema
 
 router = APIRouter(tags=["deployments"])
 
@@ -53,8 +54,6 @@ class DeploymentOut(BaseModel):
 
     @classmethod
     def of(cls, deployment: Deployment, *, slug: str, version: int | None, with_log: bool = False) -> DeploymentOut:
-        from runtimes.modal.settings import DeploySettings
-
         try:
             cost = DeploySettings.from_dict(deployment.settings).cost()
         except DeploySettingsError:
@@ -70,10 +69,7 @@ def _plan(services: ServicesDep, slug: str, body: DeployRequest) -> Plan:
     try:
         return services.deployments.plan(slug, body.version, body.settings)
     except DeploySettingsError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                            detail={"message": "Invalid deploy settings", "problems": exc.problems}) from None
-    except DeployPlanError as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
+        raise Unprocessable("Invalid deploy settings", exc.problems) from None
 
 
 def _out(session: Session, deployment: Deployment, slug: str, *, with_log: bool = False) -> DeploymentOut:
@@ -106,7 +102,7 @@ async def deploy(slug: str, body: DeployRequest, services: ServicesDep, _: Admin
     try:
         deployment = await services.deployments.start(plan)
     except DeployError as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc)) from None
+        raise Unavailable(str(exc)) from None
     return await services.db(_out, deployment, slug)
 
 
@@ -123,7 +119,7 @@ def _deployment(session: Session, slug: str, deployment_id: int) -> Deployment:
     app = find_app(session, slug)
     deployment = crud_deployments.get_deployment(session, deployment_id=deployment_id)
     if deployment is None or deployment.app_id != app.id:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"App '{slug}' has no deployment {deployment_id}.")
+        raise NotFound(f"App '{slug}' has no deployment {deployment_id}.")
     return deployment
 
 
@@ -171,10 +167,8 @@ async def teardown(slug: str, services: ServicesDep, _: AdminDep) -> dict[str, A
     """Stop the app's Modal app: containers end, the URL stops answering, runs go to the local engines."""
     try:
         stopped = await services.deployments.teardown(slug)
-    except DeployPlanError as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
     except DeployError as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc)) from None
+        raise Unavailable(str(exc)) from None
     return {"stopped": stopped, "runtime": "local"}
 
 
@@ -196,10 +190,8 @@ async def set_runtime(slug: str, body: RuntimeRequest, services: ServicesDep, _:
     deployed version go there, other versions stay local). Run records and the API stay the same."""
     try:
         await asyncio.to_thread(services.deployments.set_runtime, slug, body.runtime, body.deployment_id)
-    except DeployPlanError as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
     except ValueError as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
+        raise Conflict(str(exc)) from None
     return await services.db(_runtime, slug)
 
 

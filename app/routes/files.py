@@ -6,11 +6,12 @@ import asyncio
 import mimetypes
 from pathlib import Path
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter
 from fastapi.responses import FileResponse, Response
 
 from app.deps import ServicesDep
-from app.storage import resolve_inside
+from app.errors import NotFound
+from app.runs.storage import resolve_inside
 
 router = APIRouter(tags=["files"])
 
@@ -33,10 +34,10 @@ async def get_output(path: str, services: ServicesDep) -> Response:
     """Output URLs hold the run's random id: whoever has the run's record has the link."""
     target = resolve_inside(services.settings.outputs_dir, path)
     if target is None or target.name.endswith(".partial"):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="No such output file.")
+        raise NotFound("No such output file.")
     found = await asyncio.to_thread(_read_small, target)
     if found is False:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="No such output file.")
+        raise NotFound("No such output file.")
     media_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
     response = FileResponse(target, media_type=media_type) if found is True else Response(found, media_type=media_type)
     # Outputs are user-influenced files on the API's origin: never let a browser run them as a page.

@@ -37,5 +37,5 @@ def readyz(services: ServicesDep) -> JSONResponse:
 @router.get("/api/engine", tags=["engine"])
 def engine_info(services: ServicesDep) -> dict[str, Any]:
     """Which engine is in use, its devices, workers, queue and start-up progress."""
-    pool = services.runs.pool
-    return {**services.engines.describe(), "queued": pool.queued_count(), "running": len(pool.running())}
+    return {**services.engines.describe(), "queued": services.runs.queued_count(),
+            "running": services.runs.running_count()}

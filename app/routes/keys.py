@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, status
 from sqlalchemy.orm import Session
 
 from app.deps import AdminDep, ServicesDep
-from app.schemas import KeyCreate, KeyCreated, KeyOut
+from app.errors import NotFound
+from app.routes.schemas import KeyCreate, KeyCreated, KeyOut
 from db import crud_keys
 
 router = APIRouter(prefix="/api/keys", tags=["keys"])
@@ -35,7 +36,7 @@ async def revoke_key(key_id: int, services: ServicesDep, _: AdminDep) -> KeyOut:
     def revoke(session: Session) -> KeyOut:
         key = crud_keys.revoke_api_key(session, key_id=key_id)
         if key is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"No API key {key_id}.")
+            raise NotFound(f"No API key {key_id}.")
         session.commit()
         return KeyOut.model_validate(key, from_attributes=True)
 

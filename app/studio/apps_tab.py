@@ -53,7 +53,7 @@ def build(services: Services) -> tuple[Callable[..., Any], list[gr.components.Co
             name, description, public = app.name, app.description, app.public
         latest = AppSpec.from_dict(all_versions[-1].spec)
         base = _base_url(request)
-        share = f"{services.share_url.rstrip('/')}/apps/{slug}/" if services.share_url else None
+        share = f"{services.share.url.rstrip('/')}/apps/{slug}/" if services.share.url else None
         lines = [f"### {name}", description or "", "",
                  f"- **Form**: [{base}/apps/{slug}/]({base}/apps/{slug}/)"
                  + ("" if public else " — private: visitors log in with an API key or the studio login"),

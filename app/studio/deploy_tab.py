@@ -12,12 +12,12 @@ from typing import Any
 
 import gradio as gr
 
-from app.deployments import DeployPlanError
+from app.deploy.service import DeployPlanError
 from app.services import Services
 from db import crud_apps, crud_deployments
 from db.models import AppVersion
-from runtimes.modal.deploy import DeployError, ModalCredentialsError, credentials_present
-from runtimes.modal.settings import DeploySettings, DeploySettingsError, settings_schema
+from runtimes.modal.host.deploy import DeployError, ModalCredentialsError, credentials_present
+from runtimes.modal.host.settings import DeploySettings, DeploySettingsError, settings_schema
 
 DEPLOY_COLUMNS = ["Id", "Version", "Status", "URL", "Serving", "Created", "Error"]
 CREDENTIALS_HELP = ("Set Modal credentials where this server runs: `modal token new` (writes ~/.modal.toml), or "

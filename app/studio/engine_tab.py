@@ -15,13 +15,12 @@ LOG_LINES = 40
 
 def engine_markdown(services: Services) -> str:
     info = services.engines.describe()
-    pool = services.runs.pool
     state = {"starting": "starting", "ready": "✓ ready", "failed": "✗ failed", "stopped": "stopped"}
-    lines = [f"**Engine**: {state.get(info['state'], info['state'])} · {pool.queued_count()} queued · "
-             f"{len(pool.running())} running"]
+    lines = [f"**Engine**: {state.get(info['state'], info['state'])} · {services.runs.queued_count()} queued · "
+             f"{services.runs.running_count()} running"]
     if info["error"]:
         lines.append(f"\n✗ {info['error']}")
-    for engine, raw in zip(info["engines"], services.engines.manager.engines, strict=False):
+    for engine, raw in zip(info["engines"], services.engines.engines(), strict=False):
         device = raw.device
         memory = f", {device.memory_mb / 1024:.1f} GiB" if device.memory_mb else ""
         where = "your own ComfyUI" if not engine["managed"] else "bundled ComfyUI, managed by this app"
@@ -38,7 +37,7 @@ def progress_text(services: Services) -> str:
 
 def log_text(services: Services) -> str:
     parts = []
-    for engine in services.engines.manager.engines:
+    for engine in services.engines.engines():
         try:
             tail = engine.log_tail(LOG_LINES)
         except OSError as exc:

@@ -9,14 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
-from fastapi import HTTPException
 from sqlalchemy.orm import Session
 
-from app import publishing
+from app.errors import AppError, explain
 from app.forms.components import Field, collect, make_fields
 from app.forms.runner import describe_error, describe_problems
-from app.run_inputs import InputProblems, parse_values
-from app.schemas import PublishInput, PublishRequest
+from app.publish import service as publishing
+from app.publish.service import PublishInput, PublishRequest
+from app.runs.inputs import parse_values
 from app.services import Services
 from app.studio.summary import (
     COLUMNS,
@@ -33,7 +33,9 @@ from db.models import AppVersion
 from publisher import AppSpec, WorkflowFormatError
 from runtimes.comfy import events as ev
 from runtimes.comfy.client import ComfyClient
-from runtimes.execute import RunRequest, error_record, execute_run
+from runtimes.contract import RunRequest
+from runtimes.execute import error_record, execute_run
+from runtimes.inputs import InputProblems
 
 MAX_WORKFLOW_BYTES = 20 * 2**20
 
@@ -115,11 +117,11 @@ def build(services: Services) -> None:
             return ("", *empty)
         try:
             raw = await asyncio.to_thread(_read_upload, path)
-            catalog = await services.catalog()
+            catalog = await services.catalog.get()
             found = publishing.analyze(raw, catalog)
         except WorkflowFormatError as exc:
             return (_error(str(exc)), *empty)
-        except HTTPException as exc:
+        except AppError as exc:
             return (_error(f"The engine is not ready: {exc.detail}"), *empty)
         warnings = warnings_markdown(found)
         stem = Path(path).stem.replace("_", " ").replace("-", " ").strip().capitalize()
@@ -135,7 +137,7 @@ def build(services: Services) -> None:
         request = PublishRequest(name=app_name or "draft", workflow=found["workflow"],
                                  inputs=[PublishInput(**i) for i in inputs])
         try:
-            spec = publishing.build_spec(request, await services.catalog())
+            spec = publishing.build_spec(request, await services.catalog.get())
         except publishing.PublishError as exc:
             return None, "✗ " + "\n\n✗ ".join(exc.problems or [exc.message]), ""
         return spec.to_dict(), "", await asyncio.to_thread(_changes, app_name, spec)
@@ -174,13 +176,13 @@ def build(services: Services) -> None:
 
         progress(0, desc="waiting for the engine")
         try:
-            catalog = await services.catalog()
-            async with ComfyClient(services.engine_url()) as client:
+            catalog = await services.catalog.get()
+            async with ComfyClient(services.catalog.engine_url()) as client:
                 outcome = await execute_run(client, catalog, RunRequest(
                     run_id=run_id, workflow=spec.workflow, bindings=spec.inputs, values=inputs.values,
                     uploads=inputs.uploads, output_nodes=spec.output_nodes, timeout_s=min(spec.timeout_s, 300)),
                     on_event=on_event)
-        except HTTPException as exc:
+        except AppError as exc:
             return f"✗ {exc.detail}", None
         except Exception as exc:  # shown to the publisher as the engine's reason, never a traceback
             return f"✗ The test run failed: {describe_error(error_record(exc))}", None
@@ -214,13 +216,11 @@ def build(services: Services) -> None:
         request = PublishRequest(name=app_name.strip(), description=text.strip(), workflow=found["workflow"],
                                  inputs=[PublishInput(**i) for i in inputs], public=is_public)
         try:
-            catalog = await services.catalog()
+            catalog = await services.catalog.get()
             app, version = await publishing.publish(services, request, catalog)
             slug, number = app.slug, version.number
-        except publishing.PublishError as exc:
-            return "✗ " + exc.message + "".join(f"\n- {p}" for p in exc.problems), gr.skip()
-        except HTTPException as exc:
-            return f"✗ {exc.detail}", gr.skip()
+        except AppError as exc:
+            return "✗ " + explain(exc), gr.skip()
         changed = ""
         if previous is not None:
             diff = describe_changes(AppSpec.from_dict(previous.spec), AppSpec.from_dict(spec_dict))

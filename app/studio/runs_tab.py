@@ -11,12 +11,21 @@ from typing import Any
 import gradio as gr
 from sqlalchemy.orm import Session
 
+from app.auth.keys import Caller
+from app.errors import AppError, explain
 from app.forms.runner import describe_error
+from app.runs.inputs import GivenValues
+from app.runs.stored import rerun_inputs
+from app.runs.submission import Submission
+from app.runs.views import history
 from app.services import Services
 from db import crud_apps, crud_runs
 from db.crud_apps import RunnableVersion
 from db.models import App, AppVersion, Run
-from runtimes.pool import QueueFullError
+from runtimes.contract import QueueFullError
+from runtimes.inputs import InputProblems
+
+STUDIO = Caller(key_id=None, admin=True, web=True)  # the studio's own runs: behind its login, with no key
 
 HISTORY = 50
 COLUMNS = ["Run", "App", "Status", "Created", "Queue s", "Run s", "Inputs", "Error"]
@@ -48,18 +57,17 @@ def build(services: Services) -> tuple[Callable[..., Any], list[gr.components.Co
         with gr.Column(scale=5):
             outputs = gr.Gallery(label="Outputs of the selected run", columns=3, height=260, interactive=False)
 
-    def history() -> tuple[list[list[str]], list[tuple[str, str]]]:
+    def recent() -> tuple[list[list[str]], list[tuple[str, str]]]:
         rows, pictures = [], []
         with services.sessions() as session:
-            for run in crud_runs.list_runs(session, limit=HISTORY):
-                app = session.get(App, run.app_id)
+            for run, files in history(session, limit=HISTORY):
+                slug = services.runs.app_slug(session, run.app_id)
                 error = describe_error(run.error) if run.status in ("failed", "timed_out") else ""
-                rows.append([run.id, app.slug if app else "?", run.status, run.created_at.strftime("%H:%M:%S"),
+                rows.append([run.id, slug, run.status, run.created_at.strftime("%H:%M:%S"),
                              _seconds(run.queue_ms), _seconds(run.exec_ms), _inputs(run), error])
-                for artifact in crud_runs.artifacts_of(session, run_id=run.id)[:1]:
+                for artifact in files[:1]:
                     if artifact.mime.startswith("image/") and len(pictures) < 16:
-                        pictures.append((str(services.settings.data_dir / artifact.path),
-                                         f"{app.slug if app else '?'} · {run.id[:8]}"))
+                        pictures.append((str(services.settings.data_dir / artifact.path), f"{slug} · {run.id[:8]}"))
         return rows, pictures
 
     def details(rows: list[list[str]], event: gr.SelectData) -> tuple[Any, ...]:
@@ -97,23 +105,21 @@ def build(services: Services) -> tuple[Callable[..., Any], list[gr.components.Co
         if run is None or version is None:
             return "This run's app is no longer published.", gr.skip(), gr.skip()
         # Uploads as submitted (stored files); every other value as applied, so the seed drawn is used again.
-        submitted = run.inputs or {}
-        uploads = {name: ((services.settings.uploads_dir / v["upload"]).name,
-                          (services.settings.uploads_dir / v["upload"]).read_bytes())
-                   for name, v in submitted.items() if isinstance(v, dict) and "upload" in v}
-        values = {name: v for name, v in (run.applied or submitted).items() if name not in uploads}
+        values, uploads = await asyncio.to_thread(rerun_inputs, run, services.settings.uploads_dir)
         try:
-            new, _ = await services.runs.submit(version=version, values=values, uploads=uploads,
-                                                key_scope="studio", api_key_id=None, idempotency_key=None,
-                                                webhook_url=None)
+            accepted = await services.runs.submit(Submission(version, GivenValues(values, uploads), caller=STUDIO))
         except QueueFullError:
             return "The queue is full; try again later.", gr.skip(), gr.skip()
+        except (AppError, InputProblems) as exc:
+            return f"Could not run it again: {explain(exc) if isinstance(exc, AppError) else exc}", gr.skip(), \
+                gr.skip()
+        new = accepted.run
         await services.runs.wait(new.id, 60)
-        rows, pictures = await asyncio.to_thread(history)
+        rows, pictures = await asyncio.to_thread(recent)
         return f"Re-ran as `{new.id}` (same inputs, same seed).", rows, pictures
 
     async def load() -> tuple[Any, Any]:
-        return await asyncio.to_thread(history)
+        return await asyncio.to_thread(recent)
 
     refresh.click(load, outputs=[table, thumbs])
     table.select(details, inputs=[table], outputs=[selected, detail, rerun, outputs])

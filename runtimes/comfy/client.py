@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
@@ -160,6 +160,14 @@ class ComfyClient:
     async def queue(self) -> dict[str, Any]:
         return await self._json("GET", "/queue")
 
+    async def where(self, prompt_id: str) -> Literal["running", "pending"] | None:
+        """Where the engine holds a prompt: running it, waiting in its queue, or (None) neither."""
+        state = await self.queue()
+        for place, key in (("running", "queue_running"), ("pending", "queue_pending")):
+            if any(item[1] == prompt_id for item in state.get(key, [])):
+                return place  # type: ignore[return-value]
+        return None
+
     async def history(self, prompt_id: str) -> dict[str, Any] | None:
         """The engine's history entry of one prompt, or None while it has none."""
         entries = await self._json("GET", f"/history/{prompt_id}")
@@ -214,8 +222,7 @@ class ComfyClient:
 
     async def delete_queued(self, prompt_id: str) -> bool:
         """Remove a prompt that waits in the engine's queue; False when it is not waiting there."""
-        state = await self.queue()
-        if not any(item[1] == prompt_id for item in state.get("queue_pending", [])):
+        if await self.where(prompt_id) != "pending":
             return False
         await self._json_post_no_content("/queue", {"delete": [prompt_id]})
         follower = self._subscribers.get(prompt_id)
@@ -227,8 +234,7 @@ class ComfyClient:
         """Cancel wherever the prompt is: 'deleted' from the queue, 'interrupted', or 'not_found'."""
         if await self.delete_queued(prompt_id):
             return "deleted"
-        state = await self.queue()
-        if any(item[1] == prompt_id for item in state.get("queue_running", [])):
+        if await self.where(prompt_id) == "running":
             await self.interrupt(prompt_id)
             return "interrupted"
         return "not_found"
@@ -356,9 +362,7 @@ class ComfyClient:
                 _fill_outputs(result, entry)
                 result.events.append("reconciled_from_history")
                 return True
-        state = await self.queue()
-        waiting = state.get("queue_running", []) + state.get("queue_pending", [])
-        if any(item[1] == prompt_id for item in waiting):
+        if await self.where(prompt_id) is not None:
             return False
         raise PromptLostError(
             f"The engine at {self.base_url} no longer knows run {prompt_id}: it restarted while the run was "

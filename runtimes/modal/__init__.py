@@ -1,2 +1,3 @@
-"""Serverless runtime on Modal: settings, the generated app file, the container-side worker and endpoint,
-deploy/teardown through the modal SDK, and the client the app uses to send runs to a deployment."""
+"""Serverless runtime on Modal: `host/` runs on the user's machine (settings, generate, deploy, the runner that
+sends runs to a deployment), `container/` ships into the deployment (worker, endpoint, jobs), and `wire.py`, the
+JSON both sides exchange, goes with it."""

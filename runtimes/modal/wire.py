@@ -1,48 +1,34 @@
 """What travels between the app, a deployment's endpoint and its worker containers: plain JSON.
 
-Images go as base64 (data: URLs accepted), as they do in the app's own REST API. Outputs come back
-base64-encoded in the worker's result and are served as bytes by the endpoint.
+Images go as base64 (data: URLs accepted), as they do in the app's own REST API, and are checked by the same
+decoder (size, real image type, pixels) on both sides. Outputs come back base64-encoded in the worker's result and
+are served as bytes by the endpoint.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 from typing import Any
 
 from publisher import AppSpec
-from runtimes.execute import RunOutcome, RunOutput, RunRequest, Upload, read_upload
+from runtimes.contract import FINAL_STATUSES, RunOutcome, RunOutput, RunRequest, read_upload
+from runtimes.inputs import DEFAULT_MAX_UPLOAD_BYTES, InputProblems, split_json_inputs
+
+# Besides a run's own final statuses, a deployment answers "expired": Modal keeps results for a limited time.
+EXPIRED = "expired"
+REMOTE_FINAL_STATUSES = FINAL_STATUSES | {EXPIRED}
 
 
-class PayloadError(ValueError):
-    """A run payload that cannot be turned into a run; `problems` lists [{input, message}]."""
-
-    def __init__(self, problems: list[dict[str, Any]]) -> None:
-        self.problems = problems
-        super().__init__("; ".join(f"{p['input']}: {p['message']}" for p in problems))
-
-
-def decode_image(name: str, value: str) -> bytes:
-    encoded = value.partition(",")[2] if value.startswith("data:") else value
-    try:
-        return base64.b64decode(encoded, validate=True)
-    except (binascii.Error, ValueError):
-        raise PayloadError([{"input": name, "message": "not base64: send the image as base64 or a data: URL"}]) \
-            from None
-
-
-def request_from_payload(spec: AppSpec, run_id: str, inputs: dict[str, Any]) -> RunRequest:
-    """A RunRequest of the app baked into the image: callers send values, never a workflow."""
-    values: dict[str, Any] = {}
-    uploads: dict[str, Upload] = {}
-    for name, value in inputs.items():
-        item = spec.input(name)
-        if item is not None and item.type == "image" and isinstance(value, str) and value:
-            uploads[name] = (f"{name}.png", decode_image(name, value))
-        else:
-            values[name] = value
-    return RunRequest(run_id=run_id, workflow=spec.workflow, bindings=spec.inputs, values=values, uploads=uploads,
-                      output_nodes=spec.output_nodes, timeout_s=spec.timeout_s)
+def request_from_payload(spec: AppSpec, run_id: str, inputs: dict[str, Any],
+                         max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES) -> RunRequest:
+    """A RunRequest of the app baked into the image: callers send values, never a workflow. Raises InputProblems
+    for an image that is not one (or too large)."""
+    values, uploads, problems = split_json_inputs(spec, inputs, max_upload_bytes)
+    if problems:
+        raise InputProblems(problems)
+    return RunRequest(run_id=run_id, workflow=spec.workflow, bindings=spec.inputs, values=values,
+                      uploads=dict(uploads), output_nodes=spec.output_nodes, timeout_s=spec.timeout_s,
+                      loaded=spec.loaded_workflow)
 
 
 async def inputs_of(request: RunRequest) -> dict[str, Any]:

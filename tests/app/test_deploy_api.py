@@ -20,16 +20,16 @@ import httpx
 import pytest
 import uvicorn
 
-from app.secrets import derive_secret, load_or_create_master_key
+from app.auth.secrets import derive_secret, load_or_create_master_key
 from db import crud_apps, crud_deployments
 from db.models import DeploymentStatus
 from db.session import create_db_engine, make_session_factory
 from runtimes.engine.install import EngineInstall
 from runtimes.engine.process import free_port
-from runtimes.modal.endpoint import create_endpoint
-from runtimes.modal.generate import generate, modal_names
-from runtimes.modal.jobs import LocalJobs
-from runtimes.modal.settings import DeploySettings
+from runtimes.modal.container.endpoint import create_endpoint
+from runtimes.modal.container.jobs import LocalJobs
+from runtimes.modal.host.generate import generate, modal_names
+from runtimes.modal.host.settings import DeploySettings
 from tests.runtimes.modal_support import import_bundle
 from tests.support.paths import REPO
 from tests.support.prompts import shipped

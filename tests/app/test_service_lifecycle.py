@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 
-from app.webhooks import verify
+from app.runs.webhooks import verify
 from tests.app.test_api import publish, wait_final
 from tests.support.paths import CHECKPOINT
 from tests.support.prompts import shipped

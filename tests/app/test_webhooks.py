@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from app import webhooks
-from app.secrets import MasterKeyError, derive_secret, load_or_create_master_key, webhook_secret
-from app.webhooks import (
+from app.auth.secrets import MasterKeyError, derive_secret, load_or_create_master_key, webhook_secret
+from app.runs import webhooks
+from app.runs.webhooks import (
     DELIVERY_HEADER,
     EVENT_HEADER,
     SIGNATURE_HEADER,
@@ -261,7 +261,7 @@ async def test_secret_and_signature_are_never_logged(receiver: Receiver, caplog:
         f"http://127.0.0.1:{free_port()}/h?token=query-token", PAYLOAD, SECRET, "run.failed"
     )
     signatures = [r.headers[SIGNATURE_HEADER.lower()].split("v1=")[1] for r in receiver.received]
-    ours = "\n".join(r.getMessage() for r in caplog.records if r.name == "app.webhooks")
+    ours = "\n".join(r.getMessage() for r in caplog.records if r.name == "app.runs.webhooks")
     assert ours, "deliveries should log something"
     for leaked in [SECRET, *signatures]:
         assert leaked not in caplog.text  # not in any logger's output, httpx and httpcore debug logs included

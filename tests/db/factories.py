@@ -22,6 +22,6 @@ def publish(session: Session, slug: str = "demo", **overrides: Any) -> AppVersio
 
 
 def new_run(session: Session, version: AppVersion, **overrides: Any) -> Run:
-    fields: dict[str, Any] = {"run_id": uuid.uuid4().hex, "inputs": {"prompt": "a cat"}}
+    fields: dict[str, Any] = {"run_id": uuid.uuid4().hex, "status": "queued", "inputs": {"prompt": "a cat"}}
     fields.update(overrides)
     return crud_runs.create_run(session, app_id=version.app_id, version_id=version.id, **fields)

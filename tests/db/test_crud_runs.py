@@ -112,7 +112,7 @@ def test_list_runs_filters_by_app_and_status(session: Session, version: AppVersi
     other = publish(session, slug="other")
     mine = [new_run(session, version) for _ in range(3)]
     theirs = new_run(session, other)
-    crud_runs.mark_running(session, run_id=mine[0].id, worker="w0", started_at=utcnow())
+    crud_runs.mark_running(session, status="running", run_id=mine[0].id, worker="w0", started_at=utcnow())
 
     assert {r.id for r in crud_runs.list_runs(session, app_id=version.app_id)} == {r.id for r in mine}
     assert [r.id for r in crud_runs.list_runs(session, app_id=other.app_id)] == [theirs.id]
@@ -126,7 +126,7 @@ def test_list_runs_filters_by_app_and_status(session: Session, version: AppVersi
 
 def test_count_runs_by_status(session: Session, version: AppVersion) -> None:
     runs = [new_run(session, version) for _ in range(3)]
-    crud_runs.mark_running(session, run_id=runs[0].id, worker="w0", started_at=utcnow())
+    crud_runs.mark_running(session, status="running", run_id=runs[0].id, worker="w0", started_at=utcnow())
     assert crud_runs.count_runs(session, status="queued") == 2
     assert crud_runs.count_runs(session, status="running") == 1
     assert crud_runs.count_runs(session, status="failed") == 0
@@ -138,9 +138,9 @@ def test_queued_runs_come_back_in_fifo_order(session: Session, version: AppVersi
     # Created out of id order on purpose: FIFO is by created_at, not by the random id.
     for offset, run in zip((3, 0, 2, 1), runs, strict=True):
         _set_created_at(session, run.id, start + timedelta(milliseconds=offset))
-    crud_runs.mark_running(session, run_id=runs[2].id, worker="w0", started_at=utcnow())
+    crud_runs.mark_running(session, status="running", run_id=runs[2].id, worker="w0", started_at=utcnow())
     expected = [runs[1].id, runs[3].id, runs[0].id]
-    assert [r.id for r in crud_runs.queued_runs(session)] == expected
+    assert [r.id for r in crud_runs.runs_with_status(session, status="queued")] == expected
     assert [r.id for r in crud_runs.runs_with_status(session, status="running")] == [runs[2].id]
 
 
@@ -150,7 +150,7 @@ def test_mark_running_counts_attempts_and_queue_time(
     with session_factory() as session:
         run = new_run(session, version)
         started = run.created_at + timedelta(milliseconds=1500)
-        crud_runs.mark_running(session, run_id=run.id, worker="engine-0", started_at=started)
+        crud_runs.mark_running(session, status="running", run_id=run.id, worker="engine-0", started_at=started)
     with session_factory() as session:
         stored = crud_runs.get_run(session, run_id=run.id)
     assert stored is not None
@@ -160,24 +160,24 @@ def test_mark_running_counts_attempts_and_queue_time(
 
 def test_requeue_keeps_attempts_and_the_next_start_counts_again(session: Session, version: AppVersion) -> None:
     run = new_run(session, version)
-    crud_runs.mark_running(session, run_id=run.id, worker="engine-0", started_at=utcnow())
+    crud_runs.mark_running(session, status="running", run_id=run.id, worker="engine-0", started_at=utcnow())
     crud_runs.update_progress(session, run_id=run.id, progress={"node": "3", "value": 4, "max": 20})
-    crud_runs.requeue_run(session, run_id=run.id)
+    crud_runs.requeue_run(session, status="queued", run_id=run.id)
 
     stored = crud_runs.get_run(session, run_id=run.id)
     assert stored is not None
     assert (stored.status, stored.attempts, stored.worker, stored.started_at, stored.progress) == (
         "queued", 1, None, None, None)
-    assert [r.id for r in crud_runs.queued_runs(session)] == [run.id]
+    assert [r.id for r in crud_runs.runs_with_status(session, status="queued")] == [run.id]
 
-    crud_runs.mark_running(session, run_id=run.id, worker="engine-1", started_at=utcnow())
+    crud_runs.mark_running(session, status="running", run_id=run.id, worker="engine-1", started_at=utcnow())
     # The copy this session holds is refreshed by the update.
     assert (stored.status, stored.attempts, stored.worker) == ("running", 2, "engine-1")
 
 
 def test_update_progress_stores_the_latest(session: Session, version: AppVersion) -> None:
     run = new_run(session, version)
-    crud_runs.mark_running(session, run_id=run.id, worker="w", started_at=utcnow())
+    crud_runs.mark_running(session, status="running", run_id=run.id, worker="w", started_at=utcnow())
     crud_runs.update_progress(session, run_id=run.id, progress={"node": "3", "value": 1, "max": 20})
     crud_runs.update_progress(session, run_id=run.id, progress={"node": "3", "value": 7, "max": 20})
     stored = crud_runs.get_run(session, run_id=run.id)
@@ -189,7 +189,7 @@ def test_finish_run_records_the_outcome_and_total_time(
 ) -> None:
     with session_factory() as session:
         run = new_run(session, version)
-        crud_runs.mark_running(session, run_id=run.id, worker="w", started_at=run.created_at + timedelta(seconds=1))
+        crud_runs.mark_running(session, status="running", run_id=run.id, worker="w", started_at=run.created_at + timedelta(seconds=1))
         finished = run.created_at + timedelta(seconds=3, milliseconds=250)
         returned = crud_runs.finish_run(
             session,
@@ -216,7 +216,7 @@ def test_finish_run_records_the_outcome_and_total_time(
 
 def test_finish_run_never_overwrites_a_final_status(session: Session, version: AppVersion) -> None:
     run = new_run(session, version)
-    crud_runs.mark_running(session, run_id=run.id, worker="w", started_at=utcnow())
+    crud_runs.mark_running(session, status="running", run_id=run.id, worker="w", started_at=utcnow())
     cancelled_at = utcnow()
     crud_runs.finish_run(session, run_id=run.id, status="cancelled", finished_at=cancelled_at)
     # The worker reports late: the cancellation stands.
@@ -229,9 +229,9 @@ def test_finish_run_never_overwrites_a_final_status(session: Session, version: A
     )
     assert (late.status, late.finished_at, late.error) == ("cancelled", cancelled_at, None)
     # Later state changes are ignored too.
-    crud_runs.mark_running(session, run_id=run.id, worker="w2", started_at=utcnow())
+    crud_runs.mark_running(session, status="running", run_id=run.id, worker="w2", started_at=utcnow())
     crud_runs.update_progress(session, run_id=run.id, progress={"node": "1", "value": 1, "max": 1})
-    crud_runs.requeue_run(session, run_id=run.id)
+    crud_runs.requeue_run(session, status="queued", run_id=run.id)
     assert (late.status, late.attempts, late.worker, late.progress) == ("cancelled", 1, "w", None)
     session.expire_all()
     stored = crud_runs.get_run(session, run_id=run.id)
@@ -253,23 +253,16 @@ def test_finish_a_queued_run_and_store_the_error(session: Session, version: AppV
     assert finished.total_ms is not None and finished.total_ms >= 0
 
 
-def test_finish_run_refuses_a_non_final_status(session: Session, version: AppVersion) -> None:
-    run = new_run(session, version)
-    with pytest.raises(ValueError, match="not a final status"):
-        crud_runs.finish_run(session, run_id=run.id, status="running", finished_at=utcnow())
-    assert run.status == "queued"
-
-
 def test_state_changes_of_an_unknown_run_raise(session: Session) -> None:
     missing = uuid.uuid4().hex
     with pytest.raises(RunNotFoundError):
-        crud_runs.mark_running(session, run_id=missing, worker="w", started_at=utcnow())
+        crud_runs.mark_running(session, status="running", run_id=missing, worker="w", started_at=utcnow())
     with pytest.raises(RunNotFoundError):
         crud_runs.update_progress(session, run_id=missing, progress={})
     with pytest.raises(RunNotFoundError):
         crud_runs.finish_run(session, run_id=missing, status="failed", finished_at=utcnow())
     with pytest.raises(RunNotFoundError):
-        crud_runs.requeue_run(session, run_id=missing)
+        crud_runs.requeue_run(session, status="queued", run_id=missing)
 
 
 def test_artifacts_are_written_with_the_end_and_listed_in_order(session_factory: sessionmaker[Session],
@@ -317,7 +310,7 @@ def test_concurrent_writers_from_threads(session_factory: sessionmaker[Session],
         with session_factory() as session:
             for _ in range(10):
                 run = new_run(session, version)
-                crud_runs.mark_running(session, run_id=run.id, worker=f"w{worker}", started_at=utcnow())
+                crud_runs.mark_running(session, status="running", run_id=run.id, worker=f"w{worker}", started_at=utcnow())
                 for step in range(3):
                     crud_runs.update_progress(session, run_id=run.id, progress={"node": "3", "value": step, "max": 3})
                     crud_runs.list_runs(session, limit=5)
@@ -335,7 +328,7 @@ def test_concurrent_writers_from_threads(session_factory: sessionmaker[Session],
 def test_run_and_access_reads_the_run_with_its_apps_visibility(session: Session, version: AppVersion) -> None:
     public = publish(session, slug="open", public=True)
     private_run, public_run = new_run(session, version), new_run(session, public)
-    crud_runs.mark_running(session, run_id=public_run.id, worker="w", started_at=utcnow())
+    crud_runs.mark_running(session, status="running", run_id=public_run.id, worker="w", started_at=utcnow())
 
     private_row = crud_runs.run_and_access(session, run_id=private_run.id)
     public_row = crud_runs.run_and_access(session, run_id=public_run.id)

@@ -60,7 +60,7 @@ def test_sqlite_writer_commits_while_a_reader_is_open(tmp_path: Path) -> None:
 
 def test_foreign_keys_are_enforced(session: Session) -> None:
     with pytest.raises(IntegrityError):
-        crud_runs.create_run(session, run_id="a" * 32, app_id=999, version_id=999, inputs={})
+        crud_runs.create_run(session, run_id="a" * 32, status="queued", app_id=999, version_id=999, inputs={})
 
 
 def test_datetimes_round_trip_as_aware_utc(session_factory: sessionmaker[Session]) -> None:

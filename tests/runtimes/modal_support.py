@@ -13,7 +13,7 @@ from typing import Any
 
 from publisher import AppInput, AppSpec
 from publisher.appspec import AppOutput
-from runtimes.modal.generate import Bundle
+from runtimes.modal.host.generate import Bundle
 from tests.support.prompts import node_of, shipped, txt2img
 
 

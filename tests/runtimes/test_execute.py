@@ -10,8 +10,9 @@ import pytest
 from publisher import InputBinding, InputValuesError, NodeCatalog, load_any_workflow
 from runtimes.comfy.client import ComfyClient
 from runtimes.comfy.errors import PromptValidationError
+from runtimes.contract import RunRequest
 from runtimes.engine.manager import EngineSettings
-from runtimes.execute import RunRequest, error_record, execute_run
+from runtimes.execute import error_record, execute_run
 from tests.support.paths import REPO
 from tests.support.prompts import demo_invert, load_invert
 from tests.support.run_requests import demo_request, image_of, inverted, new_run_id, png, txt2img_request

@@ -15,15 +15,14 @@ import httpx
 import pytest
 import uvicorn
 
+from runtimes.contract import RunRequest, RunUpdate
 from runtimes.engine.install import EngineInstall
 from runtimes.engine.process import free_port
-from runtimes.execute import RunRequest
-from runtimes.modal.endpoint import create_endpoint
-from runtimes.modal.generate import generate
-from runtimes.modal.jobs import LocalJobs
-from runtimes.modal.remote import RemoteRuns, RemoteTarget
-from runtimes.modal.settings import DeploySettings
-from runtimes.pool import RunUpdate
+from runtimes.modal.container.endpoint import create_endpoint
+from runtimes.modal.container.jobs import LocalJobs
+from runtimes.modal.host.generate import generate
+from runtimes.modal.host.runner import RemoteRuns, RemoteTarget
+from runtimes.modal.host.settings import DeploySettings
 from tests.runtimes.modal_support import demo_spec, import_bundle
 from tests.support.run_requests import image_of, inverted, new_run_id
 

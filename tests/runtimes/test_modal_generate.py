@@ -7,8 +7,8 @@ from pathlib import Path
 import modal
 import pytest
 
-from runtimes.modal.generate import generate
-from runtimes.modal.settings import GPU_PRICES, DeploySettings, DeploySettingsError, settings_schema
+from runtimes.modal.host.generate import generate
+from runtimes.modal.host.settings import GPU_PRICES, DeploySettings, DeploySettingsError, settings_schema
 from tests.runtimes.modal_support import decorator_kwargs, demo_spec, import_bundle, txt2img_spec
 
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from runtimes.modal import deploy
+from runtimes.modal.host import deploy
 
 
 def _closed_port() -> int:

@@ -11,9 +11,9 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import pytest
 
 from runtimes.comfy.client import ComfyClient
+from runtimes.contract import QueueFullError, RunRequest, RunUpdate
 from runtimes.engine.manager import Engine, EngineManager, EngineSettings
-from runtimes.execute import RunRequest
-from runtimes.pool import QueueFullError, RunUpdate, WorkerPool
+from runtimes.pool import WorkerPool
 from tests.support.paths import CHECKPOINT, CHECKPOINT_NAME, ENGINE_HOME
 from tests.support.prompts import load_invert
 from tests.support.run_requests import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 from fastapi import FastAPI
 
-from app.look import mount
+from app.forms.look import mount
 
 
 def test_a_mounted_blocks_queue_does_not_poll_every_millisecond() -> None:

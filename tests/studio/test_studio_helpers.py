@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from app.share import open_tunnel
+from app.auth.web import WebAuth
+from app.settings import parse_credentials
+from app.studio.share import open_tunnel
 from app.studio.snippets import snippets
 from app.studio.summary import describe_changes, rows_to_inputs
-from app.web_auth import WebAuth, parse_credentials
 from publisher import AppInput, AppSpec
 
 SPEC = AppSpec(workflow={"1": {"class_type": "EmptyImage", "inputs": {"width": 64}}},

@@ -9,7 +9,7 @@ from typing import Any
 from PIL import Image
 
 from publisher import InputBinding
-from runtimes.execute import RunRequest
+from runtimes.contract import RunRequest
 from tests.support.prompts import demo_invert, node_of, txt2img
 
 COLOR = InputBinding(node="1", input="color", type="int", name="color", min=0, max=0xFFFFFF)

@@ -31,16 +31,6 @@ SESSION_DAYS = 14
 _KEY_CHECK_TTL_S = 10.0  # a revoked key's cookie stops working within this long
 
 
-def parse_credentials(value: str | None) -> tuple[str, str] | None:
-    """'user:pass' -> (user, pass); ValueError naming the fix for anything else."""
-    if not value:
-        return None
-    user, sep, password = value.partition(":")
-    if not sep or not user or not password:
-        raise ValueError("--auth (or COMFY_PUBLISHER_AUTH) must be 'user:password', both non-empty")
-    return user, password
-
-
 @dataclass
 class Who:
     studio: bool  # may use the studio (publish, manage)

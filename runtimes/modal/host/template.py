@@ -114,8 +114,8 @@ def api():
     import json
 
     from publisher import AppSpec
-    from runtimes.modal.endpoint import create_endpoint
-    from runtimes.modal.jobs import ModalJobs
+    from runtimes.modal.container.endpoint import create_endpoint
+    from runtimes.modal.container.jobs import ModalJobs
 
     spec = AppSpec.from_dict(json.loads(Path(SPEC_FILE).read_text()))
     return create_endpoint(spec, ModalJobs(ComfyWorker().run), key=os.environ["COMFY_PUBLISHER_ENDPOINT_KEY"],
@@ -126,7 +126,7 @@ ENTER_SNAPSHOT = '''\
     @modal.enter(snap=True)
     def start_engine(self) -> None:
         """Before the memory snapshot (no GPU yet): start ComfyUI with CUDA hidden, wait until it answers."""
-        from runtimes.modal.worker import ContainerWorker, WorkerPaths
+        from runtimes.modal.container.worker import ContainerWorker, WorkerPaths
 
         self.worker = ContainerWorker(WorkerPaths.from_env(CONTAINER_PATHS))
         self.worker.start(cuda_hidden=True)
@@ -141,7 +141,7 @@ ENTER_PLAIN = '''\
     @modal.enter()
     def start_engine(self) -> None:
         """Once per container: start ComfyUI on the GPU and wait until it answers."""
-        from runtimes.modal.worker import ContainerWorker, WorkerPaths
+        from runtimes.modal.container.worker import ContainerWorker, WorkerPaths
 
         self.worker = ContainerWorker(WorkerPaths.from_env(CONTAINER_PATHS))
         self.worker.start()

@@ -13,7 +13,7 @@ Each delivery is a ``POST`` of a JSON body with these headers:
     captured request cannot be replayed later than the receiver's tolerance. A header may carry several ``v1=``
     values (e.g. while a secret is rotated); a receiver accepts the request if any of them matches.
 
-The secret is per app (``app.secrets.webhook_secret``); the app's owner can see it, nobody else. Verifying on the
+The secret is per app (``app.auth.secrets.webhook_secret``); the app's owner can see it, nobody else. Verifying on the
 receiving side (Python; any language with HMAC-SHA256 works the same way)::
 
     import hashlib, hmac, time

@@ -63,7 +63,7 @@ def install_openapi(app: FastAPI, services: Services) -> None:
     cache: dict[str, Any] = {}
 
     def openapi() -> dict[str, Any]:
-        if cache.get("generation") == services.openapi_generation and "schema" in cache:
+        if cache.get("generation") == services.apps.generation and "schema" in cache:
             return cache["schema"]
         schema = base_schema(app)
         with services.sessions() as session:
@@ -71,7 +71,7 @@ def install_openapi(app: FastAPI, services: Services) -> None:
                 version = crud_apps.get_version(session, app_id=row.id)
                 if row.public and version is not None:
                     add_app_paths(schema, row, version)
-        cache.update(generation=services.openapi_generation, schema=schema)
+        cache.update(generation=services.apps.generation, schema=schema)
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]

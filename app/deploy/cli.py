@@ -1,20 +1,20 @@
 """`python launch.py deploy SLUG ...`: deploy an app version to Modal from the command line (straight on the DB,
-like `keys`), show the generated files, tear down, or switch the app's runtime."""
+like `keys`), show the generated files, tear down, or switch the app's runtime.
+
+Only the options are defined at import: launch.py builds its parser before it starts the engines, and what the
+command needs (the database, the modal SDK) is imported when it runs."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from app.deployments import DeploymentService, DeployPlanError
-from app.secrets import load_or_create_master_key
-from db import crud_deployments
-from db.migrate import upgrade_to_head
-from db.session import create_db_engine, make_session_factory
-from runtimes.modal.deploy import DeployError
-from runtimes.modal.settings import FIELD_INFO, DeploySettingsError
+from runtimes.modal.host.settings import FIELD_INFO
+
+if TYPE_CHECKING:
+    from app.deploy.service import DeploymentService
 
 _FLAGS: dict[str, dict[str, Any]] = {
     "gpu": {"metavar": "TYPE"},
@@ -47,6 +47,13 @@ def add_deploy_command(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_deploy(args: argparse.Namespace, db_url: str) -> int:
+    from app.auth.secrets import load_or_create_master_key
+    from app.deploy.service import DeploymentService, DeployPlanError
+    from db.migrate import upgrade_to_head
+    from db.session import create_db_engine, make_session_factory
+    from runtimes.modal.host.deploy import DeployError
+    from runtimes.modal.host.settings import DeploySettingsError
+
     upgrade_to_head(db_url)
     engine = create_db_engine(db_url)
     service = DeploymentService(data_dir=args.data_dir.expanduser().resolve(),
@@ -62,6 +69,8 @@ def run_deploy(args: argparse.Namespace, db_url: str) -> int:
 
 
 async def _run(args: argparse.Namespace, service: DeploymentService) -> int:
+    from db import crud_deployments
+
     if args.teardown:
         stopped = await service.teardown(args.slug)
         print(f"Stopped the Modal app of '{args.slug}' ({stopped} deployment record(s)); its runs go to the local "

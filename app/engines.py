@@ -1,4 +1,6 @@
-"""Start the engines in the background and keep what a page or a probe needs to know about them."""
+"""The engines as the web app sees them: started in the background as early as possible (launch.py starts them
+before it imports the web app, so the engine's own start-up runs beside the app's), their state and start-up log
+for pages and probes. Light to import on purpose: nothing here may delay that start."""
 
 from __future__ import annotations
 
@@ -26,14 +28,17 @@ class EngineStatus:
         self._echo = echo
         self._thread: threading.Thread | None = None
         self.started_at = time.time()
-        # Called from a start-up thread with each engine as soon as it answers (the first one serves at once).
-        self.on_engine_ready: Callable[[Engine], None] | None = None
+        self._lock = threading.Lock()  # the start-up thread hands engines over while a taker attaches
+        self._ready: list[Engine] = []
+        self._on_ready: Callable[[Engine], None] | None = None
         manager.progress = self._record  # the manager reports install and start-up steps here
 
     def _record(self, message: str) -> None:
         self.progress.append(message)
         if self._echo:
             print(message, flush=True)
+
+    # --- start-up ------------------------------------------------------------------------------------
 
     def start_in_background(self) -> None:
         self._thread = threading.Thread(target=self._start, name="engine-start", daemon=True)
@@ -48,9 +53,21 @@ class EngineStatus:
             self._record(f"Engine start failed: {message}")
 
     def _engine_ready(self, engine: Engine) -> None:
-        self.state = "ready"
-        if self.on_engine_ready is not None:
-            self.on_engine_ready(engine)
+        with self._lock:
+            self.state = "ready"
+            self._ready.append(engine)
+            take = self._on_ready
+        if take is not None:
+            take(engine)
+
+    def attach(self, on_ready: Callable[[Engine], None]) -> None:
+        """Hand every engine to `on_ready` as soon as it answers: those ready already now, the others from their
+        start-up thread."""
+        with self._lock:
+            self._on_ready = on_ready
+            ready = list(self._ready)
+        for engine in ready:
+            on_ready(engine)
 
     def wait(self, timeout: float | None = None) -> State:
         if self._thread is not None:
@@ -61,8 +78,17 @@ class EngineStatus:
         self.manager.stop()
         self.state = "stopped"
 
+    # --- state ---------------------------------------------------------------------------------------
+
+    def engines(self) -> list[Engine]:
+        return list(self.manager.engines)
+
     def is_ready(self) -> bool:
         return self.state == "ready" and any(engine.is_ready() for engine in self.manager.engines)
+
+    def problem(self) -> str | None:
+        """Why no engine can run anything (they failed to start), or None."""
+        return self.error if self.state == "failed" else None
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -2,16 +2,7 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
-
-_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def safe_filename(name: str, fallback: str = "file") -> str:
-    """A file name with no path and nothing a shell or URL could trip on."""
-    base = _SAFE_NAME.sub("_", Path(name).name).strip("._")
-    return base[:120] or fallback
 
 
 def resolve_inside(root: Path, relative: str) -> Path | None:

@@ -23,10 +23,12 @@ import httpx
 
 from publisher import AppSpec, NodeCatalog
 from runtimes.comfy.client import ComfyClient
+from runtimes.contract import RunRequest, run_error
 from runtimes.engine.install import EngineInstall
 from runtimes.engine.process import EngineLaunch, EngineProcess
-from runtimes.execute import RunRequest, error_record, execute_run
-from runtimes.modal.wire import PayloadError, outcome_to_result, request_from_payload
+from runtimes.execute import error_record, execute_run
+from runtimes.inputs import InputProblems
+from runtimes.modal.wire import outcome_to_result, request_from_payload
 
 log = logging.getLogger(__name__)
 
@@ -132,10 +134,9 @@ class ContainerWorker:
         run_id = str(payload.get("run_id") or "")
         try:
             request = request_from_payload(self.spec, run_id, dict(payload.get("inputs") or {}))
-        except PayloadError as exc:
-            return {"status": "failed", "run_id": run_id, "error": {
-                "type": "input_error", "message": str(exc), "node_id": None, "node_type": None, "input": None,
-                "details": {"errors": exc.problems}}}
+        except InputProblems as exc:
+            return {"status": "failed", "run_id": run_id,
+                    "error": run_error("input_error", str(exc), details={"errors": exc.problems})}
         return await self.execute(request)
 
     async def execute(self, request: RunRequest) -> dict[str, Any]:

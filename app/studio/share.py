@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import socket
 import sys
+import threading
 from collections.abc import Callable
 
 SHARE_API_HOST = "api.gradio.app"
@@ -37,3 +38,17 @@ def open_tunnel(port: int, *, say: Callable[[str], None] = lambda m: print(m, fi
     say(f"--share: no public link: {reason}. This machine seems to be offline or behind a firewall; "
         "the local and LAN URLs above still work.")
     return None
+
+
+class ShareLink:
+    """The share link of this server: None until the tunnel is up, or when none could be made."""
+
+    def __init__(self) -> None:
+        self.url: str | None = None
+
+    def open_in_background(self, port: int) -> None:
+        """The tunnel may take seconds: the server starts meanwhile."""
+        def open_() -> None:
+            self.url = open_tunnel(port)
+
+        threading.Thread(target=open_, name="share-tunnel", daemon=True).start()

@@ -22,13 +22,12 @@ from typing import Any
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
 from fastapi.responses import JSONResponse, Response
 
-from publisher import AppSpec, InputValuesError, apply_values, load_workflow
-from runtimes.modal.jobs import Jobs
-from runtimes.modal.wire import PayloadError, decode_image
+from publisher import AppSpec
+from runtimes.inputs import DEFAULT_MAX_UPLOAD_BYTES, InputProblems, check_values, split_json_inputs
+from runtimes.modal.container.jobs import Jobs
 
 SYNC_WAIT_S = 60.0
 POLL_S = 0.25
-FINAL = ("succeeded", "failed", "timed_out", "cancelled", "expired")
 
 
 def create_endpoint(spec: AppSpec, jobs: Jobs, *, key: str, title: str = "Comfy Publisher deployment") -> FastAPI:
@@ -115,23 +114,12 @@ def _public(call_id: str, result: dict[str, Any]) -> dict[str, Any]:
 
 
 def _check_inputs(spec: AppSpec, inputs: dict[str, Any]) -> None:
-    """Refuse bad values before a (billed) container is started: the same check the app does."""
-    problems: list[dict[str, Any]] = []
-    trial = dict(inputs)
-    for name, value in inputs.items():
-        item = spec.input(name)
-        if item is not None and item.type == "image" and isinstance(value, str) and value:
-            try:
-                decode_image(name, value)
-                trial[name] = f"{name}.png"
-            except PayloadError as exc:
-                problems += exc.problems
+    """Refuse bad values before a (billed) container is started: the same checks the app does."""
+    values, uploads, problems = split_json_inputs(spec, inputs, DEFAULT_MAX_UPLOAD_BYTES)
     try:
-        apply_values(load_workflow(spec.workflow), spec.inputs, trial)
-    except InputValuesError as exc:
-        problems += [{"input": e.input, "message": e.message} for e in exc.errors]
-    if problems:
-        raise _unprocessable(problems)
+        check_values(spec, values, {name: filename for name, (filename, _) in uploads.items()}, problems)
+    except InputProblems as exc:
+        raise _unprocessable(exc.problems) from None
 
 
 def _unprocessable(problems: list[dict[str, Any]]) -> HTTPException:

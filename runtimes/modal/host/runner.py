@@ -1,6 +1,7 @@
 """Runs of apps whose runtime is a Modal deployment: sent to the deployment's endpoint over HTTP (its URL, its
 key), followed until they end, and reported through the same updates as the local pool's, so run records,
-status, events, webhooks and outputs stay as they are.
+status, events, webhooks and outputs stay as they are. `RemoteRuns.runner(target)` is the `Runner` of one
+deployment; all of them share one HTTP client and one update callback.
 """
 
 from __future__ import annotations
@@ -8,20 +9,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 import httpx
 
-from runtimes.execute import RunRequest
-from runtimes.modal.wire import inputs_of, outcome_from_result
-from runtimes.pool import RunUpdate, UpdateCallback
+from runtimes.contract import CancelOutcome, RunRequest, RunUpdate, UpdateCallback, run_error
+from runtimes.modal.wire import REMOTE_FINAL_STATUSES, inputs_of, outcome_from_result
 
 log = logging.getLogger(__name__)
 
 POLL_S = 0.5
 MAX_POLL_FAILURES = 20  # consecutive failed polls (about 10 s + timeouts) before the run is failed
-FINAL = frozenset({"succeeded", "failed", "timed_out", "cancelled", "expired"})
 
 
 @dataclass(frozen=True)
@@ -29,10 +28,6 @@ class RemoteTarget:
     name: str  # shown as the run's worker, e.g. "modal:comfy-publisher-demo"
     url: str
     key: str = field(repr=False)
-
-
-def _error(kind: str, message: str) -> dict:
-    return {"type": kind, "message": message, "node_id": None, "node_type": None, "input": None, "details": None}
 
 
 class RemoteRuns:
@@ -44,6 +39,9 @@ class RemoteRuns:
         self._cancelled: set[str] = set()
         self._http = httpx.AsyncClient(timeout=httpx.Timeout(60, connect=10), trust_env=True)
 
+    def runner(self, target: RemoteTarget) -> DeploymentRunner:
+        return DeploymentRunner(self, target)
+
     def submit(self, request: RunRequest, target: RemoteTarget) -> None:
         self._tasks[request.run_id] = asyncio.create_task(self._run(request, target), name=f"remote-{request.run_id}")
 
@@ -53,7 +51,7 @@ class RemoteRuns:
     def has(self, run_id: str) -> bool:
         return run_id in self._tasks
 
-    async def cancel(self, run_id: str) -> Literal["interrupted", "not_found"]:
+    async def cancel(self, run_id: str) -> CancelOutcome:
         if run_id not in self._tasks:
             return "not_found"
         self._cancelled.add(run_id)
@@ -81,7 +79,7 @@ class RemoteRuns:
             raise
         except Exception as exc:
             log.warning("remote run %s on %s failed: %s", run_id, target.url, exc)
-            await self._emit(RunUpdate(run_id, "failed", worker=target.name, error=_error(
+            await self._emit(RunUpdate(run_id, "failed", worker=target.name, error=run_error(
                 "remote_error", f"The deployment at {target.url} could not run this: {type(exc).__name__}: {exc}")))
         finally:
             self._tasks.pop(run_id, None)
@@ -94,7 +92,7 @@ class RemoteRuns:
         if response.status_code == 401:
             raise RuntimeError("the deployment refused the endpoint key (redeploy to update its secret)")
         if response.status_code == 422:
-            return {"status": "failed", "error": {**_error("input_error", "The deployment refused the inputs."),
+            return {"status": "failed", "error": {**run_error("input_error", "The deployment refused the inputs."),
                                                   "details": response.json().get("detail")}}
         response.raise_for_status()
         call_id = response.json()["id"]
@@ -114,7 +112,7 @@ class RemoteRuns:
                     raise RuntimeError(f"lost contact with the deployment ({exc})") from exc
                 continue
             body = polled.json()
-            if body.get("status") in FINAL:
+            if body.get("status") in REMOTE_FINAL_STATUSES:
                 body["_call_id"] = call_id
                 return body
 
@@ -131,7 +129,7 @@ class RemoteRuns:
             await self._emit(RunUpdate(run_id, "timed_out", worker=target.name, error=result.get("error")))
         else:
             await self._emit(RunUpdate(run_id, "failed", worker=target.name,
-                                       error=result.get("error") or _error("remote_error", f"status {status}")))
+                                       error=result.get("error") or run_error("remote_error", f"status {status}")))
 
     async def _fetch(self, target: RemoteTarget, call_id: str, index: int) -> bytes:
         response = await self._http.get(f"{target.url}/api/runs/{call_id}/outputs/{index}", headers=_auth(target))
@@ -147,3 +145,27 @@ class RemoteRuns:
 
 def _auth(target: RemoteTarget) -> dict[str, str]:
     return {"Authorization": f"Bearer {target.key}"}
+
+
+@dataclass(frozen=True)
+class DeploymentRunner:
+    """The `Runner` of one deployment: runs go straight to it (it queues them itself, so none wait here)."""
+
+    runs: RemoteRuns
+    target: RemoteTarget
+
+    def submit(self, request: RunRequest, *, earlier_losses: Sequence[str] = ()) -> int | None:
+        self.runs.submit(request, self.target)  # the deployment retries lost containers itself
+        return None
+
+    async def cancel(self, run_id: str) -> CancelOutcome:
+        return await self.runs.cancel(run_id)
+
+    def position(self, run_id: str) -> int | None:
+        return None
+
+    def queued_count(self) -> int:
+        return 0
+
+    def running(self) -> dict[str, str]:
+        return {run_id: worker for run_id, worker in self.runs.running().items() if worker == self.target.name}

@@ -6,10 +6,11 @@ import re
 from dataclasses import asdict
 from typing import Any
 
+from pydantic import BaseModel, Field
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.schemas import PublishRequest
+from app.errors import Conflict, Unprocessable
 from app.services import Services
 from db import crud_apps
 from db.models import App, AppVersion
@@ -32,12 +33,48 @@ from publisher.validate import GraphValidationError
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 
-class PublishError(ValueError):
-    """The request cannot be published; `problems` names each thing to fix. `conflict`: retry."""
+class PublishInput(BaseModel):
+    node: str = Field(description="node id in the API-format workflow")
+    input: str = Field(description="the node input to make dynamic")
+    name: str | None = Field(None, description="API name of the input (default: from the label)")
+    label: str | None = None
+    default: Any = None
+    min: float | None = None
+    max: float | None = None
+    step: float | None = None
+    choices: list[Any] | None = None
+    required: bool | None = None
+    randomize: bool | None = Field(None, description="seeds: draw a new seed when none is given")
+    help: str | None = None
 
-    def __init__(self, message: str, problems: list[str], *, conflict: bool = False) -> None:
-        self.message, self.problems, self.conflict = message, problems, conflict
-        super().__init__(message + ("".join(f"\n  - {p}" for p in problems)))
+
+class PublishRequest(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    slug: str | None = Field(None, description="URL name; default: from the name. Publishing again to the same "
+                                               "slug makes a new version")
+    description: str = ""
+    workflow: dict[str, Any] = Field(description="API-format workflow (ComfyUI: Export (API)), or the UI-format "
+                                                 "workflow.json ComfyUI saves (converted with the engine's schemas)")
+    inputs: list[PublishInput] = Field(default_factory=list)
+    outputs: list[str] | None = Field(None, description="output node ids to publish (default: the save nodes)")
+    public: bool | None = Field(None, description="anyone may run it without an API key (default: private for a "
+                                                  "new app, unchanged for a new version)")
+    timeout_s: float | None = Field(None, description="per-run limit in seconds (default 600)")
+    model_sources: dict[str, str] = Field(
+        default_factory=dict, description="where a serverless deployment downloads each model file: its file name "
+                                          "(or folder/file name, as analyze lists them) -> "
+                                          "hf://owner/repo/path/in/repo.safetensors[@revision]")
+
+
+class PublishError(Unprocessable):
+    """The request cannot be published; `problems` names each thing to fix."""
+
+    def __init__(self, message: str, problems: list[str]) -> None:
+        super().__init__(message, problems)
+
+
+class PublishConflict(Conflict):
+    """Another request published the same slug at the same moment: publish again."""
 
 
 def slug_of(name: str) -> str:
@@ -96,8 +133,7 @@ async def publish(services: Services, body: PublishRequest, catalog: NodeCatalog
         raise PublishError(f"slug '{slug}' is not usable in a URL", ["use lowercase letters, digits and -"])
     spec = build_spec(body, catalog)
     app, version = await services.db(_store_version, slug, body, spec)
-    services.openapi_generation += 1
-    await services.app_changed(slug)  # the app's form follows the new version
+    await services.apps.changed(slug)  # its form and the OpenAPI document follow the new version
     return app, version
 
 
@@ -108,8 +144,8 @@ def _store_version(session: Session, slug: str, body: PublishRequest, spec: AppS
         version = crud_apps.publish_version(session, slug=slug, name=body.name, description=body.description,
                                             public=public, spec=spec.to_dict())
     except IntegrityError:
-        raise PublishError(f"'{slug}' was being published by another request at the same moment; publish again.",
-                           [], conflict=True) from None
+        raise PublishConflict(f"'{slug}' was being published by another request at the same moment; publish "
+                              "again.") from None
     app = crud_apps.get_app(session, slug=slug)
     assert app is not None
     return app, version

@@ -23,6 +23,9 @@ class RunEvents:
             if not queues:
                 del self._subscribers[run_id]
 
+    def has_subscribers(self, run_id: str) -> bool:
+        return run_id in self._subscribers
+
     def publish(self, run_id: str, event: dict[str, Any]) -> None:
         for queue in list(self._subscribers.get(run_id, ())):
             if queue.full() and event.get("event") in ("progress", "preview"):

@@ -1,7 +1,7 @@
 """Deploying app versions to Modal, for the REST routes and the CLI: plan (validate + generate), preflight,
 deploy in the background with a streamed log, record every step, tear down, and route runs to a deployment.
 
-The endpoint key is derived from the server's master key (app/secrets.py): never stored, never logged; it
+The endpoint key is derived from the server's master key (app/auth/secrets.py): never stored, never logged; it
 reaches Modal only inside a modal.Secret.
 """
 
@@ -19,22 +19,24 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.secrets import derive_secret
+from app.auth.secrets import derive_secret
+from app.errors import NotFound
 from db import crud_apps, crud_deployments
 from db.crud_apps import RunnableVersion
 from db.models import App, AppVersion, Deployment, DeploymentStatus
 from publisher import AppSpec
-from runtimes.modal import deploy as modal_deploy
-from runtimes.modal.generate import HF_SECRET_NAME, Bundle, generate, modal_names
-from runtimes.modal.remote import RemoteTarget
-from runtimes.modal.settings import DeploySettings
+from runtimes.contract import Runner
+from runtimes.modal.host import deploy as modal_deploy
+from runtimes.modal.host.generate import HF_SECRET_NAME, Bundle, generate, modal_names
+from runtimes.modal.host.runner import RemoteRuns, RemoteTarget
+from runtimes.modal.host.settings import DeploySettings
 
 log = logging.getLogger(__name__)
 PROVIDER = "modal"
 LOG_FLUSH_S = 0.5
 
 
-class DeployPlanError(LookupError):
+class DeployPlanError(NotFound):
     """No such app or version (the message says which)."""
 
 
@@ -47,10 +49,13 @@ class Plan:
 
 
 class DeploymentService:
-    def __init__(self, *, data_dir: Path, sessions: sessionmaker[Session], master_key: bytes) -> None:
+    def __init__(self, *, data_dir: Path, sessions: sessionmaker[Session], master_key: bytes,
+                 remote: RemoteRuns | None = None) -> None:
+        """`remote`: sends runs to deployments (the server's; the command line deploys without running)."""
         self.data_dir = data_dir
         self.sessions = sessions
         self._master = master_key
+        self.remote = remote
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._listeners: dict[int, set[asyncio.Queue[str | None]]] = {}
 
@@ -219,15 +224,18 @@ class DeploymentService:
             session.expunge(chosen)
             return chosen
 
-    def target_for(self, version: RunnableVersion) -> RemoteTarget | None:
-        """Where a run of this app version goes: its serving deployment when it deploys that version."""
-        if version.deployment_version_id != version.version_id or not version.deployment_url:
+    def runner_for(self, version: RunnableVersion) -> Runner | None:
+        """Where a run of this app version goes: its serving deployment when it deploys that version; None: the
+        local engines."""
+        if version.deployment_version_id != version.version_id or not version.deployment_url or self.remote is None:
             return None
-        return RemoteTarget(name=f"modal:{version.deployment_app_name}", url=version.deployment_url,
-                            key=self.endpoint_key(version.slug))
+        return self.remote.runner(RemoteTarget(name=f"modal:{version.deployment_app_name}",
+                                               url=version.deployment_url, key=self.endpoint_key(version.slug)))
 
     async def aclose(self) -> None:
         for task in list(self._tasks.values()):
             task.cancel()
             with contextlib.suppress(BaseException):
                 await task
+        if self.remote is not None:
+            await self.remote.aclose()

@@ -1,0 +1,53 @@
+"""Who is calling: API keys from `Authorization: Bearer`, and what they may do."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from app.errors import Forbidden, Unauthorized
+from db import crud_keys
+
+
+@dataclass(frozen=True)
+class Caller:
+    key_id: int | None  # None: no key (only public apps can be run)
+    admin: bool
+    # Let in by the web login (the studio, or a form behind it), which checked access already: may run private
+    # apps without a key. Its runs are recorded with the key its visitor logged in with, if any.
+    web: bool = False
+
+    @property
+    def scope(self) -> str:
+        return str(self.key_id) if self.key_id is not None else "public"
+
+
+ANONYMOUS = Caller(key_id=None, admin=False)
+
+
+def identify(session: Session, authorization: str | None) -> Caller:
+    """The caller behind an `Authorization` header's bearer token; anonymous without one, Unauthorized for a bad
+    one."""
+    if not authorization:
+        return ANONYMOUS
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Authorization must be 'Bearer <API key>'.")
+    key = crud_keys.verify_api_key(session, token=token.strip())
+    if key is None:
+        raise Unauthorized("This API key is unknown or revoked. Create one with `python launch.py keys create NAME`.")
+    return Caller(key_id=key.id, admin=key.admin)
+
+
+def require_admin(caller: Caller) -> None:
+    if caller.key_id is None:
+        raise Unauthorized("Publishing and managing need an admin API key: send 'Authorization: Bearer <key>' "
+                           "(create one with `python launch.py keys create NAME --admin`).")
+    if not caller.admin:
+        raise Forbidden("This API key may run apps but not publish or manage them: use an admin key.")
+
+
+def require_runner(caller: Caller, *, public: bool) -> None:
+    if not public and caller.key_id is None and not caller.web:
+        raise Unauthorized("This app is private: send 'Authorization: Bearer <API key>'.")

@@ -1,0 +1,73 @@
+"""Request and response bodies of the REST API (typed, so /docs shows them). A run's are app.runs.views', a
+publish request app.publish.service's."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from db.models import App, AppVersion
+from publisher import AppSpec
+
+
+class AnalyzeRequest(BaseModel):
+    workflow: dict[str, Any] | list[Any]
+
+
+class VersionOut(BaseModel):
+    number: int
+    created_at: datetime
+    inputs: list[dict[str, Any]]
+    outputs: list[dict[str, Any]]
+    timeout_s: float
+    models: list[dict[str, Any]]
+
+    @classmethod
+    def of(cls, version: AppVersion) -> VersionOut:
+        spec = AppSpec.from_dict(version.spec)
+        data = spec.to_dict()
+        return cls(number=version.number, created_at=version.created_at, inputs=[i.schema() for i in spec.inputs],
+                   outputs=data["outputs"], timeout_s=spec.timeout_s, models=data["models"])
+
+
+class AppOut(BaseModel):
+    slug: str
+    name: str
+    description: str
+    public: bool
+    version: int
+    endpoints: dict[str, str]
+    latest: VersionOut | None = None
+
+    @classmethod
+    def of(cls, app: App, version: AppVersion, *, detail: bool = True) -> AppOut:
+        base = f"/api/apps/{app.slug}"
+        return cls(
+            slug=app.slug, name=app.name, description=app.description, public=app.public, version=version.number,
+            endpoints={"run": f"{base}/run", "runs": f"{base}/runs",
+                       "pinned_run": f"{base}/versions/{version.number}/run",
+                       "pinned_runs": f"{base}/versions/{version.number}/runs",
+                       "history": f"/api/runs?app={app.slug}"},
+            latest=VersionOut.of(version) if detail else None,
+        )
+
+
+class KeyCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+    admin: bool = False
+
+
+class KeyOut(BaseModel):
+    id: int
+    name: str
+    prefix: str
+    admin: bool
+    created_at: datetime
+    revoked_at: datetime | None = None
+    last_used_at: datetime | None = None
+
+
+class KeyCreated(KeyOut):
+    key: str = Field(description="the key itself: shown once, store it now")

@@ -1,0 +1,136 @@
+"""A submission's inputs, from a JSON body (images as base64), a multipart form (images as files) or Python values
+(the generated forms, the studio), checked against the app version's inputs before anything is queued: every
+problem raises InputProblems naming the input. The image and value checks are runtimes.inputs', the same a
+deployment's endpoint uses."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from starlette.datastructures import FormData, UploadFile
+
+from publisher import AppSpec
+from runtimes.inputs import InputProblems, check_image, check_values, is_image_input, split_json_inputs
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    values: dict[str, Any]  # checked, the drawn seeds included
+    uploads: dict[str, tuple[str, bytes]]  # input name -> (file name, bytes), checked images
+    webhook: str | None
+
+
+class InputSource(Protocol):
+    """Inputs as they came in; parsed against the version's spec in the submission's database trip (a worker
+    thread), once the version is known."""
+
+    def parse(self, spec: AppSpec, max_upload_bytes: int) -> RunInputs: ...
+
+
+@dataclass(frozen=True)
+class JsonBody:
+    """`{"inputs": {...}, "webhook": url?}`, as raw bytes."""
+
+    body: bytes
+
+    def parse(self, spec: AppSpec, max_upload_bytes: int) -> RunInputs:
+        try:
+            data = json.loads(self.body) if self.body else {}
+        except ValueError:
+            raise InputProblems([{"input": "(body)", "message": "the body is not valid JSON"}]) from None
+        return parse_json_body(spec, data, max_upload_bytes)
+
+
+@dataclass(frozen=True)
+class FormFields:
+    """Multipart form fields and files (read by the web server already; files spooled to disk)."""
+
+    form: FormData
+
+    def parse(self, spec: AppSpec, max_upload_bytes: int) -> RunInputs:
+        return parse_form(spec, self.form, max_upload_bytes)
+
+
+@dataclass(frozen=True)
+class GivenValues:
+    """Python values and image files, from a form or the studio."""
+
+    values: dict[str, Any]
+    files: dict[str, tuple[str, bytes]]
+
+    def parse(self, spec: AppSpec, max_upload_bytes: int) -> RunInputs:
+        return parse_values(spec, self.values, self.files, max_upload_bytes)
+
+
+def parse_json_body(spec: AppSpec, body: Any, max_upload_bytes: int) -> RunInputs:
+    if not isinstance(body, dict):
+        raise InputProblems([{"input": "(body)", "message": 'the body must be a JSON object: {"inputs": {...}}'}])
+    unknown = sorted(set(body) - {"inputs", "webhook"})
+    if unknown:
+        raise InputProblems([{"input": "(body)", "message": f"unknown field(s) {unknown}; the body holds "
+                                                           "'inputs' (an object) and optionally 'webhook'"}])
+    raw = body.get("inputs") or {}
+    if not isinstance(raw, dict):
+        raise InputProblems([{"input": "inputs", "message": "must be an object of input name -> value"}])
+    values, uploads, problems = split_json_inputs(spec, raw, max_upload_bytes)
+    return _checked(spec, values, uploads, _webhook(body.get("webhook")), problems)
+
+
+def parse_form(spec: AppSpec, form: FormData, max_upload_bytes: int) -> RunInputs:
+    """Reads the uploaded files (spooled by the web server): call it from a worker thread."""
+    values: dict[str, Any] = {}
+    uploads: dict[str, tuple[str, bytes]] = {}
+    problems: list[dict[str, Any]] = []
+    webhook = None
+    for name, value in form.multi_items():
+        if name == "webhook":
+            webhook = str(value)
+        elif name == "inputs":  # a JSON object of the non-file inputs, as an alternative to one field each
+            try:
+                parsed = json.loads(str(value))
+            except ValueError:
+                parsed = None
+            if isinstance(parsed, dict):
+                values.update(parsed)
+            else:
+                problems.append({"input": "inputs", "message": "the 'inputs' form field must be a JSON object"})
+        elif isinstance(value, UploadFile):
+            if not is_image_input(spec, name):
+                problems.append({"input": name, "message": "a file was sent, but this input is not an image input"})
+                continue
+            value.file.seek(0)
+            data = value.file.read(max_upload_bytes + 1)
+            try:
+                uploads[name] = check_image(name, value.filename or "upload", data, max_upload_bytes)
+            except InputProblems as exc:
+                problems += exc.problems
+        elif is_image_input(spec, name):
+            # A name instead of a file would point the engine at whatever sits in its input folder.
+            problems.append({"input": name, "message": "send the image as a file part, not as text"})
+        else:
+            values[name] = value
+    return _checked(spec, values, uploads, _webhook(webhook), problems)
+
+
+def parse_values(spec: AppSpec, values: dict[str, Any], files: dict[str, tuple[str, bytes]],
+                 max_upload_bytes: int) -> RunInputs:
+    """Inputs from Python values and image files (the generated forms, the studio): the same checks as the API's."""
+    uploads, problems = {}, []
+    for name, (filename, data) in files.items():
+        try:
+            uploads[name] = check_image(name, filename, data, max_upload_bytes)
+        except InputProblems as exc:
+            problems += exc.problems
+    return _checked(spec, dict(values), uploads, None, problems)
+
+
+def _webhook(value: Any) -> str | None:
+    return str(value) if value else None
+
+
+def _checked(spec: AppSpec, values: dict[str, Any], uploads: dict[str, tuple[str, bytes]], webhook: str | None,
+             problems: list[dict[str, Any]]) -> RunInputs:
+    names = {name: filename for name, (filename, _) in uploads.items()}
+    return RunInputs(check_values(spec, values, names, problems), uploads, webhook)

@@ -1,0 +1,121 @@
+"""A submission: what the REST API, a form and the studio hand the run service, and its one trip to the database
+(a worker thread), where the caller, the app version and the inputs are checked and the run is recorded before it
+goes anywhere. What is wrong raises a domain error (app.errors) or InputProblems, and nothing is recorded."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.auth.keys import Caller, identify, require_runner
+from app.errors import NotFound, Unavailable
+from app.runs.inputs import InputSource, RunInputs
+from app.runs.stored import encode, store_uploads
+from app.runs.versions import Versions
+from app.runs.webhooks import check_webhook_url
+from app.settings import Settings
+from db import crud_apps, crud_runs
+from db.crud_apps import RunnableVersion
+from db.models import Run
+from publisher import AppSpec
+from runtimes.contract import RunStatus
+from runtimes.inputs import InputProblems
+
+
+@dataclass(frozen=True)
+class AppRef:
+    slug: str
+    number: int | None = None  # None: the latest version
+
+
+@dataclass(frozen=True)
+class Submission:
+    app: AppRef | RunnableVersion  # a version already looked up (a multipart request, a re-run)
+    inputs: InputSource
+    caller: Caller | None = None  # known (a form's visitor, the studio, a request identified already)...
+    authorization: str | None = None  # ...or identified from this `Authorization` header in the same trip
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Accepted:
+    run: Run
+    version: RunnableVersion
+    spec: AppSpec
+    created: bool  # False: an earlier run with the same Idempotency-Key
+
+
+def find_runnable(session: Session, app: AppRef) -> RunnableVersion:
+    """The app version to run, or NotFound saying what is missing."""
+    version = crud_apps.find_runnable(session, slug=app.slug, number=app.number)
+    if version is None:
+        if crud_apps.get_app(session, slug=app.slug) is None:
+            raise NotFound(f"No app '{app.slug}'. GET /api/apps lists the apps.")
+        raise NotFound(f"App '{app.slug}' has no version {app.number}.")
+    return version
+
+
+def authorize(session: Session, app: AppRef | RunnableVersion, caller: Caller | None, authorization: str | None,
+              engine_problem: str | None) -> tuple[Caller, RunnableVersion]:
+    """Who submits, and the version they may run; Unauthorized, NotFound, or Unavailable when no engine can run
+    anything."""
+    who = caller if caller is not None else identify(session, authorization)
+    version = app if isinstance(app, RunnableVersion) else find_runnable(session, app)
+    require_runner(who, public=version.public)
+    if engine_problem is not None:
+        raise Unavailable(f"No engine can run this: {engine_problem}", retry_after=60)
+    return who, version
+
+
+class Recording:
+    """The submission's database trip: checks, idempotency, the uploads stored, the run inserted."""
+
+    def __init__(self, *, settings: Settings, versions: Versions) -> None:
+        self.settings = settings
+        self.versions = versions
+
+    def record(self, session: Session, sub: Submission, engine_problem: str | None) -> Accepted:
+        caller, version = authorize(session, sub.app, sub.caller, sub.authorization, engine_problem)
+        self.versions.remember(version)
+        spec = self.versions.spec(session, version.version_id)
+        inputs = sub.inputs.parse(spec, self.settings.max_upload_bytes)
+        self._check_webhook(inputs)
+        scope = None
+        if sub.idempotency_key:
+            # Anonymous callers share no identity: their Idempotency-Key only matches the same inputs.
+            who = caller.scope if caller.key_id is not None else f"public:{_digest(inputs)}"
+            scope = f"{version.app_id}:{who}:{sub.idempotency_key}"
+            if (existing := crud_runs.find_run_by_scope(session, scope=scope)) is not None:
+                return Accepted(existing, version, spec, created=False)
+        run_id = uuid.uuid4().hex
+        stored = store_uploads(self.settings.uploads_dir, run_id, inputs.uploads)
+        try:
+            run = crud_runs.create_run(session, run_id=run_id, status=RunStatus.QUEUED, app_id=version.app_id,
+                                       version_id=version.version_id, inputs=encode(inputs.values, stored),
+                                       webhook_url=inputs.webhook, idempotency_scope=scope,
+                                       api_key_id=caller.key_id)
+        except IntegrityError:  # the same key, submitted twice at the same moment: the first one wins
+            existing = crud_runs.find_run_by_scope(session, scope=scope) if scope else None
+            if existing is None:
+                raise
+            return Accepted(existing, version, spec, created=False)
+        return Accepted(run, version, spec, created=True)
+
+    def _check_webhook(self, inputs: RunInputs) -> None:
+        if inputs.webhook:
+            try:
+                check_webhook_url(inputs.webhook, allow_private=self.settings.allow_private_webhooks)
+            except ValueError as exc:
+                raise InputProblems([{"input": "webhook", "message": str(exc)}]) from None
+
+
+def _digest(inputs: RunInputs) -> str:
+    digest = hashlib.sha256(json.dumps(inputs.values, sort_keys=True, default=str).encode())
+    for name in sorted(inputs.uploads):
+        digest.update(name.encode() + inputs.uploads[name][1])
+    return digest.hexdigest()[:32]

@@ -1,0 +1,113 @@
+"""A run's inputs, checked before any engine sees them: image files (size, type, pixels; base64 decoded) and
+values (dry-run through the code that will apply them). The app's API and forms, and a deployment's endpoint and
+worker, check with these same functions."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from PIL import Image, UnidentifiedImageError
+
+from publisher import AppSpec, InputValueError, InputValuesError, apply_values
+
+DEFAULT_MAX_UPLOAD_BYTES = 20 * 2**20
+MAX_PIXELS = 8192 * 8192
+IMAGE_FORMATS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tiff"}
+
+
+class InputProblems(ValueError):
+    """Everything wrong with a request's inputs: [{input, message, allowed?, node?, node_input?}]."""
+
+    def __init__(self, problems: list[dict[str, Any]]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{p['input']}: {p['message']}" for p in problems))
+
+
+def decode_image(name: str, value: str, max_bytes: int) -> tuple[str, bytes]:
+    """A base64 (or data: URL) image -> (file name with the extension of its real format, bytes), checked."""
+    encoded = value.partition(",")[2] if value.startswith("data:") else value
+    if len(encoded) > max_bytes * 4 // 3 + 4:
+        raise InputProblems([{"input": name, "message": f"the image is larger than {max_bytes // 2**20} MiB"}])
+    try:
+        data = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise InputProblems([{"input": name, "message": "not base64: send the image as base64 (a data: URL "
+                                                        "works) or as a multipart file"}]) from None
+    return check_image(name, "upload", data, max_bytes)
+
+
+def check_image(name: str, filename: str, data: bytes, max_bytes: int) -> tuple[str, bytes]:
+    """Size and type are checked here, at the boundary: the engine only ever gets real images, named by what they
+    are (not by what the caller called them)."""
+    if len(data) > max_bytes:
+        raise InputProblems([{"input": name, "message": f"the file is larger than {max_bytes // 2**20} MiB"}])
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.verify()
+            kind = image.format or ""
+            pixels = image.width * image.height
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        raise InputProblems([{"input": name, "message": f"{filename!r} is not an image this app accepts",
+                              "allowed": sorted(IMAGE_FORMATS)}]) from None
+    if pixels > MAX_PIXELS:
+        raise InputProblems([{"input": name, "message": f"the image has {pixels} pixels; at most {MAX_PIXELS} "
+                                                        "are accepted (e.g. 8192 x 8192)"}])
+    if kind not in IMAGE_FORMATS:
+        raise InputProblems([{"input": name, "message": f"image format {kind} is not accepted",
+                              "allowed": sorted(IMAGE_FORMATS)}])
+    stem = filename.rsplit(".", 1)[0] if "." in filename else filename
+    return f"{stem}.{IMAGE_FORMATS[kind]}", data
+
+
+def is_image_input(spec: AppSpec, name: str) -> bool:
+    item = spec.input(name)
+    return item is not None and item.type == "image"
+
+
+def split_json_inputs(spec: AppSpec, inputs: Mapping[str, Any], max_bytes: int
+                      ) -> tuple[dict[str, Any], dict[str, tuple[str, bytes]], list[dict[str, Any]]]:
+    """JSON inputs -> (values, decoded image uploads, problems): a non-empty string for an image input is the
+    image itself, base64 (a data: URL works)."""
+    values: dict[str, Any] = {}
+    uploads: dict[str, tuple[str, bytes]] = {}
+    problems: list[dict[str, Any]] = []
+    for name, value in inputs.items():
+        if is_image_input(spec, name) and isinstance(value, str) and value:
+            try:
+                uploads[name] = decode_image(name, value, max_bytes)
+            except InputProblems as exc:
+                problems += exc.problems
+        else:
+            values[name] = value
+    return values, uploads, problems
+
+
+def problem_of(error: InputValueError) -> dict[str, Any]:
+    problem: dict[str, Any] = {"input": error.input, "message": error.message}
+    if error.node is not None:
+        problem.update(node=error.node, node_input=error.node_input)
+    if error.allowed is not None:
+        problem["allowed"] = list(error.allowed) if isinstance(error.allowed, tuple) else error.allowed
+    return problem
+
+
+def check_values(spec: AppSpec, values: Mapping[str, Any], upload_names: Mapping[str, str],
+                 problems: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    """Dry-run the values (and the uploads' file names) through the code that will apply them, so errors come
+    now, not on the engine. Raises InputProblems with these and any `problems` found before. Returns the values
+    with the seeds drawn: a seed is drawn once, here, and recorded with the run, so a retry or a re-run after a
+    restart produces the same image, and a failed run still says which seed it used."""
+    found = list(problems)
+    applied = None
+    try:
+        applied = apply_values(spec.loaded_workflow, spec.inputs, {**values, **upload_names})
+    except InputValuesError as exc:
+        found += [problem_of(e) for e in exc.errors]
+    if found or applied is None:
+        raise InputProblems(found)
+    seeds = {i.name: applied.values[i.name] for i in spec.inputs if i.type == "seed" and i.name in applied.values}
+    return {**values, **seeds}
