@@ -1,6 +1,6 @@
 # Two commands for a fresh machine (Python 3.11 + make):
 #   make run    set up .venv and the bundled engine, then start the app (python launch.py)
-#   make test   set up .venv (with test tools) and the engine, then run ruff and the test suite
+#   make test   set up .venv (with test tools) and the engine, then run ruff, the import contracts and the tests
 # Both are idempotent: a second run skips every step that is already done.
 
 PYTHON ?= python3.11
@@ -32,6 +32,7 @@ chromium:
 
 test: $(VENV)/.test-installed chromium
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m tests.setup
 	$(BIN)/python -m pytest $(ARGS)
 
