@@ -282,12 +282,22 @@ class ComfyClient:
         output_nodes: Collection[str] | None,
     ) -> RunResult:
         prompt_id = result.prompt_id
+        # One deadline for the whole run, not a wait_for per event: that wraps each wait in a task of its own.
+        limit_scope = asyncio.timeout(max(0.0, deadline - time.monotonic()))
+        try:
+            async with limit_scope:
+                return await self._events(result, queue, on_event, output_nodes)
+        except TimeoutError:
+            if limit_scope.expired():
+                raise RunTimeoutError(prompt_id, "the run", limit) from None
+            raise
+
+    async def _events(self, result: RunResult, queue: asyncio.Queue[Any], on_event: EventCallback | None,
+                      output_nodes: Collection[str] | None) -> RunResult:
+        prompt_id = result.prompt_id
         executed: dict[str, Any] = {}  # node id -> its `executed` output: what history would list for it
         while True:
-            try:
-                item = await asyncio.wait_for(queue.get(), max(0.0, deadline - time.monotonic()))
-            except TimeoutError:
-                raise RunTimeoutError(prompt_id, "the run", limit) from None
+            item = await queue.get()
             if item is _DISCONNECTED:
                 continue
             if item is _CONNECTION_LOST:

@@ -84,8 +84,19 @@ class Preview(EngineEvent):
 TERMINAL_EVENTS = (ExecutionSuccess, ExecutionError, ExecutionInterrupted)
 
 
+_FOLLOWED = frozenset({"execution_start", "executing", "progress", "executed", "execution_cached",
+                       "execution_success", "execution_error", "execution_interrupted", "status"})
+_TYPE_PREFIX = '{"type": "'  # the engine writes json.dumps({"type": ..., "data": ...})
+
+
 def parse_text_message(raw: str) -> EngineEvent | None:
     """One JSON websocket message -> event, or None for messages we do not follow."""
+    if raw.startswith(_TYPE_PREFIX):
+        # Its type, read without parsing the message: those not followed (progress_state, one per step and
+        # node, a third of a run's messages) are skipped unparsed.
+        end = raw.find('"', len(_TYPE_PREFIX))
+        if end > 0 and raw[len(_TYPE_PREFIX):end] not in _FOLLOWED:
+            return None
     try:
         message = json.loads(raw)
     except ValueError:

@@ -228,6 +228,25 @@ def test_events_stream_progress_then_completion(http: httpx.Client, txt2img: str
     assert events[-1][1]["status"] == "succeeded"
 
 
+def test_status_shows_the_runs_progress_while_it_runs_and_keeps_the_last(http: httpx.Client, txt2img: str,
+                                                                         runner: dict[str, str]) -> None:
+    run = http.post(f"/api/apps/{txt2img}/runs", json={"inputs": {"steps": 40, "width": 128, "height": 128}},
+                    headers=runner).json()
+    seen: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        now = http.get(f"/api/runs/{run['id']}", headers=runner).json()
+        if now["status"] == "running" and now["progress"]:
+            seen.append(now["progress"])
+        if now["status"] in ("succeeded", "failed"):
+            break
+        time.sleep(0.05)
+    assert now["status"] == "succeeded", now
+    steps = [p["value"] for p in seen if p["max"] == 40]
+    assert steps and steps == sorted(steps) and steps[0] < 40, seen  # live, step by step, as polled
+    assert now["progress"]["value"] == now["progress"]["max"] == 40  # the last one stays with the ended run
+
+
 def test_cancel_queued_and_running(http: httpx.Client, txt2img: str, demo: str, runner: dict[str, str]) -> None:
     slow = http.post(f"/api/apps/{txt2img}/runs", json={"inputs": {"steps": 200, "width": 256, "height": 256}},
                      headers=runner).json()

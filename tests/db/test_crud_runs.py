@@ -189,7 +189,8 @@ def test_finish_run_records_the_outcome_and_total_time(
 ) -> None:
     with session_factory() as session:
         run = new_run(session, version)
-        crud_runs.mark_running(session, status="running", run_id=run.id, worker="w", started_at=run.created_at + timedelta(seconds=1))
+        crud_runs.mark_running(session, status="running", run_id=run.id, worker="w",
+                               started_at=run.created_at + timedelta(seconds=1))
         finished = run.created_at + timedelta(seconds=3, milliseconds=250)
         returned = crud_runs.finish_run(
             session,
@@ -310,7 +311,8 @@ def test_concurrent_writers_from_threads(session_factory: sessionmaker[Session],
         with session_factory() as session:
             for _ in range(10):
                 run = new_run(session, version)
-                crud_runs.mark_running(session, status="running", run_id=run.id, worker=f"w{worker}", started_at=utcnow())
+                crud_runs.mark_running(session, status="running", run_id=run.id, worker=f"w{worker}",
+                                       started_at=utcnow())
                 for step in range(3):
                     crud_runs.update_progress(session, run_id=run.id, progress={"node": "3", "value": step, "max": 3})
                     crud_runs.list_runs(session, limit=5)

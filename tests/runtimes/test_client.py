@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import io
+import json
 import uuid
 
 import pytest
@@ -236,3 +237,13 @@ async def test_outputs_of_a_local_engine_are_read_from_its_folder(engine: Engine
         with pytest.raises(EngineRequestError):
             await local.fetch_output(escape)
         assert asked[-1] == "/view"
+
+
+def test_messages_not_followed_are_skipped_unparsed_and_followed_ones_parsed() -> None:
+    # progress_state (one per step and node) is skipped by its type alone: even broken JSON after it is not read.
+    assert ev.parse_text_message('{"type": "progress_state", "data": {"prompt_id": "p", "nodes": {}}}') is None
+    assert ev.parse_text_message('{"type": "progress_state", "data": {broken') is None
+    event = ev.parse_text_message(json.dumps({"type": "progress",
+                                              "data": {"prompt_id": "p", "node": 3, "value": 2, "max": 4}}))
+    assert isinstance(event, ev.Progress) and (event.prompt_id, event.node, event.value, event.max) == ("p", "3", 2, 4)
+    assert ev.parse_text_message('{"data": {}, "type": "executing"}') is not None  # another writer's key order

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import modal
@@ -10,6 +13,7 @@ import pytest
 from runtimes.modal.host.generate import generate
 from runtimes.modal.host.settings import GPU_PRICES, DeploySettings, DeploySettingsError, settings_schema
 from tests.runtimes.modal_support import decorator_kwargs, demo_spec, import_bundle, txt2img_spec
+from tests.support.paths import REPO
 
 
 def test_defaults_are_valid_and_suit_an_image_workflow() -> None:
@@ -114,3 +118,33 @@ def test_a_model_without_a_source_is_named_in_the_file(tmp_path: Path) -> None:
 def test_bad_settings_generate_nothing() -> None:
     with pytest.raises(DeploySettingsError, match="gpu"):
         generate(demo_spec(), DeploySettings(gpu="NOT_A_GPU"), slug="demo", version=1, title="x")
+
+
+# Imports the container side from the bundle alone: the project's own packages (installed editable) are taken off
+# the import path first, so a module the container needs but the bundle lacks fails here as it would in the image.
+_IMPORT_SHIPPED = """
+import json, os, sys
+sys.meta_path[:] = [f for f in sys.meta_path if "__editable__" not in type(f).__module__]
+sys.path[:] = [sys.argv[1]] + [p for p in sys.path if p and os.path.realpath(p) != os.path.realpath(sys.argv[2])]
+import runtimes.modal.container.endpoint, runtimes.modal.container.jobs, runtimes.modal.container.worker
+print(json.dumps({name: module.__file__ for name, module in sys.modules.items()
+                  if name.split(".")[0] in ("app", "db", "publisher", "runtimes")}))
+"""
+
+
+def test_the_bundle_ships_the_container_side_and_what_it_imports_only(tmp_path: Path) -> None:
+    bundle_dir = tmp_path / "bundle"
+    generate(demo_spec(), DeploySettings(), slug="demo", version=1, title="Demo").write(bundle_dir)
+    shipped = {p.relative_to(bundle_dir).as_posix() for p in bundle_dir.rglob("*") if p.is_file()}
+    assert {"modal_app.py", "app_spec.json", "runtimes/modal/container/worker.py", "runtimes/modal/wire.py",
+            "runtimes/contract.py", "runtimes/inputs.py", "publisher/apply.py", "runtimes/engine/lifeline.py",
+            "runtimes/modal/container/snapshot_node/__init__.py"} <= shipped
+    # The host side, the local pool and the web app stay on the user's machine.
+    assert not [p for p in shipped if p.startswith(("runtimes/modal/host/", "app/", "db/"))]
+    assert "runtimes/pool.py" not in shipped
+
+    loaded = json.loads(subprocess.run(
+        [sys.executable, "-c", _IMPORT_SHIPPED, str(bundle_dir), str(REPO)], cwd=tmp_path, capture_output=True,
+        text=True, check=True).stdout)
+    assert "runtimes.modal.container.worker" in loaded
+    assert all(Path(file).is_relative_to(bundle_dir) for file in loaded.values()), loaded

@@ -121,6 +121,53 @@ async def test_runs_wait_for_an_engine_then_run_in_fifo_order(
     assert pool.queued_count() == 0 and pool.running() == {}
 
 
+async def test_the_engine_takes_the_next_run_while_the_app_records_the_last_ones_end(engine: Engine) -> None:
+    """Recording a run's end (its outputs stored, the database written) is off the engine's critical path."""
+    first, second = demo_request(0x101010), demo_request(0x202020)
+    recorded = asyncio.Event()  # the app's recording of the first run's end, held until the test lets it go
+    seen: list[tuple[str, str]] = []
+
+    async def on_update(update: RunUpdate) -> None:
+        seen.append((update.run_id, update.kind))
+        if (update.run_id, update.kind) == (first.run_id, "succeeded"):
+            await recorded.wait()
+
+    pool = WorkerPool(on_update=on_update)
+    await pool.start()
+    try:
+        pool.submit(first)
+        pool.submit(second)
+        pool.add_engine(engine)
+        async with asyncio.timeout(60):
+            while (second.run_id, "succeeded") not in seen:
+                await asyncio.sleep(0.02)
+        # The second run started and ended on the (single) engine while the first one's end was being recorded.
+        assert (first.run_id, "succeeded") in seen and not recorded.is_set()
+    finally:
+        recorded.set()
+        await pool.stop()  # waits for the end reports still being recorded
+
+
+async def test_stopping_the_pool_waits_for_the_end_reports_being_recorded(engine: Engine) -> None:
+    request = demo_request(0x303030)
+    finished: list[str] = []
+
+    async def on_update(update: RunUpdate) -> None:
+        if update.kind == "succeeded":
+            await asyncio.sleep(0.5)  # a slow write of the run's end
+            finished.append(update.run_id)
+
+    pool = WorkerPool(on_update=on_update)
+    await pool.start()
+    pool.add_engine(engine)
+    pool.submit(request)
+    async with asyncio.timeout(60):
+        while pool.queued_count() or pool.running():
+            await asyncio.sleep(0.02)
+    await pool.stop()
+    assert finished == [request.run_id]
+
+
 async def test_positions_and_the_front_of_the_queue(pool: WorkerPool) -> None:
     first, second, third = demo_request(1), demo_request(2), demo_request(3)
     assert [pool.submit(r) for r in (first, second, third)] == [1, 2, 3]
