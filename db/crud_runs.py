@@ -180,12 +180,6 @@ def mark_running(session: Session, *, run_id: str, status: str, worker: str, sta
     session.commit()
 
 
-def update_progress(session: Session, *, run_id: str, progress: dict[str, Any]) -> None:
-    """Latest {node, value, max}. Ignored if the run has ended."""
-    _update_unfinished(session, run_id, progress=progress)
-    session.commit()
-
-
 @dataclass(frozen=True)
 class NewArtifact:
     """A file a run produced, stored under the data dir at `path`."""

@@ -161,7 +161,6 @@ def test_mark_running_counts_attempts_and_queue_time(
 def test_requeue_keeps_attempts_and_the_next_start_counts_again(session: Session, version: AppVersion) -> None:
     run = new_run(session, version)
     crud_runs.mark_running(session, status="running", run_id=run.id, worker="engine-0", started_at=utcnow())
-    crud_runs.update_progress(session, run_id=run.id, progress={"node": "3", "value": 4, "max": 20})
     crud_runs.requeue_run(session, status="queued", run_id=run.id)
 
     stored = crud_runs.get_run(session, run_id=run.id)
@@ -175,13 +174,13 @@ def test_requeue_keeps_attempts_and_the_next_start_counts_again(session: Session
     assert (stored.status, stored.attempts, stored.worker) == ("running", 2, "engine-1")
 
 
-def test_update_progress_stores_the_latest(session: Session, version: AppVersion) -> None:
+def test_the_end_keeps_the_last_progress_reported(session: Session, version: AppVersion) -> None:
     run = new_run(session, version)
     crud_runs.mark_running(session, status="running", run_id=run.id, worker="w", started_at=utcnow())
-    crud_runs.update_progress(session, run_id=run.id, progress={"node": "3", "value": 1, "max": 20})
-    crud_runs.update_progress(session, run_id=run.id, progress={"node": "3", "value": 7, "max": 20})
+    crud_runs.end_run(session, run_id=run.id, status="succeeded", finished_at=utcnow(),
+                      progress={"node": "3", "value": 20, "max": 20})
     stored = crud_runs.get_run(session, run_id=run.id)
-    assert stored is not None and stored.progress == {"node": "3", "value": 7, "max": 20}
+    assert stored is not None and stored.progress == {"node": "3", "value": 20, "max": 20}
 
 
 def test_finish_run_records_the_outcome_and_total_time(
@@ -231,7 +230,6 @@ def test_finish_run_never_overwrites_a_final_status(session: Session, version: A
     assert (late.status, late.finished_at, late.error) == ("cancelled", cancelled_at, None)
     # Later state changes are ignored too.
     crud_runs.mark_running(session, status="running", run_id=run.id, worker="w2", started_at=utcnow())
-    crud_runs.update_progress(session, run_id=run.id, progress={"node": "1", "value": 1, "max": 1})
     crud_runs.requeue_run(session, status="queued", run_id=run.id)
     assert (late.status, late.attempts, late.worker, late.progress) == ("cancelled", 1, "w", None)
     session.expire_all()
@@ -258,8 +256,6 @@ def test_state_changes_of_an_unknown_run_raise(session: Session) -> None:
     missing = uuid.uuid4().hex
     with pytest.raises(RunNotFoundError):
         crud_runs.mark_running(session, status="running", run_id=missing, worker="w", started_at=utcnow())
-    with pytest.raises(RunNotFoundError):
-        crud_runs.update_progress(session, run_id=missing, progress={})
     with pytest.raises(RunNotFoundError):
         crud_runs.finish_run(session, run_id=missing, status="failed", finished_at=utcnow())
     with pytest.raises(RunNotFoundError):
@@ -313,8 +309,7 @@ def test_concurrent_writers_from_threads(session_factory: sessionmaker[Session],
                 run = new_run(session, version)
                 crud_runs.mark_running(session, status="running", run_id=run.id, worker=f"w{worker}",
                                        started_at=utcnow())
-                for step in range(3):
-                    crud_runs.update_progress(session, run_id=run.id, progress={"node": "3", "value": step, "max": 3})
+                for _ in range(3):
                     crud_runs.list_runs(session, limit=5)
                 crud_runs.finish_run(session, run_id=run.id, status="succeeded", finished_at=utcnow(), exec_ms=1.0)
                 ids.append(run.id)
