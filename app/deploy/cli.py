@@ -84,7 +84,8 @@ async def _run(args: argparse.Namespace, service: DeploymentService) -> int:
             for path, text in plan.bundle.files.items():
                 print(f"# ===== {path} =====")
                 print(text)
-            print("# ===== also shipped: runtimes/ and publisher/ (Comfy Publisher's worker code) =====")
+            print("# ===== also shipped: the container side of runtimes/ and what it imports, publisher/ included "
+                  "(Comfy Publisher's worker code) =====")
             for warning in plan.bundle.warnings:
                 print(f"warning: model not downloaded: {warning}", file=sys.stderr)
             return 0
