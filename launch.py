@@ -26,7 +26,7 @@ from app import cli
 from app.engines import EngineStatus
 from app.settings import Settings, parse_credentials
 from runtimes.engine.install import default_engine_home
-from runtimes.engine.manager import EngineManager, EngineSettings
+from runtimes.engine.manager import EngineSettings
 from runtimes.engine.process import port_is_free
 
 DEFAULT_PORT = 7860
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: port {args.port} on {args.host} is in use. Stop what uses it or pass --port N.",
               file=sys.stderr)
         return 2
-    engines = EngineStatus(EngineManager(EngineSettings(
+    engines = EngineStatus(EngineSettings(
         data_dir=data_dir,
         comfyui_url=args.comfyui_url,
         comfyui_path=args.comfyui_path,
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         workers=args.workers,
         engine_port=args.engine_port,
         disable_api_nodes=args.disable_api_nodes,
-    )))
+    ))
     engines.start_in_background()  # first: an engine takes seconds to start, the web app's imports as long
     # Before gradio is imported (it reads these once): no telemetry calls, temp files in the data dir.
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from runtimes.engine.errors import EngineError
 from runtimes.engine.install import EngineInstallError
-from runtimes.engine.manager import Engine, EngineManager
+from runtimes.engine.manager import Engine, EngineManager, EngineSettings
 
 State = Literal["starting", "ready", "failed", "stopped"]
 
@@ -20,8 +20,9 @@ State = Literal["starting", "ready", "failed", "stopped"]
 class EngineStatus:
     """Owns the engine manager's start-up: the web server answers at once while engines start."""
 
-    def __init__(self, manager: EngineManager, echo: bool = True) -> None:
-        self.manager = manager
+    def __init__(self, settings: EngineSettings, echo: bool = True) -> None:
+        # The manager reports install and start-up steps here, for pages and probes.
+        self.manager = EngineManager(settings, progress=self._record)
         self.state: State = "starting"
         self.error: str | None = None
         self.progress: deque[str] = deque(maxlen=200)
@@ -31,7 +32,6 @@ class EngineStatus:
         self._lock = threading.Lock()  # the start-up thread hands engines over while a taker attaches
         self._ready: list[Engine] = []
         self._on_ready: Callable[[Engine], None] | None = None
-        manager.progress = self._record  # the manager reports install and start-up steps here
 
     def _record(self, message: str) -> None:
         self.progress.append(message)

@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from app.engines import EngineStatus
-from runtimes.engine.manager import Engine, EngineManager, EngineSettings
+from runtimes.engine.manager import Engine, EngineSettings
 
 
 def test_engines_ready_before_the_pool_attaches_are_handed_over_when_it_does(engine_url: str, tmp_path: Path) -> None:
-    status = EngineStatus(EngineManager(EngineSettings(data_dir=tmp_path, comfyui_url=engine_url)), echo=False)
+    status = EngineStatus(EngineSettings(data_dir=tmp_path, comfyui_url=engine_url), echo=False)
     status.start_in_background()
     assert status.wait(30) == "ready" and status.is_ready() and status.problem() is None
     taken: list[Engine] = []
@@ -19,8 +19,7 @@ def test_engines_ready_before_the_pool_attaches_are_handed_over_when_it_does(eng
 
 
 def test_an_engine_that_cannot_start_is_the_reason_runs_are_refused(tmp_path: Path) -> None:
-    status = EngineStatus(EngineManager(EngineSettings(data_dir=tmp_path, comfyui_url="http://127.0.0.1:9")),
-                          echo=False)
+    status = EngineStatus(EngineSettings(data_dir=tmp_path, comfyui_url="http://127.0.0.1:9"), echo=False)
     status.start_in_background()
     assert status.wait(30) == "failed"
     assert status.problem() is not None and "127.0.0.1:9" in status.problem()
