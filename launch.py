@@ -132,7 +132,7 @@ def _serve(args: argparse.Namespace, engines: EngineStatus, data_dir: Path, db_u
         share.open_in_background(args.port)
     if not args.no_browser:
         threading.Thread(target=_open_when_up, args=(url,), daemon=True).start()
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
 
 
 def _open_when_up(url: str) -> None:

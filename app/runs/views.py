@@ -14,6 +14,7 @@ from app.runs.versions import Versions
 from db import crud_runs
 from db.crud_runs import NewArtifact
 from db.models import Artifact, Run
+from runtimes.contract import RunStatus
 
 
 class OutputOut(BaseModel):
@@ -84,9 +85,11 @@ class RunPage(BaseModel):
 def run_view(session: Session, versions: Versions, run: Run | Row[Any],
              artifacts: Sequence[Artifact | NewArtifact | Row[Any]] | None = None,
              queue_position: int | None = None) -> RunOut:
-    """The run (an ORM object or its row) as the API shows it; its files are read unless given."""
+    """The run (an ORM object or its row) as the API shows it; its files are read unless given. Only a succeeded
+    run has files (they are written with that end), so the others' are not looked for: most status polls are of
+    runs still queued or running."""
     if artifacts is None:
-        artifacts = crud_runs.artifacts_of(session, run_id=run.id)
+        artifacts = crud_runs.artifacts_of(session, run_id=run.id) if run.status == RunStatus.SUCCEEDED else []
     return RunOut.of(run, slug=versions.slug(session, run.app_id), version=versions.number(session, run.version_id),
                      artifacts=artifacts, queue_position=queue_position)
 
