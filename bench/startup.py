@@ -4,7 +4,9 @@ against the bare engine alone (its `/system_stats` answers), started the same wa
     python -m bench.startup [--rounds 3] [--engine-home DIR]
 
 "Second" start: the app's data dir exists and its database is migrated (a first, unmeasured start made them), as
-when a user starts the app again; the engine is installed. The bare side launches the bundled engine as the app
+when a user starts the app again; the engine is installed, and Python's bytecode caches of the app and the engine
+were written by that first start (PYTHONDONTWRITEBYTECODE, set on some machines, is lifted for both sides: without
+it every start compiles every module of both from source). The bare side launches the bundled engine as the app
 does (`runtimes.engine.process.EngineProcess`: the same command line, its own base dir) and waits for it to
 answer. The sides alternate, order swapped each round (ABBA), so drift on the machine hits both alike; both are
 polled every 0.1 s.
@@ -13,6 +15,7 @@ polled every 0.1 s.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -52,8 +55,9 @@ def time_app(data_dir: Path, engine_home: Path) -> float:
 
 def measure(rounds: int, engine_home: Path, tmp: Path) -> dict[str, Any]:
     data_dir = tmp / "app"
-    progress("First start of the app (not measured): creates its data dir and database")
+    progress("First start of the app and of the bare engine (not measured): data dir, database, bytecode caches")
     time_app(data_dir, engine_home)
+    time_bare(engine_home, tmp / "bare")
     times: dict[str, list[float]] = {"bare": [], "app": []}
     for i in range(rounds):
         order = ("bare", "app") if i % 2 == 0 else ("app", "bare")
@@ -89,6 +93,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # inherited by both sides' processes
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
         result = measure(args.rounds, args.engine_home, Path(tmp))
     finish(result, args, print_table, rounds=args.rounds)
