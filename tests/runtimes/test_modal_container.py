@@ -6,6 +6,7 @@ is replaced (LocalJobs)."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -33,6 +34,10 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 @pytest.fixture(scope="module")
 def container(tmp_path_factory: pytest.TempPathFactory, engine_install: EngineInstall) -> Iterator[Any]:
     """The generated ComfyWorker class as Modal would run it: plain instance, snap=True then snap=False hooks."""
+    # The bytecode of ComfyUI's model_management, as any normal engine start writes it: the snapshot patch must
+    # apply all the same (it is made to the source, in memory).
+    subprocess.run([str(engine_install.python), "-m", "py_compile",
+                    str(engine_install.comfyui_dir / "comfy" / "model_management.py")], check=True)
     bundle_dir = tmp_path_factory.mktemp("bundle")
     module = import_bundle(generate(demo_spec(), DeploySettings(), slug="demo", version=1, title="Demo"), bundle_dir)
     overrides = {"COMFY_PUBLISHER_COMFYUI_DIR": str(engine_install.comfyui_dir),

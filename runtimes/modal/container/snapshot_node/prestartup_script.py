@@ -25,6 +25,11 @@ _PATCHED = (
 
 
 class _PatchingLoader(importlib.machinery.SourceFileLoader):
+    def get_code(self, fullname):  # type: ignore[override]
+        # Always from the source: a .pyc of the original (any normal start of the engine writes one) would be
+        # loaded instead, unpatched; and the patched code is never written to the cache.
+        return self.source_to_code(self.get_data(self.path), self.path)
+
     def source_to_code(self, data, path, *, _optimize=-1):  # type: ignore[override]
         source = data.decode("utf-8") if isinstance(data, bytes) else data
         if _ORIGINAL not in source:
@@ -41,7 +46,7 @@ class _Finder(importlib.abc.MetaPathFinder):
         if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
             return spec
         spec.loader = _PatchingLoader(fullname, spec.origin)
-        spec.cached = None  # the patched code must not be cached as the original's .pyc
+        spec.cached = None
         return spec
 
 
