@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from app.auth.keys import Caller, identify, require_runner
 from app.deps import CallerDep, ServicesDep
 from app.errors import Forbidden, NotFound, Unauthorized, Unprocessable
-from app.runs.inputs import FormFields, InputSource, JsonBody
+from app.runs.inputs import FormFields, JsonBody
 from app.runs.service import RunService
 from app.runs.submission import AppRef, Submission
 from app.runs.views import RunOut, RunPage, history
@@ -31,14 +31,13 @@ _KEEPALIVE_S = 15.0
 async def _submit(request: Request, services: Services, slug: str, number: int | None,
                   idempotency_key: str | None) -> RunOut:
     runs, app, authorization = services.runs, AppRef(slug, number), request.headers.get("authorization")
-    inputs: InputSource
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         # Who may run what is settled before the web server reads (and spools) the files.
         caller, version = await runs.authorize(app, authorization)
         sub = Submission(version, FormFields(await request.form()), caller=caller, idempotency_key=idempotency_key)
     else:
-        inputs = JsonBody(await request.body())
-        sub = Submission(app, inputs, authorization=authorization, idempotency_key=idempotency_key)
+        sub = Submission(app, JsonBody(await request.body()), authorization=authorization,
+                         idempotency_key=idempotency_key)
     accepted = await runs.submit(sub)
     # A new run is known without reading it back; an earlier one with this Idempotency-Key is read.
     return runs.accepted_view(accepted) or await services.db(_current, runs, accepted.run.id)
