@@ -23,14 +23,12 @@ from app.runs.views import RunOut, run_view
 from app.settings import Settings
 from db import crud_runs
 from db.crud_runs import NewArtifact
+from db.models import utcnow
 from runtimes.contract import ErrorRecord, RunOutcome, RunStatus, RunUpdate, cancelled_error, run_error
 from runtimes.files import safe_filename
 
 log = logging.getLogger(__name__)
 
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 class RunRecorder:
@@ -122,7 +120,7 @@ class RunRecorder:
                     error = run_error("storage_error", f"The run succeeded but its outputs could not be stored: "
                                                        f"{type(exc).__name__}: {exc}")
             in_flight = self.in_flight.get(run_id)
-            run = crud_runs.end_run(session, run_id=run_id, status=status, finished_at=now(), applied=applied,
+            run = crud_runs.end_run(session, run_id=run_id, status=status, finished_at=utcnow(), applied=applied,
                                     error=error, exec_ms=exec_ms, artifacts=artifacts,
                                     created_at=in_flight.created_at if in_flight else None,
                                     progress=in_flight.progress if in_flight else None)

@@ -10,7 +10,7 @@ using up an attempt.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -20,6 +20,7 @@ from app.runs.versions import Versions
 from app.runs.views import RunOut, run_view
 from db import crud_apps, crud_runs
 from db.crud_apps import RunnableVersion
+from db.models import utcnow
 from runtimes.contract import RunRequest, RunStatus, run_error
 
 MAX_ATTEMPTS = 2
@@ -40,9 +41,6 @@ class Leftovers:
     runs: list[Recovered] = field(default_factory=list)  # re-runs first, then the queue in its order
     counts: dict[str, int] = field(default_factory=lambda: {"requeued": 0, "rerun": 0, "failed": 0})
 
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 class Recovery:
@@ -65,7 +63,7 @@ class Recovery:
             interrupted = crud_runs.runs_with_status(session, status=RunStatus.RUNNING)
             for run in interrupted:
                 if run.attempts >= MAX_ATTEMPTS:
-                    crud_runs.finish_run(session, run_id=run.id, status=RunStatus.FAILED, finished_at=_now(),
+                    crud_runs.finish_run(session, run_id=run.id, status=RunStatus.FAILED, finished_at=utcnow(),
                                          error=run_error("app_restarted", (
                                              f"The app stopped while this run was running (attempt {run.attempts} "
                                              f"of {MAX_ATTEMPTS}); it is not run again.")))
@@ -98,7 +96,7 @@ class Recovery:
         """Runs that could not be queued again: failed, saying why."""
         with self.sessions() as session:
             for run_id, exc in failures:
-                crud_runs.finish_run(session, run_id=run_id, status=RunStatus.FAILED, finished_at=_now(),
+                crud_runs.finish_run(session, run_id=run_id, status=RunStatus.FAILED, finished_at=utcnow(),
                                      error=run_error("recovery_error", f"Could not queue this run again after a "
                                                                        f"restart: {type(exc).__name__}: {exc}"))
 

@@ -48,9 +48,6 @@ class RemoteRuns:
     def running(self) -> dict[str, str]:
         return {run_id: self._calls[run_id][0].name for run_id in self._tasks if run_id in self._calls}
 
-    def has(self, run_id: str) -> bool:
-        return run_id in self._tasks
-
     async def cancel(self, run_id: str) -> CancelOutcome:
         if run_id not in self._tasks:
             return "not_found"
