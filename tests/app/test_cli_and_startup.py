@@ -99,7 +99,12 @@ def test_runs_submitted_while_the_engine_starts_wait_for_it(tmp_path: Path, engi
         publish(http, admin, name="Demo", slug="demo", workflow=shipped("demo_invert.json"), public=True)
     first.stop()
 
-    # Same data dir, now with an engine of its own: requests start as soon as the process answers.
+    # Same data dir, now with an engine of its own, slow to start as with heavy custom nodes (the app itself starts
+    # the engine first, and is often not the slower of the two): requests start as soon as the process answers.
+    slow_node = tmp_path / "comfyui" / "custom_nodes" / "slow_start"
+    slow_node.mkdir(parents=True)
+    (slow_node / "__init__.py").write_text("NODE_CLASS_MAPPINGS = {}\n")
+    (slow_node / "prestartup_script.py").write_text("import time\n\ntime.sleep(8)\n")
     second = AppServer(tmp_path, comfyui_url=None).start(until="/healthz")
     ready_at: list[datetime] = []
 
