@@ -12,15 +12,18 @@ This mirrors the frontend's ``graphToPrompt`` (comfyui_frontend_package 1.32, bu
   literal. Muted (mode 2) nodes and virtual nodes (Note, MarkdownNote, ...) are left out, and a
   link to a node that is left out is dropped, as the frontend does.
 - Subgraphs and legacy group nodes are refused with the node named.
+
+The file's shape is checked first (:mod:`publisher.ui_shape`), so the conversion reads fields of known types.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from .node_schema import WIDGET_TYPES, InputSpec, NodeCatalog, NodeSchema
+from .ui_shape import read_group_nodes, read_links, read_nodes, read_subgraphs
 from .workflow import (
     Workflow,
     WorkflowFormatError,
@@ -29,40 +32,21 @@ from .workflow import (
     detect_format,
     load_workflow,
     node_sort_key,
+    short_repr,
 )
 
 MUTED, BYPASSED = 2, 4  # LGraphEventMode.NEVER and .BYPASS
 NOTE_TYPES = frozenset({"Note", "MarkdownNote"})
 SEED_NAMES = ("seed", "noise_seed")
+SUBGRAPH_TYPE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
 _EXPORT = "or in ComfyUI use Workflow > Export (API) and upload that file"
 
 # What resolving an input gives: a link to a node that will be in the prompt, or a literal.
 _Resolved = tuple[str, int] | tuple[None, Any]
 
 
-@dataclass(frozen=True)
-class _Link:
-    origin_id: str
-    origin_slot: int
-
-
 def _label(node: Mapping[str, Any]) -> str:
     return f"node {node.get('id')} ({node.get('type')})"
-
-
-def _links(raw: object) -> dict[int, _Link]:
-    """Links by id; the 0.4 format stores arrays, the 1.0 format objects."""
-    links: dict[int, _Link] = {}
-    for item in raw if isinstance(raw, list) else ():
-        if isinstance(item, list) and len(item) >= 5:
-            link_id, origin_id, origin_slot = item[0], item[1], item[2]
-        elif isinstance(item, Mapping):
-            link_id, origin_id, origin_slot = item.get("id"), item.get("origin_id"), item.get("origin_slot")
-        else:
-            continue
-        if isinstance(link_id, int) and isinstance(origin_slot, int):
-            links[link_id] = _Link(str(origin_id), origin_slot)
-    return links
 
 
 def _valid_connection(a: object, b: object) -> bool:
@@ -128,24 +112,28 @@ def _widget_layout(schema: NodeSchema, count: int) -> list[tuple[InputSpec | Non
     return current
 
 
+def _checked(node: Mapping[str, Any], schema: NodeSchema, spec: InputSpec, value: object) -> object:
+    if not _fits(spec, value):
+        raise WorkflowFormatError(
+            f"{_label(node)}: widget value {short_repr(value)} does not fit input '{spec.name}' ({spec.type}); "
+            f"the node's widgets do not line up with this engine's {schema.class_type} (saved with "
+            f"another version of it?): open and save the workflow in ComfyUI on this engine, {_EXPORT}"
+        )
+    return value
+
+
 def _widget_values(node: Mapping[str, Any], schema: NodeSchema) -> dict[str, Any]:
     raw = node.get("widgets_values")
     values: dict[str, Any] = {}
     if isinstance(raw, Mapping):  # some custom nodes save {input name: value}
-        return {spec.name: raw[spec.name] for spec in schema.widget_inputs if spec.name in raw}
+        return {spec.name: _checked(node, schema, spec, raw[spec.name])
+                for spec in schema.widget_inputs if spec.name in raw}
     raw = raw if isinstance(raw, list) else []
     index = 0
     for spec, taken in _widget_layout(schema, len(raw)):
         if spec is not None:
             if index < len(raw):
-                value = raw[index]
-                if not _fits(spec, value):
-                    raise WorkflowFormatError(
-                        f"{_label(node)}: widget value {value!r} does not fit input '{spec.name}' ({spec.type}); "
-                        f"the node's widgets do not line up with this engine's {schema.class_type} (saved with "
-                        f"another version of it?): open and save the workflow in ComfyUI on this engine, {_EXPORT}"
-                    )
-                values[spec.name] = value
+                values[spec.name] = _checked(node, schema, spec, raw[index])
             elif spec.default is not None or spec.choices:  # added since the workflow was saved
                 values[spec.name] = spec.default if spec.default is not None else spec.choices[0]
         index += taken
@@ -155,19 +143,10 @@ def _widget_values(node: Mapping[str, Any], schema: NodeSchema) -> dict[str, Any
 class _Converter:
     def __init__(self, data: Mapping[str, Any], catalog: NodeCatalog) -> None:
         self.catalog = catalog
-        self.nodes: dict[str, Mapping[str, Any]] = {}
-        for node in data.get("nodes") or ():
-            if not isinstance(node, Mapping) or "id" not in node or not isinstance(node.get("type"), str):
-                raise WorkflowFormatError(f"A node in 'nodes' has no id or type: {str(node)[:80]}; {_EXPORT}")
-            self.nodes[str(node["id"])] = node
-        self.links = _links(data.get("links"))
-        definitions = data.get("definitions")
-        subgraphs = definitions.get("subgraphs") if isinstance(definitions, Mapping) else None
-        self.subgraphs = {str(s.get("id")): str(s.get("name") or s.get("id"))
-                          for s in subgraphs or () if isinstance(s, Mapping)}
-        extra = data.get("extra")
-        group_nodes = extra.get("groupNodes") if isinstance(extra, Mapping) else None
-        self.group_nodes = set(group_nodes) if isinstance(group_nodes, Mapping) else set()
+        self.nodes = read_nodes(data)
+        self.links = read_links(data.get("links"))
+        self.subgraphs = read_subgraphs(data)
+        self.group_nodes = read_group_nodes(data)
 
     def convert(self) -> dict[str, dict[str, Any]]:
         self._refuse_unsupported()
@@ -190,6 +169,10 @@ class _Converter:
                 problems.append(
                     f"node {node['id']} is the subgraph '{self.subgraphs[kind]}': subgraphs are not converted yet; "
                     f"in ComfyUI right-click it > Unpack Subgraph and save again, {_EXPORT}")
+            elif SUBGRAPH_TYPE.match(kind) and kind not in self.catalog:  # the editor types an instance by its id
+                problems.append(
+                    f"{_label(node)} is a subgraph whose definition is missing from 'definitions.subgraphs'; open "
+                    f"the workflow in ComfyUI and save it again, {_EXPORT}")
             elif kind in self.group_nodes or kind.startswith("workflow>"):
                 problems.append(
                     f"{_label(node)} is a group node: group nodes are not converted; in ComfyUI right-click it > "
@@ -218,11 +201,9 @@ class _Converter:
         schema = self.catalog[node["type"]]
         inputs: dict[str, Any] = _widget_values(node, schema)
         for slot, entry in enumerate(node.get("inputs") or ()):
-            if not isinstance(entry, Mapping):
-                continue
             widget = entry.get("widget")
             name = entry.get("name") or (widget.get("name") if isinstance(widget, Mapping) else None)
-            resolved = self._resolve_input(node, slot, None, set())
+            resolved = self._resolve_input(node, slot)
             if name and resolved is not None:
                 origin, value = resolved
                 inputs[str(name)] = [origin, value] if origin is not None else value
@@ -234,44 +215,53 @@ class _Converter:
         return {"inputs": inputs, "class_type": schema.class_type,
                 "_meta": {"title": title if isinstance(title, str) and title else schema.display_name}}
 
-    def _resolve_input(self, node: Mapping[str, Any], slot: int, want: object, seen: set[str]) -> _Resolved | None:
-        entries = node.get("inputs") or ()
-        entry = entries[slot] if 0 <= slot < len(entries) else None
-        link_id = entry.get("link") if isinstance(entry, Mapping) else None
-        if link_id is None:
-            return None
-        link = self.links.get(link_id)
-        if link is None:
-            raise WorkflowFormatError(f"{_label(node)}: input '{entry.get('name')}' uses link {link_id}, which is "
-                                      f"not in 'links'; reconnect it in ComfyUI and save again, {_EXPORT}")
-        origin = self.nodes.get(link.origin_id)
-        if origin is None:
-            raise WorkflowFormatError(f"{_label(node)}: input '{entry.get('name')}' is linked to node "
-                                      f"{link.origin_id}, which is not in the workflow; reconnect it, {_EXPORT}")
-        return self._resolve_output(origin, link.origin_slot, want if want is not None else entry.get("type"), seen)
-
-    def _resolve_output(self, node: Mapping[str, Any], slot: int, want: object, seen: set[str]) -> _Resolved | None:
-        key = f"{node['id']}[O]{slot}"
-        if key in seen:
-            raise WorkflowFormatError(f"{_label(node)}: its links form a loop through Reroute or bypassed nodes; "
-                                      f"remove the loop in ComfyUI, {_EXPORT}")
-        seen.add(key)
-        kind = node["type"]
-        if kind == "PrimitiveNode":  # the editor copies its value into the widgets it feeds
-            values = node.get("widgets_values")
-            return (None, values[0]) if isinstance(values, list) and values else None
-        if node.get("mode") == BYPASSED:
-            through = self._bypass_input(node, slot, want)
-            return None if through is None else self._resolve_input(node, through, None, seen)
-        if kind == "Reroute":
-            return self._resolve_input(node, 0, want, seen)
-        return str(node["id"]), slot
+    def _resolve_input(self, node: Mapping[str, Any], slot: int) -> _Resolved | None:
+        """What feeds input `slot` of `node`, followed through Reroute and bypassed nodes. A loop, not recursion:
+        a long chain of reroutes must not exhaust the interpreter's recursion limit."""
+        want: object = None  # the type asked for, which picks the input a bypassed node passes on
+        seen: set[tuple[str, int]] = set()
+        while True:
+            entries = node.get("inputs") or ()
+            entry = entries[slot] if 0 <= slot < len(entries) else None
+            link_id = entry.get("link") if entry is not None else None
+            if entry is None or link_id is None:
+                return None
+            where = f"{_label(node)}: input '{str(entry.get('name'))[:80]}'"
+            link = self.links.get(link_id)
+            if link is None:
+                raise WorkflowFormatError(f"{where} uses link {link_id}, which is not in 'links'; reconnect it in "
+                                          f"ComfyUI and save again, {_EXPORT}")
+            if isinstance(link, str):
+                raise WorkflowFormatError(f"{where} uses link {link_id}, which {link}; reconnect it in ComfyUI and "
+                                          f"save again, {_EXPORT}")
+            origin = self.nodes.get(link.origin_id)
+            if origin is None:
+                raise WorkflowFormatError(f"{where} is linked to node {link.origin_id}, which is not in the "
+                                          f"workflow; reconnect it, {_EXPORT}")
+            want = want if want is not None else entry.get("type")
+            node, slot = origin, link.origin_slot
+            if (str(node["id"]), slot) in seen:
+                raise WorkflowFormatError(f"{_label(node)}: its links form a loop through Reroute or bypassed "
+                                          f"nodes; remove the loop in ComfyUI, {_EXPORT}")
+            seen.add((str(node["id"]), slot))
+            if node["type"] == "PrimitiveNode":  # the editor copies its value into the widgets it feeds
+                values = node.get("widgets_values")
+                return (None, values[0]) if isinstance(values, list) and values else None
+            if node.get("mode") == BYPASSED:
+                through = self._bypass_input(node, slot, want)
+                if through is None:
+                    return None
+                slot, want = through, None
+            elif node["type"] == "Reroute":
+                slot = 0
+            else:
+                return str(node["id"]), slot
 
     def _bypass_input(self, node: Mapping[str, Any], slot: int, want: object) -> int | None:
         """The input a bypassed node passes to output `slot` (ExecutableNodeDTO's choice)."""
-        inputs = [i if isinstance(i, Mapping) else {} for i in node.get("inputs") or ()]
+        inputs: list[Mapping[str, Any]] = node.get("inputs") or []
         outputs = node.get("outputs") or ()
-        out_type = outputs[slot].get("type") if slot < len(outputs) and isinstance(outputs[slot], Mapping) else None
+        out_type = outputs[slot].get("type") if slot < len(outputs) else None
         if want in ("*", ""):
             return slot if len(inputs) > slot else 0
         same = inputs[slot] if slot < len(inputs) else None

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
+import reprlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +20,9 @@ from typing import Any, Literal, TypeGuard
 
 WorkflowFormat = Literal["api", "ui", "unknown"]
 
-WorkflowSource = str | bytes | os.PathLike[str] | Mapping[Any, Any]  # int node ids are tolerated
+# JSON text, bytes, a path, or JSON already parsed (int node ids are tolerated; load_workflow names what is
+# wrong with anything that is not an object).
+WorkflowSource = str | bytes | os.PathLike[str] | Mapping[Any, Any] | list[Any] | int | float | bool | None
 
 UI_FORMAT_MESSAGE = (
     "This is a ComfyUI UI-format workflow (has 'nodes' and 'links'); converting it needs the engine's node "
@@ -30,6 +34,25 @@ _EXPORT_HINT = "in ComfyUI use Workflow > Export (API) and upload that file"
 
 class WorkflowFormatError(ValueError):
     """The input is not a usable API-format workflow; the message says what to fix."""
+
+
+# Bounds on what a workflow holds. ComfyUI writes values a few levels deep; deeper nesting is a broken or
+# hostile file and would otherwise exhaust the recursion limit in copying and in the JSON answers.
+MAX_VALUE_DEPTH = 32
+MAX_NAME_LENGTH = 256  # node ids, node types and input names are echoed in messages
+MAX_INT = 2**64  # the engine's INT inputs are 64-bit at most (seeds go to 0xffffffffffffffff)
+
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 60
+_SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxdict = 3, 6, 4
+
+
+def short_repr(value: object) -> str:
+    """A value as a message shows it: a short prefix, never the whole of a huge user value."""
+    try:
+        return _SHORT.repr(value)
+    except ValueError:  # an int beyond Python's digit limit for str()
+        return f"<a number of {value.bit_length()} bits>" if isinstance(value, int) else f"<{type(value).__name__}>"
 
 
 def is_link(value: object) -> TypeGuard[list[Any]]:
@@ -139,11 +162,17 @@ def _parse_json(text: str | bytes) -> object:
             f"Invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}; "
             "the file must be the JSON that ComfyUI exported, unedited"
         ) from exc
+    except RecursionError:
+        raise WorkflowFormatError(
+            "The JSON is nested too deeply to be a workflow; upload the .json file ComfyUI exported"
+        ) from None
+    except ValueError as exc:  # e.g. an integer with more digits than Python converts
+        raise WorkflowFormatError(f"The JSON holds a value that cannot be read ({exc}); {_EXPORT_HINT}") from None
 
 
 def _read_source(source: WorkflowSource) -> object:
-    if isinstance(source, Mapping):
-        return source
+    if isinstance(source, Mapping | list) or source is None or isinstance(source, bool | int | float):
+        return source  # already parsed JSON; load_workflow names what is wrong with a non-object
     if isinstance(source, bytes):
         return _parse_json(source)
     if isinstance(source, os.PathLike):
@@ -160,7 +189,8 @@ def _read_source(source: WorkflowSource) -> object:
 _JSON_TYPE_NAMES = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
 
 
-def _json_type(value: object) -> str:
+def json_type(value: object) -> str:
+    """How a message names the JSON type of a value ("an array", "null"...)."""
     if value is None:
         return "null"
     if isinstance(value, Mapping):
@@ -182,33 +212,83 @@ def _normalise_value(value: object) -> object:
     return copy.deepcopy(value)
 
 
+def _value_problem(value: object) -> str | None:
+    """What makes an input value unusable: nesting deeper than any workflow needs, a number JSON cannot carry.
+    Walked with a stack, not recursion, so a hostile depth cannot exhaust the interpreter's."""
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, Mapping | list):
+            if depth >= MAX_VALUE_DEPTH:
+                return f"is nested more than {MAX_VALUE_DEPTH} levels deep"
+            children = item.values() if isinstance(item, Mapping) else item
+            stack.extend((child, depth + 1) for child in children)
+        elif isinstance(item, float) and not math.isfinite(item):
+            return f"holds {item}, which JSON cannot carry; give a finite number"
+        elif isinstance(item, int) and not isinstance(item, bool) and not -MAX_INT < item < MAX_INT:
+            return "holds an integer beyond 64 bits, more than the engine accepts"
+    return None
+
+
+def _name_problem(what: str, name: str) -> str | None:
+    if len(name) > MAX_NAME_LENGTH:
+        return f"{what} is {len(name)} characters long ({short_repr(name)}); at most {MAX_NAME_LENGTH} are allowed"
+    return None
+
+
+def _normalise_node(node_id: str, node: object) -> dict[str, Any]:
+    if not isinstance(node, Mapping):
+        raise WorkflowFormatError(
+            f"Node '{node_id}' must be an object with 'class_type' and 'inputs', got {json_type(node)}"
+        )
+    class_type = node.get("class_type")
+    if class_type is not None and not isinstance(class_type, str):
+        raise WorkflowFormatError(
+            f"Node '{node_id}': 'class_type' must be the node type's name (a string such as \"KSampler\"), "
+            f"got {json_type(class_type)}"
+        )
+    if not isinstance(class_type, str) or not class_type.strip():
+        raise WorkflowFormatError(
+            f"Node '{node_id}' has no 'class_type' (the node type, e.g. \"KSampler\"); "
+            f"every node needs one — {_EXPORT_HINT}"
+        )
+    if problem := _name_problem("its class_type", class_type):
+        raise WorkflowFormatError(f"Node '{node_id}': {problem}")
+    inputs = node.get("inputs", {})
+    if not isinstance(inputs, Mapping):
+        raise WorkflowFormatError(
+            f"Node '{node_id}' ({class_type}): 'inputs' must be an object of input name -> value, "
+            f"got {json_type(inputs)}"
+        )
+    meta = node.get("_meta")
+    where = f"Node '{node_id}' ({class_type})"
+    for name, value in inputs.items():
+        if problem := _name_problem("an input name", str(name)):
+            raise WorkflowFormatError(f"{where}: {problem}")
+        if problem := _value_problem(value):
+            raise WorkflowFormatError(f"{where}: input '{name}' {problem}")
+        if is_link(value) and (problem := _name_problem("a node whose id", value[0])):
+            raise WorkflowFormatError(f"{where}: input '{name}' is linked to {problem}")
+    if isinstance(meta, Mapping) and (problem := _value_problem(meta)):
+        raise WorkflowFormatError(f"{where}: '_meta' {problem}")
+    clean: dict[str, Any] = {
+        "class_type": class_type,
+        "inputs": {str(k): _normalise_value(v) for k, v in inputs.items()},
+    }
+    if isinstance(meta, Mapping):
+        clean["_meta"] = copy.deepcopy(dict(meta))
+    return clean
+
+
 def _normalise_nodes(data: Mapping[Any, Any]) -> dict[str, dict[str, Any]]:
     nodes: dict[str, dict[str, Any]] = {}
     for raw_id, node in data.items():
         node_id = str(raw_id)
-        if not isinstance(node, Mapping):
-            raise WorkflowFormatError(
-                f"Node '{node_id}' must be an object with 'class_type' and 'inputs', got {_json_type(node)}"
-            )
-        class_type = node.get("class_type")
-        if not isinstance(class_type, str) or not class_type.strip():
-            raise WorkflowFormatError(
-                f"Node '{node_id}' has no 'class_type' (the node type, e.g. \"KSampler\"); "
-                f"every node needs one — {_EXPORT_HINT}"
-            )
-        inputs = node.get("inputs", {})
-        if not isinstance(inputs, Mapping):
-            raise WorkflowFormatError(
-                f"Node '{node_id}' ({class_type}): 'inputs' must be an object of input name -> value, "
-                f"got {_json_type(inputs)}"
-            )
-        clean: dict[str, Any] = {
-            "class_type": class_type,
-            "inputs": {str(k): _normalise_value(v) for k, v in inputs.items()},
-        }
-        if isinstance(node.get("_meta"), Mapping):
-            clean["_meta"] = copy.deepcopy(dict(node["_meta"]))
-        nodes[node_id] = clean
+        if problem := _name_problem("a node id", node_id):
+            raise WorkflowFormatError(f"The workflow is not usable: {problem}")
+        if node_id in nodes:  # {1: ..., "1": ...} in a dict built by hand
+            raise WorkflowFormatError(f"Node id '{node_id}' is used twice; give each node its own id")
+        nodes[node_id] = _normalise_node(node_id, node)
     return nodes
 
 
@@ -220,7 +300,7 @@ def load_workflow(source: WorkflowSource) -> Workflow:
     data = _read_source(source)
     if not isinstance(data, Mapping):
         raise WorkflowFormatError(
-            f"A workflow must be a JSON object mapping node ids to nodes, got {_json_type(data)}; "
+            f"A workflow must be a JSON object mapping node ids to nodes, got {json_type(data)}; "
             f"{_EXPORT_HINT}"
         )
     if not data:

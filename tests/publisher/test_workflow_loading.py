@@ -173,5 +173,12 @@ def test_node_must_be_an_object() -> None:
 
 
 def test_unsupported_source_type() -> None:
-    with pytest.raises(TypeError, match="takes JSON text, bytes, a path or a dict, not int"):
-        load_workflow(42)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="takes JSON text, bytes, a path or a dict, not set"):
+        load_workflow({4, 2})  # type: ignore[arg-type]
+
+
+def test_parsed_json_that_is_not_an_object_is_named() -> None:
+    # json.loads may give any JSON value; a caller passing it on gets the format error, not a TypeError.
+    for value, named in ((42, "a number"), ([1, 2], "an array"), (None, "null"), (True, "a boolean")):
+        with pytest.raises(WorkflowFormatError, match=f"must be a JSON object mapping node ids to nodes, got {named}"):
+            load_workflow(value)
