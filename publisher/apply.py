@@ -74,11 +74,12 @@ class InputBinding:
         object.__setattr__(self, "choices", tuple(self.choices))
 
 
-def _show(value: object) -> str:
+def _show(value: object, limit: int = 80) -> str:
     try:
-        return json.dumps(value)
+        text = json.dumps(value)
     except (TypeError, ValueError):
-        return repr(value)
+        text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."  # never echo a huge value whole
 
 
 def _listing(values: Iterable[Any]) -> tuple[tuple[Any, ...], str]:

@@ -18,7 +18,7 @@ from .candidates import CandidateInput, find_candidates
 from .models import ModelRef, find_model_refs, with_sources
 from .node_schema import NodeCatalog
 from .outputs import OutputNode, default_published_outputs, find_outputs
-from .workflow import Workflow, load_workflow
+from .workflow import Workflow, load_workflow, short_repr
 
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")  # a JSON key, a form field and a Python identifier
 DEFAULT_TIMEOUT_S = 600.0
@@ -180,7 +180,7 @@ def _override(
         changes["name"] = slugify(str(changes["label"]))
     name = str(changes.get("name") or base.name or slugify(base.label))
     if not NAME_PATTERN.match(name):
-        problems.append(f"{where}: name '{name}' must start with a letter or _ and hold only letters, digits "
+        problems.append(f"{where}: name {short_repr(name)} must start with a letter or _ and hold only letters, digits "
                         "and _ (64 at most): it becomes a JSON field and a form field")
         return None
     changes["name"] = name

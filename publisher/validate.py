@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from .node_schema import InputSpec, NodeCatalog, NodeSchema
-from .workflow import Workflow, is_link, node_sort_key
+from .workflow import Workflow, is_link, node_sort_key, short_repr
 
 ProblemKind = Literal[
     "unknown_node_types",
@@ -175,7 +175,7 @@ def _check_input(
     if isinstance(value, list):
         return (
             "bad_link",
-            f"input '{spec.name}' holds a malformed link {value!r}; a link must be "
+            f"input '{spec.name}' holds a malformed link {short_repr(value)}; a link must be "
             "[source node id (string), output slot (integer)]",
         )
     if spec.is_link_type:
