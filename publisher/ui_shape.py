@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
-from .workflow import MAX_NAME_LENGTH, WorkflowFormatError, json_type, short_repr
+from .workflow import MAX_INT, MAX_NAME_LENGTH, WorkflowFormatError, json_type, short_repr
 
 MAX_LISTED_PROBLEMS = 10  # a broken file can have thousands; the first few say what is wrong
 _EXPORT = "or in ComfyUI use Workflow > Export (API) and upload that file"
@@ -23,7 +23,7 @@ class UiLink:
     origin_slot: int
 
 
-def is_int(value: object) -> bool:
+def is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -32,7 +32,9 @@ def _found(value: object) -> str:
 
 
 def _is_node_id(value: object) -> bool:
-    return is_int(value) or (isinstance(value, str) and 0 < len(value) <= MAX_NAME_LENGTH)
+    if is_int(value):
+        return -MAX_INT < value < MAX_INT
+    return isinstance(value, str) and 0 < len(value) <= MAX_NAME_LENGTH
 
 
 def _entries_problems(label: str, node: Mapping[str, Any], field: str, keys: dict[str, tuple[type, ...]],
@@ -129,7 +131,6 @@ def read_links(raw: object) -> dict[int, UiLink | str]:
     for item in items:
         link_id, link = _link(item)
         if is_int(link_id):
-            assert isinstance(link_id, int)
             links.setdefault(link_id, link)
     return links
 

@@ -68,7 +68,8 @@ def is_link(value: object) -> TypeGuard[list[Any]]:
 
 def node_sort_key(node_id: str) -> tuple[tuple[int, int | str], ...]:
     """Numeric-aware key so "10" sorts after "9" and subgraph ids like "12:3" group together."""
-    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in node_id.split(":"))
+    # ASCII digits only: "²".isdigit() is true, but int() refuses it.
+    return tuple((0, int(part)) if part.isascii() and part.isdigit() else (1, part) for part in node_id.split(":"))
 
 
 def _looks_like_api(data: Mapping[str, Any]) -> bool:
