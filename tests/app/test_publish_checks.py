@@ -106,6 +106,7 @@ def test_a_wrong_sampler_name_is_refused(http: httpx.Client, admin: dict[str, st
     ({"default": 1e9}, "is above the maximum 16384"),
     ({"max": 1e9}, "max 1000000000.0 is above what the engine accepts (16384)"),
     ({"min": "NaN"}, "min must be a finite number"),
+    ({"step": -8}, "step must be above 0"),
 ])
 def test_published_input_settings_are_checked_against_the_schema(http: httpx.Client, admin: dict[str, str],
                                                                  given: dict[str, Any], expected: str) -> None:
