@@ -6,7 +6,9 @@ Value rules (the same for the form and the REST API):
   query strings send); booleans and non-integral numbers are rejected. Range is min..max.
 - float: an int, a float or a numeric string; booleans, NaN and infinities are rejected.
 - bool: a bool or the strings "true"/"false" (any case).
-- text: a string.  choice: exactly one of the choices; an empty choice list (for example model
+- text: a string of at most ``max_length`` characters (``DEFAULT_TEXT_MAX_LENGTH`` unless the
+  publisher chose otherwise; a stored spec without the field reads as the default).
+- choice: exactly one of the choices; an empty choice list (for example model
   files a fresh engine does not have yet) is left to the engine to check.
 - image / video / audio / file: an engine file name (``subfolder/name`` from an upload); absolute
   paths and ``..`` are rejected.
@@ -41,6 +43,9 @@ FILE_TYPES = frozenset({"image", "video", "audio", "file"})
 SEED_MAX = 0xFFFFFFFFFFFFFFFF  # the engine's own seed maximum
 SEED_DRAW_MAX = 2**53 - 1  # largest integer a JSON number keeps exactly in JavaScript
 MAX_LISTED = 20  # the engine also stops listing choices after 20
+# A prompt is rarely longer; a 1 MiB one held the engine's only worker for minutes.
+DEFAULT_TEXT_MAX_LENGTH = 10_000
+TEXT_MAX_LENGTH_LIMIT = 1_000_000  # the most a publisher may allow
 
 
 def slugify(text: str) -> str:
@@ -65,10 +70,13 @@ class InputBinding:
     choices: tuple[Any, ...] = ()
     required: bool = False
     randomize: bool = False
+    max_length: int | None = None  # text only: the most characters a value may have
 
     def __post_init__(self) -> None:
         if self.type not in BINDING_TYPES:
             raise ValueError(f"unknown input type {self.type!r}; use one of {sorted(BINDING_TYPES)}")
+        if self.type == "text" and self.max_length is None:
+            object.__setattr__(self, "max_length", DEFAULT_TEXT_MAX_LENGTH)
         if not self.name:
             object.__setattr__(self, "name", slugify(self.label) or f"{self.node}.{self.input}")
         object.__setattr__(self, "choices", tuple(self.choices))
@@ -240,6 +248,9 @@ def _coerce_value(binding: InputBinding, value: object, rng: random.Random) -> o
     if binding.type == "text":
         if not isinstance(value, str):
             raise _Reject(f"expected text, got {_show(value)}", "text", "text")
+        if binding.max_length is not None and len(value) > binding.max_length:
+            raise _Reject(f"the text is {len(value)} characters long, over the limit of {binding.max_length}",
+                          {"max_length": binding.max_length}, f"text of at most {binding.max_length} characters")
         return value
     if binding.type == "choice":
         return _to_choice(binding, value)

@@ -13,8 +13,16 @@ from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
-from .apply import BINDING_TYPES, InputBinding, InputValuesError, apply_values, slugify
+from .apply import (
+    BINDING_TYPES,
+    TEXT_MAX_LENGTH_LIMIT,
+    InputBinding,
+    InputValuesError,
+    apply_values,
+    slugify,
+)
 from .candidates import CandidateInput, find_candidates
+from .literals import is_finite_number, short
 from .models import ModelRef, find_model_refs, with_sources
 from .node_schema import NodeCatalog
 from .outputs import OutputNode, default_published_outputs, find_outputs
@@ -22,7 +30,8 @@ from .workflow import Workflow, load_workflow, short_repr
 
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")  # a JSON key, a form field and a Python identifier
 DEFAULT_TIMEOUT_S = 600.0
-_OVERRIDABLE = ("name", "label", "default", "min", "max", "step", "choices", "required", "randomize", "help")
+_OVERRIDABLE = ("name", "label", "default", "min", "max", "step", "choices", "required", "randomize", "help",
+                "max_length")
 
 
 class AppSpecError(ValueError):
@@ -185,9 +194,13 @@ def _override(
         return None
     changes["name"] = name
     for bound in ("min", "max", "step"):
-        if bound in changes and not _is_number(changes[bound]):
-            problems.append(f"{where}: {bound} must be a number, got {changes[bound]!r}")
+        if bound in changes and not is_finite_number(changes[bound]):
+            problems.append(f"{where}: {bound} must be a finite number, got {short(changes[bound])}")
             return None
+    if "step" in changes and changes["step"] <= 0:
+        problems.append(f"{where}: step must be above 0, got {changes['step']}")
+    if "max_length" in changes and not _max_length_fits(base, changes["max_length"], where, problems):
+        return None
     low, high = changes.get("min", base.min), changes.get("max", base.max)
     if candidate.min is not None and low is not None and low < candidate.min:
         problems.append(f"{where}: min {low} is below what the engine accepts ({candidate.min})")
@@ -212,8 +225,15 @@ def _override(
     return replace(base, **changes)
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+def _max_length_fits(base: AppInput, value: object, where: str, problems: list[str]) -> bool:
+    if base.type != "text":
+        problems.append(f"{where}: max_length only applies to text inputs; this one is {base.type}")
+        return False
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= TEXT_MAX_LENGTH_LIMIT:
+        problems.append(f"{where}: max_length must be a whole number of characters from 1 to "
+                        f"{TEXT_MAX_LENGTH_LIMIT}, got {short(value)}")
+        return False
+    return True
 
 
 def _check_unique(inputs: Sequence[AppInput], problems: list[str]) -> None:

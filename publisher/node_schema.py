@@ -43,6 +43,8 @@ class InputSpec:
     step: int | float | None = None
     multiline: bool = False
     choices: tuple[Any, ...] = ()
+    # The legacy combo form (a list of choices as the type): only then does the engine refuse other values.
+    listed_choices: bool = False
     image_upload: bool = False
     upload: str | None = None  # "image" / "video" / "audio" / "file" for upload combos
     force_input: bool = False
@@ -70,7 +72,8 @@ def parse_input_spec(name: str, spec: object, *, required: bool) -> InputSpec:
     opts: dict[str, Any] = dict(opts_raw) if isinstance(opts_raw, Mapping) else {}
 
     choices: tuple[Any, ...] = ()
-    if isinstance(head, list | tuple):
+    listed = isinstance(head, list | tuple)
+    if listed:
         type_name = "COMBO"  # legacy combo: the first element is the list of choices
         choices = tuple(head)
     else:
@@ -90,6 +93,7 @@ def parse_input_spec(name: str, spec: object, *, required: bool) -> InputSpec:
         step=_number(opts.get("step")),
         multiline=opts.get("multiline") is True,
         choices=choices,
+        listed_choices=listed,
         image_upload=opts.get("image_upload") is True,
         upload=upload,
         force_input=opts.get("forceInput") is True,

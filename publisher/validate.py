@@ -3,8 +3,10 @@
 It reports every problem at once (the engine stops at the first unknown node type) and mirrors
 ``execution.validate_prompt``: unknown node types are reported for every node, while input and
 link checks only cover nodes that feed an output, because the engine ignores the rest.
-Literal values (ranges, combo choices) are not checked here: choices such as model files
-depend on the machine, so they are left to the engine and to value application.
+Literal values are checked as the engine converts and compares them (``literals.py``): wrong types,
+values out of range, and values outside a fixed list of choices; choices of files (models, uploads)
+depend on the machine, so only their type is checked. Links that form a cycle are reported with the
+nodes in it, which the engine itself never names.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from .cycles import find_cycles
+from .literals import check_literal
 from .node_schema import InputSpec, NodeCatalog, NodeSchema
 from .workflow import Workflow, is_link, node_sort_key, short_repr
 
@@ -25,6 +29,10 @@ ProblemKind = Literal[
     "link_type_mismatch",
     "required_input_missing",
     "link_expected",
+    "invalid_value",
+    "value_out_of_range",
+    "value_not_in_list",
+    "cycle",
 ]
 
 
@@ -39,6 +47,8 @@ class GraphProblem:
     input_name: str | None = None
     # For "unknown_node_types": each missing class_type with the ids of the nodes using it.
     missing_types: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # For "cycle": the ids of the nodes that feed one another.
+    nodes: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         if self.node_id is None:
@@ -183,7 +193,7 @@ def _check_input(
             "link_expected",
             f"input '{spec.name}' needs a connection from a {spec.type} output but holds a literal value",
         )
-    return None
+    return check_literal(spec, value)
 
 
 def _check_node(
@@ -196,6 +206,17 @@ def _check_node(
             kind, message = found
             problems.append(GraphProblem(kind, message, node_id, schema.class_type, spec.name))
     return problems
+
+
+def _cycle_problem(workflow: Workflow, group: tuple[str, ...]) -> GraphProblem:
+    named = ", ".join(f"'{n}' ({workflow.class_type(n)})" for n in group)
+    if len(group) == 1:
+        message = (f"Node {named} is linked to itself, so the engine cannot run it; connect its input to "
+                   "another node's output")
+    else:
+        message = (f"Nodes {named} feed one another in a cycle, so the engine cannot order them; remove one "
+                   "of the links between them")
+    return GraphProblem(kind="cycle", message=message, nodes=group)
 
 
 def validate_graph(workflow: Workflow, catalog: NodeCatalog) -> list[GraphProblem]:
@@ -218,7 +239,9 @@ def validate_graph(workflow: Workflow, catalog: NodeCatalog) -> list[GraphProble
                 ),
             )
         )
-    for node_id in _nodes_feeding_outputs(workflow, catalog):
+    feeding = _nodes_feeding_outputs(workflow, catalog)
+    problems.extend(_cycle_problem(workflow, group) for group in find_cycles(workflow, feeding))
+    for node_id in feeding:
         schema = catalog.get(workflow.class_type(node_id))
         if schema is not None:
             problems.extend(_check_node(workflow, catalog, node_id, schema))

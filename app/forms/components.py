@@ -51,8 +51,11 @@ def make_field(spec: AppInput, *, key: str = "") -> Field:
         common["key"] = f"{key}-{spec.name}"
     match spec.type:
         case "text":
+            if spec.max_length is not None:  # the box stops there, and says so; the service refuses longer text
+                common["info"] = " ".join(filter(None, (spec.help, f"(at most {spec.max_length:,} characters)")))
             return Field(spec, gr.Textbox(value=spec.default or "", lines=4 if spec.multiline else 1,
-                                          max_lines=20 if spec.multiline else 1, **common))
+                                          max_lines=20 if spec.multiline else 1, max_length=spec.max_length,
+                                          **common))
         case "int" | "float":
             return Field(spec, _number_field(spec, common))
         case "bool":

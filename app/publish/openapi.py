@@ -39,6 +39,10 @@ def _field(item: AppInput) -> tuple[Any, Any]:
         case "image" | "mask" | "video" | "audio" | "file":
             annotation = str
             description += " (base64 or a data: URL in JSON; a file in multipart)"
+        case "text":
+            annotation = str
+            if item.max_length is not None:
+                bounds = {"max_length": item.max_length}
         case _:
             annotation = str
     default = ... if item.required else (None if item.type in ("seed", "image") else item.default)

@@ -46,6 +46,8 @@ class PublishInput(BaseModel):
     required: bool | None = None
     randomize: bool | None = Field(None, description="seeds: draw a new seed when none is given")
     help: str | None = None
+    max_length: int | None = Field(None, description="text inputs: the most characters a value may have "
+                                                     "(default 10000)")
 
 
 class PublishRequest(BaseModel):

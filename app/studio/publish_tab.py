@@ -66,7 +66,8 @@ def build(services: Services) -> None:
             summary = gr.Markdown(elem_id="workflow-summary")
         with gr.Column(scale=7):
             gr.Markdown("### 2. Choose the inputs people can change\nTick an input to put it on the form; edit its "
-                        "label, default, range or choices (separated by ` | `). Suggested inputs are ticked.")
+                        "label, default, range or choices (separated by ` | `); a text's Max is its maximum length. "
+                        "Suggested inputs are ticked.")
             table = gr.Dataframe(headers=COLUMNS, datatype=DATATYPES, type="array", interactive=True,
                                  static_columns=list(range(EDITABLE, len(COLUMNS))), elem_id="inputs-table",
                                  max_height=420, wrap=True, value=[], show_search="none")

@@ -8,10 +8,12 @@ import math
 from typing import Any
 
 from publisher import AppSpec
+from publisher.apply import DEFAULT_TEXT_MAX_LENGTH
 
 COLUMNS = ["Use", "Label", "Default", "Min", "Max", "Choices", "Type", "Node", "Input", "Why suggested"]
 DATATYPES = ["bool", "str", "str", "str", "str", "str", "str", "str", "str", "str"]
 EDITABLE = 6  # the first six columns are the publisher's choices; the rest describe the input
+# A text input's "Max" is its maximum length in characters (it has no range).
 CHOICE_SEPARATOR = " | "
 _ROLES: list[tuple[str, tuple[str, ...]]] = [
     ("Models", ("loader", "checkpoint", "lora", "unet", "vae", "clipvision", "controlnetloader")),
@@ -86,7 +88,8 @@ def candidate_rows(analysis: dict[str, Any]) -> list[list[Any]]:
     rows = []
     for c in analysis["inputs"]:
         choices = CHOICE_SEPARATOR.join(map(str, c["choices"])) if c["type"] == "choice" else ""
-        rows.append([bool(c["suggested"]), c["label"], _cell(c["default"]), _cell(c["min"]), _cell(c["max"]),
+        high = DEFAULT_TEXT_MAX_LENGTH if c["type"] == "text" else c["max"]
+        rows.append([bool(c["suggested"]), c["label"], _cell(c["default"]), _cell(c["min"]), _cell(high),
                      choices, c["type"], c["node"], c["input"], c["reason"]])
     return rows
 
@@ -126,8 +129,15 @@ def rows_to_inputs(rows: list[list[Any]]) -> tuple[list[dict[str, Any]], list[st
                 hint = "write true or false" if kind == "bool" else "write a number"
                 problems.append(f"{where}: {column} '{text}' is not valid: {hint}")
                 continue
+            if column == "Max" and kind == "text":
+                if not float(value).is_integer():
+                    problems.append(f"{where}: Max '{text}' is a text's maximum length: write a whole number")
+                    continue
+                item["max_length"] = int(value)
+                continue
             if column != "Default" and kind not in ("int", "float", "seed"):
-                problems.append(f"{where}: {column} only applies to numbers; clear it")
+                hint = " (for a text, Max is its maximum length)" if kind == "text" else ""
+                problems.append(f"{where}: {column} only applies to numbers{hint}; clear it")
                 continue
             item[column.lower()] = value
         if str(choices).strip() and kind == "choice":
@@ -148,7 +158,7 @@ def describe_changes(old: AppSpec | None, new: AppSpec) -> str:
         lines.append(f"- − input **{name}** removed (API callers that send it will get an error)")
     for name in sorted(before.keys() & after.keys()):
         a, b = before[name], after[name]
-        for attribute in ("type", "label", "default", "min", "max", "choices", "node", "input"):
+        for attribute in ("type", "label", "default", "min", "max", "max_length", "choices", "node", "input"):
             if getattr(a, attribute) != getattr(b, attribute):
                 lines.append(f"- ~ **{name}**: {attribute} {_cell(getattr(a, attribute)) or '—'} → "
                              f"{_cell(getattr(b, attribute)) or '—'}")

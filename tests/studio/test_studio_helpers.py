@@ -39,6 +39,17 @@ def test_bad_cells_are_named_by_row_and_column() -> None:
                         "'Flag' (node 2, input flag): Default 'maybe' is not valid: write true or false"]
 
 
+def test_a_text_rows_max_is_its_maximum_length() -> None:
+    inputs, problems = rows_to_inputs([[True, "Prompt", "a cat", "", "500", "", "text", "6", "text", ""]])
+    assert problems == [] and inputs == [{"node": "6", "input": "text", "label": "Prompt", "default": "a cat",
+                                          "max_length": 500}]
+    _, problems = rows_to_inputs([[True, "Prompt", "", "", "12.5", "", "text", "6", "text", ""],
+                                  [True, "Prompt", "", "3", "", "", "text", "7", "text", ""]])
+    assert problems == ["'Prompt' (node 6, input text): Max '12.5' is a text's maximum length: write a whole number",
+                        "'Prompt' (node 7, input text): Min only applies to numbers (for a text, Max is its maximum "
+                        "length); clear it"]
+
+
 def test_changes_between_versions_name_inputs_and_nodes() -> None:
     new = AppSpec(workflow={"1": {"class_type": "EmptyImage", "inputs": {"width": 32}}},
                   inputs=(AppInput(node="1", input="width", type="int", name="width", label="Width", default=32),
