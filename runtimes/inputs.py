@@ -115,12 +115,14 @@ def check_values(spec: AppSpec, values: Mapping[str, Any], upload_names: Mapping
     now, not on the engine. Raises InputProblems with these and any `problems` found before. Returns the values
     with the seeds drawn: a seed is drawn once, here, and recorded with the run, so a retry or a re-run after a
     restart produces the same image, and a failed run still says which seed it used."""
-    found = [*problems, *foreign_file_problems(spec, values)]
+    foreign = foreign_file_problems(spec, values)
+    found = [*problems, *foreign]
     applied = None
     try:
         applied = apply_values(spec.loaded_workflow, spec.inputs, {**values, **upload_names})
     except InputValuesError as exc:
-        found += [problem_of(e) for e in exc.errors]
+        said = {problem["input"] for problem in foreign}  # one problem per input is enough
+        found += [problem_of(e) for e in exc.errors if e.input not in said]
     if found or applied is None:
         raise InputProblems(found)
     seeds = {i.name: applied.values[i.name] for i in spec.inputs if i.type == "seed" and i.name in applied.values}
@@ -137,7 +139,7 @@ def foreign_file_problems(spec: AppSpec, values: Mapping[str, Any]) -> list[dict
         value = values.get(item.name)
         if item.type not in FILE_TYPES or value is None:
             continue
-        own = (item.default, spec.loaded_workflow.inputs(item.node).get(item.input))
+        own = (item.default, ((spec.workflow.get(item.node) or {}).get("inputs") or {}).get(item.input))
         if any(value == allowed for allowed in own if allowed is not None):
             continue
         how = ("send the image itself (JSON: base64 or a data: URL; multipart: a file part)"
