@@ -16,7 +16,9 @@ import httpx
 import pytest
 from PIL import Image
 
+from app.forms.runner import describe_error
 from app.runs.inputs import parse_values
+from app.runs.redact import scrub_paths
 from publisher import AppInput, AppOutput, AppSpec
 from runtimes.engine.manager import EngineSettings
 from runtimes.inputs import InputProblems
@@ -163,6 +165,24 @@ def test_an_engine_error_shows_callers_no_server_paths(http: httpx.Client, admin
     assert run["error"]["node_id"] == "1" and broken in shown  # still says where and what
     for server_path in (engine_dir, ENGINE_HOME, Path.home()):
         assert str(server_path) not in shown, shown
+
+
+@pytest.mark.parametrize(("text", "kept"), [
+    ("cannot identify image file '/tmp/pytest-1/engine/input/b.png'", "cannot identify image file '<server>/b.png'"),
+    ('  File "/home/bob/ComfyUI/nodes.py", line 3', '  File "<server>/nodes.py", line 3'),
+    ("C:\\Users\\bob\\ComfyUI\\nodes.py failed", "<server>/nodes.py failed"),
+    ("\\\\fileserver\\share\\x.png", "<server>/x.png"),
+    ("see http://127.0.0.1:8188/view/x and runs/abc/x.png", "see http://127.0.0.1:8188/view/x and runs/abc/x.png"),
+])
+def test_server_paths_are_cut_to_their_file_name(text: str, kept: str) -> None:
+    assert scrub_paths({"message": text, "details": {"traceback": [text]}}) == {"message": kept,
+                                                                              "details": {"traceback": [kept]}}
+
+
+def test_a_forms_visitor_sees_no_server_paths_either() -> None:
+    said = describe_error({"type": "execution_error", "node_id": "1", "node_type": "LoadImage",
+                           "message": "cannot identify image file '/srv/comfy/input/b.png'"})
+    assert "/srv/" not in said and "b.png" in said
 
 
 # --- the pixel cap ---------------------------------------------------------------------------------------------
