@@ -24,7 +24,7 @@ import platformdirs
 # while the engines start, not before.
 from app import cli
 from app.engines import EngineStatus
-from app.settings import Settings, parse_credentials
+from app.settings import DEFAULT_MAX_IMAGE_PIXELS, Settings, parse_credentials, positive_int
 from runtimes.engine.install import default_engine_home
 from runtimes.engine.manager import EngineSettings
 from runtimes.engine.process import port_is_free
@@ -58,6 +58,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sync-wait", type=float, default=60.0,
                         help="seconds POST .../run waits for the result before answering 202")
     parser.add_argument("--max-upload-mb", type=float, default=20, help="largest accepted upload")
+    parser.add_argument("--max-image-pixels", type=positive_int,
+                        default=os.environ.get("COMFY_PUBLISHER_MAX_IMAGE_PIXELS") or DEFAULT_MAX_IMAGE_PIXELS,
+                        help="most pixels (width x height) of one uploaded image "
+                             "(env COMFY_PUBLISHER_MAX_IMAGE_PIXELS)")
     parser.add_argument("--allow-private-webhooks", action="store_true",
                         help="let webhooks call loopback/private addresses (local set-ups)")
     parser.add_argument("--no-browser", action="store_true", help="do not open a browser")
@@ -120,6 +124,7 @@ def _serve(args: argparse.Namespace, engines: EngineStatus, data_dir: Path, db_u
     share = ShareLink()
     app = create_app(Settings(data_dir=data_dir, db_url=db_url, sync_wait_s=args.sync_wait,
                               max_queue=args.max_queue, max_upload_bytes=int(args.max_upload_mb * 2**20),
+                              max_image_pixels=args.max_image_pixels,
                               allow_private_webhooks=args.allow_private_webhooks, studio_auth=studio_auth),
                      engines, share)
     url = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}/"

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 from pathlib import Path
+
+DEFAULT_MAX_IMAGE_PIXELS = 4096 * 4096  # as runtimes.inputs' (a deployment's), kept light to import at start-up
 
 
 @dataclass(frozen=True)
@@ -13,6 +16,7 @@ class Settings:
     sync_wait_s: float = 60.0  # POST .../run waits this long for the result, then answers 202 with the run id
     max_queue: int = 10_000  # queued runs past this answer 429 with Retry-After
     max_upload_bytes: int = 20 * 2**20
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS  # per uploaded image: the engine's memory pays pixels, not bytes
     allow_private_webhooks: bool = False  # webhooks to loopback/private addresses (local set-ups, tests)
     studio_auth: tuple[str, str] | None = None  # (user, password) for the studio; None: the studio is open
 
@@ -27,6 +31,18 @@ class Settings:
     @property
     def test_runs_dir(self) -> Path:
         return self.data_dir / "test-runs"
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: --max-image-pixels (or COMFY_PUBLISHER_MAX_IMAGE_PIXELS) as a whole number above 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number above 0, e.g. {DEFAULT_MAX_IMAGE_PIXELS}, "
+                                         f"got {text[:40]!r}")
+    return value
 
 
 def parse_credentials(value: str | None) -> tuple[str, str] | None:

@@ -12,11 +12,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from .file_paths import PREFIX_INPUT, confine
 from .node_schema import NodeCatalog
 from .workflow import Workflow
 
 _RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
-PREFIX_INPUT = "filename_prefix"
 RUNS_FOLDER = "runs"
 
 
@@ -45,6 +45,8 @@ def isolate_outputs(
 ) -> dict[str, dict[str, Any]]:
     """A copy of ``prompt`` whose literal ``filename_prefix`` values live under ``runs/<run_id>/``.
 
+    The prefix is confined first (``..``, absolute paths, backslashes and drive letters dropped): a caller's value
+    for it (a text input bound to it) must not reach another run's folder.
     A prefix fed by a link (computed by another node) is left alone: it cannot be rewritten here.
     """
     folder = run_folder(run_id)
@@ -56,6 +58,5 @@ def isolate_outputs(
             continue
         if not _takes_prefix(str(node.get("class_type")), catalog):
             continue
-        original = inputs[PREFIX_INPUT].lstrip("/\\") or "ComfyUI"
-        inputs[PREFIX_INPUT] = f"{folder}/{original}"
+        inputs[PREFIX_INPUT] = f"{folder}/{confine(inputs[PREFIX_INPUT])}"
     return result

@@ -20,6 +20,7 @@ from publisher import (
     node_sort_key,
     run_folder,
 )
+from publisher.file_paths import path_problems
 from runtimes.comfy.client import ComfyClient, EventCallback, OutputFile
 from runtimes.comfy.errors import (
     ComfyError,
@@ -93,6 +94,8 @@ async def execute_run(
                                                      subfolder=folder)
         applied = apply_values(workflow, request.bindings, values)
         prompt = isolate_outputs(applied.prompt, catalog, run_id)
+        if escaping := path_problems(prompt, catalog):  # a version published before publishing checked paths
+            raise ValueError("; ".join(escaping))
         output_nodes = [n for n in prompt if (schema := catalog.get(prompt[n]["class_type"])) and schema.output_node]
         result = await client.run(prompt, prompt_id=run_id, on_event=on_event, timeout=request.timeout_s,
                                   output_nodes=output_nodes)

@@ -13,9 +13,12 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from publisher import AppSpec, InputValueError, InputValuesError, apply_values
+from publisher.apply import FILE_TYPES
+from publisher.file_paths import shown
 
 DEFAULT_MAX_UPLOAD_BYTES = 20 * 2**20
-MAX_PIXELS = 8192 * 8192
+# Per image: a small file can decode into a huge one (an 8192 x 8192 1-bit PNG of 8 KB takes the engine to ~3 GB).
+DEFAULT_MAX_IMAGE_PIXELS = 4096 * 4096
 IMAGE_FORMATS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tiff"}
 
 
@@ -27,7 +30,8 @@ class InputProblems(ValueError):
         super().__init__("; ".join(f"{p['input']}: {p['message']}" for p in problems))
 
 
-def decode_image(name: str, value: str, max_bytes: int) -> tuple[str, bytes]:
+def decode_image(name: str, value: str, max_bytes: int, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+                 ) -> tuple[str, bytes]:
     """A base64 (or data: URL) image -> (file name with the extension of its real format, bytes), checked."""
     encoded = value.partition(",")[2] if value.startswith("data:") else value
     if len(encoded) > max_bytes * 4 // 3 + 4:
@@ -37,10 +41,11 @@ def decode_image(name: str, value: str, max_bytes: int) -> tuple[str, bytes]:
     except (binascii.Error, ValueError):
         raise InputProblems([{"input": name, "message": "not base64: send the image as base64 (a data: URL "
                                                         "works) or as a multipart file"}]) from None
-    return check_image(name, "upload", data, max_bytes)
+    return check_image(name, "upload", data, max_bytes, max_pixels)
 
 
-def check_image(name: str, filename: str, data: bytes, max_bytes: int) -> tuple[str, bytes]:
+def check_image(name: str, filename: str, data: bytes, max_bytes: int,
+                max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> tuple[str, bytes]:
     """Size and type are checked here, at the boundary: the engine only ever gets real images, named by what they
     are (not by what the caller called them)."""
     if len(data) > max_bytes:
@@ -50,12 +55,13 @@ def check_image(name: str, filename: str, data: bytes, max_bytes: int) -> tuple[
             image.verify()
             kind = image.format or ""
             pixels = image.width * image.height
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
-        raise InputProblems([{"input": name, "message": f"{filename!r} is not an image this app accepts",
+    except Image.DecompressionBombError:  # Pillow's own limit, far above ours: certainly too many pixels
+        raise _too_many_pixels(name, None, max_pixels) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        raise InputProblems([{"input": name, "message": f"{shown(filename)} is not an image this app accepts",
                               "allowed": sorted(IMAGE_FORMATS)}]) from None
-    if pixels > MAX_PIXELS:
-        raise InputProblems([{"input": name, "message": f"the image has {pixels} pixels; at most {MAX_PIXELS} "
-                                                        "are accepted (e.g. 8192 x 8192)"}])
+    if pixels > max_pixels:
+        raise _too_many_pixels(name, pixels, max_pixels)
     if kind not in IMAGE_FORMATS:
         raise InputProblems([{"input": name, "message": f"image format {kind} is not accepted",
                               "allowed": sorted(IMAGE_FORMATS)}])
@@ -63,12 +69,20 @@ def check_image(name: str, filename: str, data: bytes, max_bytes: int) -> tuple[
     return f"{stem}.{IMAGE_FORMATS[kind]}", data
 
 
+def _too_many_pixels(name: str, pixels: int | None, max_pixels: int) -> InputProblems:
+    side = int(max_pixels**0.5)
+    has = f" ({pixels} pixels)" if pixels is not None else ""
+    return InputProblems([{"input": name, "message": f"the image has too many pixels{has}: at most {max_pixels} "
+                                                     f"are accepted (e.g. {side} x {side}); send a smaller image"}])
+
+
 def is_image_input(spec: AppSpec, name: str) -> bool:
     item = spec.input(name)
     return item is not None and item.type == "image"
 
 
-def split_json_inputs(spec: AppSpec, inputs: Mapping[str, Any], max_bytes: int
+def split_json_inputs(spec: AppSpec, inputs: Mapping[str, Any], max_bytes: int,
+                      max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
                       ) -> tuple[dict[str, Any], dict[str, tuple[str, bytes]], list[dict[str, Any]]]:
     """JSON inputs -> (values, decoded image uploads, problems): a non-empty string for an image input is the
     image itself, base64 (a data: URL works)."""
@@ -78,7 +92,7 @@ def split_json_inputs(spec: AppSpec, inputs: Mapping[str, Any], max_bytes: int
     for name, value in inputs.items():
         if is_image_input(spec, name) and isinstance(value, str) and value:
             try:
-                uploads[name] = decode_image(name, value, max_bytes)
+                uploads[name] = decode_image(name, value, max_bytes, max_pixels)
             except InputProblems as exc:
                 problems += exc.problems
         else:
@@ -101,13 +115,37 @@ def check_values(spec: AppSpec, values: Mapping[str, Any], upload_names: Mapping
     now, not on the engine. Raises InputProblems with these and any `problems` found before. Returns the values
     with the seeds drawn: a seed is drawn once, here, and recorded with the run, so a retry or a re-run after a
     restart produces the same image, and a failed run still says which seed it used."""
-    found = list(problems)
+    foreign = foreign_file_problems(spec, values)
+    found = [*problems, *foreign]
     applied = None
     try:
         applied = apply_values(spec.loaded_workflow, spec.inputs, {**values, **upload_names})
     except InputValuesError as exc:
-        found += [problem_of(e) for e in exc.errors]
+        said = {problem["input"] for problem in foreign}  # one problem per input is enough
+        found += [problem_of(e) for e in exc.errors if e.input not in said]
     if found or applied is None:
         raise InputProblems(found)
     seeds = {i.name: applied.values[i.name] for i in spec.inputs if i.type == "seed" and i.name in applied.values}
     return {**values, **seeds}
+
+
+def foreign_file_problems(spec: AppSpec, values: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A file input (image, video, audio, file) takes an upload of this run, or else its own default or the
+    workflow's file: any other name would hand the engine whatever it names in its input folder, another run's
+    upload included. Every way in (JSON, multipart, the forms, a deployment's endpoint) comes through here, via
+    check_values; `values` are the given values, the uploads apart."""
+    problems = []
+    for item in spec.inputs:
+        value = values.get(item.name)
+        if item.type not in FILE_TYPES or value is None:
+            continue
+        own = (item.default, ((spec.workflow.get(item.node) or {}).get("inputs") or {}).get(item.input))
+        if any(value == allowed for allowed in own if allowed is not None):
+            continue
+        how = ("send the image itself (JSON: base64 or a data: URL; multipart: a file part)"
+               if item.type == "image" else f"{item.type} inputs take no value over the API")
+        text = shown(value) if isinstance(value, str) else f"a {type(value).__name__}"
+        problems.append({"input": item.name, "node": item.node, "node_input": item.input,
+                         "message": f"{text} is not a file uploaded with this run: {how}, or leave the input out to "
+                                    "use the app's own file"})
+    return problems

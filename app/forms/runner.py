@@ -15,6 +15,7 @@ from PIL import Image
 from app.auth.keys import Caller
 from app.errors import AppError, NotFound, explain
 from app.runs.inputs import GivenValues
+from app.runs.redact import scrub_paths
 from app.runs.submission import AppRef, Submission
 from app.services import Services
 from db import crud_runs
@@ -42,7 +43,7 @@ def describe_error(error: dict[str, Any] | None) -> str:
     """A run's error record as a sentence a person can act on (never a traceback)."""
     if not error:
         return "The run failed without a reason."
-    message = str(error.get("message") or error.get("type") or "unknown error").strip().splitlines()[0]
+    message = str(scrub_paths(error.get("message")) or error.get("type") or "unknown error").strip().splitlines()[0]
     where = ""
     if error.get("node_id"):
         where = f" (node {error['node_id']}" + (f", {error['node_type']}" if error.get("node_type") else "") + ")"

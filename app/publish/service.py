@@ -28,6 +28,7 @@ from publisher import (
     load_any_workflow,
     validate_graph,
 )
+from publisher.file_paths import path_problems
 from publisher.validate import GraphValidationError
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -118,6 +119,8 @@ def build_spec(body: PublishRequest, catalog: NodeCatalog) -> AppSpec:
         workflow = load_any_workflow(body.workflow, catalog)  # the spec stores the API-format prompt
     except WorkflowFormatError as exc:
         raise PublishError("The workflow cannot be read", [str(exc)]) from None
+    if escaping := path_problems(workflow, catalog):
+        raise PublishError("The workflow names files outside the engine's folders", escaping)
     try:
         check_graph(workflow, catalog)
         return build_app_spec(workflow, catalog, [i.model_dump(exclude_none=True) for i in body.inputs],

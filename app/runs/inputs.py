@@ -1,7 +1,8 @@
 """A submission's inputs, from a JSON body (images as base64), a multipart form (images as files) or Python values
 (the generated forms, the studio), checked against the app version's inputs before anything is queued: every
 problem raises InputProblems naming the input. The image and value checks are runtimes.inputs', the same a
-deployment's endpoint uses."""
+deployment's endpoint uses; a file input's value is checked there too (an upload of this run or the app's own
+file), whichever way it came."""
 
 from __future__ import annotations
 
@@ -12,7 +13,14 @@ from typing import Any, Protocol
 from starlette.datastructures import FormData, UploadFile
 
 from publisher import AppSpec
-from runtimes.inputs import InputProblems, check_image, check_values, is_image_input, split_json_inputs
+from runtimes.inputs import (
+    DEFAULT_MAX_IMAGE_PIXELS,
+    InputProblems,
+    check_image,
+    check_values,
+    is_image_input,
+    split_json_inputs,
+)
 
 
 @dataclass(frozen=True)
@@ -26,7 +34,8 @@ class InputSource(Protocol):
     """Inputs as they came in; parsed against the version's spec in the submission's database trip (a worker
     thread), once the version is known."""
 
-    def parse(self, spec: AppSpec, max_upload_bytes: int) -> RunInputs: ...
+    def parse(self, spec: AppSpec, max_upload_bytes: int,
+              max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> RunInputs: ...
 
 
 @dataclass(frozen=True)
@@ -35,12 +44,13 @@ class JsonBody:
 
     body: bytes
 
-    def parse(self, spec: AppSpec, max_upload_bytes: int) -> RunInputs:
+    def parse(self, spec: AppSpec, max_upload_bytes: int,
+              max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> RunInputs:
         try:
             data = json.loads(self.body) if self.body else {}
         except ValueError:
             raise InputProblems([{"input": "(body)", "message": "the body is not valid JSON"}]) from None
-        return parse_json_body(spec, data, max_upload_bytes)
+        return parse_json_body(spec, data, max_upload_bytes, max_image_pixels)
 
 
 @dataclass(frozen=True)
@@ -49,8 +59,9 @@ class FormFields:
 
     form: FormData
 
-    def parse(self, spec: AppSpec, max_upload_bytes: int) -> RunInputs:
-        return parse_form(spec, self.form, max_upload_bytes)
+    def parse(self, spec: AppSpec, max_upload_bytes: int,
+              max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> RunInputs:
+        return parse_form(spec, self.form, max_upload_bytes, max_image_pixels)
 
 
 @dataclass(frozen=True)
@@ -60,11 +71,13 @@ class GivenValues:
     values: dict[str, Any]
     files: dict[str, tuple[str, bytes]]
 
-    def parse(self, spec: AppSpec, max_upload_bytes: int) -> RunInputs:
-        return parse_values(spec, self.values, self.files, max_upload_bytes)
+    def parse(self, spec: AppSpec, max_upload_bytes: int,
+              max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> RunInputs:
+        return parse_values(spec, self.values, self.files, max_upload_bytes, max_image_pixels)
 
 
-def parse_json_body(spec: AppSpec, body: Any, max_upload_bytes: int) -> RunInputs:
+def parse_json_body(spec: AppSpec, body: Any, max_upload_bytes: int,
+                    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> RunInputs:
     if not isinstance(body, dict):
         raise InputProblems([{"input": "(body)", "message": 'the body must be a JSON object: {"inputs": {...}}'}])
     unknown = sorted(set(body) - {"inputs", "webhook"})
@@ -74,11 +87,12 @@ def parse_json_body(spec: AppSpec, body: Any, max_upload_bytes: int) -> RunInput
     raw = body.get("inputs") or {}
     if not isinstance(raw, dict):
         raise InputProblems([{"input": "inputs", "message": "must be an object of input name -> value"}])
-    values, uploads, problems = split_json_inputs(spec, raw, max_upload_bytes)
+    values, uploads, problems = split_json_inputs(spec, raw, max_upload_bytes, max_image_pixels)
     return _checked(spec, values, uploads, _webhook(body.get("webhook")), problems)
 
 
-def parse_form(spec: AppSpec, form: FormData, max_upload_bytes: int) -> RunInputs:
+def parse_form(spec: AppSpec, form: FormData, max_upload_bytes: int,
+               max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> RunInputs:
     """Reads the uploaded files (spooled by the web server): call it from a worker thread."""
     values: dict[str, Any] = {}
     uploads: dict[str, tuple[str, bytes]] = {}
@@ -103,24 +117,22 @@ def parse_form(spec: AppSpec, form: FormData, max_upload_bytes: int) -> RunInput
             value.file.seek(0)
             data = value.file.read(max_upload_bytes + 1)
             try:
-                uploads[name] = check_image(name, value.filename or "upload", data, max_upload_bytes)
+                uploads[name] = check_image(name, value.filename or "upload", data, max_upload_bytes,
+                                            max_image_pixels)
             except InputProblems as exc:
                 problems += exc.problems
-        elif is_image_input(spec, name):
-            # A name instead of a file would point the engine at whatever sits in its input folder.
-            problems.append({"input": name, "message": "send the image as a file part, not as text"})
         else:
             values[name] = value
     return _checked(spec, values, uploads, _webhook(webhook), problems)
 
 
 def parse_values(spec: AppSpec, values: dict[str, Any], files: dict[str, tuple[str, bytes]],
-                 max_upload_bytes: int) -> RunInputs:
+                 max_upload_bytes: int, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> RunInputs:
     """Inputs from Python values and image files (the generated forms, the studio): the same checks as the API's."""
     uploads, problems = {}, []
     for name, (filename, data) in files.items():
         try:
-            uploads[name] = check_image(name, filename, data, max_upload_bytes)
+            uploads[name] = check_image(name, filename, data, max_upload_bytes, max_image_pixels)
         except InputProblems as exc:
             problems += exc.problems
     return _checked(spec, dict(values), uploads, None, problems)

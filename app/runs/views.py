@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
+from app.runs.redact import scrub_paths
 from app.runs.versions import Versions
 from db import crud_runs
 from db.crud_runs import NewArtifact
@@ -53,7 +54,8 @@ class RunOut(BaseModel):
     inputs: dict[str, Any] = Field(description="the values as applied (seed included) once the run started; "
                                                "as submitted before")
     outputs: list[OutputOut] = Field(default_factory=list)
-    error: dict[str, Any] | None = None
+    error: dict[str, Any] | None = Field(None, description="why it failed: type, message, node_id, node_type, "
+                                                           "input, details (server paths cut to file names)")
     worker: str | None = None
     attempts: int = 0
     webhook: WebhookOut | None = Field(None, description="the delivery of the run's webhook, once it ended")
@@ -68,7 +70,8 @@ class RunOut(BaseModel):
         return cls(
             id=run.id, app=slug, version=version, status=run.status, queue_position=queue_position,
             progress=run.progress, timings=Timings(queue_ms=run.queue_ms, exec_ms=run.exec_ms, total_ms=run.total_ms),
-            inputs=run.applied or run.inputs or {}, outputs=[OutputOut.of(a) for a in artifacts], error=run.error,
+            inputs=run.applied or run.inputs or {}, outputs=[OutputOut.of(a) for a in artifacts],
+            error=scrub_paths(run.error),
             worker=run.worker, attempts=run.attempts, created_at=run.created_at, started_at=run.started_at,
             webhook=WebhookOut(status=run.webhook_status, error=run.webhook_error) if run.webhook_status else None,
             finished_at=run.finished_at,

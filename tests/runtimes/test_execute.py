@@ -162,3 +162,15 @@ async def test_bad_values_and_uploads_never_reach_the_engine(
         assert record["type"] == "input_error" and record["input"] in ("colour", "picture")
         assert await client.history(request.run_id) is None
     assert not (engine_dir / "input" / "runs" / wrong_upload.run_id).exists()
+
+
+async def test_a_file_name_outside_the_engines_folders_never_reaches_the_engine(
+    client: ComfyClient, catalog: NodeCatalog
+) -> None:
+    # A version published before publishing checked paths still cannot make the engine read outside its input folder.
+    request = RunRequest(run_id=new_run_id(), workflow=load_invert("../../outside.png"), bindings=(),
+                         values={})
+    with pytest.raises(ValueError, match=r"node 1 \(LoadImage\), input 'image'") as caught:
+        await execute_run(client, catalog, request)
+    assert error_record(caught.value, request)["type"] == "invalid_request"
+    assert await client.history(request.run_id) is None

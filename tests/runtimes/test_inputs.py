@@ -9,8 +9,9 @@ import io
 import pytest
 from PIL import Image
 
+from publisher import AppInput, AppOutput, AppSpec
 from runtimes.files import safe_filename
-from runtimes.inputs import InputProblems, decode_image
+from runtimes.inputs import InputProblems, check_image, check_values, decode_image, split_json_inputs
 from runtimes.modal.wire import request_from_payload
 from tests.runtimes.modal_support import demo_spec
 
@@ -59,3 +60,81 @@ def test_a_deployment_decodes_uploads_with_the_same_checked_decoder() -> None:
 ])
 def test_file_names_from_outside_keep_their_last_segment_and_safe_characters(name: str, safe: str) -> None:
     assert safe_filename(name) == safe
+
+
+def _file_inputs_spec() -> AppSpec:
+    """One input of each file type, on the engine's loaders (a video with an app default, the others without)."""
+    workflow = {
+        "1": {"class_type": "LoadImage", "inputs": {"image": "example.png"}},
+        "2": {"class_type": "LoadVideo", "inputs": {"file": "clip.mp4"}},
+        "3": {"class_type": "LoadAudio", "inputs": {"audio": "voice.flac"}},
+        "4": {"class_type": "LoadImageMask", "inputs": {"image": "mask.png", "channel": "alpha"}},
+        "5": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "x"}},
+    }
+    return AppSpec(workflow=workflow, outputs=(AppOutput("5", "image", "Image"),), inputs=(
+        AppInput(node="1", input="image", type="image", name="photo"),
+        AppInput(node="2", input="file", type="video", name="clip", default="intro.mp4"),
+        AppInput(node="3", input="audio", type="audio", name="voice"),
+        AppInput(node="4", input="image", type="file", name="mask")))
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("photo", "runs/0123456789abcdef/image-secret.png"),  # another run's upload
+    ("clip", "runs/0123456789abcdef/clip.mp4"),
+    ("voice", "voice2.flac"),  # whatever else sits in the engine's input folder
+    ("mask", "runs/other/mask.png"),
+    ("photo", ""),
+])
+def test_a_file_input_names_no_file_but_its_own_upload_or_the_apps_own(name: str, value: str) -> None:
+    spec = _file_inputs_spec()
+    with pytest.raises(InputProblems) as refused:
+        check_values(spec, {name: value}, {})
+    (problem,) = refused.value.problems
+    assert problem["input"] == name and "not a file uploaded with this run" in problem["message"]
+    assert problem["node"] == spec.input(name).node
+
+
+def test_a_file_input_takes_its_upload_the_apps_default_or_the_workflows_file() -> None:
+    spec = _file_inputs_spec()
+    values = {"clip": "intro.mp4", "voice": "voice.flac", "mask": "mask.png"}  # default, then the literals
+    assert check_values(spec, values, {"photo": "mine.png"}) == values
+
+
+def test_a_long_foreign_file_name_is_shown_by_a_short_prefix_only() -> None:
+    with pytest.raises(InputProblems) as refused:
+        check_values(_file_inputs_spec(), {"voice": "runs/" + "x" * 10_000}, {})
+    assert len(refused.value.problems[0]["message"]) < 300
+
+
+def test_a_deployments_endpoint_refuses_another_runs_file_too() -> None:
+    # The endpoint checks with split_json_inputs + check_values, as the app does: a JSON string for a video input
+    # is a value, and a value naming a file is refused.
+    spec = _file_inputs_spec()
+    values, uploads, problems = split_json_inputs(spec, {"clip": "runs/abc/clip.mp4"}, 2**20)
+    with pytest.raises(InputProblems, match="clip"):
+        check_values(spec, values, {n: f for n, (f, _) in uploads.items()}, problems)
+
+
+def _png(size: tuple[int, int], mode: str = "RGB") -> bytes:
+    buffer = io.BytesIO()
+    Image.new(mode, size).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_an_image_with_more_pixels_than_the_cap_is_refused_as_too_many_pixels() -> None:
+    small_file = _png((8192, 8192), "1")  # a few KB on the wire, gigabytes on the engine
+    assert len(small_file) < 2**20
+    with pytest.raises(InputProblems) as refused:
+        check_image("photo", "bomb.png", small_file, 2**20)
+    assert "too many pixels" in refused.value.problems[0]["message"]
+    assert check_image("photo", "ok.png", _png((64, 64)), 2**20, max_pixels=64 * 64)[0] == "ok.png"
+    with pytest.raises(InputProblems, match="too many pixels"):
+        check_image("photo", "ok.png", _png((65, 64)), 2**20, max_pixels=64 * 64)
+
+
+def test_an_image_past_pillows_own_bomb_limit_is_too_many_pixels_not_not_an_image() -> None:
+    huge = _png((Image.MAX_IMAGE_PIXELS // 10_000 * 2 + 1_000, 10_000), "1")
+    with pytest.raises(InputProblems) as refused:
+        check_image("photo", "huge.png", huge, 2**24)
+    message = refused.value.problems[0]["message"]
+    assert "too many pixels" in message and "not an image" not in message
