@@ -7,10 +7,15 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException
 
 from runtimes.contract import QueueFullError
 from runtimes.inputs import InputProblems
+
+_MAX_MESSAGE = 500  # a validation message can quote a schema's pattern or choices: kept readable
 
 
 class AppError(Exception):
@@ -23,6 +28,12 @@ class AppError(Exception):
         super().__init__(detail if isinstance(detail, str) else str(detail))
         self.detail = detail
         self.headers = headers
+
+
+class BadRequest(AppError):
+    """The body itself is malformed (a multipart body cut short), before its content can be checked."""
+
+    status_code = 400
 
 
 class NotFound(AppError):
@@ -77,8 +88,47 @@ def invalid_inputs(problems: list[dict[str, Any]]) -> Unprocessable:
     return Unprocessable("The inputs do not fit this app", problems)
 
 
+class ErrorDetail(BaseModel):
+    """A structured error: the message, and what to fix, one entry per problem."""
+
+    model_config = ConfigDict(extra="allow")
+    message: str
+    problems: list[Any] = Field(default_factory=list, description="each problem, naming where it is")
+
+
+class ErrorOut(BaseModel):
+    """Every error answer of the API has this one shape."""
+
+    detail: str | ErrorDetail = Field(description="what is wrong and how to fix it: a message, or an object with "
+                                                  "the message and each problem")
+
+
+_MEANING = {
+    400: "the body is malformed (a truncated or invalid multipart body)",
+    401: "no API key, or an unknown or revoked one: send `Authorization: Bearer <key>`",
+    403: "this key may not do this (an admin key is needed, or another key's run)",
+    404: "no such resource",
+    409: "conflicts with the resource's state",
+    413: "the request body is over this server's cap (--max-upload-mb)",
+    422: "the request does not fit: each problem is named",
+    429: "the queue is full: retry after `Retry-After` seconds",
+    503: "nothing can serve it now (no engine ready, Modal unreachable, uploads not storable)",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` for the error answers a route can give, all with the one error shape."""
+    return {code: {"model": ErrorOut, "description": _MEANING[code]} for code in codes}
+
+
 def _answer(exc: AppError) -> JSONResponse:
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+def _problem(error: dict[str, Any]) -> dict[str, Any]:
+    """One pydantic error without its `input` (the whole value, possibly megabytes) or `ctx`."""
+    return {"loc": list(error.get("loc", ())), "message": str(error.get("msg", ""))[:_MAX_MESSAGE],
+            "type": error.get("type", "")}
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -97,6 +147,19 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": str(exc)}, status_code=429,
                             headers={"Retry-After": str(int(exc.retry_after + 0.999))})
 
+    async def invalid_request(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        problems = [_problem(error) for error in exc.errors()]
+        return _answer(Unprocessable("The request does not fit this endpoint: see each problem's loc", problems))
+
+    async def http_error(_: Request, exc: Exception) -> JSONResponse:
+        # Starlette's own answers (404 no such route, 405 method, 413 body too large): the same shape.
+        assert isinstance(exc, HTTPException)
+        detail = exc.detail if isinstance(exc.detail, str | dict) else str(exc.detail)
+        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
+
     app.add_exception_handler(AppError, app_error)
+    app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(InputProblems, input_problems)
     app.add_exception_handler(QueueFullError, queue_full)

@@ -74,11 +74,17 @@ class InputBinding:
         object.__setattr__(self, "choices", tuple(self.choices))
 
 
+_SHOWN_CHARS = 60  # a message quotes a value's start, never a whole (possibly huge) value
+
+
 def _show(value: object) -> str:
     try:
-        return json.dumps(value)
-    except (TypeError, ValueError):
-        return repr(value)
+        text = json.dumps(value)
+    except (TypeError, ValueError, RecursionError):
+        text = repr(value) if not isinstance(value, list | dict) else f"a {type(value).__name__}"
+    if len(text) <= _SHOWN_CHARS:
+        return text
+    return f"{text[:_SHOWN_CHARS]}... ({len(text):,} characters)"
 
 
 def _listing(values: Iterable[Any]) -> tuple[tuple[Any, ...], str]:
