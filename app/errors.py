@@ -156,6 +156,8 @@ def install_error_handlers(app: FastAPI) -> None:
         # Starlette's own answers (404 no such route, 405 method, 413 body too large): the same shape.
         assert isinstance(exc, HTTPException)
         detail = exc.detail if isinstance(exc.detail, str | dict) else str(exc.detail)
+        if exc.status_code == 400 and detail == "There was an error parsing the body":  # FastAPI's, when not UTF-8
+            detail = f"The body cannot be read as JSON ({type(exc.__cause__).__name__}): send UTF-8 JSON."
         return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
 
     app.add_exception_handler(AppError, app_error)

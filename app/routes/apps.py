@@ -16,7 +16,7 @@ from app.publish.service import SLUG, PublishRequest, slug_of
 from app.routes.schemas import AppOut, VersionOut
 from db import crud_apps
 
-router = APIRouter(prefix="/api/apps", tags=["apps"], responses=error_responses(401, 403, 404, 413, 422, 503))
+router = APIRouter(prefix="/api/apps", tags=["apps"], responses=error_responses(400, 401, 403, 404, 413, 422, 503))
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)

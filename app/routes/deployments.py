@@ -23,7 +23,7 @@ from db.models import AppVersion, Deployment
 from runtimes.modal.host.deploy import DeployError, credentials_present
 from runtimes.modal.host.settings import DeploySettings, DeploySettingsError, settings_schema
 
-router = APIRouter(tags=["deployments"], responses=error_responses(401, 403, 404, 409, 413, 422, 503))
+router = APIRouter(tags=["deployments"], responses=error_responses(400, 401, 403, 404, 409, 413, 422, 503))
 
 
 class DeployRequest(BaseModel):

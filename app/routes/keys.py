@@ -10,7 +10,7 @@ from app.errors import NotFound, error_responses
 from app.routes.schemas import KeyCreate, KeyCreated, KeyOut
 from db import crud_keys
 
-router = APIRouter(prefix="/api/keys", tags=["keys"], responses=error_responses(401, 403, 404, 413, 422))
+router = APIRouter(prefix="/api/keys", tags=["keys"], responses=error_responses(400, 401, 403, 404, 413, 422))
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)

@@ -24,12 +24,12 @@ from app.services import Services
 from db import crud_apps, crud_runs
 from runtimes.contract import FINAL_STATUSES, RunStatus
 
-router = APIRouter(tags=["runs"], responses=error_responses(401, 403, 404, 413, 422))
+router = APIRouter(tags=["runs"], responses=error_responses(400, 401, 403, 404, 413, 422))
 # What a submission answers (besides what every route of this router can).
 _SUBMIT_ANSWERS: dict[int | str, dict[str, Any]] = {
     200: {"model": RunOut, "description": "the run, finished"},
     202: {"model": RunOut, "description": "the run, queued or running: follow its Location"},
-    **error_responses(400, 429, 503)}
+    **error_responses(429, 503)}
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 _KEEPALIVE_S = 15.0
 

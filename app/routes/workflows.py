@@ -12,7 +12,7 @@ from app.publish import service as publishing
 from app.routes.schemas import AnalyzeRequest
 from publisher import WorkflowFormatError, detect_format
 
-router = APIRouter(prefix="/api/workflows", tags=["publish"], responses=error_responses(401, 403, 413, 422, 503))
+router = APIRouter(prefix="/api/workflows", tags=["publish"], responses=error_responses(400, 401, 403, 413, 422, 503))
 
 
 @router.post("/analyze")
