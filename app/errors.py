@@ -16,6 +16,7 @@ from runtimes.contract import QueueFullError
 from runtimes.inputs import InputProblems
 
 _MAX_MESSAGE = 500  # a validation message can quote a schema's pattern or choices: kept readable
+_TOO_DEEP = "The body is nested too deeply to read: a request here is a few levels of objects and lists deep."
 
 
 class AppError(Exception):
@@ -75,6 +76,11 @@ class Unavailable(AppError):
 
     def __init__(self, detail: str, *, retry_after: int | None = None) -> None:
         super().__init__(detail, headers={"Retry-After": str(retry_after)} if retry_after is not None else None)
+
+
+def shown(text: str, limit: int = 60) -> str:
+    """A caller's text as a message may quote it: its start, and its length when that is not all of it."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
 
 
 def explain(exc: AppError) -> str:
@@ -156,8 +162,9 @@ def install_error_handlers(app: FastAPI) -> None:
         # Starlette's own answers (404 no such route, 405 method, 413 body too large): the same shape.
         assert isinstance(exc, HTTPException)
         detail = exc.detail if isinstance(exc.detail, str | dict) else str(exc.detail)
-        if exc.status_code == 400 and detail == "There was an error parsing the body":  # FastAPI's, when not UTF-8
-            detail = f"The body cannot be read as JSON ({type(exc.__cause__).__name__}): send UTF-8 JSON."
+        if exc.status_code == 400 and detail == "There was an error parsing the body":  # FastAPI's JSON parse
+            detail = (_TOO_DEEP if isinstance(exc.__cause__, RecursionError) else
+                      f"The body cannot be read as JSON ({type(exc.__cause__).__name__}): send UTF-8 JSON.")
         return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
 
     app.add_exception_handler(AppError, app_error)

@@ -59,7 +59,10 @@ class FormFields:
     form: FormData
 
     def parse(self, spec: AppSpec, max_upload_bytes: int) -> RunInputs:
-        return parse_form(spec, self.form, max_upload_bytes)
+        try:
+            return parse_form(spec, self.form, max_upload_bytes)
+        except RecursionError:  # the 'inputs' field's JSON, nested past what can be parsed or walked
+            raise InputProblems([_TOO_DEEP]) from None
 
 
 @dataclass(frozen=True)

@@ -106,7 +106,8 @@ def test_422_does_not_echo_a_huge_value(http: httpx.Client, demo: str, admin: di
     value = "7x" * 200_000
     run = http.post(f"/api/apps/{demo}/runs", json={"inputs": {"color": value}})
     key = http.post("/api/keys", json={"name": "n" * 300_000}, headers=admin)
-    for response in (run, key):
+    slug = http.post("/api/apps", json={"name": "x", "slug": "N" * 300_000, "workflow": {}}, headers=admin)
+    for response in (run, key, slug):
         assert response.status_code == 422 and len(response.content) < 2000, response.text[:300]
     assert "characters" in _detail_text(run)  # the value's start and its length, not the value
 
@@ -154,6 +155,7 @@ def test_unwritable_uploads_folder_answers_503(server: AppServer, http: httpx.Cl
             moved.rename(uploads)
     assert response.status_code == 503, response.text
     assert "cannot store uploads" in response.json()["detail"] and str(uploads) in response.json()["detail"]
+    assert "cannot store the upload" in server.log_tail()  # the operator sees it too
 
 
 # --- issue 11: multipart bodies -------------------------------------------------------------------------
@@ -207,3 +209,18 @@ def test_openapi_documents_the_errors(http: httpx.Client, demo: str) -> None:
                     ref = answer["content"]["application/json"]["schema"]["$ref"]
                     assert ref.endswith("/ErrorOut"), (method, path, code)
     assert "413" in schema["paths"][f"/api/apps/{demo}/runs"]["post"]["responses"]
+
+
+def test_deeply_nested_bodies_elsewhere_are_refused(http: httpx.Client, demo: str, admin: dict[str, str]) -> None:
+    """Deep enough to parse: refused as what it is not (a workflow, a value); deeper: refused as too deep."""
+    json_headers = {**admin, "Content-Type": "application/json"}
+    for depth in (900, 5000):
+        deep = "[" * depth + "]" * depth
+        answers = [
+            http.post("/api/workflows/analyze", content='{"workflow": {"1": ' + deep + "}}", headers=json_headers),
+            http.post("/api/apps", content='{"name": "d", "workflow": {"1": ' + deep + "}}", headers=json_headers),
+            http.post(f"/api/apps/{demo}/runs", files={"inputs": (None, '{"color": ' + deep + "}")}),
+        ]
+        for response in answers:
+            assert 400 <= response.status_code < 500, (response.request.url, response.text[:300])
+            assert depth < 1000 or "nested too deeply" in _detail_text(response), response.text[:300]
