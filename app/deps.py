@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 
 from app.auth.keys import Caller, identify, require_admin
 from app.services import Services
+
+# Ids and version numbers are SQLite INTEGERs (signed 64-bit): a larger number could never name a row, and the
+# database driver would raise on it; 422 at the door instead.
+MAX_DB_INT = 2**63 - 1
+DbInt = Annotated[int, Path(ge=1, le=MAX_DB_INT)]
 
 
 # async, though they do no I/O: FastAPI runs a plain `def` dependency in a worker thread, and a thread

@@ -7,10 +7,16 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException
 
 from runtimes.contract import QueueFullError
 from runtimes.inputs import InputProblems
+
+_MAX_MESSAGE = 500  # a validation message can quote a schema's pattern or choices: kept readable
+_TOO_DEEP = "The body is nested too deeply to read: a request here is a few levels of objects and lists deep."
 
 
 class AppError(Exception):
@@ -23,6 +29,12 @@ class AppError(Exception):
         super().__init__(detail if isinstance(detail, str) else str(detail))
         self.detail = detail
         self.headers = headers
+
+
+class BadRequest(AppError):
+    """The body itself is malformed (a multipart body cut short), before its content can be checked."""
+
+    status_code = 400
 
 
 class NotFound(AppError):
@@ -66,6 +78,11 @@ class Unavailable(AppError):
         super().__init__(detail, headers={"Retry-After": str(retry_after)} if retry_after is not None else None)
 
 
+def shown(text: str, limit: int = 60) -> str:
+    """A caller's text as a message may quote it: its start, and its length when that is not all of it."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
 def explain(exc: AppError) -> str:
     """The error as text for a page (the studio, a form): the message, then each problem on a line."""
     if isinstance(exc, Unprocessable):
@@ -77,8 +94,47 @@ def invalid_inputs(problems: list[dict[str, Any]]) -> Unprocessable:
     return Unprocessable("The inputs do not fit this app", problems)
 
 
+class ErrorDetail(BaseModel):
+    """A structured error: the message, and what to fix, one entry per problem."""
+
+    model_config = ConfigDict(extra="allow")
+    message: str
+    problems: list[Any] = Field(default_factory=list, description="each problem, naming where it is")
+
+
+class ErrorOut(BaseModel):
+    """Every error answer of the API has this one shape."""
+
+    detail: str | ErrorDetail = Field(description="what is wrong and how to fix it: a message, or an object with "
+                                                  "the message and each problem")
+
+
+_MEANING = {
+    400: "the body is malformed (a truncated or invalid multipart body)",
+    401: "no API key, or an unknown or revoked one: send `Authorization: Bearer <key>`",
+    403: "this key may not do this (an admin key is needed, or another key's run)",
+    404: "no such resource",
+    409: "conflicts with the resource's state",
+    413: "the request body is over this server's cap (--max-upload-mb)",
+    422: "the request does not fit: each problem is named",
+    429: "the queue is full: retry after `Retry-After` seconds",
+    503: "nothing can serve it now (no engine ready, Modal unreachable, uploads not storable)",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` for the error answers a route can give, all with the one error shape."""
+    return {code: {"model": ErrorOut, "description": _MEANING[code]} for code in codes}
+
+
 def _answer(exc: AppError) -> JSONResponse:
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+def _problem(error: dict[str, Any]) -> dict[str, Any]:
+    """One pydantic error without its `input` (the whole value, possibly megabytes) or `ctx`."""
+    return {"loc": list(error.get("loc", ())), "message": str(error.get("msg", ""))[:_MAX_MESSAGE],
+            "type": error.get("type", "")}
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -97,6 +153,22 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": str(exc)}, status_code=429,
                             headers={"Retry-After": str(int(exc.retry_after + 0.999))})
 
+    async def invalid_request(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        problems = [_problem(error) for error in exc.errors()]
+        return _answer(Unprocessable("The request does not fit this endpoint: see each problem's loc", problems))
+
+    async def http_error(_: Request, exc: Exception) -> JSONResponse:
+        # Starlette's own answers (404 no such route, 405 method, 413 body too large): the same shape.
+        assert isinstance(exc, HTTPException)
+        detail = exc.detail if isinstance(exc.detail, str | dict) else str(exc.detail)
+        if exc.status_code == 400 and detail == "There was an error parsing the body":  # FastAPI's JSON parse
+            detail = (_TOO_DEEP if isinstance(exc.__cause__, RecursionError) else
+                      f"The body cannot be read as JSON ({type(exc.__cause__).__name__}): send UTF-8 JSON.")
+        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
+
     app.add_exception_handler(AppError, app_error)
+    app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(InputProblems, input_problems)
     app.add_exception_handler(QueueFullError, queue_full)

@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from app.auth import web as web_auth
 from app.auth.secrets import derive_secret, load_or_create_master_key, webhook_secret
+from app.body_limit import BodyLimit, BodyLimits
 from app.deploy.service import DeploymentService
 from app.engines import EngineStatus
 from app.errors import install_error_handlers
@@ -98,6 +99,8 @@ def create_app(settings: Settings, engines: EngineStatus, share: ShareLink | Non
         app.include_router(module.router)
     install_openapi(app, services)
     _mount_ui(app, services, master_key)
+    # Outermost (added last): a body over its cap is refused before the login guard, a route or a form reads it.
+    app.add_middleware(BodyLimit, limits=BodyLimits.of(settings.max_upload_bytes))
 
     @app.get("/", include_in_schema=False)
     def home() -> RedirectResponse:

@@ -82,12 +82,17 @@ class InputBinding:
         object.__setattr__(self, "choices", tuple(self.choices))
 
 
-def _show(value: object, limit: int = 80) -> str:
+_SHOWN_CHARS = 60  # a message quotes a value's start, never a whole (possibly huge) value
+
+
+def _show(value: object) -> str:
     try:
         text = json.dumps(value)
-    except (TypeError, ValueError):
-        text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."  # never echo a huge value whole
+    except (TypeError, ValueError, RecursionError):
+        text = repr(value) if not isinstance(value, list | dict) else f"a {type(value).__name__}"
+    if len(text) <= _SHOWN_CHARS:
+        return text
+    return f"{text[:_SHOWN_CHARS]}... ({len(text):,} characters)"
 
 
 def _listing(values: Iterable[Any]) -> tuple[tuple[Any, ...], str]:

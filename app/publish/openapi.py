@@ -112,10 +112,26 @@ def add_app_paths(schema: dict[str, Any], app_row: App, version: AppVersion) -> 
                             "schema": {"type": "string"}}],
             "requestBody": {"required": True, "content": {"application/json": {"schema": ref}}},
             "responses": {
-                "200": {"description": "finished run",
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RunOut"}}}},
-                "202": {"description": "accepted; poll the Location"},
-                "422": {"description": "inputs that do not fit, each named"},
-                "429": {"description": "queue full; see Retry-After"},
+                "200": _json_answer("the run, finished", "RunOut"),
+                "202": _json_answer("the run, queued or running: follow its Location", "RunOut"),
+                **{str(code): _json_answer(meaning, "ErrorOut") for code, meaning in _RUN_ERRORS.items()},
             },
         }}
+
+
+# What a run submission can answer besides the run (the error shape is app.errors.ErrorOut).
+_RUN_ERRORS = {
+    400: "the body is malformed (a truncated or invalid multipart body)",
+    401: "this app is private: send `Authorization: Bearer <key>`; or the key is unknown or revoked",
+    403: "this key may not run this app",
+    404: "no such app",
+    413: "the body is over this server's cap (--max-upload-mb)",
+    422: "inputs that do not fit, each named",
+    429: "queue full; see Retry-After",
+    503: "no engine can take it now, or the uploads cannot be stored",
+}
+
+
+def _json_answer(description: str, model: str) -> dict[str, Any]:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model}"}}}}

@@ -7,8 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Request, status
 from sqlalchemy.orm import Session
 
-from app.deps import AdminDep, CallerDep, ServicesDep
-from app.errors import Unprocessable
+from app.deps import AdminDep, CallerDep, DbInt, ServicesDep
+from app.errors import Unprocessable, error_responses, shown
 from app.publish import service as publishing
 from app.publish.lookup import find_app, find_version, visible_app
 from app.publish.openapi import add_app_paths, base_schema
@@ -16,7 +16,7 @@ from app.publish.service import SLUG, PublishRequest, slug_of
 from app.routes.schemas import AppOut, VersionOut
 from db import crud_apps
 
-router = APIRouter(prefix="/api/apps", tags=["apps"])
+router = APIRouter(prefix="/api/apps", tags=["apps"], responses=error_responses(400, 401, 403, 404, 413, 422, 503))
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -24,7 +24,7 @@ async def publish(body: PublishRequest, services: ServicesDep, _: AdminDep) -> A
     """Publish a workflow as an app, or as version N+1 of the app with the same slug."""
     slug = body.slug or slug_of(body.name)
     if not SLUG.match(slug):  # before asking the engine for its catalog
-        raise Unprocessable(f"slug '{slug}' is not usable in a URL", ["use lowercase letters, digits and -"])
+        raise Unprocessable(f"slug '{shown(slug)}' is not usable in a URL", ["use lowercase letters, digits and -"])
     catalog = await services.catalog.get()
     app, version = await publishing.publish(services, body, catalog)
     return AppOut.of(app, version)
@@ -58,7 +58,7 @@ async def list_versions(slug: str, services: ServicesDep, caller: CallerDep) -> 
 
 
 @router.get("/{slug}/versions/{number}")
-async def get_version(slug: str, number: int, services: ServicesDep, caller: CallerDep) -> VersionOut:
+async def get_version(slug: str, number: DbInt, services: ServicesDep, caller: CallerDep) -> VersionOut:
     def described(session: Session) -> VersionOut:
         return VersionOut.of(find_version(session, visible_app(session, caller, slug), number))
 

@@ -15,25 +15,26 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from app.deploy.service import Plan
-from app.deps import AdminDep, ServicesDep
-from app.errors import Conflict, NotFound, Unavailable, Unprocessable
+from app.deps import MAX_DB_INT, AdminDep, DbInt, ServicesDep
+from app.errors import Conflict, NotFound, Unavailable, Unprocessable, error_responses
 from app.publish.lookup import find_app
 from db import crud_deployments
 from db.models import AppVersion, Deployment
 from runtimes.modal.host.deploy import DeployError, credentials_present
 from runtimes.modal.host.settings import DeploySettings, DeploySettingsError, settings_schema
 
-router = APIRouter(tags=["deployments"])
+router = APIRouter(tags=["deployments"], responses=error_responses(400, 401, 403, 404, 409, 413, 422, 503))
 
 
 class DeployRequest(BaseModel):
-    version: int | None = Field(None, description="app version to deploy (default: the latest)")
+    version: int | None = Field(None, ge=1, le=MAX_DB_INT, description="app version to deploy (default: the latest)")
     settings: dict[str, Any] = Field(default_factory=dict, description="see GET /api/deploy/settings")
 
 
 class RuntimeRequest(BaseModel):
     runtime: Literal["local", "modal"]
-    deployment_id: int | None = Field(None, description="with modal: which live deployment (default: the newest)")
+    deployment_id: int | None = Field(None, ge=1, le=MAX_DB_INT,
+                                      description="with modal: which live deployment (default: the newest)")
 
 
 class DeploymentOut(BaseModel):
@@ -128,13 +129,13 @@ def _described(session: Session, slug: str, deployment_id: int, with_log: bool =
 
 
 @router.get("/api/apps/{slug}/deployments/{deployment_id}")
-async def get_deployment(slug: str, deployment_id: int, services: ServicesDep, _: AdminDep) -> DeploymentOut:
+async def get_deployment(slug: str, deployment_id: DbInt, services: ServicesDep, _: AdminDep) -> DeploymentOut:
     return await services.db(_described, slug, deployment_id, True)
 
 
 @router.get("/api/apps/{slug}/deployments/{deployment_id}/log", response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}}}})
-async def deployment_log(slug: str, deployment_id: int, request: Request, services: ServicesDep,
+async def deployment_log(slug: str, deployment_id: DbInt, request: Request, services: ServicesDep,
                          _: AdminDep) -> StreamingResponse:
     """Server-sent events: `line` {text} for the log so far and each new line, then `done` (the deployment)."""
     await services.db(_deployment, slug, deployment_id)  # 404 before listening

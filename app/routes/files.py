@@ -10,10 +10,10 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse, Response
 
 from app.deps import ServicesDep
-from app.errors import NotFound
+from app.errors import NotFound, error_responses
 from app.runs.storage import resolve_inside
 
-router = APIRouter(tags=["files"])
+router = APIRouter(tags=["files"], responses=error_responses(404, 422))
 
 # Smaller files are read in one go (one thread hop); larger ones stream, with range requests (video).
 _READ_WHOLE_BYTES = 1 << 20

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy import text
 
 from app.deps import ServicesDep
@@ -19,7 +20,14 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+class ReadyOut(BaseModel):
+    ready: bool
+    database: bool
+    engine: str
+
+
+@router.get("/readyz", responses={200: {"model": ReadyOut, "description": "ready"},
+                                  503: {"model": ReadyOut, "description": "not ready: the database or no engine"}})
 def readyz(services: ServicesDep) -> JSONResponse:
     """The database answers and at least one engine is ready; 503 otherwise."""
     try:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 from sqlalchemy.orm import Session
 
-from app.deps import AdminDep, ServicesDep
-from app.errors import NotFound
+from app.deps import AdminDep, DbInt, ServicesDep
+from app.errors import NotFound, error_responses
 from app.routes.schemas import KeyCreate, KeyCreated, KeyOut
 from db import crud_keys
 
-router = APIRouter(prefix="/api/keys", tags=["keys"])
+router = APIRouter(prefix="/api/keys", tags=["keys"], responses=error_responses(400, 401, 403, 404, 413, 422))
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -32,7 +32,7 @@ async def list_keys(services: ServicesDep, _: AdminDep) -> list[KeyOut]:
 
 
 @router.delete("/{key_id}")
-async def revoke_key(key_id: int, services: ServicesDep, _: AdminDep) -> KeyOut:
+async def revoke_key(key_id: DbInt, services: ServicesDep, _: AdminDep) -> KeyOut:
     def revoke(session: Session) -> KeyOut:
         key = crud_keys.revoke_api_key(session, key_id=key_id)
         if key is None:

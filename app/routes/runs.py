@@ -13,8 +13,9 @@ from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from app.auth.keys import Caller, identify, require_runner
-from app.deps import CallerDep, ServicesDep
-from app.errors import Forbidden, NotFound, Unauthorized, Unprocessable
+from app.deps import CallerDep, DbInt, ServicesDep
+from app.errors import Forbidden, NotFound, Unauthorized, Unprocessable, error_responses, shown
+from app.routes.multipart import read_form
 from app.runs.inputs import FormFields, JsonBody
 from app.runs.service import RunService
 from app.runs.submission import AppRef, Submission
@@ -23,7 +24,12 @@ from app.services import Services
 from db import crud_apps, crud_runs
 from runtimes.contract import FINAL_STATUSES, RunStatus
 
-router = APIRouter(tags=["runs"])
+router = APIRouter(tags=["runs"], responses=error_responses(400, 401, 403, 404, 413, 422))
+# What a submission answers (besides what every route of this router can).
+_SUBMIT_ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {"model": RunOut, "description": "the run, finished"},
+    202: {"model": RunOut, "description": "the run, queued or running: follow its Location"},
+    **error_responses(429, 503)}
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 _KEEPALIVE_S = 15.0
 
@@ -34,7 +40,8 @@ async def _submit(request: Request, services: Services, slug: str, number: int |
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         # Who may run what is settled before the web server reads (and spools) the files.
         caller, version = await runs.authorize(app, authorization)
-        sub = Submission(version, FormFields(await request.form()), caller=caller, idempotency_key=idempotency_key)
+        sub = Submission(version, FormFields(await read_form(request)), caller=caller,
+                         idempotency_key=idempotency_key)
     else:
         sub = Submission(app, JsonBody(await request.body()), authorization=authorization,
                          idempotency_key=idempotency_key)
@@ -62,12 +69,22 @@ _RUN_DOC = ("Inputs as JSON `{\"inputs\": {...}, \"webhook\": url?}` (images as 
 
 
 @router.post("/api/apps/{slug}/run", summary="Run and wait", description=_RUN_DOC, include_in_schema=False)
+async def run_sync(request: Request, slug: str, services: ServicesDep,
+                   idempotency_key: IdempotencyKey = None) -> Response:
+    return await _run_and_wait(request, services, slug, None, idempotency_key)
+
+
 @router.post("/api/apps/{slug}/versions/{number}/run", summary="Run a pinned version and wait",
-             description=_RUN_DOC)
-async def run_sync(request: Request, slug: str, services: ServicesDep, idempotency_key: IdempotencyKey = None,
-                   number: int | None = None) -> Response:
+             description=_RUN_DOC, responses=_SUBMIT_ANSWERS)
+async def run_sync_pinned(request: Request, slug: str, number: DbInt, services: ServicesDep,
+                          idempotency_key: IdempotencyKey = None) -> Response:
     """Waits up to the server's sync limit (60 s by default, --sync-wait): 200 with the finished run, or 202
     with the run id to poll when it takes longer."""
+    return await _run_and_wait(request, services, slug, number, idempotency_key)
+
+
+async def _run_and_wait(request: Request, services: Services, slug: str, number: int | None,
+                        idempotency_key: str | None) -> Response:
     submitted = await _submit(request, services, slug, number, idempotency_key)
     if submitted.status in FINAL_STATUSES:
         return _accepted(submitted)
@@ -77,10 +94,15 @@ async def run_sync(request: Request, slug: str, services: ServicesDep, idempoten
 
 
 @router.post("/api/apps/{slug}/runs", summary="Queue a run", description=_RUN_DOC, include_in_schema=False)
+async def run_async(request: Request, slug: str, services: ServicesDep,
+                    idempotency_key: IdempotencyKey = None) -> Response:
+    return _accepted(await _submit(request, services, slug, None, idempotency_key))
+
+
 @router.post("/api/apps/{slug}/versions/{number}/runs", summary="Queue a run of a pinned version",
-             description=_RUN_DOC)
-async def run_async(request: Request, slug: str, services: ServicesDep, idempotency_key: IdempotencyKey = None,
-                    number: int | None = None) -> Response:
+             description=_RUN_DOC, responses=_SUBMIT_ANSWERS)
+async def run_async_pinned(request: Request, slug: str, number: DbInt, services: ServicesDep,
+                           idempotency_key: IdempotencyKey = None) -> Response:
     """202 with the run id at once; follow it at /api/runs/{id} or /api/runs/{id}/events."""
     return _accepted(await _submit(request, services, slug, number, idempotency_key))
 
@@ -90,7 +112,7 @@ def _readable_run(session: Session, caller: Caller, run_id: str) -> Row[Any]:
     app's runs still need a key."""
     run = crud_runs.run_and_access(session, run_id=run_id)
     if run is None:
-        raise NotFound(f"No run '{run_id}'.")
+        raise NotFound(f"No run '{shown(run_id)}'.")
     require_runner(caller, public=run.app_public)
     return run
 
@@ -144,7 +166,7 @@ async def list_runs(services: ServicesDep, caller: CallerDep, app: str | None = 
         if app is not None:
             found = crud_apps.get_app(session, slug=app, include_deleted=True)  # history outlives unpublishing
             if found is None:
-                raise NotFound(f"No app '{app}'.")
+                raise NotFound(f"No app '{shown(app)}'.")
             app_id = found.id
         runs = history(session, app_id=app_id, status=status_, limit=limit, before=before,
                        api_key_id=None if caller.admin else caller.key_id)

@@ -13,7 +13,8 @@ from publisher import AppSpec
 
 
 class AnalyzeRequest(BaseModel):
-    workflow: dict[str, Any] | list[Any]
+    workflow: dict[str, Any] = Field(description="the workflow: API format (node id -> node) or the UI format "
+                                                 "ComfyUI saves (nodes, links)")
 
 
 class VersionOut(BaseModel):

@@ -7,12 +7,12 @@ from typing import Any
 from fastapi import APIRouter
 
 from app.deps import AdminDep, ServicesDep
-from app.errors import Unprocessable
+from app.errors import Unprocessable, error_responses
 from app.publish import service as publishing
 from app.routes.schemas import AnalyzeRequest
 from publisher import WorkflowFormatError, detect_format
 
-router = APIRouter(prefix="/api/workflows", tags=["publish"])
+router = APIRouter(prefix="/api/workflows", tags=["publish"], responses=error_responses(400, 401, 403, 413, 422, 503))
 
 
 @router.post("/analyze")

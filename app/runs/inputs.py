@@ -50,7 +50,16 @@ class JsonBody:
             data = json.loads(self.body) if self.body else {}
         except ValueError:
             raise InputProblems([{"input": "(body)", "message": "the body is not valid JSON"}]) from None
-        return parse_json_body(spec, data, max_upload_bytes, max_image_pixels)
+        except RecursionError:
+            raise InputProblems([_TOO_DEEP]) from None
+        try:
+            return parse_json_body(spec, data, max_upload_bytes, max_image_pixels)
+        except RecursionError:  # a value nested deep enough to parse, but not to be walked by the checks
+            raise InputProblems([_TOO_DEEP]) from None
+
+
+_TOO_DEEP = {"input": "(body)", "message": "the body is nested too deeply: input values are flat (a number, a "
+                                           "text, an image as base64), not objects in objects"}
 
 
 @dataclass(frozen=True)
@@ -61,7 +70,10 @@ class FormFields:
 
     def parse(self, spec: AppSpec, max_upload_bytes: int,
               max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> RunInputs:
-        return parse_form(spec, self.form, max_upload_bytes, max_image_pixels)
+        try:
+            return parse_form(spec, self.form, max_upload_bytes, max_image_pixels)
+        except RecursionError:  # the 'inputs' field's JSON, nested past what can be parsed or walked
+            raise InputProblems([_TOO_DEEP]) from None
 
 
 @dataclass(frozen=True)

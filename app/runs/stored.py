@@ -4,15 +4,19 @@ memory; and back, into what a runner needs."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from app.errors import Unavailable
 from app.runs.storage import write_file
 from db.models import Run
 from publisher import AppSpec
 from runtimes.contract import RunRequest, Upload
 from runtimes.files import safe_filename
+
+log = logging.getLogger(__name__)
 
 
 def store_uploads(uploads_dir: Path, run_id: str, uploads: Mapping[str, tuple[str, bytes]]) -> dict[str, str]:
@@ -20,7 +24,13 @@ def store_uploads(uploads_dir: Path, run_id: str, uploads: Mapping[str, tuple[st
     stored = {}
     for name, (filename, data) in uploads.items():
         relative = f"{run_id}/{safe_filename(name)}-{safe_filename(filename, 'upload')}"
-        write_file(uploads_dir, relative, data)
+        try:
+            write_file(uploads_dir, relative, data)
+        except OSError as exc:  # a full disk, a folder made read-only: the server's problem, not the caller's
+            where = exc.filename or uploads_dir
+            log.error("cannot store the upload of input %r under %s: %s", name, where, exc)
+            raise Unavailable(f"The server cannot store uploads: {exc.strerror or exc} on {where}. Its operator "
+                              "must make that folder writable (or free space); then send the run again.") from None
         stored[name] = relative
     return stored
 
