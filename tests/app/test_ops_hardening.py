@@ -3,13 +3,16 @@ workflow details in output files."""
 
 from __future__ import annotations
 
+import io
 import time
 from pathlib import Path
 
 import httpx
+from PIL import Image
 
-from tests.app.test_api import wait_final
+from tests.app.test_api import publish, wait_final
 from tests.app.test_service_lifecycle import _publish_apps, _wait_status
+from tests.support.prompts import shipped
 from tests.support.server import AppServer
 
 
@@ -65,3 +68,30 @@ def test_login_is_throttled_per_address_after_failed_attempts(tmp_path: Path, en
     assert right_too_soon.status_code == 429  # the right password too, while the address is locked out
     assert right.status_code == 303 and "comfy_publisher_session" in right.cookies
     assert after_success.status_code == 401  # a success starts the count afresh
+
+
+def test_private_outputs_lose_the_embedded_workflow_and_keep_their_pixels(tmp_path: Path, engine_url: str) -> None:
+    server = AppServer(tmp_path, comfyui_url=engine_url).start()
+    admin = {"Authorization": f"Bearer {server.create_key('admin', admin=True)}"}
+    try:
+        with httpx.Client(base_url=server.url, trust_env=False, timeout=30) as http:
+            def output_of(slug: str, **settings: bool) -> Image.Image:
+                published = publish(http, admin, name=slug, slug=slug, workflow=shipped("demo_invert.json"),
+                                    inputs=[{"node": "1", "input": "color", "name": "color"}], **settings)
+                assert published.status_code == 201, published.text
+                run = http.post(f"/api/apps/{slug}/run", json={"inputs": {"color": 0x123456}}, headers=admin).json()
+                assert run["status"] == "succeeded", run
+                image = Image.open(io.BytesIO(http.get(run["outputs"][0]["url"]).content))
+                image.load()
+                return image
+
+            private = output_of("private-app")
+            public = output_of("public-app", public=True)
+            kept = output_of("private-kept", keep_metadata=True)
+            stripped_public = output_of("public-stripped", public=True, keep_metadata=False)
+    finally:
+        server.stop()
+
+    assert "prompt" in public.text and "prompt" in kept.text  # what the engine wrote, where it is wanted
+    assert private.text == {} and stripped_public.text == {}
+    assert private.tobytes() == public.tobytes()  # the same pixels, bit for bit
