@@ -1,8 +1,9 @@
 """Failed logins per client address: a few are free, then each further one locks the address out for longer.
 
 Only addresses with recent failures are tracked, and at most `max_clients` of them (the oldest are forgotten
-first), so a flood of addresses cannot grow the memory without bound. The address is the connection's peer:
-forwarded-for headers are not trusted, since any client can write them.
+first), so a flood of addresses cannot grow the memory without bound. The address is the one uvicorn reports: the
+connection's peer, or the X-Forwarded-For of a reverse proxy on this machine (uvicorn trusts that header from
+127.0.0.1 only), so a client elsewhere cannot choose the address it is counted under.
 """
 
 from __future__ import annotations
