@@ -60,7 +60,7 @@ def create_app(settings: Settings, engines: EngineStatus, share: ShareLink | Non
                            secret_of=lambda slug: webhook_secret(master_key, slug))
     recorder = RunRecorder(settings=settings, sessions=sessions, versions=versions, in_flight=in_flight,
                            events=events, webhooks=webhooks)
-    pool = WorkerPool(on_update=recorder.on_update, max_queue=settings.max_queue)
+    pool = WorkerPool(on_update=recorder.on_update)  # no cap of its own: RunService.submit applies --max-queue
     deployments = DeploymentService(data_dir=settings.data_dir, sessions=sessions, master_key=master_key,
                                     remote=RemoteRuns(on_update=recorder.on_update))
     runs_service = RunService(settings=settings, sessions=sessions, versions=versions, in_flight=in_flight,

@@ -72,6 +72,9 @@ class AppSpec:
     timeout_s: float = DEFAULT_TIMEOUT_S
     models: tuple[ModelRef, ...] = ()
     custom_nodes: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+    # Outputs keep the workflow the engine embeds in them (PNG text, EXIF); publishing sets it (kept for a public
+    # app unless the publisher says otherwise). False for versions stored before the setting: private by default.
+    keep_metadata: bool = False
 
     @property
     def output_nodes(self) -> tuple[str, ...]:
@@ -93,6 +96,7 @@ class AppSpec:
             "timeout_s": self.timeout_s,
             "models": [asdict(m) for m in self.models],
             "custom_nodes": list(self.custom_nodes),
+            "keep_metadata": self.keep_metadata,
         }
 
     @classmethod
@@ -104,6 +108,7 @@ class AppSpec:
             timeout_s=float(data.get("timeout_s", DEFAULT_TIMEOUT_S)),
             models=tuple(ModelRef(**m) for m in data.get("models", [])),
             custom_nodes=tuple(data.get("custom_nodes", [])),
+            keep_metadata=bool(data.get("keep_metadata", False)),
         )
 
 

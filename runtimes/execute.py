@@ -43,6 +43,7 @@ from runtimes.contract import (
     run_error,
 )
 from runtimes.files import safe_filename
+from runtimes.outputs_metadata import strip_metadata
 
 # How long to wait for the engine to really stop a prompt we gave up on (it finishes the current
 # sampler step first) before the caller may hand the engine its next run.
@@ -104,7 +105,7 @@ async def execute_run(
     except (RunTimeoutError, asyncio.CancelledError):
         await stop_on_engine(client, run_id)
         raise
-    outputs = [_run_output(f, data) for f, data in zip(files, contents, strict=True)]
+    outputs = [_run_output(f, data, request.keep_metadata) for f, data in zip(files, contents, strict=True)]
     return RunOutcome(run_id=run_id, applied=applied.values, outputs=outputs, exec_ms=result.exec_ms)
 
 
@@ -143,8 +144,10 @@ def _published(outputs: list[OutputFile], output_nodes: tuple[str, ...]) -> list
     return sorted((f for f in outputs if f.node_id in rank), key=lambda f: rank[f.node_id])
 
 
-def _run_output(output: OutputFile, data: bytes) -> RunOutput:
+def _run_output(output: OutputFile, data: bytes, keep_metadata: bool) -> RunOutput:
     mime = _mime(output.filename)
+    if not keep_metadata:  # here, where the app's engines and a deployment's containers both pass
+        data = strip_metadata(data, mime)
     major = mime.split("/", 1)[0]
     kind: OutputFileKind
     if major in ("image", "video", "audio"):

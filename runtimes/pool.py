@@ -3,6 +3,10 @@
 The pool keeps no records of its own: it reports every change of a run through `on_update`, and the
 app stores it. A run whose engine is lost mid-run (crash, restart) goes back to the front of the
 queue once; the second loss fails it with the engine's last log lines.
+
+The queue has no cap here: every run the pool is given was accepted and recorded already (the app refuses new
+submissions past `--max-queue` before it records them), so no run is failed for a full queue, not even those
+queued again after a restart with a smaller cap.
 """
 
 from __future__ import annotations
@@ -10,9 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import threading
-import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,7 +24,7 @@ from publisher import NodeCatalog
 from runtimes.comfy import events as ev
 from runtimes.comfy.client import ComfyClient, EventCallback
 from runtimes.comfy.errors import RunTimeoutError
-from runtimes.contract import CancelOutcome, QueueFullError, RunOutcome, RunRequest, RunUpdate, UpdateCallback
+from runtimes.contract import CancelOutcome, RunOutcome, RunRequest, RunUpdate, UpdateCallback
 from runtimes.execute import ENGINE_LOST_ERRORS, error_record, execute_run
 
 log = logging.getLogger(__name__)
@@ -31,8 +33,6 @@ MAX_ENGINE_LOSSES = 2  # the first loss is retried, the second fails the run
 READY_POLL_S = 0.25  # how often a worker looks whether its engine is back
 ENGINE_LOG_LINES = 30
 STOP_WAIT_S = 40.0  # stop(): time for workers to interrupt their prompts (execute.STOP_GRACE_S + margin)
-DEFAULT_RUN_S = 5.0  # run duration assumed for retry_after until one run has finished
-MAX_RETRY_AFTER_S = 300.0
 
 
 class EngineSlot(Protocol):
@@ -104,9 +104,8 @@ class WorkerPool:
     cancel are cheap); only `position`, `queued_count` and `running` may also be read from other threads (status
     queries answered in worker threads)."""
 
-    def __init__(self, *, on_update: UpdateCallback, max_queue: int = 10_000) -> None:
+    def __init__(self, *, on_update: UpdateCallback) -> None:
         self._on_update = on_update
-        self.max_queue = max_queue
         self._queue: deque[_Entry] = deque()
         # Positions without a scan per status query: absolute index at the last rebuild, minus the runs
         # taken from the front since. Appends keep it valid; front inserts and removals rebuild it.
@@ -119,7 +118,6 @@ class WorkerPool:
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._available = asyncio.Event()  # set while the queue is not empty
         self._started = False
-        self._avg_run_s: float | None = None
         self._ending: set[asyncio.Task[None]] = set()  # runs' end reports not yet recorded by the app
 
     # --- engines and lifecycle -------------------------------------------------------------------
@@ -156,20 +154,14 @@ class WorkerPool:
     # --- the queue -------------------------------------------------------------------------------
 
     def submit(self, request: RunRequest, *, front: bool = False, earlier_losses: Sequence[str] = ()) -> int:
-        """Queue a run; returns its 1-based position.
+        """Queue a run (never refused: the app accepted and recorded it); returns its 1-based position.
 
-        `front=True` is for runs accepted before (requeued after a restart): it jumps the queue and is
-        never refused. Others past `max_queue` raise :class:`QueueFullError`. `earlier_losses`: engine losses of
-        this run before it came here (a previous app process), counted against MAX_ENGINE_LOSSES.
+        `front=True` jumps the queue (a run cut short goes first again). `earlier_losses`: engine losses of this
+        run before it came here (a previous app process), counted against MAX_ENGINE_LOSSES.
         """
         run_id = request.run_id
         if run_id in self._queued or run_id in self._active:
             raise ValueError(f"run {run_id} is already queued or running")
-        if not front and len(self._queue) >= self.max_queue:
-            retry_after = self._retry_after()
-            raise QueueFullError(
-                f"The queue is full ({len(self._queue)} runs waiting); try again in {retry_after:g} s.", retry_after
-            )
         self._enqueue(_Entry(request, losses=list(earlier_losses)), front=front)
         return 1 if front else len(self._queue)
 
@@ -232,12 +224,6 @@ class WorkerPool:
             self._queued[entry.run_id] = entry
         self._available.set()
 
-    def _retry_after(self) -> float:
-        # A full queue gets a free place when any engine finishes its current run.
-        ready = max(1, sum(1 for slot in self._slots if slot.is_ready()))
-        per_run = self._avg_run_s if self._avg_run_s is not None else DEFAULT_RUN_S
-        return float(min(MAX_RETRY_AFTER_S, max(1, math.ceil(per_run / ready))))
-
     # --- workers ---------------------------------------------------------------------------------
 
     async def _work(self, slot: EngineSlot) -> None:
@@ -282,7 +268,6 @@ class WorkerPool:
         slot, request = worker.slot, entry.request
         run_id = request.run_id
         assert worker.client is not None and worker.catalog is not None
-        began = time.monotonic()
         # The engine starts on the run while its start is recorded: that write is off the critical path, and it
         # is over before the run's end is reported (the end waits for it below).
         task = asyncio.create_task(
@@ -301,16 +286,15 @@ class WorkerPool:
                 if not entry.cancel_requested:
                     self._enqueue(entry, front=True)
                 raise
-            await self._finish(worker, active, time.monotonic() - began)
+            await self._finish(worker, active)
         finally:
             self._active.pop(run_id, None)
 
-    async def _finish(self, worker: _Worker, active: _Active, seconds: float) -> None:
+    async def _finish(self, worker: _Worker, active: _Active) -> None:
         entry, task, name = active.entry, active.task, worker.slot.name
         run_id = entry.run_id
         exc = None if task.cancelled() else task.exception()
         if not task.cancelled() and exc is None:
-            self._record_duration(seconds)
             self._end(RunUpdate(run_id, "succeeded", worker=name, outcome=task.result()))
             return
         if entry.cancel_requested or task.cancelled():
@@ -318,7 +302,6 @@ class WorkerPool:
             self._end(RunUpdate(run_id, "cancelled", worker=name))
             return
         assert exc is not None
-        self._record_duration(seconds)
         record = error_record(exc, entry.request)
         if isinstance(exc, RunTimeoutError):
             self._end(RunUpdate(run_id, "timed_out", worker=name, error=record))
@@ -369,6 +352,3 @@ class WorkerPool:
             await self._on_update(update)
         except Exception:  # the app's bookkeeping failing must not fail the run or the worker
             log.exception("on_update failed for run %s (%s)", update.run_id, update.kind)
-
-    def _record_duration(self, seconds: float) -> None:
-        self._avg_run_s = seconds if self._avg_run_s is None else 0.8 * self._avg_run_s + 0.2 * seconds

@@ -3,7 +3,8 @@
 Two ways in: the studio's user and password (`--auth user:pass` or COMFY_PUBLISHER_AUTH), or an API key
 (an admin key opens the studio too; any live key opens private forms). Without studio credentials the
 studio is open to whoever reaches the port (the default host is 127.0.0.1), and so are private forms.
-The REST API is not behind this: it keeps its Bearer keys.
+The REST API is not behind this: it keeps its Bearer keys. Failed logins are throttled per client address
+(app.auth.throttle): after a few, /login answers 429 with Retry-After without checking anything.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.auth.throttle import LoginThrottle
 from db import crud_keys
 from db.models import ApiKey
 
@@ -43,6 +45,7 @@ class WebAuth:
     secret: bytes
     sessions: sessionmaker[Session]
     is_public_app: Callable[[str], bool] = lambda slug: True
+    throttle: LoginThrottle = field(default_factory=LoginThrottle)
     _keys: dict[int, tuple[float, ApiKey | None]] = field(default_factory=dict)
 
     # --- cookies ---------------------------------------------------------------------------------------
@@ -204,10 +207,18 @@ def login_form(request: Request, next: str = "/studio/") -> str:
 def login(request: Request, user: str = Form(""), password: str = Form(""), key: str = Form(""),
           next: str = Form("/studio/")) -> HTMLResponse | RedirectResponse:
     auth: WebAuth = request.app.state.web_auth
+    client = request.client.host if request.client else "unknown"
+    wait = auth.throttle.retry_after(client)
+    if wait is not None:  # nothing is checked while the address is locked out: no guess can succeed
+        return HTMLResponse(_login_page(_safe_next(next), f"Too many failed logins from this address; try again "
+                                                          f"in {wait} s.", auth.credentials is not None),
+                            status_code=429, headers={"Retry-After": str(wait)})
     cookie = auth.login(user, password, key)
     if cookie is None:
+        auth.throttle.failed(client)
         return HTMLResponse(_login_page(_safe_next(next), "Wrong user, password or API key.",
                                         auth.credentials is not None), status_code=401)
+    auth.throttle.succeeded(client)
     response = RedirectResponse(_safe_next(next), status_code=303)
     response.set_cookie(COOKIE, cookie, max_age=SESSION_DAYS * 86400, httponly=True, samesite="lax")
     return response

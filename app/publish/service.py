@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -63,6 +63,10 @@ class PublishRequest(BaseModel):
     public: bool | None = Field(None, description="anyone may run it without an API key (default: private for a "
                                                   "new app, unchanged for a new version)")
     timeout_s: float | None = Field(None, description="per-run limit in seconds (default 600)")
+    keep_metadata: bool | None = Field(None, description="output files keep the workflow the engine embeds in "
+                                                         "them (PNG text chunks `prompt` and `workflow`, EXIF): "
+                                                         "its checkpoint, prompts and every setting (default: kept "
+                                                         "for a public app, stripped for a private one)")
     model_sources: dict[str, str] = Field(
         default_factory=dict, description="where a serverless deployment downloads each model file: its file name "
                                           "(or folder/file name, as analyze lists them) -> "
@@ -145,6 +149,7 @@ async def publish(services: Services, body: PublishRequest, catalog: NodeCatalog
 def _store_version(session: Session, slug: str, body: PublishRequest, spec: AppSpec) -> tuple[App, AppVersion]:
     existing = crud_apps.get_app(session, slug=slug, include_deleted=True)
     public = body.public if body.public is not None else bool(existing and existing.public)
+    spec = replace(spec, keep_metadata=body.keep_metadata if body.keep_metadata is not None else public)
     try:
         version = crud_apps.publish_version(session, slug=slug, name=body.name, description=body.description,
                                             public=public, spec=spec.to_dict())

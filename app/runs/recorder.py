@@ -117,8 +117,11 @@ class RunRecorder:
                 except Exception as exc:  # e.g. a full disk: the run must still end, and say why
                     log.exception("could not store the outputs of run %s", run_id)
                     status, exec_ms = RunStatus.FAILED, None
-                    error = run_error("storage_error", f"The run succeeded but its outputs could not be stored: "
-                                                       f"{type(exc).__name__}: {exc}")
+                    # An OSError's text names the server's path: its reason is what a caller can act on.
+                    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                    error = run_error("storage_error", f"The run succeeded but its outputs could not be stored "
+                                                       f"({type(exc).__name__}: {reason}); free some disk space "
+                                                       f"on the server and run it again.")
             in_flight = self.in_flight.get(run_id)
             run = crud_runs.end_run(session, run_id=run_id, status=status, finished_at=utcnow(), applied=applied,
                                     error=error, exec_ms=exec_ms, artifacts=artifacts,
@@ -131,12 +134,18 @@ class RunRecorder:
             return run_view(session, self.versions, run, artifacts), run.webhook_url
 
     def _store_outputs(self, run_id: str, outcome: RunOutcome) -> list[NewArtifact]:
-        stored = []
-        for index, output in enumerate(outcome.outputs):
-            filename = f"{index:02d}-{safe_filename(output.filename)}"
-            relative = f"{run_id}/{filename}"
-            write_file(self.settings.outputs_dir, relative, output.data)
-            mime = output.mime or mimetypes.guess_type(filename)[0] or "application/octet-stream"
-            stored.append(NewArtifact(node_id=output.node_id, kind=output.kind, filename=filename,
-                                      path=f"outputs/{relative}", mime=mime, size=len(output.data)))
+        """All of a run's outputs, or none: the files stored before one that fails are removed again."""
+        stored: list[NewArtifact] = []
+        try:
+            for index, output in enumerate(outcome.outputs):
+                filename = f"{index:02d}-{safe_filename(output.filename)}"
+                relative = f"{run_id}/{filename}"
+                write_file(self.settings.outputs_dir, relative, output.data)
+                mime = output.mime or mimetypes.guess_type(filename)[0] or "application/octet-stream"
+                stored.append(NewArtifact(node_id=output.node_id, kind=output.kind, filename=filename,
+                                          path=f"outputs/{relative}", mime=mime, size=len(output.data)))
+        except BaseException:
+            for artifact in stored:
+                remove_file(self.settings.data_dir, artifact.path)
+            raise
         return stored

@@ -166,7 +166,7 @@ class RunService:
         for run in leftovers.runs:
             try:
                 self._dispatch(run.request, run.version, run.created_at, run.earlier_losses)
-            except Exception as exc:  # e.g. more runs left behind than --max-queue now allows
+            except Exception as exc:  # a broken record; never the queue's cap: accepted runs are not refused
                 refused.append((run.request.run_id, exc))
         counts = leftovers.counts
         if refused:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 
@@ -15,13 +16,19 @@ def resolve_inside(root: Path, relative: str) -> Path | None:
 
 
 def write_file(root: Path, relative: str, data: bytes) -> Path:
+    """Write `root/relative` whole or not at all: a failed write (a full disk) raises and leaves no file behind."""
     target = resolve_inside(root, relative)
     if target is None:
         raise ValueError(f"refusing to write outside {root}: {relative!r}")
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".partial")
-    partial.write_bytes(data)
-    partial.replace(target)  # readers never see half a file
+    try:
+        partial.write_bytes(data)
+        partial.replace(target)  # readers never see half a file
+    except BaseException:
+        with contextlib.suppress(OSError):  # the write's own error is the one to report
+            partial.unlink(missing_ok=True)
+        raise
     return target
 
 

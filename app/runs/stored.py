@@ -55,7 +55,8 @@ def request_for(run: Run, spec: AppSpec, uploads_dir: Path) -> RunRequest:
     uploads: dict[str, Upload] = {name: (path.name, path) for name, path in upload_paths(inputs, uploads_dir).items()}
     values = {name: value for name, value in inputs.items() if not _is_upload(value)}
     return RunRequest(run_id=run.id, workflow=spec.workflow, bindings=spec.inputs, values=values, uploads=uploads,
-                      output_nodes=spec.output_nodes, timeout_s=spec.timeout_s, loaded=spec.loaded_workflow)
+                      output_nodes=spec.output_nodes, timeout_s=spec.timeout_s, keep_metadata=spec.keep_metadata,
+                      loaded=spec.loaded_workflow)
 
 
 def rerun_inputs(run: Run, uploads_dir: Path) -> tuple[dict[str, Any], dict[str, tuple[str, bytes]]]:

@@ -28,7 +28,7 @@ def request_from_payload(spec: AppSpec, run_id: str, inputs: dict[str, Any],
         raise InputProblems(problems)
     return RunRequest(run_id=run_id, workflow=spec.workflow, bindings=spec.inputs, values=values,
                       uploads=dict(uploads), output_nodes=spec.output_nodes, timeout_s=spec.timeout_s,
-                      loaded=spec.loaded_workflow)
+                      keep_metadata=spec.keep_metadata, loaded=spec.loaded_workflow)
 
 
 async def inputs_of(request: RunRequest) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import pytest
 
 from runtimes.comfy.client import ComfyClient
-from runtimes.contract import QueueFullError, RunRequest, RunUpdate
+from runtimes.contract import RunRequest, RunUpdate
 from runtimes.engine.manager import Engine, EngineManager, EngineSettings
 from runtimes.pool import WorkerPool
 from tests.support.paths import CHECKPOINT, CHECKPOINT_NAME, ENGINE_HOME
@@ -179,19 +179,6 @@ async def test_positions_and_the_front_of_the_queue(pool: WorkerPool) -> None:
     assert pool.position(third.run_id) == 4 and pool.position("no-such-run") is None
     with pytest.raises(ValueError, match="already queued"):
         pool.submit(first)
-
-
-async def test_a_full_queue_refuses_with_retry_after(updates: Updates) -> None:
-    pool = WorkerPool(on_update=updates, max_queue=3)
-    for i in range(3):
-        pool.submit(demo_request(i))
-
-    with pytest.raises(QueueFullError, match=r"queue is full \(3 runs waiting\)") as caught:
-        pool.submit(demo_request(9))
-
-    assert caught.value.retry_after > 0
-    assert pool.submit(demo_request(10), front=True) == 1  # a run accepted before is never refused
-    assert pool.queued_count() == 4
 
 
 async def test_a_cancelled_queued_run_never_reaches_the_engine(
