@@ -280,7 +280,10 @@ def _pick_outputs(
 def _check_defaults_apply(workflow: Workflow, inputs: Sequence[AppInput], problems: list[str]) -> None:
     """A default that its own input would refuse is a publishing mistake, not a user's."""
     optional = [i for i in inputs if not i.required]  # a required input has no default by design
-    defaults = {i.name: i.default for i in optional if i.default is not None}
+    # A choice left at the workflow's own value was judged already, as the engine judges it (validate_graph): a
+    # model file the engine lacks today (its list is what it holds) stays publishable.
+    defaults = {i.name: i.default for i in optional if i.default is not None
+                and not (i.type == "choice" and i.default == workflow.inputs(i.node).get(i.input))}
     try:
         apply_values(workflow, optional, defaults)
     except InputValuesError as exc:

@@ -18,7 +18,8 @@ from tests.support.server import AppServer
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, engine_url: str) -> Iterator[AppServer]:
+def server(tmp_path_factory: pytest.TempPathFactory, engine_url: str, sd15_checkpoint: str) -> Iterator[AppServer]:
+    # The engine holds a checkpoint: a workflow naming another one is a model the engine lacks among those it has.
     app = AppServer(tmp_path_factory.mktemp("app"), comfyui_url=engine_url).start()
     yield app
     app.stop()

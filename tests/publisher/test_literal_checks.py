@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from publisher import GraphProblem, NodeCatalog, load_workflow, validate_graph
+from publisher import GraphProblem, NodeCatalog, WorkflowFormatError, load_workflow, validate_graph
 from tests.publisher.helpers import shipped_workflow
 
 TINY = {  # model-free and instant: the engine can run it for real
@@ -36,8 +36,7 @@ def _txt2img(node: str, **inputs: Any) -> dict[str, Any]:
     return prompt
 
 
-@pytest.mark.parametrize("value", [64, 64.0, 64.9, "64", " 64 ", True, "abc", "6.4e1", 1e9, -5, None, {"a": 1},
-                                   float("inf")])
+@pytest.mark.parametrize("value", [64, 64.0, 64.9, "64", " 64 ", True, "abc", "6.4e1", 1e9, -5, None, {"a": 1}])
 def test_int_literals_are_judged_as_the_engine_judges_them(catalog: NodeCatalog, engine_url: str,
                                                            value: Any) -> None:
     """The verdict on EmptyImage.width agrees with the engine's own POST /prompt for the same value."""
@@ -52,6 +51,14 @@ def test_int_literals_are_judged_as_the_engine_judges_them(catalog: NodeCatalog,
         assert (problem.node_id, problem.class_type, problem.input_name) == ("1", "EmptyImage", "width")
         assert problem.kind in ("invalid_value", "value_out_of_range")
         assert "between 1 and 16384" in problem.message  # what is allowed
+
+
+def test_an_infinite_literal_is_refused_at_load_as_the_engine_refuses_it(engine_url: str) -> None:
+    prompt = _tiny(width=float("inf"))
+    with pytest.raises(WorkflowFormatError, match="Node '1' \\(EmptyImage\\): input 'width'"):
+        load_workflow(prompt)
+    body = json.dumps({"prompt": prompt})  # Infinity, which the engine reads
+    assert httpx.post(f"{engine_url}/prompt", content=body, timeout=30, trust_env=False).status_code == 400
 
 
 def test_wrong_type_and_out_of_range_are_named(catalog: NodeCatalog) -> None:
