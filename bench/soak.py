@@ -30,6 +30,7 @@ from typing import Any
 
 import httpx
 
+from bench import probe
 from bench.client_overhead import percentile
 from bench.service import (
     RESULTS_DIR,
@@ -207,8 +208,12 @@ async def measure(server: AppProcess, engine_pid: int | None, key: str, slug: st
 
         progress(f"Baseline: {args.polls_per_s:g} polls/s of finished runs for {args.baseline:g} s, engine idle")
         baseline = Poller(polls, args.polls_per_s, lambda: random.choice(warm))
+        # The probe polls a finished run from its own process: the server's delay without the load generator's.
+        probe_url = f"{server.url}/api/runs/{warm[0]}"
+        baseline_probe = probe.start(probe_url, args.baseline, headers)
         with CpuWindow(pids) as baseline_cpu, Starvation(server.pid) as baseline_sched:
             await baseline.run(args.baseline)
+        probes = {"baseline": await asyncio.to_thread(probe.collect, baseline_probe)}
         rss["after_baseline"] = rss_mib(server.pid)
 
         progress(f"Soak: {args.polls_per_s:g} polls/s of runs in flight, {args.subscribers} event streams, runs "
@@ -219,8 +224,10 @@ async def measure(server: AppProcess, engine_pid: int | None, key: str, slug: st
         feeder = asyncio.create_task(runs.feed(stop))
         subscribers = [asyncio.create_task(follow(streams, runs, stop, counts)) for _ in range(args.subscribers)]
         soak = Poller(polls, args.polls_per_s, runs.pick)
+        soak_probe = probe.start(probe_url, args.duration, headers)
         with CpuWindow(pids) as soak_cpu, Starvation(server.pid) as soak_sched:
             await soak.run(args.duration)
+        probes["soak"] = await asyncio.to_thread(probe.collect, soak_probe)
         stop.set()
         await feeder
         await runs.drain()
@@ -230,12 +237,18 @@ async def measure(server: AppProcess, engine_pid: int | None, key: str, slug: st
     done = list(runs.finished.values())
     b, s = baseline.summary(), soak.summary()
     return {
-        "baseline": {**b, "cpu": baseline_cpu.summary(), "sched": baseline_sched.summary()},
-        "soak": {**s, "cpu": soak_cpu.summary(), "sched": soak_sched.summary(), "runs_finished": len(done),
+        "baseline": {**b, "cpu": baseline_cpu.summary(), "sched": baseline_sched.summary(),
+                     "probe": _probe_summary(probes["baseline"])},
+        "soak": {**s, "cpu": soak_cpu.summary(), "sched": soak_sched.summary(), "probe": _probe_summary(probes["soak"]),
+                 "runs_finished": len(done),
                  "runs_succeeded": done.count("succeeded"), "event_streams": counts},
         "p99_ratio": (s["latency"]["p99_ms"] / b["latency"]["p99_ms"]) if "latency" in s and "latency" in b else None,
         "server_rss_mib": rss,
     }
+
+
+def _probe_summary(latencies: list[float]) -> dict[str, Any]:
+    return {"requests": len(latencies), **(latency_summary(latencies) if latencies else {})}
 
 
 def print_table(result: dict[str, Any]) -> None:
@@ -248,6 +261,11 @@ def print_table(result: dict[str, Any]) -> None:
               f"{lat.get('p95_ms', 0):>9.2f}{lat.get('p99_ms', 0):>9.2f}{lat.get('max_ms', 0):>9.1f}"
               f"{phase['poller_late_p99_ms']:>14.1f} ms{cpu['server_cores']:>15.2f}{cpu.get('engine_cores', 0):>8.2f}"
               f"{cpu['client_cores']:>8.2f}{cpu['other_cores']:>7.2f}")
+    for name in ("baseline", "soak"):
+        seen = result[name]["probe"]
+        if seen["requests"]:
+            print(f"{name}: the probe (its own process, {seen['requests']} polls one at a time) saw p50 "
+                  f"{seen['p50_ms']:.2f} ms, p99 {seen['p99_ms']:.2f} ms, max {seen['max_ms']:.1f} ms")
     for name in ("baseline", "soak"):
         sched = result[name]["sched"]
         print(f"{name}: the server's threads ran {sched['server_on_cpu_s']:.1f} s and waited "

@@ -202,7 +202,7 @@ async def run_events(run_id: str, request: Request, services: ServicesDep, calle
                     yield ": keep-alive\n\n"
                     continue
                 if event["event"] == "finished":
-                    final = await services.db(_current, runs, run_id)
+                    final = event.get("run") or await services.db(_current, runs, run_id)
                     yield _sse("completed", final.model_dump(mode="json"))
                     return
                 yield _sse(event["event"], {k: v for k, v in event.items() if k != "event"})

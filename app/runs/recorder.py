@@ -95,7 +95,9 @@ class RunRecorder:
         if ended is None:
             return
         final, webhook_url = ended
-        self.events.publish(run_id, {"event": "finished", "status": final.status})
+        # The run as it ended goes with the event: every stream following it answers from it, not from the database
+        # (50 streams on one run were 50 reads at once, queued before the status polls in the worker threads).
+        self.events.publish(run_id, {"event": "finished", "status": final.status, "run": final})
         self.in_flight.ended(run_id, final)
         if webhook_url:
             self.webhooks.send(final, webhook_url)
