@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException
 from runtimes.contract import QueueFullError
 from runtimes.inputs import InputProblems
 
+MAX_PROBLEMS = 50  # listed in one answer
 _MAX_MESSAGE = 500  # a validation message can quote a schema's pattern or choices: kept readable
 _TOO_DEEP = "The body is nested too deeply to read: a request here is a few levels of objects and lists deep."
 
@@ -64,6 +65,8 @@ class Unprocessable(AppError):
     def __init__(self, message: str, problems: list[Any] | None = None, **extra: Any) -> None:
         """A plain message, or with `problems` (and any `extra` fields) an object holding it."""
         structured = problems is not None or bool(extra)
+        if problems is not None and len(problems) > MAX_PROBLEMS:  # 10,000 copies of one mistake help no one
+            problems = [*problems[:MAX_PROBLEMS], f"... and {len(problems) - MAX_PROBLEMS} more problems"]
         super().__init__({"message": message, **({"problems": problems} if problems is not None else {}), **extra}
                          if structured else message)
         self.message, self.problems = message, problems or []

@@ -201,7 +201,7 @@ def _check_range(binding: InputBinding, number: int | float) -> None:
         bound = f"below the minimum {low}" if below else f"above the maximum {high}"
         low_text = "" if low is None else str(low)
         high_text = "" if high is None else str(high)
-        raise _Reject(f"{number} is {bound}", {"min": low, "max": high}, f"{low_text}..{high_text}")
+        raise _Reject(f"{_show(number)} is {bound}", {"min": low, "max": high}, f"{low_text}..{high_text}")
 
 
 def _to_choice(binding: InputBinding, value: object) -> object:

@@ -173,8 +173,11 @@ router = APIRouter(include_in_schema=False)
 
 
 def _safe_next(target: str) -> str:
+    """A path on this server, else the studio: never another site. Browsers read `/\\evil.com` as
+    `//evil.com` and drop tabs and newlines, so backslashes, control characters and `//` are refused too."""
     parts = urlsplit(target)
-    return target if not parts.scheme and not parts.netloc and target.startswith("/") else "/studio/"
+    local = target.startswith("/") and not target.startswith("//") and not parts.scheme and not parts.netloc
+    return target if local and "\\" not in target and target.isprintable() else "/studio/"
 
 
 def _login_page(next_url: str, error: str = "", has_password: bool = True) -> str:

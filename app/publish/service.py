@@ -55,7 +55,7 @@ class PublishRequest(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     slug: str | None = Field(None, description="URL name; default: from the name. Publishing again to the same "
                                                "slug makes a new version")
-    description: str = ""
+    description: str = Field("", max_length=10_000)
     workflow: dict[str, Any] = Field(description="API-format workflow (ComfyUI: Export (API)), or the UI-format "
                                                  "workflow.json ComfyUI saves (converted with the engine's schemas)")
     inputs: list[PublishInput] = Field(default_factory=list)

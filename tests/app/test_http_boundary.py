@@ -224,3 +224,24 @@ def test_deeply_nested_bodies_elsewhere_are_refused(http: httpx.Client, demo: st
         for response in answers:
             assert 400 <= response.status_code < 500, (response.request.url, response.text[:300])
             assert depth < 1000 or "nested too deeply" in _detail_text(response), response.text[:300]
+
+
+def test_an_out_of_range_number_is_not_echoed_whole(http: httpx.Client, demo: str) -> None:
+    answer = http.post(f"/api/apps/{demo}/runs", json={"inputs": {"color": 10**400}})
+    assert answer.status_code == 422
+    assert len(answer.text) < 1000 and "above the maximum" in answer.text and "(401 characters)" in answer.text
+
+
+def test_one_mistake_repeated_is_listed_a_bounded_number_of_times(http: httpx.Client, admin: dict[str, str]) -> None:
+    inputs = [{"node": "1", "input": "color", "name": f"c{i}"} for i in range(5000)]
+    answer = http.post("/api/apps", json={"name": "Many", "slug": "many", "workflow": shipped("demo_invert.json"),
+                                          "inputs": inputs}, headers=admin)
+    assert answer.status_code == 422
+    problems = answer.json()["detail"]["problems"]
+    assert len(problems) == 51 and problems[-1] == "... and 4949 more problems", problems[-3:]
+
+
+def test_a_description_has_a_maximum_length(http: httpx.Client, admin: dict[str, str]) -> None:
+    answer = http.post("/api/apps", json={"name": "Long", "slug": "long", "workflow": shipped("demo_invert.json"),
+                                          "description": "d" * 10_001}, headers=admin)
+    assert answer.status_code == 422 and "at most 10000 characters" in answer.text
