@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from runtimes.inputs import ImageLimits
 
 DEFAULT_MAX_IMAGE_PIXELS = 4096 * 4096  # as runtimes.inputs' (a deployment's), kept light to import at start-up
 
@@ -19,6 +23,12 @@ class Settings:
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS  # per uploaded image: the engine's memory pays pixels, not bytes
     allow_private_webhooks: bool = False  # webhooks to loopback/private addresses (local set-ups, tests)
     studio_auth: tuple[str, str] | None = None  # (user, password) for the studio; None: the studio is open
+
+    @property
+    def image_limits(self) -> ImageLimits:
+        from runtimes.inputs import ImageLimits  # Pillow: imported when the first run comes, not at start-up
+
+        return ImageLimits(self.max_upload_bytes, self.max_image_pixels)
 
     @property
     def outputs_dir(self) -> Path:

@@ -8,6 +8,7 @@ import base64
 import binascii
 import io
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from PIL import Image, UnidentifiedImageError
@@ -19,6 +20,16 @@ from publisher.file_paths import shown
 DEFAULT_MAX_UPLOAD_BYTES = 20 * 2**20
 # Per image: a small file can decode into a huge one (an 8192 x 8192 1-bit PNG of 8 KB takes the engine to ~3 GB).
 DEFAULT_MAX_IMAGE_PIXELS = 4096 * 4096
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    """What one uploaded image may be: a file size, and pixels (the engine's memory pays pixels, not bytes)."""
+
+    max_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+
+
 IMAGE_FORMATS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tiff"}
 
 
@@ -30,38 +41,36 @@ class InputProblems(ValueError):
         super().__init__("; ".join(f"{p['input']}: {p['message']}" for p in problems))
 
 
-def decode_image(name: str, value: str, max_bytes: int, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
-                 ) -> tuple[str, bytes]:
+def decode_image(name: str, value: str, limits: ImageLimits = ImageLimits()) -> tuple[str, bytes]:
     """A base64 (or data: URL) image -> (file name with the extension of its real format, bytes), checked."""
     encoded = value.partition(",")[2] if value.startswith("data:") else value
-    if len(encoded) > max_bytes * 4 // 3 + 4:
-        raise InputProblems([{"input": name, "message": f"the image is larger than {max_bytes // 2**20} MiB"}])
+    if len(encoded) > limits.max_bytes * 4 // 3 + 4:
+        raise InputProblems([{"input": name, "message": f"the image is larger than {limits.max_bytes // 2**20} MiB"}])
     try:
         data = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
         raise InputProblems([{"input": name, "message": "not base64: send the image as base64 (a data: URL "
                                                         "works) or as a multipart file"}]) from None
-    return check_image(name, "upload", data, max_bytes, max_pixels)
+    return check_image(name, "upload", data, limits)
 
 
-def check_image(name: str, filename: str, data: bytes, max_bytes: int,
-                max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> tuple[str, bytes]:
+def check_image(name: str, filename: str, data: bytes, limits: ImageLimits = ImageLimits()) -> tuple[str, bytes]:
     """Size and type are checked here, at the boundary: the engine only ever gets real images, named by what they
     are (not by what the caller called them)."""
-    if len(data) > max_bytes:
-        raise InputProblems([{"input": name, "message": f"the file is larger than {max_bytes // 2**20} MiB"}])
+    if len(data) > limits.max_bytes:
+        raise InputProblems([{"input": name, "message": f"the file is larger than {limits.max_bytes // 2**20} MiB"}])
     try:
         with Image.open(io.BytesIO(data)) as image:
             image.verify()
             kind = image.format or ""
             pixels = image.width * image.height
     except Image.DecompressionBombError:  # Pillow's own limit, far above ours: certainly too many pixels
-        raise _too_many_pixels(name, None, max_pixels) from None
+        raise _too_many_pixels(name, None, limits.max_pixels) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise InputProblems([{"input": name, "message": f"{shown(filename)} is not an image this app accepts",
                               "allowed": sorted(IMAGE_FORMATS)}]) from None
-    if pixels > max_pixels:
-        raise _too_many_pixels(name, pixels, max_pixels)
+    if pixels > limits.max_pixels:
+        raise _too_many_pixels(name, pixels, limits.max_pixels)
     if kind not in IMAGE_FORMATS:
         raise InputProblems([{"input": name, "message": f"image format {kind} is not accepted",
                               "allowed": sorted(IMAGE_FORMATS)}])
@@ -81,8 +90,7 @@ def is_image_input(spec: AppSpec, name: str) -> bool:
     return item is not None and item.type == "image"
 
 
-def split_json_inputs(spec: AppSpec, inputs: Mapping[str, Any], max_bytes: int,
-                      max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+def split_json_inputs(spec: AppSpec, inputs: Mapping[str, Any], limits: ImageLimits = ImageLimits()
                       ) -> tuple[dict[str, Any], dict[str, tuple[str, bytes]], list[dict[str, Any]]]:
     """JSON inputs -> (values, decoded image uploads, problems): a non-empty string for an image input is the
     image itself, base64 (a data: URL works)."""
@@ -92,7 +100,7 @@ def split_json_inputs(spec: AppSpec, inputs: Mapping[str, Any], max_bytes: int,
     for name, value in inputs.items():
         if is_image_input(spec, name) and isinstance(value, str) and value:
             try:
-                uploads[name] = decode_image(name, value, max_bytes, max_pixels)
+                uploads[name] = decode_image(name, value, limits)
             except InputProblems as exc:
                 problems += exc.problems
         else:

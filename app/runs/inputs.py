@@ -14,7 +14,7 @@ from starlette.datastructures import FormData, UploadFile
 
 from publisher import AppSpec
 from runtimes.inputs import (
-    DEFAULT_MAX_IMAGE_PIXELS,
+    ImageLimits,
     InputProblems,
     check_image,
     check_values,
@@ -34,8 +34,7 @@ class InputSource(Protocol):
     """Inputs as they came in; parsed against the version's spec in the submission's database trip (a worker
     thread), once the version is known."""
 
-    def parse(self, spec: AppSpec, max_upload_bytes: int,
-              max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> RunInputs: ...
+    def parse(self, spec: AppSpec, limits: ImageLimits) -> RunInputs: ...
 
 
 @dataclass(frozen=True)
@@ -44,8 +43,7 @@ class JsonBody:
 
     body: bytes
 
-    def parse(self, spec: AppSpec, max_upload_bytes: int,
-              max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> RunInputs:
+    def parse(self, spec: AppSpec, limits: ImageLimits) -> RunInputs:
         try:
             data = json.loads(self.body) if self.body else {}
         except ValueError:
@@ -53,7 +51,7 @@ class JsonBody:
         except RecursionError:
             raise InputProblems([_TOO_DEEP]) from None
         try:
-            return parse_json_body(spec, data, max_upload_bytes, max_image_pixels)
+            return parse_json_body(spec, data, limits)
         except RecursionError:  # a value nested deep enough to parse, but not to be walked by the checks
             raise InputProblems([_TOO_DEEP]) from None
 
@@ -68,10 +66,9 @@ class FormFields:
 
     form: FormData
 
-    def parse(self, spec: AppSpec, max_upload_bytes: int,
-              max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> RunInputs:
+    def parse(self, spec: AppSpec, limits: ImageLimits) -> RunInputs:
         try:
-            return parse_form(spec, self.form, max_upload_bytes, max_image_pixels)
+            return parse_form(spec, self.form, limits)
         except RecursionError:  # the 'inputs' field's JSON, nested past what can be parsed or walked
             raise InputProblems([_TOO_DEEP]) from None
 
@@ -83,13 +80,11 @@ class GivenValues:
     values: dict[str, Any]
     files: dict[str, tuple[str, bytes]]
 
-    def parse(self, spec: AppSpec, max_upload_bytes: int,
-              max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> RunInputs:
-        return parse_values(spec, self.values, self.files, max_upload_bytes, max_image_pixels)
+    def parse(self, spec: AppSpec, limits: ImageLimits) -> RunInputs:
+        return parse_values(spec, self.values, self.files, limits)
 
 
-def parse_json_body(spec: AppSpec, body: Any, max_upload_bytes: int,
-                    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> RunInputs:
+def parse_json_body(spec: AppSpec, body: Any, limits: ImageLimits) -> RunInputs:
     if not isinstance(body, dict):
         raise InputProblems([{"input": "(body)", "message": 'the body must be a JSON object: {"inputs": {...}}'}])
     unknown = sorted(set(body) - {"inputs", "webhook"})
@@ -99,12 +94,11 @@ def parse_json_body(spec: AppSpec, body: Any, max_upload_bytes: int,
     raw = body.get("inputs") or {}
     if not isinstance(raw, dict):
         raise InputProblems([{"input": "inputs", "message": "must be an object of input name -> value"}])
-    values, uploads, problems = split_json_inputs(spec, raw, max_upload_bytes, max_image_pixels)
+    values, uploads, problems = split_json_inputs(spec, raw, limits)
     return _checked(spec, values, uploads, _webhook(body.get("webhook")), problems)
 
 
-def parse_form(spec: AppSpec, form: FormData, max_upload_bytes: int,
-               max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> RunInputs:
+def parse_form(spec: AppSpec, form: FormData, limits: ImageLimits) -> RunInputs:
     """Reads the uploaded files (spooled by the web server): call it from a worker thread."""
     values: dict[str, Any] = {}
     uploads: dict[str, tuple[str, bytes]] = {}
@@ -127,10 +121,9 @@ def parse_form(spec: AppSpec, form: FormData, max_upload_bytes: int,
                 problems.append({"input": name, "message": "a file was sent, but this input is not an image input"})
                 continue
             value.file.seek(0)
-            data = value.file.read(max_upload_bytes + 1)
+            data = value.file.read(limits.max_bytes + 1)
             try:
-                uploads[name] = check_image(name, value.filename or "upload", data, max_upload_bytes,
-                                            max_image_pixels)
+                uploads[name] = check_image(name, value.filename or "upload", data, limits)
             except InputProblems as exc:
                 problems += exc.problems
         else:
@@ -139,12 +132,12 @@ def parse_form(spec: AppSpec, form: FormData, max_upload_bytes: int,
 
 
 def parse_values(spec: AppSpec, values: dict[str, Any], files: dict[str, tuple[str, bytes]],
-                 max_upload_bytes: int, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> RunInputs:
+                 limits: ImageLimits) -> RunInputs:
     """Inputs from Python values and image files (the generated forms, the studio): the same checks as the API's."""
     uploads, problems = {}, []
     for name, (filename, data) in files.items():
         try:
-            uploads[name] = check_image(name, filename, data, max_upload_bytes, max_image_pixels)
+            uploads[name] = check_image(name, filename, data, limits)
         except InputProblems as exc:
             problems += exc.problems
     return _checked(spec, dict(values), uploads, None, problems)

@@ -83,7 +83,7 @@ class Recording:
         caller, version = authorize(session, sub.app, sub.caller, sub.authorization, engine_problem)
         self.versions.remember(version)
         spec = self.versions.spec(session, version.version_id)
-        inputs = sub.inputs.parse(spec, self.settings.max_upload_bytes, self.settings.max_image_pixels)
+        inputs = sub.inputs.parse(spec, self.settings.image_limits)
         self._check_webhook(inputs)
         scope = None
         if sub.idempotency_key:

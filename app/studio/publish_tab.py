@@ -163,8 +163,7 @@ def build(services: Services) -> None:
         run_id = f"test-{uuid.uuid4().hex}"
         try:
             values, files = collect(fields, raw)
-            inputs = parse_values(spec, values, files, services.settings.max_upload_bytes,
-                                  services.settings.max_image_pixels)
+            inputs = parse_values(spec, values, files, services.settings.image_limits)
         except InputProblems as exc:
             return "✗ Some inputs do not fit:\n" + describe_problems(exc.problems), None
         except OSError as exc:

@@ -12,18 +12,17 @@ from typing import Any
 
 from publisher import AppSpec
 from runtimes.contract import FINAL_STATUSES, RunOutcome, RunOutput, RunRequest, read_upload
-from runtimes.inputs import DEFAULT_MAX_UPLOAD_BYTES, InputProblems, split_json_inputs
+from runtimes.inputs import InputProblems, split_json_inputs
 
 # Besides a run's own final statuses, a deployment answers "expired": Modal keeps results for a limited time.
 EXPIRED = "expired"
 REMOTE_FINAL_STATUSES = FINAL_STATUSES | {EXPIRED}
 
 
-def request_from_payload(spec: AppSpec, run_id: str, inputs: dict[str, Any],
-                         max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES) -> RunRequest:
+def request_from_payload(spec: AppSpec, run_id: str, inputs: dict[str, Any]) -> RunRequest:
     """A RunRequest of the app baked into the image: callers send values, never a workflow. Raises InputProblems
     for an image that is not one (or too large)."""
-    values, uploads, problems = split_json_inputs(spec, inputs, max_upload_bytes)
+    values, uploads, problems = split_json_inputs(spec, inputs)
     if problems:
         raise InputProblems(problems)
     return RunRequest(run_id=run_id, workflow=spec.workflow, bindings=spec.inputs, values=values,

@@ -21,7 +21,7 @@ from app.runs.inputs import parse_values
 from app.runs.redact import scrub_paths
 from publisher import AppInput, AppOutput, AppSpec
 from runtimes.engine.manager import EngineSettings
-from runtimes.inputs import InputProblems
+from runtimes.inputs import ImageLimits, InputProblems
 from tests.support.paths import ENGINE_HOME
 from tests.support.prompts import load_invert, shipped
 from tests.support.server import AppServer
@@ -113,9 +113,9 @@ def test_the_forms_and_the_studio_check_file_values_the_same_way() -> None:
     spec = AppSpec(workflow=load_invert("example.png"), outputs=(AppOutput("3", "image", "Image"),),
                    inputs=(AppInput(node="1", input="image", type="image", name="photo"),))
     with pytest.raises(InputProblems) as refused:
-        parse_values(spec, {"photo": "runs/other/image-secret.png"}, {}, 2**20)
+        parse_values(spec, {"photo": "runs/other/image-secret.png"}, {}, ImageLimits())
     assert refused.value.problems[0]["input"] == "photo"
-    assert parse_values(spec, {"photo": "example.png"}, {}, 2**20).values == {"photo": "example.png"}
+    assert parse_values(spec, {"photo": "example.png"}, {}, ImageLimits()).values == {"photo": "example.png"}
 
 
 # --- defect 2: paths inside workflows --------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from PIL import Image
 
 from publisher import AppInput, AppOutput, AppSpec
 from runtimes.files import safe_filename
-from runtimes.inputs import InputProblems, check_image, check_values, decode_image, split_json_inputs
+from runtimes.inputs import ImageLimits, InputProblems, check_image, check_values, decode_image, split_json_inputs
 from runtimes.modal.wire import request_from_payload
 from tests.runtimes.modal_support import demo_spec
 
@@ -24,7 +24,7 @@ def _image(kind: str) -> bytes:
 
 def test_an_uploaded_image_is_named_by_its_real_format_whatever_it_came_as() -> None:
     jpeg = _image("JPEG")
-    name, data = decode_image("photo", "data:image/png;base64," + base64.b64encode(jpeg).decode(), 2**20)
+    name, data = decode_image("photo", "data:image/png;base64," + base64.b64encode(jpeg).decode())
     assert (name, data) == ("upload.jpg", jpeg)
 
 
@@ -35,7 +35,7 @@ def test_an_uploaded_image_is_named_by_its_real_format_whatever_it_came_as() -> 
 ])
 def test_what_is_not_an_acceptable_image_is_refused_naming_the_input(value: str, message: str) -> None:
     with pytest.raises(InputProblems) as refused:
-        decode_image("photo", value, max_bytes=1024)
+        decode_image("photo", value, ImageLimits(max_bytes=1024))
     (problem,) = refused.value.problems
     assert problem["input"] == "photo" and message in problem["message"]
 
@@ -110,7 +110,7 @@ def test_a_deployments_endpoint_refuses_another_runs_file_too() -> None:
     # The endpoint checks with split_json_inputs + check_values, as the app does: a JSON string for a video input
     # is a value, and a value naming a file is refused.
     spec = _file_inputs_spec()
-    values, uploads, problems = split_json_inputs(spec, {"clip": "runs/abc/clip.mp4"}, 2**20)
+    values, uploads, problems = split_json_inputs(spec, {"clip": "runs/abc/clip.mp4"})
     with pytest.raises(InputProblems, match="clip"):
         check_values(spec, values, {n: f for n, (f, _) in uploads.items()}, problems)
 
@@ -125,16 +125,16 @@ def test_an_image_with_more_pixels_than_the_cap_is_refused_as_too_many_pixels() 
     small_file = _png((8192, 8192), "1")  # a few KB on the wire, gigabytes on the engine
     assert len(small_file) < 2**20
     with pytest.raises(InputProblems) as refused:
-        check_image("photo", "bomb.png", small_file, 2**20)
+        check_image("photo", "bomb.png", small_file)
     assert "too many pixels" in refused.value.problems[0]["message"]
-    assert check_image("photo", "ok.png", _png((64, 64)), 2**20, max_pixels=64 * 64)[0] == "ok.png"
+    assert check_image("photo", "ok.png", _png((64, 64)), ImageLimits(max_pixels=64 * 64))[0] == "ok.png"
     with pytest.raises(InputProblems, match="too many pixels"):
-        check_image("photo", "ok.png", _png((65, 64)), 2**20, max_pixels=64 * 64)
+        check_image("photo", "ok.png", _png((65, 64)), ImageLimits(max_pixels=64 * 64))
 
 
 def test_an_image_past_pillows_own_bomb_limit_is_too_many_pixels_not_not_an_image() -> None:
     huge = _png((Image.MAX_IMAGE_PIXELS // 10_000 * 2 + 1_000, 10_000), "1")
     with pytest.raises(InputProblems) as refused:
-        check_image("photo", "huge.png", huge, 2**24)
+        check_image("photo", "huge.png", huge, ImageLimits(max_bytes=2**24))
     message = refused.value.problems[0]["message"]
     assert "too many pixels" in message and "not an image" not in message

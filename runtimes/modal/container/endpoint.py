@@ -23,7 +23,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
 from fastapi.responses import JSONResponse, Response
 
 from publisher import AppSpec
-from runtimes.inputs import DEFAULT_MAX_UPLOAD_BYTES, InputProblems, check_values, split_json_inputs
+from runtimes.inputs import InputProblems, check_values, split_json_inputs
 from runtimes.modal.container.jobs import Jobs
 
 SYNC_WAIT_S = 60.0
@@ -115,7 +115,7 @@ def _public(call_id: str, result: dict[str, Any]) -> dict[str, Any]:
 
 def _check_inputs(spec: AppSpec, inputs: dict[str, Any]) -> None:
     """Refuse bad values before a (billed) container is started: the same checks the app does."""
-    values, uploads, problems = split_json_inputs(spec, inputs, DEFAULT_MAX_UPLOAD_BYTES)
+    values, uploads, problems = split_json_inputs(spec, inputs)
     try:
         check_values(spec, values, {name: filename for name, (filename, _) in uploads.items()}, problems)
     except InputProblems as exc:
