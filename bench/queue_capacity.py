@@ -20,10 +20,8 @@ import json
 import os
 import random
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -36,16 +34,14 @@ from bench.service import (
     busy_warning,
     common_arguments,
     cpu_seconds,
+    engine_and_app,
     finish,
     latency_summary,
-    link_checkpoint,
-    progress,
     publish,
     thread_env,
     verdict,
 )
 from bench.worker_scaling import txt2img_app
-from runtimes.engine.manager import EngineManager, EngineSettings
 
 RESULTS = RESULTS_DIR / "queue_capacity.json"
 PROFILE = RESULTS_DIR / "queue_capacity.prof"
@@ -262,37 +258,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.environ.update(thread_env(args.engine_threads or None))  # inherited by the engine process only
-    with tempfile.TemporaryDirectory(prefix="bench-queue-") as tmp:
-        engine_dir = Path(tmp) / "engine"
-        checkpoint = link_checkpoint(engine_dir / "comfyui")
-        manager = EngineManager(EngineSettings(data_dir=engine_dir, engine_home=args.engine_home,
-                                               disable_api_nodes=True), progress=progress)
-        server: AppProcess | None = None
-        try:
-            (engine, *_) = manager.start()
-            server = AppProcess(Path(tmp) / "app", comfyui_url=engine.url, max_queue=MAX_QUEUE,
-                                profile=args.profile).start()
-            key = server.create_key("bench", admin=True)
-            demo = publish(server.url, key, name="Bench invert", slug="bench-invert",
-                           workflow=json.loads(WORKFLOW.read_text()),
-                           inputs=[{"node": "1", "input": "color", "name": "color"}])
-            blocker_app = txt2img_app(checkpoint, BLOCKER_SIZE, 1)
-            blocker_app.update(name="Bench blocker", slug="bench-blocker", timeout_s=3600)
-            blocker_app["inputs"] = [*blocker_app["inputs"], {"node": "3", "input": "steps", "name": "steps",
-                                                              "max": BLOCKER_STEPS}]
-            blocker = publish(server.url, key, **blocker_app)
-            engine_pid = engine.process.pid if engine.process else None
-            result = asyncio.run(measure(server, engine_pid, key, demo, blocker, args))
-        except BaseException:
-            if server is not None:
-                progress(f"--- last lines of the app's log:\n{server.log_tail()}")
-            raise
-        finally:
-            if server is not None:
-                stop_started = time.perf_counter()
-                server.stop()
-                progress(f"app stopped in {time.perf_counter() - stop_started:.1f} s")
-            manager.stop()
+    with engine_and_app("bench-queue-", args.engine_home, max_queue=MAX_QUEUE, profile=args.profile) as bench:
+        server, key = bench.server, bench.key
+        demo = publish(server.url, key, name="Bench invert", slug="bench-invert",
+                       workflow=json.loads(WORKFLOW.read_text()),
+                       inputs=[{"node": "1", "input": "color", "name": "color"}])
+        blocker_app = txt2img_app(bench.checkpoint, BLOCKER_SIZE, 1)
+        blocker_app.update(name="Bench blocker", slug="bench-blocker", timeout_s=3600)
+        blocker_app["inputs"] = [*blocker_app["inputs"], {"node": "3", "input": "steps", "name": "steps",
+                                                          "max": BLOCKER_STEPS}]
+        blocker = publish(server.url, key, **blocker_app)
+        result = asyncio.run(measure(server, bench.engine_pid, key, demo, blocker, args))
     finish(result, args, print_table, runs=args.runs, queries=args.queries, pages=args.pages,
            concurrency=args.concurrency, max_queue=MAX_QUEUE, engine_threads=args.engine_threads)
     return 0

@@ -1,7 +1,7 @@
 """Shared by the service benchmarks: the real app as a subprocess (like a user starts it), API keys from its CLI,
 publishing over HTTP, the tiny test checkpoint, and CPU accounting of processes from /proc.
 
-Not a benchmark itself; gateway_overhead, worker_scaling and queue_capacity import it.
+Not a benchmark itself; gateway_overhead, worker_scaling, queue_capacity and soak import it.
 """
 
 from __future__ import annotations
@@ -14,14 +14,18 @@ import pstats
 import re
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from bench.client_overhead import DEFAULT_ENGINE_HOME, percentile
+from runtimes.engine.manager import Engine, EngineManager, EngineSettings
 from tests.support.server import AppServer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -110,6 +114,44 @@ class AppProcess(AppServer):
 
     def stop(self, timeout: float = 60.0) -> None:
         super().stop(timeout)
+
+
+@dataclass(frozen=True)
+class EngineAndApp:
+    engine: Engine
+    server: AppProcess
+    key: str  # an admin API key
+    checkpoint: str  # the tests' tiny checkpoint, as the engine lists it
+
+    @property
+    def engine_pid(self) -> int | None:
+        return self.engine.process.pid if self.engine.process else None
+
+
+@contextmanager
+def engine_and_app(prefix: str, engine_home: Path, **app_options: Any) -> Iterator[EngineAndApp]:
+    """One bundled engine (the tiny checkpoint linked) and one app server at it, in a temporary folder; when
+    anything fails, the app's last log lines are shown."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        engine_dir = Path(tmp) / "engine"
+        checkpoint = link_checkpoint(engine_dir / "comfyui")
+        manager = EngineManager(EngineSettings(data_dir=engine_dir, engine_home=engine_home, disable_api_nodes=True),
+                                progress=progress)
+        server: AppProcess | None = None
+        try:
+            (engine, *_) = manager.start()
+            server = AppProcess(Path(tmp) / "app", comfyui_url=engine.url, **app_options).start()
+            yield EngineAndApp(engine, server, server.create_key("bench", admin=True), checkpoint)
+        except BaseException:
+            if server is not None:
+                progress(f"--- last lines of the app's log:\n{server.log_tail()}")
+            raise
+        finally:
+            if server is not None:
+                stop_started = time.perf_counter()
+                server.stop()
+                progress(f"app stopped in {time.perf_counter() - stop_started:.1f} s")
+            manager.stop()
 
 
 def publish(base_url: str, admin_key: str, **body: Any) -> str:

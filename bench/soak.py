@@ -22,7 +22,6 @@ import asyncio
 import os
 import random
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -38,16 +37,15 @@ from bench.service import (
     CpuWindow,
     busy_warning,
     common_arguments,
+    engine_and_app,
     finish,
     latency_summary,
-    link_checkpoint,
     progress,
     publish,
     sched_seconds,
     thread_env,
 )
 from bench.worker_scaling import txt2img_app
-from runtimes.engine.manager import EngineManager, EngineSettings
 
 RESULTS = RESULTS_DIR / "soak.json"
 MAX_POLLS_IN_FLIGHT = 1000  # past this the poller skips a beat (and counts it): the server has fallen far behind
@@ -312,28 +310,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.environ.update(thread_env(args.engine_threads or None))  # inherited by the engine process only
-    with tempfile.TemporaryDirectory(prefix="bench-soak-") as tmp:
-        engine_dir = Path(tmp) / "engine"
-        checkpoint = link_checkpoint(engine_dir / "comfyui")
-        manager = EngineManager(EngineSettings(data_dir=engine_dir, engine_home=args.engine_home,
-                                               disable_api_nodes=True), progress=progress)
-        server: AppProcess | None = None
-        try:
-            (engine, *_) = manager.start()
-            server = AppProcess(Path(tmp) / "app", comfyui_url=engine.url).start()
-            key = server.create_key("bench", admin=True)
-            slug = publish(server.url, key, **txt2img_app(checkpoint, args.size, args.steps))
-            engine_pid = engine.process.pid if engine.process else None
-            progress(f"app pid {server.pid}, engine pid {engine_pid}")
-            result = asyncio.run(measure(server, engine_pid, key, slug, args))
-        except BaseException:
-            if server is not None:
-                progress(f"--- last lines of the app's log:\n{server.log_tail()}")
-            raise
-        finally:
-            if server is not None:
-                server.stop()
-            manager.stop()
+    with engine_and_app("bench-soak-", args.engine_home) as bench:
+        slug = publish(bench.server.url, bench.key, **txt2img_app(bench.checkpoint, args.size, args.steps))
+        progress(f"app pid {bench.server.pid}, engine pid {bench.engine_pid}")
+        result = asyncio.run(measure(bench.server, bench.engine_pid, bench.key, slug, args))
     finish(result, args, print_table, duration_s=args.duration, baseline_s=args.baseline,
            polls_per_s=args.polls_per_s, subscribers=args.subscribers, backlog=args.backlog, image=args.size,
            steps=args.steps, engine_threads=args.engine_threads)
