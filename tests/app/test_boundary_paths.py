@@ -151,6 +151,26 @@ def test_a_callers_prefix_writes_only_into_its_own_runs_folder(http: httpx.Clien
         assert run["outputs"][0]["filename"].endswith(written.name)
 
 
+def test_a_prefix_computed_from_a_callers_text_stays_in_its_own_runs_folder(
+        http: httpx.Client, admin: dict[str, str], runner: dict[str, str], engine_dir: Path) -> None:
+    workflow = shipped("demo_invert.json")
+    workflow["4"] = {"class_type": "PrimitiveString", "inputs": {"value": "named"}}
+    workflow["3"]["inputs"]["filename_prefix"] = ["4", 0]  # a link: no literal to rewrite before the engine
+    response = publish(http, admin, workflow, [{"node": "4", "input": "value", "name": "prefix"}])
+    assert response.status_code == 201, response.text
+    slug = response.json()["slug"]
+    victim = http.post(f"/api/apps/{slug}/run", headers=runner, json={"inputs": {}}).json()
+    assert victim["status"] == "succeeded", victim
+
+    runs = engine_dir / "output" / "runs"
+    for prefix in (f"../{victim['id']}/linked", f"..\\{victim['id']}\\linked", f"....//{victim['id']}/linked"):
+        run = http.post(f"/api/apps/{slug}/run", headers=runner, json={"inputs": {"prefix": prefix}}).json()
+        assert run["status"] == "succeeded", run
+        assert not list((runs / victim["id"]).rglob("*linked*")), prefix
+        (written,) = (runs / run["id"]).rglob("*linked*")  # the engine confined it to the run's own folder
+        assert written.name.lstrip("_") in run["outputs"][0]["filename"]  # and the run's output is that file
+
+
 # --- run errors: no server paths -------------------------------------------------------------------------------
 
 def test_an_engine_error_shows_callers_no_server_paths(http: httpx.Client, admin: dict[str, str],

@@ -49,7 +49,7 @@ def test_accepts_a_workflow_and_keeps_subfolders(catalog: NodeCatalog) -> None:
     assert wf.inputs("2")["filename_prefix"] == "portraits/%date:yyyy%"
 
 
-def test_linked_prefix_and_non_prefix_inputs_are_left_alone(catalog: NodeCatalog) -> None:
+def test_a_linked_prefix_is_confined_on_the_engine_and_other_inputs_are_left_alone(catalog: NodeCatalog) -> None:
     wf = load_workflow(
         {
             "1": {"class_type": "PrimitiveString", "inputs": {"value": "from-a-node"}},
@@ -61,7 +61,10 @@ def test_linked_prefix_and_non_prefix_inputs_are_left_alone(catalog: NodeCatalog
         }
     )
     isolated = isolate_outputs(wf, catalog, "r2")
-    assert isolated["3"]["inputs"]["filename_prefix"] == ["1", 0]
+    assert isolated["3"]["inputs"]["filename_prefix"] == ["3:prefix-in-run-folder", 0]
+    assert isolated["3:prefix-in-run-folder"]["inputs"] == {"string_a": "runs/r2/", "string_b": ["3:prefix-cleaned", 0],
+                                                            "delimiter": ""}
+    assert isolated["3:prefix-cleaned"]["inputs"]["string"] == ["1", 0]
     assert isolated["1"]["inputs"]["value"] == "from-a-node"
 
 
