@@ -94,7 +94,10 @@ def explain(exc: AppError) -> str:
 
 
 def invalid_inputs(problems: list[dict[str, Any]]) -> Unprocessable:
-    return Unprocessable("The inputs do not fit this app", problems)
+    # An input's name is the caller's too (an unknown one is quoted back): its start only.
+    named = [{**problem, "input": shown(str(problem["input"]))} if "input" in problem else problem
+             for problem in problems]
+    return Unprocessable("The inputs do not fit this app", named)
 
 
 class ErrorDetail(BaseModel):

@@ -226,6 +226,13 @@ def test_deeply_nested_bodies_elsewhere_are_refused(http: httpx.Client, demo: st
             assert depth < 1000 or "nested too deeply" in _detail_text(response), response.text[:300]
 
 
+def test_an_unknown_input_is_named_by_its_start(http: httpx.Client, demo: str) -> None:
+    answer = http.post(f"/api/apps/{demo}/runs", json={"inputs": {"x" * 200_000: 1}})
+    assert answer.status_code == 422 and len(answer.content) < 2000, answer.text[:300]
+    (problem,) = answer.json()["detail"]["problems"]
+    assert problem["input"].endswith("... (200,000 characters)") and problem["message"] == "unknown input"
+
+
 def test_an_out_of_range_number_is_not_echoed_whole(http: httpx.Client, demo: str) -> None:
     answer = http.post(f"/api/apps/{demo}/runs", json={"inputs": {"color": 10**400}})
     assert answer.status_code == 422
