@@ -12,7 +12,7 @@ from typing import Any
 
 from publisher import AppSpec
 from runtimes.contract import FINAL_STATUSES, RunOutcome, RunOutput, RunRequest, read_upload
-from runtimes.inputs import InputProblems, split_json_inputs
+from runtimes.inputs import InputProblems, foreign_file_problems, split_json_inputs
 
 # Besides a run's own final statuses, a deployment answers "expired": Modal keeps results for a limited time.
 EXPIRED = "expired"
@@ -23,6 +23,7 @@ def request_from_payload(spec: AppSpec, run_id: str, inputs: dict[str, Any]) -> 
     """A RunRequest of the app baked into the image: callers send values, never a workflow. Raises InputProblems
     for an image that is not one (or too large)."""
     values, uploads, problems = split_json_inputs(spec, inputs)
+    problems += foreign_file_problems(spec, values)  # the worker too, whoever calls it: no other run's files
     if problems:
         raise InputProblems(problems)
     return RunRequest(run_id=run_id, workflow=spec.workflow, bindings=spec.inputs, values=values,

@@ -113,6 +113,8 @@ def test_a_deployments_endpoint_refuses_another_runs_file_too() -> None:
     values, uploads, problems = split_json_inputs(spec, {"clip": "runs/abc/clip.mp4"})
     with pytest.raises(InputProblems, match="clip"):
         check_values(spec, values, {n: f for n, (f, _) in uploads.items()}, problems)
+    with pytest.raises(InputProblems, match="clip"):  # and its worker, called directly
+        request_from_payload(spec, "c" * 32, {"clip": "runs/abc/clip.mp4"})
 
 
 def _png(size: tuple[int, int], mode: str = "RGB") -> bytes:
