@@ -11,7 +11,11 @@ This mirrors the frontend's ``graphToPrompt`` (comfyui_frontend_package 1.32, bu
   nodes (the bypassed node's input of the matching type), a PrimitiveNode's value becomes the
   literal. Muted (mode 2) nodes and virtual nodes (Note, MarkdownNote, ...) are left out, and a
   link to a node that is left out is dropped, as the frontend does.
-- Subgraphs and legacy group nodes are refused with the node named.
+- Subgraphs (``definitions.subgraphs``, :mod:`publisher.subgraphs`) are expanded as the frontend's
+  ExecutableNodeDTO does: an instance's inside gets ids ``instance:inner`` (deeper ``a:b:c``), links
+  from the subgraph's input node take what feeds the instance's input of that slot (or the value of
+  the instance's promoted widget), an instance's output is what feeds the subgraph's output. A
+  subgraph that contains itself is refused. Legacy group nodes are refused with the node named.
 
 The file's shape is checked first (:mod:`publisher.ui_shape`), so the conversion reads fields of known types.
 """
@@ -20,10 +24,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from .node_schema import WIDGET_TYPES, InputSpec, NodeCatalog, NodeSchema
-from .ui_shape import read_group_nodes, read_links, read_nodes, read_subgraphs
+from .subgraphs import Subgraph, instance_input, instance_widget_values, read_subgraphs
+from .ui_shape import UiLink, read_group_nodes, read_links, read_nodes
 from .workflow import (
     Workflow,
     WorkflowFormatError,
@@ -39,14 +45,11 @@ MUTED, BYPASSED = 2, 4  # LGraphEventMode.NEVER and .BYPASS
 NOTE_TYPES = frozenset({"Note", "MarkdownNote"})
 SEED_NAMES = ("seed", "noise_seed")
 SUBGRAPH_TYPE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
+MAX_EXPANDED_NODES = 20_000  # subgraphs inside subgraphs multiply: a small file must not expand without end
 _EXPORT = "or in ComfyUI use Workflow > Export (API) and upload that file"
 
 # What resolving an input gives: a link to a node that will be in the prompt, or a literal.
 _Resolved = tuple[str, int] | tuple[None, Any]
-
-
-def _label(node: Mapping[str, Any]) -> str:
-    return f"node {node.get('id')} ({node.get('type')})"
 
 
 def _valid_connection(a: object, b: object) -> bool:
@@ -112,46 +115,66 @@ def _widget_layout(schema: NodeSchema, count: int) -> list[tuple[InputSpec | Non
     return current
 
 
-def _checked(node: Mapping[str, Any], schema: NodeSchema, spec: InputSpec, value: object) -> object:
+def _checked(label: str, schema: NodeSchema, spec: InputSpec, value: object) -> object:
     if not _fits(spec, value):
         raise WorkflowFormatError(
-            f"{_label(node)}: widget value {short_repr(value)} does not fit input '{spec.name}' ({spec.type}); "
+            f"{label}: widget value {short_repr(value)} does not fit input '{spec.name}' ({spec.type}); "
             f"the node's widgets do not line up with this engine's {schema.class_type} (saved with "
             f"another version of it?): open and save the workflow in ComfyUI on this engine, {_EXPORT}"
         )
     return value
 
 
-def _widget_values(node: Mapping[str, Any], schema: NodeSchema) -> dict[str, Any]:
+def _widget_values(label: str, node: Mapping[str, Any], schema: NodeSchema) -> dict[str, Any]:
     raw = node.get("widgets_values")
     values: dict[str, Any] = {}
     if isinstance(raw, Mapping):  # some custom nodes save {input name: value}
-        return {spec.name: _checked(node, schema, spec, raw[spec.name])
+        return {spec.name: _checked(label, schema, spec, raw[spec.name])
                 for spec in schema.widget_inputs if spec.name in raw}
     raw = raw if isinstance(raw, list) else []
     index = 0
     for spec, taken in _widget_layout(schema, len(raw)):
         if spec is not None:
             if index < len(raw):
-                values[spec.name] = _checked(node, schema, spec, raw[index])
+                values[spec.name] = _checked(label, schema, spec, raw[index])
             elif spec.default is not None or spec.choices:  # added since the workflow was saved
                 values[spec.name] = spec.default if spec.default is not None else spec.choices[0]
         index += taken
     return values
 
 
+@dataclass(frozen=True)
+class _Graph:
+    """The workflow's graph, or the inside of one subgraph instance (its nodes get ids `instance:inner`)."""
+    path: tuple[str, ...]  # the ids of the instances from the workflow down to this graph
+    nodes: Mapping[str, Mapping[str, Any]]
+    links: Mapping[int, UiLink | str]
+    instance: Mapping[str, Any] | None = None  # the subgraph node whose inside this is
+    parent: _Graph | None = None
+    subgraph: Subgraph | None = None
+
+    def node_id(self, node: Mapping[str, Any]) -> str:
+        return ":".join((*self.path, str(node["id"])))
+
+    def label(self, node: Mapping[str, Any]) -> str:
+        return f"node {self.node_id(node)} ({node.get('type')})"
+
+    def inside(self, instance: Mapping[str, Any], subgraph: Subgraph) -> _Graph:
+        return _Graph((*self.path, str(instance["id"])), subgraph.nodes, subgraph.links, instance, self, subgraph)
+
+
 class _Converter:
     def __init__(self, data: Mapping[str, Any], catalog: NodeCatalog) -> None:
         self.catalog = catalog
-        self.nodes = read_nodes(data)
-        self.links = read_links(data.get("links"))
         self.subgraphs = read_subgraphs(data)
+        self.root = _Graph((), read_nodes(data), read_links(data.get("links")))
         self.group_nodes = read_group_nodes(data)
 
     def convert(self) -> dict[str, dict[str, Any]]:
-        self._refuse_unsupported()
-        kept = [nid for nid, node in self.nodes.items() if self._kept(node)]
-        prompt = {nid: self._node(self.nodes[nid]) for nid in sorted(kept, key=node_sort_key)}
+        members = self._expand()
+        self._refuse_unsupported(members)
+        kept = {graph.node_id(node): (graph, node) for graph, node in members if self._kept(node)}
+        prompt = {nid: self._node(*kept[nid]) for nid in sorted(kept, key=node_sort_key)}
         for entry in prompt.values():  # the frontend drops links to nodes that are not in the prompt
             inputs = entry["inputs"]
             for name, value in list(inputs.items()):
@@ -159,26 +182,48 @@ class _Converter:
                     del inputs[name]
         return prompt
 
-    def _refuse_unsupported(self) -> None:
+    def _expand(self) -> list[tuple[_Graph, Mapping[str, Any]]]:
+        """Every node with the graph it is in, subgraph instances replaced by their insides, nested ones too
+        (SubgraphNode.getInnerNodes). The mode of an instance does not pass to its inside, as in the editor."""
+        members: list[tuple[_Graph, Mapping[str, Any]]] = []
+        pending: list[tuple[_Graph, tuple[tuple[str, str], ...]]] = [(self.root, ())]  # with (subgraph, instance)
+        while pending:
+            graph, around = pending.pop()
+            for node in graph.nodes.values():
+                subgraph = self.subgraphs.get(node["type"])
+                if subgraph is None:
+                    members.append((graph, node))
+                    if len(members) > MAX_EXPANDED_NODES:
+                        raise WorkflowFormatError(
+                            f"This UI-format workflow has more than {MAX_EXPANDED_NODES} nodes once its subgraphs are "
+                            f"expanded (subgraphs used inside subgraphs multiply); {_EXPORT}")
+                    continue
+                outer = next((instance for sub_id, instance in around if sub_id == subgraph.id), None)
+                if outer is not None:
+                    raise WorkflowFormatError(
+                        f"This UI-format workflow cannot be converted: node {outer} is the subgraph "
+                        f"'{subgraph.name}', which contains itself (node {graph.node_id(node)} inside it is that "
+                        f"subgraph again), so it would never end; in ComfyUI remove that node from the subgraph, "
+                        f"{_EXPORT}")
+                pending.append((graph.inside(node, subgraph), (*around, (subgraph.id, graph.node_id(node)))))
+        return members
+
+    def _refuse_unsupported(self, members: list[tuple[_Graph, Mapping[str, Any]]]) -> None:
         problems = []
-        for node in self.nodes.values():
+        for graph, node in members:
             kind = node["type"]
             if node.get("mode") == MUTED:
                 continue
-            if kind in self.subgraphs:
+            if SUBGRAPH_TYPE.match(kind) and kind not in self.catalog:  # the editor types an instance by its id
                 problems.append(
-                    f"node {node['id']} is the subgraph '{self.subgraphs[kind]}': subgraphs are not converted yet; "
-                    f"in ComfyUI right-click it > Unpack Subgraph and save again, {_EXPORT}")
-            elif SUBGRAPH_TYPE.match(kind) and kind not in self.catalog:  # the editor types an instance by its id
-                problems.append(
-                    f"{_label(node)} is a subgraph whose definition is missing from 'definitions.subgraphs'; open "
-                    f"the workflow in ComfyUI and save it again, {_EXPORT}")
+                    f"{graph.label(node)} is a subgraph whose definition is missing from 'definitions.subgraphs'; "
+                    f"open the workflow in ComfyUI and save it again, {_EXPORT}")
             elif kind in self.group_nodes or kind.startswith("workflow>"):
                 problems.append(
-                    f"{_label(node)} is a group node: group nodes are not converted; in ComfyUI right-click it > "
+                    f"{graph.label(node)} is a group node: group nodes are not converted; in ComfyUI right-click it > "
                     f"Convert to nodes and save again, {_EXPORT}")
             elif kind not in self.catalog and not self._virtual(node) and node.get("mode") != BYPASSED:
-                problems.append(f"{_label(node)} is not installed on this engine: install it, or in ComfyUI use "
+                problems.append(f"{graph.label(node)} is not installed on this engine: install it, or in ComfyUI use "
                                 "Workflow > Export (API) and upload that file")
         if problems:
             raise WorkflowFormatError("This UI-format workflow cannot be converted: " + "; ".join(problems))
@@ -197,13 +242,13 @@ class _Converter:
     def _kept(self, node: Mapping[str, Any]) -> bool:
         return node.get("mode") not in (MUTED, BYPASSED) and not self._virtual(node)
 
-    def _node(self, node: Mapping[str, Any]) -> dict[str, Any]:
+    def _node(self, graph: _Graph, node: Mapping[str, Any]) -> dict[str, Any]:
         schema = self.catalog[node["type"]]
-        inputs: dict[str, Any] = _widget_values(node, schema)
+        inputs: dict[str, Any] = _widget_values(graph.label(node), node, schema)
         for slot, entry in enumerate(node.get("inputs") or ()):
             widget = entry.get("widget")
             name = entry.get("name") or (widget.get("name") if isinstance(widget, Mapping) else None)
-            resolved = self._resolve_input(node, slot)
+            resolved = self._resolve_input(graph, node, slot)
             if name and resolved is not None:
                 origin, value = resolved
                 inputs[str(name)] = [origin, value] if origin is not None else value
@@ -215,47 +260,106 @@ class _Converter:
         return {"inputs": inputs, "class_type": schema.class_type,
                 "_meta": {"title": title if isinstance(title, str) and title else schema.display_name}}
 
-    def _resolve_input(self, node: Mapping[str, Any], slot: int) -> _Resolved | None:
-        """What feeds input `slot` of `node`, followed through Reroute and bypassed nodes. A loop, not recursion:
-        a long chain of reroutes must not exhaust the interpreter's recursion limit."""
+    def _resolve_input(self, graph: _Graph, node: Mapping[str, Any], slot: int) -> _Resolved | None:
+        """What feeds input `slot` of `node` (ExecutableNodeDTO.resolveInput): followed through Reroute and
+        bypassed nodes, out of a subgraph through its instance's inputs, into one through its outputs. A loop,
+        not recursion: a long chain of reroutes must not exhaust the interpreter's recursion limit."""
         want: object = None  # the type asked for, which picks the input a bypassed node passes on
-        seen: set[tuple[str, int]] = set()
-        while True:
-            entries = node.get("inputs") or ()
-            entry = entries[slot] if 0 <= slot < len(entries) else None
+        seen: set[tuple[tuple[str, ...], str, str, int]] = set()
+        while True:  # `slot` is an input of `node`
+            entry = self._input_entry(node, slot)
             link_id = entry.get("link") if entry is not None else None
             if entry is None or link_id is None:
                 return None
-            where = f"{_label(node)}: input '{str(entry.get('name'))[:80]}'"
-            link = self.links.get(link_id)
+            where = f"{graph.label(node)}: input '{str(entry.get('name'))[:80]}'"
+            link = graph.links.get(link_id)
             if link is None:
                 raise WorkflowFormatError(f"{where} uses link {link_id}, which is not in 'links'; reconnect it in "
                                           f"ComfyUI and save again, {_EXPORT}")
             if isinstance(link, str):
                 raise WorkflowFormatError(f"{where} uses link {link_id}, which {link}; reconnect it in ComfyUI and "
                                           f"save again, {_EXPORT}")
-            origin = self.nodes.get(link.origin_id)
+            want = want if want is not None else entry.get("type")
+            if graph.subgraph is not None and link.origin_id == graph.subgraph.input_node_id:
+                found = self._instance_input(graph, where, link.origin_slot)
+                if found is None or isinstance(found, tuple):
+                    return found
+                graph, node, slot, want = found, graph.instance, link.origin_slot, None  # type: ignore[assignment]
+                continue
+            origin = graph.nodes.get(link.origin_id)
             if origin is None:
                 raise WorkflowFormatError(f"{where} is linked to node {link.origin_id}, which is not in the "
                                           f"workflow; reconnect it, {_EXPORT}")
-            want = want if want is not None else entry.get("type")
             node, slot = origin, link.origin_slot
-            if (str(node["id"]), slot) in seen:
-                raise WorkflowFormatError(f"{_label(node)}: its links form a loop through Reroute or bypassed "
-                                          f"nodes; remove the loop in ComfyUI, {_EXPORT}")
-            seen.add((str(node["id"]), slot))
-            if node["type"] == "PrimitiveNode":  # the editor copies its value into the widgets it feeds
-                values = node.get("widgets_values")
-                return (None, values[0]) if isinstance(values, list) and values else None
-            if node.get("mode") == BYPASSED:
-                through = self._bypass_input(node, slot, want)
-                if through is None:
-                    return None
-                slot, want = through, None
-            elif node["type"] == "Reroute":
-                slot = 0
-            else:
-                return str(node["id"]), slot
+            while True:  # `slot` is an output of `node` (ExecutableNodeDTO.resolveOutput)
+                key = (graph.path, str(node["id"]), "out", slot)
+                if key in seen:
+                    raise WorkflowFormatError(f"{graph.label(node)}: its links form a loop through Reroute or bypassed "
+                                              f"nodes (or subgraphs); remove the loop in ComfyUI, {_EXPORT}")
+                seen.add(key)
+                subgraph = self.subgraphs.get(node["type"])
+                if node["type"] == "PrimitiveNode":  # the editor copies its value into the widgets it feeds
+                    values = node.get("widgets_values")
+                    return (None, values[0]) if isinstance(values, list) and values else None
+                if node.get("mode") == BYPASSED:
+                    through = self._bypass_input(node, slot, want)
+                    if through is None:
+                        return None
+                    slot, want = through, None
+                    break
+                if subgraph is not None:
+                    inner = self._subgraph_output(graph, node, subgraph, slot)
+                    if inner is None:
+                        return None
+                    graph, node, slot = inner
+                    if node is graph.instance:  # the subgraph passes one of its inputs straight out
+                        want = None
+                        break
+                    continue
+                if node["type"] == "Reroute":
+                    slot = 0
+                    break
+                return graph.node_id(node), slot
+
+    def _input_entry(self, node: Mapping[str, Any], slot: int) -> Mapping[str, Any] | None:
+        subgraph = self.subgraphs.get(node["type"])
+        if subgraph is not None:
+            return instance_input(node, subgraph, slot)
+        entries = node.get("inputs") or ()
+        return entries[slot] if 0 <= slot < len(entries) else None
+
+    def _instance_input(self, graph: _Graph, where: str, slot: int) -> _Graph | _Resolved | None:
+        """A subgraph's input `slot` seen from inside: the instance's graph to follow its input `slot` in, or the
+        value of the instance's promoted widget when that input is not linked."""
+        instance, outer, subgraph = graph.instance, graph.parent, graph.subgraph
+        assert instance is not None and outer is not None and subgraph is not None
+        if not 0 <= slot < len(subgraph.inputs):
+            raise WorkflowFormatError(
+                f"{where} comes from input {slot} of the subgraph '{subgraph.name}', which has only "
+                f"{len(subgraph.inputs)} inputs; open the workflow in ComfyUI and save it again, {_EXPORT}")
+        entry = instance_input(instance, subgraph, slot)
+        if entry is not None and entry.get("link") is not None:
+            return outer
+        if not subgraph.inputs[slot].is_widget:
+            return None
+        value = instance_widget_values(instance, subgraph).get(subgraph.inputs[slot].name)
+        return (None, value) if value is not None else None
+
+    def _subgraph_output(self, graph: _Graph, instance: Mapping[str, Any], subgraph: Subgraph,
+                         slot: int) -> tuple[_Graph, Mapping[str, Any], int] | None:
+        """The node and output inside `subgraph` that feed the instance's output `slot` (its first link)."""
+        link_id = subgraph.output_links[slot] if slot < len(subgraph.output_links) else None
+        link = subgraph.links.get(link_id) if link_id is not None else None
+        if not isinstance(link, UiLink):
+            return None
+        if link.origin_id == subgraph.input_node_id:
+            return graph, instance, link.origin_slot
+        origin = subgraph.nodes.get(link.origin_id)
+        if origin is None:
+            raise WorkflowFormatError(
+                f"output {slot} of the subgraph '{subgraph.name}' ({graph.label(instance)}) is linked to node "
+                f"{link.origin_id}, which is not in the subgraph; reconnect it in ComfyUI and save again, {_EXPORT}")
+        return graph.inside(instance, subgraph), origin, link.origin_slot
 
     def _bypass_input(self, node: Mapping[str, Any], slot: int, want: object) -> int | None:
         """The input a bypassed node passes to output `slot` (ExecutableNodeDTO's choice)."""

@@ -27,7 +27,7 @@ def is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _found(value: object) -> str:
+def found(value: object) -> str:
     return f"{json_type(value)} {short_repr(value)}" if isinstance(value, str | int | float) else json_type(value)
 
 
@@ -44,37 +44,37 @@ def _entries_problems(label: str, node: Mapping[str, Any], field: str, keys: dic
     if entries is None:
         return []
     if not isinstance(entries, list):
-        return [f"{label}: '{field}' must be an array, got {_found(entries)}"]
+        return [f"{label}: '{field}' must be an array, got {found(entries)}"]
     problems = []
     for slot, entry in enumerate(entries):
         if not isinstance(entry, Mapping):
-            problems.append(f"{label}: {field}[{slot}] must be an object, got {_found(entry)}")
+            problems.append(f"{label}: {field}[{slot}] must be an object, got {found(entry)}")
             continue
         for key, types in keys.items():
             value = entry.get(key)
             if value is not None and (not isinstance(value, types) or isinstance(value, bool)):
                 name = entry.get("name")
                 which = f"{field}[{slot}]" + (f" ('{name[:80]}')" if isinstance(name, str) and name else "")
-                problems.append(f"{label}: {which} '{key}' must be {expected[key]}, got {_found(value)}")
+                problems.append(f"{label}: {which} '{key}' must be {expected[key]}, got {found(value)}")
     return problems
 
 
 def _node_problems(index: int, node: object) -> list[str]:
     if not isinstance(node, Mapping):
-        return [f"nodes[{index}] must be an object (a node), got {_found(node)}"]
+        return [f"nodes[{index}] must be an object (a node), got {found(node)}"]
     node_id, kind = node.get("id"), node.get("type")
     if not _is_node_id(node_id):
-        return [f"nodes[{index}] has no usable 'id': expected a number, got {_found(node_id)}"]
+        return [f"nodes[{index}] has no usable 'id': expected a number, got {found(node_id)}"]
     if not isinstance(kind, str) or not kind.strip() or len(kind) > MAX_NAME_LENGTH:
-        return [f"node {node_id} has no usable 'type': expected the node type's name, got {_found(kind)}"]
+        return [f"node {node_id} has no usable 'type': expected the node type's name, got {found(kind)}"]
     label = f"node {node_id} ({kind})"
     problems = []
     mode = node.get("mode")
     if mode is not None and not is_int(mode):
-        problems.append(f"{label}: 'mode' must be a number (0 active, 2 muted, 4 bypassed), got {_found(mode)}")
+        problems.append(f"{label}: 'mode' must be a number (0 active, 2 muted, 4 bypassed), got {found(mode)}")
     widgets = node.get("widgets_values")
     if widgets is not None and not isinstance(widgets, list | Mapping):
-        problems.append(f"{label}: 'widgets_values' must be an array of the widgets' values, got {_found(widgets)}")
+        problems.append(f"{label}: 'widgets_values' must be an array of the widgets' values, got {found(widgets)}")
     problems += _entries_problems(label, node, "inputs", {"link": (int,), "name": (str,), "widget": (Mapping,)},
                                   {"link": "a link id (a number) or null", "name": "a string",
                                    "widget": "an object"})
@@ -117,9 +117,9 @@ def _link(item: object) -> tuple[object, UiLink | str]:
     else:
         return None, f"is {json_type(item)}"
     if not _is_node_id(origin_id):
-        return link_id, f"has no usable origin node: expected a node id, got {_found(origin_id)}"
+        return link_id, f"has no usable origin node: expected a node id, got {found(origin_id)}"
     if not is_int(origin_slot) or origin_slot < 0:
-        return link_id, f"has no usable origin slot: expected a slot number (0 or more), got {_found(origin_slot)}"
+        return link_id, f"has no usable origin slot: expected a slot number (0 or more), got {found(origin_slot)}"
     return link_id, UiLink(str(origin_id), origin_slot)
 
 
@@ -133,16 +133,6 @@ def read_links(raw: object) -> dict[int, UiLink | str]:
         if is_int(link_id):
             links.setdefault(link_id, link)
     return links
-
-
-def read_subgraphs(data: Mapping[str, Any]) -> dict[str, str]:
-    """Subgraph definitions: id -> name."""
-    definitions = data.get("definitions")
-    subgraphs = definitions.get("subgraphs") if isinstance(definitions, Mapping) else None
-    if subgraphs is not None and not isinstance(subgraphs, list):
-        raise WorkflowFormatError(f"'definitions.subgraphs' must be an array of subgraphs, got {_found(subgraphs)}; "
-                                  f"open the workflow in ComfyUI and save it again, {_EXPORT}")
-    return {str(s.get("id")): str(s.get("name") or s.get("id"))[:80] for s in subgraphs or () if isinstance(s, Mapping)}
 
 
 def read_group_nodes(data: Mapping[str, Any]) -> set[str]:

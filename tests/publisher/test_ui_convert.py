@@ -115,18 +115,6 @@ def test_a_bypassed_unknown_node_still_passes_its_input_through(catalog: NodeCat
     assert convert_ui_workflow(ui, catalog)["2"]["inputs"] == {"image": ["1", 0]}
 
 
-def test_a_subgraph_is_refused_with_the_node_named(catalog: NodeCatalog) -> None:
-    ui = _demo()
-    sub_id = "8d5b1c1e-0b8a-4b5e-9f0e-2f0a9c3b1d22"
-    _node(ui, 2)["type"] = sub_id
-    ui["definitions"] = {"subgraphs": [{"id": sub_id, "name": "Invert twice", "nodes": [], "links": []}]}
-
-    with pytest.raises(WorkflowFormatError) as error:
-        convert_ui_workflow(ui, catalog)
-    assert "node 2 is the subgraph 'Invert twice': subgraphs are not converted yet" in str(error.value)
-    assert "Unpack Subgraph" in str(error.value)
-
-
 def test_widget_values_that_do_not_line_up_are_refused(catalog: NodeCatalog) -> None:
     ui = copy.deepcopy(fixture_json("ui_txt2img_sd15.json"))
     _node(ui, 3)["widgets_values"].remove("randomize")  # as if saved by an editor without the control value
@@ -155,20 +143,23 @@ def test_the_engines_own_templates_convert_to_valid_graphs(catalog: NodeCatalog)
     templates = _bundled_templates()
     if not templates:
         pytest.skip("this engine ships no workflow templates")
-    converted, refused = 0, []
+    converted, subgraphed, refused = 0, 0, []
     for path in templates:
         ui = json.loads(path.read_text())
         if detect_format(ui) != "ui":
             continue
         try:
             prompt = convert_ui_workflow(ui, catalog)
-        except WorkflowFormatError as exc:  # subgraphs, and API nodes (disabled on the test engine)
-            assert "is the subgraph" in str(exc) or "is not installed on this engine" in str(exc), path.name
+        except WorkflowFormatError as exc:  # API nodes (disabled on the test engine), packs the engine lacks
+            assert "is not installed on this engine" in str(exc), (path.name, str(exc)[:2000])
             refused.append(path.name)
             continue
         assert validate_graph(load_workflow(prompt), catalog) == [], path.name
         converted += 1
+        subgraphed += any(":" in node_id for node_id in prompt)
+    print(f"templates: {converted} converted ({subgraphed} with subgraphs), {len(refused)} refused: {refused}")
     assert converted >= 50, (converted, refused)
+    assert subgraphed >= 15, subgraphed  # the 15 templates that use subgraphs (comfyui-workflow-templates 0.7.25)
 
     refiner = next(p for p in templates if p.name == "sdxl_refiner_prompt_example.json")
     sampler = convert_ui_workflow(json.loads(refiner.read_text()), catalog)["10"]

@@ -1,0 +1,89 @@
+"""The official frontend (served by the bundled engine, in headless chromium) is the oracle for the UI-format
+converter: its own ``app.graphToPrompt()`` and ``convert_ui_workflow`` must queue the same prompt."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from publisher import NodeCatalog, WorkflowFormatError, convert_ui_workflow
+from tests.support.paths import ENGINE_HOME
+
+pytest.importorskip("playwright")
+from tests.support.browser import CHROMIUM, chromium
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs /usr/bin/chromium (make test installs it)")
+FIXTURES = Path(__file__).resolve().parents[1] / "publisher" / "fixtures"
+
+_LOAD_AND_CONVERT = """async (workflow) => {
+    await window.app.loadGraphData(workflow, true, true, null);
+    const { output } = await window.app.graphToPrompt();
+    return output;
+}"""
+
+
+def subgraph_templates() -> list[Path]:
+    pattern = "*/venv/lib/python*/site-packages/comfyui_workflow_templates*/templates/*.json"
+    return [p for p in sorted(ENGINE_HOME.glob(pattern)) if '"subgraphs"' in p.read_text()]
+
+
+@pytest.fixture(scope="module")
+def catalog(object_info: dict[str, Any]) -> NodeCatalog:
+    return NodeCatalog.from_object_info(object_info)
+
+
+@pytest.fixture(scope="module")
+def editor(engine_url: str) -> Iterator[Any]:
+    with chromium() as context:
+        page = context.new_page()
+        page.goto(engine_url)
+        page.wait_for_function("window.app && window.app.graph && window.app.vueAppReady !== false", timeout=120_000)
+        yield page
+
+
+def frontend_prompt(editor: Any, workflow: dict[str, Any]) -> dict[str, Any]:
+    output: dict[str, Any] = editor.evaluate(_LOAD_AND_CONVERT, workflow)
+    return output
+
+
+def differences(ours: dict[str, Any], theirs: dict[str, Any], catalog: NodeCatalog) -> list[str]:
+    """What differs, ignoring inputs the engine does not have (frontend-only widgets such as 'preview')."""
+    found = [f"only the frontend queues node {nid}" for nid in sorted(set(theirs) - set(ours))]
+    found += [f"only we queue node {nid}" for nid in sorted(set(ours) - set(theirs))]
+    for nid in sorted(set(ours) & set(theirs)):
+        mine, real = ours[nid], theirs[nid]
+        if mine["class_type"] != real["class_type"]:
+            found.append(f"node {nid}: class {mine['class_type']} != {real['class_type']}")
+            continue
+        schema = catalog.get(real["class_type"])
+        known = {spec.name for spec in schema.inputs} if schema is not None else set(real["inputs"])
+        real_inputs = {k: v for k, v in real["inputs"].items() if k in known}
+        mine_inputs = {k: v for k, v in mine["inputs"].items() if k in known}
+        for name in sorted(set(real_inputs) | set(mine_inputs)):
+            if real_inputs.get(name, "<absent>") != mine_inputs.get(name, "<absent>"):
+                found.append(f"node {nid} input {name}: ours {str(mine_inputs.get(name, '<absent>'))[:60]} "
+                             f"!= frontend {str(real_inputs.get(name, '<absent>'))[:60]}")
+    return found
+
+
+def test_subgraph_templates_convert_as_the_frontend_does(editor: Any, catalog: NodeCatalog) -> None:
+    templates = subgraph_templates()
+    assert len(templates) >= 15
+    tally: dict[str, list[str]] = {"identical": [], "differs": [], "refused": []}
+    for path in templates:
+        workflow = json.loads(path.read_text())
+        theirs = frontend_prompt(editor, workflow)
+        assert any(":" in node_id for node_id in theirs), path.name  # the frontend expanded a subgraph
+        try:
+            ours = convert_ui_workflow(workflow, catalog)
+        except WorkflowFormatError as exc:
+            tally["refused"].append(f"{path.name}: {str(exc)[:300]}")
+            continue
+        found = differences(ours, theirs, catalog)
+        tally["differs" if found else "identical"].append(f"{path.name}: {found[:3]}" if found else path.name)
+    print(json.dumps(tally, indent=1))
+    assert not tally["differs"], tally["differs"]
