@@ -27,6 +27,7 @@ class SubgraphInput:
 @dataclass(frozen=True)
 class Subgraph:
     id: str
+    index: int  # its place in 'definitions.subgraphs', which decides whether nested instances keep their values
     name: str
     nodes: dict[str, Mapping[str, Any]]
     links: dict[int, UiLink | str]
@@ -89,7 +90,8 @@ def _subgraph(index: int, definition: object) -> Subgraph:
         raise WorkflowFormatError(f"In the subgraph '{_name(definition)}': {exc}") from None
     input_node = definition.get("inputNode")
     input_id = input_node.get("id") if isinstance(input_node, Mapping) else None
-    return Subgraph(id=sub_id, name=_name(definition), nodes=nodes, links=read_links(definition.get("links")),
+    return Subgraph(id=sub_id, index=index, name=_name(definition), nodes=nodes,
+                    links=read_links(definition.get("links")),
                     input_node_id=str(input_id) if is_int(input_id) else INPUT_NODE_ID,
                     inputs=_inputs(definition, nodes),
                     output_links=_output_links(definition))

@@ -342,6 +342,10 @@ class _Converter:
             return outer
         if not subgraph.inputs[slot].is_widget:
             return None
+        if outer.subgraph is not None and outer.subgraph.index < subgraph.index:
+            # The editor configures the definitions in order: an instance inside a subgraph defined before
+            # its own subgraph's definition does not get its widget values, so the inner widget's value stays.
+            return None
         value = instance_widget_values(instance, subgraph).get(subgraph.inputs[slot].name)
         return (None, value) if value is not None else None
 

@@ -4,6 +4,7 @@ converter: its own ``app.graphToPrompt()`` and ``convert_ui_workflow`` must queu
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -87,3 +88,19 @@ def test_subgraph_templates_convert_as_the_frontend_does(editor: Any, catalog: N
         tally["differs" if found else "identical"].append(f"{path.name}: {found[:3]}" if found else path.name)
     print(json.dumps(tally, indent=1))
     assert not tally["differs"], tally["differs"]
+
+
+# Fixtures of our own (tests/publisher/fixtures), each with the prompt the frontend queued for it stored beside it
+# (`<name>.frontend.json`, written by this test when FRONTEND_ORACLE_WRITE=1) for the tests that run without a browser.
+UI_FIXTURES = ["ui_subgraphs_nested.json", "ui_subgraphs_nested_defined_late.json"]
+
+
+@pytest.mark.parametrize("name", UI_FIXTURES)
+def test_our_fixtures_convert_as_the_frontend_does(editor: Any, catalog: NodeCatalog, name: str) -> None:
+    workflow = json.loads((FIXTURES / name).read_text())
+    theirs = frontend_prompt(editor, workflow)
+    stored = FIXTURES / name.replace(".json", ".frontend.json")
+    if os.environ.get("FRONTEND_ORACLE_WRITE") == "1":
+        stored.write_text(json.dumps(theirs, indent=1, sort_keys=True) + "\n")
+    assert differences(convert_ui_workflow(workflow, catalog), theirs, catalog) == []
+    assert json.loads(stored.read_text()) == theirs  # the stored copy is still what the frontend queues

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from publisher import (
@@ -115,6 +117,32 @@ def test_a_bypassed_unknown_node_still_passes_its_input_through(catalog: NodeCat
     assert convert_ui_workflow(ui, catalog)["2"]["inputs"] == {"image": ["1", 0]}
 
 
+@pytest.mark.parametrize("name", ["ui_subgraphs_nested", "ui_subgraphs_nested_defined_late"])
+def test_subgraphs_convert_to_what_the_frontend_queues(catalog: NodeCatalog, name: str) -> None:
+    # A subgraph nested in another (ids a:b:c), a promoted widget (by position, and by proxyWidgets), a bypassed
+    # and a muted node inside. <name>.frontend.json is what the real editor queued for it (written by
+    # tests/browser/test_frontend_oracle.py). In the "defined late" file the nested subgraph's definition comes
+    # after the one that uses it: the editor then keeps the inner widget's value, not the instance's.
+    assert convert_ui_workflow(fixture_json(f"{name}.json"), catalog) == fixture_json(f"{name}.frontend.json")
+
+
+def test_a_subgraph_inside_a_subgraph_gets_a_path_of_ids(catalog: NodeCatalog) -> None:
+    prompt = convert_ui_workflow(fixture_json("ui_subgraphs_nested.json"), catalog)
+
+    assert prompt["10:3:5"]["inputs"] == {"image": ["10:1", 0], "scale_by": 2.0, "upscale_method": "nearest-exact"}
+    assert prompt["2"]["inputs"]["images"] == ["10:3:5", 0]  # the outer instance's output, from two levels in
+    assert "10:2" not in prompt and "10:4" not in prompt  # bypassed (passed through) and muted
+    assert prompt["10:6"]["inputs"] == {}  # fed by the muted node: the link is dropped, as the editor does
+
+
+def test_the_converted_subgraphs_run_on_the_engine(catalog: NodeCatalog, engine_url: str) -> None:
+    prompt = convert_ui_workflow(fixture_json("ui_subgraphs_nested.json"), catalog)
+    del prompt["10:6"]  # its only input comes from a muted node
+
+    response = httpx.post(f"{engine_url}/prompt", json={"prompt": prompt}, timeout=60, trust_env=False)
+    assert response.status_code == 200 and response.json()["node_errors"] == {}, response.text[:2000]
+
+
 def test_widget_values_that_do_not_line_up_are_refused(catalog: NodeCatalog) -> None:
     ui = copy.deepcopy(fixture_json("ui_txt2img_sd15.json"))
     _node(ui, 3)["widgets_values"].remove("randomize")  # as if saved by an editor without the control value
@@ -166,3 +194,47 @@ def test_the_engines_own_templates_convert_to_valid_graphs(catalog: NodeCatalog)
     assert sampler["class_type"] == "KSamplerAdvanced"
     assert {k: sampler["inputs"][k] for k in ("add_noise", "noise_seed", "steps", "end_at_step")} == {
         "add_noise": "enable", "noise_seed": 6767725640732, "steps": 25, "end_at_step": 20}
+
+
+_FILE_SUFFIX = re.compile(r"\.[A-Za-z0-9]{2,12}$")
+
+
+def _missing_file(error: dict[str, Any]) -> bool:
+    """An engine validation error that only says a file is not on this engine: a model (a value not in a
+    loader's list of files) or an input image, audio or video of the template."""
+    received = error.get("extra_info", {}).get("received_value")
+    if error["type"] == "value_not_in_list":
+        return isinstance(received, str) and bool(_FILE_SUFFIX.search(received))
+    return error["type"] == "custom_validation_failed" and re.search(
+        r"Invalid (image|audio|video) file", str(error.get("details"))) is not None
+
+
+def test_the_engines_own_templates_pass_the_engines_own_validation(catalog: NodeCatalog, engine_url: str) -> None:
+    # The engine's /prompt is the judge; models and input files it does not have are the only errors allowed.
+    # Node types it lacks are refused by the converter before (see the test above).
+    templates = _bundled_templates()
+    if not templates:
+        pytest.skip("this engine ships no workflow templates")
+    judged, other_errors = 0, []
+    for path in templates:
+        ui = json.loads(path.read_text())
+        if detect_format(ui) != "ui":
+            continue
+        try:
+            prompt = convert_ui_workflow(ui, catalog)
+        except WorkflowFormatError:
+            continue
+        response = httpx.post(f"{engine_url}/prompt", json={"prompt": prompt}, timeout=60, trust_env=False)
+        body = response.json()
+        if response.status_code == 200:  # some output had all it needs: it was queued; take it off again
+            httpx.post(f"{engine_url}/queue", json={"delete": [body["prompt_id"]]}, timeout=30, trust_env=False)
+            httpx.post(f"{engine_url}/interrupt", timeout=30, trust_env=False)
+        elif not body.get("node_errors"):
+            other_errors.append(f"{path.name}: {str(body.get('error'))[:300]}")
+        for node_id, found in (body.get("node_errors") or {}).items():
+            other_errors += [f"{path.name}: node {node_id} ({found['class_type']}): {error['type']} "
+                             f"{str(error.get('details'))[:200]}" for error in found["errors"]
+                             if not _missing_file(error)]
+        judged += 1
+    assert judged >= 100
+    assert other_errors == []
