@@ -143,6 +143,21 @@ def test_the_converted_subgraphs_run_on_the_engine(catalog: NodeCatalog, engine_
     assert response.status_code == 200 and response.json()["node_errors"] == {}, response.text[:2000]
 
 
+@pytest.mark.parametrize("type_name", ["workflow>Invert twice", "workflow/Invert twice"])
+def test_a_legacy_group_node_of_either_naming_is_named_as_one(catalog: NodeCatalog, type_name: str) -> None:
+    # Was: the older `workflow/Name` form was reported as a node type that is "not installed".
+    ui = _demo()
+    _node(ui, 2)["type"] = type_name
+    ui["extra"] = {"groupNodes": {"Invert twice": {"nodes": [{"type": "ImageInvert", "index": 0}], "links": [],
+                                                    "external": []}}}
+
+    with pytest.raises(WorkflowFormatError) as error:
+        convert_ui_workflow(ui, catalog)
+    message = str(error.value)
+    assert f"node 2 ({type_name}) is a group node (the legacy group node 'Invert twice')" in message
+    assert "Convert to nodes" in message and "not installed" not in message
+
+
 def test_widget_values_that_do_not_line_up_are_refused(catalog: NodeCatalog) -> None:
     ui = copy.deepcopy(fixture_json("ui_txt2img_sd15.json"))
     _node(ui, 3)["widgets_values"].remove("randomize")  # as if saved by an editor without the control value
