@@ -22,6 +22,7 @@ _EXPORT = "or in ComfyUI use Workflow > Export (API) and upload that file"
 class SubgraphInput:
     name: str
     is_widget: bool  # it feeds an inner widget, so the instance shows (promotes) a widget of this name
+    values: int = 1  # how many of the instance's widgets_values it takes (a seed's control value is one more)
 
 
 @dataclass(frozen=True)
@@ -138,5 +139,10 @@ def instance_widget_values(instance: Mapping[str, Any], subgraph: Subgraph) -> d
     if isinstance(proxies, list):
         return {str(entry[1]): value for entry, value in zip(proxies, values, strict=False)
                 if isinstance(entry, list) and len(entry) == 2 and str(entry[0]) == "-1" and value is not None}
-    names = [entry.name for entry in subgraph.inputs if entry.is_widget]
-    return {name: value for name, value in zip(names, values, strict=False) if value is not None}
+    found, at = {}, 0
+    for entry in subgraph.inputs:
+        if entry.is_widget:
+            if at < len(values) and values[at] is not None:
+                found[entry.name] = values[at]
+            at += entry.values
+    return found

@@ -27,9 +27,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .group_nodes import group_name, group_subgraphs
 from .node_schema import WIDGET_TYPES, InputSpec, NodeCatalog, NodeSchema
 from .subgraphs import Subgraph, instance_input, instance_widget_values, read_subgraphs
-from .ui_shape import UiLink, read_group_nodes, read_links, read_nodes
+from .ui_shape import UiLink, read_links, read_nodes
 from .workflow import (
     Workflow,
     WorkflowFormatError,
@@ -45,7 +46,6 @@ MUTED, BYPASSED = 2, 4  # LGraphEventMode.NEVER and .BYPASS
 NOTE_TYPES = frozenset({"Note", "MarkdownNote"})
 SEED_NAMES = ("seed", "noise_seed")
 SUBGRAPH_TYPE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
-GROUP_NODE_PREFIXES = ("workflow>", "workflow/")
 MAX_EXPANDED_NODES = 20_000  # subgraphs inside subgraphs multiply: a small file must not expand without end
 _EXPORT = "or in ComfyUI use Workflow > Export (API) and upload that file"
 
@@ -167,9 +167,9 @@ class _Graph:
 class _Converter:
     def __init__(self, data: Mapping[str, Any], catalog: NodeCatalog) -> None:
         self.catalog = catalog
-        self.subgraphs = read_subgraphs(data)
         self.root = _Graph((), read_nodes(data), read_links(data.get("links")))
-        self.group_nodes = read_group_nodes(data)
+        groups, self.group_problems = group_subgraphs(data, catalog)
+        self.subgraphs = {**groups, **read_subgraphs(data)}  # legacy group nodes expand like subgraphs
 
     def convert(self) -> dict[str, dict[str, Any]]:
         members = self._expand()
@@ -219,25 +219,16 @@ class _Converter:
                 problems.append(
                     f"{graph.label(node)} is a subgraph whose definition is missing from 'definitions.subgraphs'; "
                     f"open the workflow in ComfyUI and save it again, {_EXPORT}")
-            elif (group := self._group_name(kind)) is not None:
+            elif kind not in self.catalog and (group := group_name(kind)) is not None:
+                why = self.group_problems.get(group, "its definition is missing from 'extra.groupNodes'")
                 problems.append(
-                    f"{graph.label(node)} is a group node (the legacy group node '{group[:80]}'): group nodes are not "
-                    f"converted yet; in ComfyUI right-click it > Convert to nodes and save again, {_EXPORT}")
+                    f"{graph.label(node)} is a group node (the legacy group node '{group[:80]}'), which cannot be "
+                    f"converted: {why}; in ComfyUI right-click it > Convert to nodes and save again, {_EXPORT}")
             elif kind not in self.catalog and not self._virtual(node) and node.get("mode") != BYPASSED:
                 problems.append(f"{graph.label(node)} is not installed on this engine: install it, or in ComfyUI use "
                                 "Workflow > Export (API) and upload that file")
         if problems:
             raise WorkflowFormatError("This UI-format workflow cannot be converted: " + "; ".join(problems))
-
-    def _group_name(self, kind: str) -> str | None:
-        """The name of the legacy group node (extra.groupNodes) this node type is, if it is one. The editor types
-        them `workflow>Name`; editors before frontend 1.2 wrote `workflow/Name`."""
-        if kind in self.catalog:
-            return None
-        for prefix in GROUP_NODE_PREFIXES:
-            if kind.startswith(prefix):
-                return kind[len(prefix):]
-        return kind if kind in self.group_nodes else None
 
     def _virtual(self, node: Mapping[str, Any]) -> bool:
         """Editor-only nodes: notes, reroutes, primitives, and unknown nodes wired to nothing (labels etc.)."""

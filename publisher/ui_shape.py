@@ -133,10 +133,3 @@ def read_links(raw: object) -> dict[int, UiLink | str]:
         if is_int(link_id):
             links.setdefault(link_id, link)
     return links
-
-
-def read_group_nodes(data: Mapping[str, Any]) -> set[str]:
-    """Names of legacy group node types (extra.groupNodes)."""
-    extra = data.get("extra")
-    group_nodes = extra.get("groupNodes") if isinstance(extra, Mapping) else None
-    return {str(name) for name in group_nodes} if isinstance(group_nodes, Mapping) else set()

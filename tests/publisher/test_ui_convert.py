@@ -143,19 +143,33 @@ def test_the_converted_subgraphs_run_on_the_engine(catalog: NodeCatalog, engine_
     assert response.status_code == 200 and response.json()["node_errors"] == {}, response.text[:2000]
 
 
-@pytest.mark.parametrize("type_name", ["workflow>Invert twice", "workflow/Invert twice"])
-def test_a_legacy_group_node_of_either_naming_is_named_as_one(catalog: NodeCatalog, type_name: str) -> None:
-    # Was: the older `workflow/Name` form was reported as a node type that is "not installed".
-    ui = _demo()
-    _node(ui, 2)["type"] = type_name
-    ui["extra"] = {"groupNodes": {"Invert twice": {"nodes": [{"type": "ImageInvert", "index": 0}], "links": [],
-                                                    "external": []}}}
+@pytest.mark.parametrize("name", ["ui_group_node", "ui_group_node_old_naming"])
+def test_legacy_group_nodes_convert_to_what_the_frontend_queues(catalog: NodeCatalog, name: str) -> None:
+    # Made in the real editor (Convert to Group Node of two ImageBlur and an ImageInvert: the same widget names
+    # twice, an inner output used inside and outside), then the group node's widget values changed. The older
+    # naming `workflow/Name` (was: "not installed") is read like `workflow>Name`. Inner ids are group:index.
+    prompt = convert_ui_workflow(fixture_json(f"{name}.json"), catalog)
+
+    assert prompt == fixture_json(f"{name}.frontend.json")
+    assert prompt["8:1"]["inputs"] == {"image": ["8:0", 0], "blur_radius": 9, "sigma": 0.25}  # the group's values
+
+
+@pytest.mark.parametrize("type_name", ["workflow>Blur twice", "workflow/Blur twice"])
+def test_a_group_node_that_cannot_be_expanded_is_named_with_why(catalog: NodeCatalog, type_name: str) -> None:
+    ui = fixture_json("ui_group_node.json")
+    _node(ui, 8)["type"] = type_name
+    ui["extra"]["groupNodes"]["Blur twice"]["nodes"][2]["type"] = "PrimitiveNode"
 
     with pytest.raises(WorkflowFormatError) as error:
         convert_ui_workflow(ui, catalog)
-    message = str(error.value)
-    assert f"node 2 ({type_name}) is a group node (the legacy group node 'Invert twice')" in message
-    assert "Convert to nodes" in message and "not installed" not in message
+    assert f"node 8 ({type_name}) is a group node (the legacy group node 'Blur twice'), which cannot be converted: " \
+           "it holds a PrimitiveNode" in str(error.value)
+    assert "Convert to nodes" in str(error.value)
+
+    del ui["extra"]["groupNodes"]
+    with pytest.raises(WorkflowFormatError) as error:
+        convert_ui_workflow(ui, catalog)
+    assert "its definition is missing from 'extra.groupNodes'" in str(error.value)
 
 
 def test_widget_values_that_do_not_line_up_are_refused(catalog: NodeCatalog) -> None:
