@@ -154,6 +154,15 @@ def test_legacy_group_nodes_convert_to_what_the_frontend_queues(catalog: NodeCat
     assert prompt["8:1"]["inputs"] == {"image": ["8:0", 0], "blur_radius": 9, "sigma": 0.25}  # the group's values
 
 
+def test_a_group_node_seed_takes_its_control_value_too(catalog: NodeCatalog) -> None:
+    # The group node's seed widget is followed by its "control after generate" value, as on the node itself.
+    prompt = convert_ui_workflow(fixture_json("ui_group_node_with_seed.json"), catalog)
+
+    assert prompt == fixture_json("ui_group_node_with_seed.frontend.json")
+    assert prompt["6:0"]["inputs"] == {"noise_seed": 77}
+    assert prompt["6:1"]["inputs"] == {"image": ["1", 0], "blur_radius": 6, "sigma": 0.75}
+
+
 @pytest.mark.parametrize("type_name", ["workflow>Blur twice", "workflow/Blur twice"])
 def test_a_group_node_that_cannot_be_expanded_is_named_with_why(catalog: NodeCatalog, type_name: str) -> None:
     ui = fixture_json("ui_group_node.json")
