@@ -188,16 +188,18 @@ class _Converter:
         (SubgraphNode.getInnerNodes). The mode of an instance does not pass to its inside, as in the editor."""
         members: list[tuple[_Graph, Mapping[str, Any]]] = []
         pending: list[tuple[_Graph, tuple[tuple[str, str], ...]]] = [(self.root, ())]  # with (subgraph, instance)
+        expanded = 0
         while pending:
             graph, around = pending.pop()
             for node in graph.nodes.values():
+                expanded += 1
+                if expanded > MAX_EXPANDED_NODES:  # instances count too: empty subgraphs can multiply as well
+                    raise WorkflowFormatError(
+                        f"This UI-format workflow has more than {MAX_EXPANDED_NODES} nodes once its subgraphs are "
+                        f"expanded (subgraphs used inside subgraphs multiply); {_EXPORT}")
                 subgraph = self.subgraphs.get(node["type"])
                 if subgraph is None:
                     members.append((graph, node))
-                    if len(members) > MAX_EXPANDED_NODES:
-                        raise WorkflowFormatError(
-                            f"This UI-format workflow has more than {MAX_EXPANDED_NODES} nodes once its subgraphs are "
-                            f"expanded (subgraphs used inside subgraphs multiply); {_EXPORT}")
                     continue
                 outer = next((instance for sub_id, instance in around if sub_id == subgraph.id), None)
                 if outer is not None:

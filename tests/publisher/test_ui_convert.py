@@ -181,6 +181,21 @@ def test_a_group_node_that_cannot_be_expanded_is_named_with_why(catalog: NodeCat
     assert "its definition is missing from 'extra.groupNodes'" in str(error.value)
 
 
+def test_subgraphs_that_multiply_without_end_are_refused(catalog: NodeCatalog) -> None:
+    # 30 subgraphs, each holding two instances of the next: 2**30 nodes once expanded, from a small file.
+    ui = _demo()
+    ids = [f"8d5b1c1e-0b8a-4b5e-9f0e-2f0a9c3b{n:04x}" for n in range(30)]
+    definitions = [{"id": sub_id, "name": f"Level {n}", "links": [],
+                    "nodes": [{"id": k, "type": ids[n + 1], "mode": 0} for k in (1, 2)] if n + 1 < len(ids) else []}
+                   for n, sub_id in enumerate(ids)]
+    ui["definitions"] = {"subgraphs": definitions}
+    _node(ui, 2)["type"] = ids[0]
+
+    with pytest.raises(WorkflowFormatError) as error:
+        convert_ui_workflow(ui, catalog)
+    assert "more than 20000 nodes once its subgraphs are expanded" in str(error.value)
+
+
 def test_widget_values_that_do_not_line_up_are_refused(catalog: NodeCatalog) -> None:
     ui = copy.deepcopy(fixture_json("ui_txt2img_sd15.json"))
     _node(ui, 3)["widgets_values"].remove("randomize")  # as if saved by an editor without the control value
