@@ -23,6 +23,7 @@ class SubgraphInput:
     name: str
     is_widget: bool  # it feeds an inner widget, so the instance shows (promotes) a widget of this name
     values: int = 1  # how many of the instance's widgets_values it takes (a seed's control value is one more)
+    type: object = None
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class Subgraph:
     input_node_id: str
     inputs: tuple[SubgraphInput, ...]  # an instance's input slots, in order
     output_links: tuple[int | None, ...]  # per output slot of an instance, the first link that feeds it
+    output_types: tuple[object, ...] = ()
 
 
 def _name(definition: Mapping[str, Any]) -> str:
@@ -72,8 +74,15 @@ def _feeds_a_widget(link_ids: object, raw_links: object, nodes: Mapping[str, Map
 def _inputs(definition: Mapping[str, Any], nodes: Mapping[str, Mapping[str, Any]]) -> tuple[SubgraphInput, ...]:
     raw = definition.get("inputs")
     return tuple(SubgraphInput(str(entry.get("name"))[:MAX_NAME_LENGTH],
-                               _feeds_a_widget(entry.get("linkIds"), definition.get("links"), nodes))
+                               _feeds_a_widget(entry.get("linkIds"), definition.get("links"), nodes),
+                               type=entry.get("type"))
                  for entry in raw if isinstance(entry, Mapping)) if isinstance(raw, list) else ()
+
+
+def _output_types(definition: Mapping[str, Any]) -> tuple[object, ...]:
+    outputs = definition.get("outputs")
+    return tuple(output.get("type") if isinstance(output, Mapping) else None
+                 for output in (outputs if isinstance(outputs, list) else ()))
 
 
 def _subgraph(index: int, definition: object) -> Subgraph:
@@ -95,7 +104,7 @@ def _subgraph(index: int, definition: object) -> Subgraph:
                     links=read_links(definition.get("links")),
                     input_node_id=str(input_id) if is_int(input_id) else INPUT_NODE_ID,
                     inputs=_inputs(definition, nodes),
-                    output_links=_output_links(definition))
+                    output_links=_output_links(definition), output_types=_output_types(definition))
 
 
 def read_subgraphs(data: Mapping[str, Any]) -> dict[str, Subgraph]:

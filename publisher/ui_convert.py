@@ -371,9 +371,14 @@ class _Converter:
 
     def _bypass_input(self, node: Mapping[str, Any], slot: int, want: object) -> int | None:
         """The input a bypassed node passes to output `slot` (ExecutableNodeDTO's choice)."""
-        inputs: list[Mapping[str, Any]] = node.get("inputs") or []
-        outputs = node.get("outputs") or ()
-        out_type = outputs[slot].get("type") if slot < len(outputs) else None
+        subgraph = self.subgraphs.get(node["type"])
+        if subgraph is not None:  # an instance's slots are its subgraph's (the saved ones may be fewer)
+            inputs: list[Mapping[str, Any]] = [{"type": entry.type} for entry in subgraph.inputs]
+            out_type = subgraph.output_types[slot] if slot < len(subgraph.output_types) else None
+        else:
+            inputs = node.get("inputs") or []
+            outputs = node.get("outputs") or ()
+            out_type = outputs[slot].get("type") if slot < len(outputs) else None
         if want in ("*", ""):
             return slot if len(inputs) > slot else 0
         same = inputs[slot] if slot < len(inputs) else None

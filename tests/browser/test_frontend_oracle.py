@@ -93,7 +93,8 @@ def test_subgraph_templates_convert_as_the_frontend_does(editor: Any, catalog: N
 # Fixtures of our own (tests/publisher/fixtures), each with the prompt the frontend queued for it stored beside it
 # (`<name>.frontend.json`, written by this test when FRONTEND_ORACLE_WRITE=1) for the tests that run without a browser.
 UI_FIXTURES = ["ui_subgraphs_nested.json", "ui_subgraphs_nested_defined_late.json", "ui_group_node.json",
-               "ui_group_node_old_naming.json", "ui_group_node_with_seed.json"]
+               "ui_group_node_old_naming.json", "ui_group_node_with_seed.json",
+               "ui_subgraph_bypassed.json"]
 
 
 @pytest.mark.parametrize("name", UI_FIXTURES)

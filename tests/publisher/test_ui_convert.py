@@ -117,12 +117,13 @@ def test_a_bypassed_unknown_node_still_passes_its_input_through(catalog: NodeCat
     assert convert_ui_workflow(ui, catalog)["2"]["inputs"] == {"image": ["1", 0]}
 
 
-@pytest.mark.parametrize("name", ["ui_subgraphs_nested", "ui_subgraphs_nested_defined_late"])
+@pytest.mark.parametrize("name", ["ui_subgraphs_nested", "ui_subgraphs_nested_defined_late", "ui_subgraph_bypassed"])
 def test_subgraphs_convert_to_what_the_frontend_queues(catalog: NodeCatalog, name: str) -> None:
     # A subgraph nested in another (ids a:b:c), a promoted widget (by position, and by proxyWidgets), a bypassed
     # and a muted node inside. <name>.frontend.json is what the real editor queued for it (written by
     # tests/browser/test_frontend_oracle.py). In the "defined late" file the nested subgraph's definition comes
-    # after the one that uses it: the editor then keeps the inner widget's value, not the instance's.
+    # after the one that uses it: the editor then keeps the inner widget's value, not the instance's. A bypassed
+    # instance passes its input through, and its inside is still queued (the editor does not pass modes in).
     assert convert_ui_workflow(fixture_json(f"{name}.json"), catalog) == fixture_json(f"{name}.frontend.json")
 
 
