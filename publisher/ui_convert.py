@@ -22,6 +22,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from .node_packs import MissingNodeType, MissingNodeTypesError, pack_hint, pack_of
 from .node_schema import WIDGET_TYPES, InputSpec, NodeCatalog, NodeSchema
 from .ui_shape import read_group_nodes, read_links, read_nodes, read_subgraphs
 from .workflow import (
@@ -112,12 +113,23 @@ def _widget_layout(schema: NodeSchema, count: int) -> list[tuple[InputSpec | Non
     return current
 
 
-def _checked(node: Mapping[str, Any], schema: NodeSchema, spec: InputSpec, value: object) -> object:
+def _checked(node: Mapping[str, Any], schema: NodeSchema, spec: InputSpec, value: object,
+             position: int | None = None, counts: tuple[int, int] | None = None) -> object:
+    """`value` when it fits `spec`; else a refusal naming the node, the input and the value, and (`counts`: saved,
+    expected) how many values the file holds against how many this engine's version of the node takes."""
     if not _fits(spec, value):
+        at = f", saved as widgets_values[{position}]" if position is not None else ""
+        versions = ""
+        if counts is not None and counts[0] != counts[1]:
+            names = ", ".join(s.name for s in schema.widget_inputs)[:300]
+            versions = (f"; the file saved {counts[0]} widget values where this engine's {schema.class_type} takes "
+                        f"{counts[1]} (its widgets: {names})")
+        pack = pack_of(node)
         raise WorkflowFormatError(
-            f"{_label(node)}: widget value {short_repr(value)} does not fit input '{spec.name}' ({spec.type}); "
-            f"the node's widgets do not line up with this engine's {schema.class_type} (saved with "
-            f"another version of it?): open and save the workflow in ComfyUI on this engine, {_EXPORT}"
+            f"{_label(node)}: widget value {short_repr(value)} does not fit input '{spec.name}' ({spec.type}){at}"
+            f"{versions}; the node's widgets do not line up with this engine's {schema.class_type} (saved with "
+            f"another version of it{f', {pack.describe()}' if pack else ''}?): update the node pack, or open and "
+            f"save the workflow in ComfyUI on this engine, {_EXPORT}"
         )
     return value
 
@@ -130,10 +142,12 @@ def _widget_values(node: Mapping[str, Any], schema: NodeSchema) -> dict[str, Any
                 for spec in schema.widget_inputs if spec.name in raw}
     raw = raw if isinstance(raw, list) else []
     index = 0
-    for spec, taken in _widget_layout(schema, len(raw)):
+    layout = _widget_layout(schema, len(raw))
+    counts = (len(raw), sum(taken for _, taken in layout))
+    for spec, taken in layout:
         if spec is not None:
             if index < len(raw):
-                values[spec.name] = _checked(node, schema, spec, raw[index])
+                values[spec.name] = _checked(node, schema, spec, raw[index], index, counts)
             elif spec.default is not None or spec.choices:  # added since the workflow was saved
                 values[spec.name] = spec.default if spec.default is not None else spec.choices[0]
         index += taken
@@ -161,6 +175,7 @@ class _Converter:
 
     def _refuse_unsupported(self) -> None:
         problems = []
+        missing: dict[str, list[Mapping[str, Any]]] = {}
         for node in self.nodes.values():
             kind = node["type"]
             if node.get("mode") == MUTED:
@@ -178,10 +193,17 @@ class _Converter:
                     f"{_label(node)} is a group node: group nodes are not converted; in ComfyUI right-click it > "
                     f"Convert to nodes and save again, {_EXPORT}")
             elif kind not in self.catalog and not self._virtual(node) and node.get("mode") != BYPASSED:
-                problems.append(f"{_label(node)} is not installed on this engine: install it, or in ComfyUI use "
-                                "Workflow > Export (API) and upload that file")
+                problems.append(f"{_label(node)} is not installed on this engine{pack_hint(node)}: install it, or "
+                                "in ComfyUI use Workflow > Export (API) and upload that file")
+                missing.setdefault(kind, []).append(node)
         if problems:
-            raise WorkflowFormatError("This UI-format workflow cannot be converted: " + "; ".join(problems))
+            message = "This UI-format workflow cannot be converted: " + "; ".join(problems)
+            if missing:  # the caller can offer to install what is missing
+                raise MissingNodeTypesError(message, [
+                    MissingNodeType(kind, tuple(str(n["id"]) for n in nodes), next(filter(None, map(pack_of, nodes)),
+                                                                                   None))
+                    for kind, nodes in missing.items()])
+            raise WorkflowFormatError(message)
 
     def _virtual(self, node: Mapping[str, Any]) -> bool:
         """Editor-only nodes: notes, reroutes, primitives, and unknown nodes wired to nothing (labels etc.)."""
