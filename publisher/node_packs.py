@@ -47,6 +47,12 @@ class MissingNodeTypesError(WorkflowFormatError):
         self.missing = missing
 
 
+def missing_type(class_type: str, nodes: list[Mapping[str, Any]]) -> MissingNodeType:
+    """A missing node type, the ids of the nodes using it, and the first pack one of them names."""
+    pack = next((found for node in nodes if (found := pack_of(node)) is not None), None)
+    return MissingNodeType(class_type, tuple(str(node.get("id")) for node in nodes), pack)
+
+
 def pack_of(node: Mapping[str, Any]) -> NodePack | None:
     """The pack a UI node's properties name (cnr_id before aux_id), or None. ComfyUI's own nodes say
     "comfy-core": that is the engine, not a pack to install."""
@@ -66,3 +72,12 @@ def pack_hint(node: Mapping[str, Any]) -> str:
     """", provided by the node pack 'x' version 1.2 (Comfy Registry)" for a refusal message, or ""."""
     pack = pack_of(node)
     return f", provided by {pack.describe()}" if pack else ""
+
+
+def saved_with(node: Mapping[str, Any]) -> str | None:
+    """What the node's widgets were saved with: its pack and version, or "ComfyUI 0.3.10" for a core node."""
+    if pack := pack_of(node):
+        return pack.describe()
+    properties = node.get("properties")
+    version = properties.get("ver") if isinstance(properties, Mapping) and properties.get("cnr_id") == CORE else None
+    return f"ComfyUI {version[:_FIELD_LENGTH]}" if isinstance(version, str) and version.strip() else None

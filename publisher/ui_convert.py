@@ -22,7 +22,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from .node_packs import MissingNodeType, MissingNodeTypesError, pack_hint, pack_of
+from .node_packs import MissingNodeTypesError, missing_type, pack_hint, pack_of, saved_with
 from .node_schema import WIDGET_TYPES, InputSpec, NodeCatalog, NodeSchema
 from .ui_shape import read_group_nodes, read_links, read_nodes, read_subgraphs
 from .workflow import (
@@ -124,12 +124,12 @@ def _checked(node: Mapping[str, Any], schema: NodeSchema, spec: InputSpec, value
             names = ", ".join(s.name for s in schema.widget_inputs)[:300]
             versions = (f"; the file saved {counts[0]} widget values where this engine's {schema.class_type} takes "
                         f"{counts[1]} (its widgets: {names})")
-        pack = pack_of(node)
+        origin = saved_with(node)
+        fix = "install that version of the pack here, or open" if pack_of(node) else "open"
         raise WorkflowFormatError(
             f"{_label(node)}: widget value {short_repr(value)} does not fit input '{spec.name}' ({spec.type}){at}"
             f"{versions}; the node's widgets do not line up with this engine's {schema.class_type} (saved with "
-            f"another version of it{f', {pack.describe()}' if pack else ''}?): update the node pack, or open and "
-            f"save the workflow in ComfyUI on this engine, {_EXPORT}"
+            f"{origin or 'another version of it?'}): {fix} and save the workflow in ComfyUI on this engine, {_EXPORT}"
         )
     return value
 
@@ -199,10 +199,7 @@ class _Converter:
         if problems:
             message = "This UI-format workflow cannot be converted: " + "; ".join(problems)
             if missing:  # the caller can offer to install what is missing
-                raise MissingNodeTypesError(message, [
-                    MissingNodeType(kind, tuple(str(n["id"]) for n in nodes), next(filter(None, map(pack_of, nodes)),
-                                                                                   None))
-                    for kind, nodes in missing.items()])
+                raise MissingNodeTypesError(message, [missing_type(kind, nodes) for kind, nodes in missing.items()])
             raise WorkflowFormatError(message)
 
     def _virtual(self, node: Mapping[str, Any]) -> bool:

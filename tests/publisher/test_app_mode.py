@@ -148,3 +148,13 @@ def test_widget_values_of_another_node_version_name_node_input_and_value(catalog
     assert ("node 3 (KSampler): widget value 'extra' does not fit input 'steps' (INT), saved as widgets_values[2]"
             in message)
     assert "the file saved 8 widget values where this engine's KSampler takes 7 (its widgets: seed, steps" in message
+    assert "(saved with ComfyUI 0.3.10)" in message
+
+
+def test_widget_values_of_another_pack_version_name_the_pack(catalog: NodeCatalog) -> None:
+    ui = _ksampler_ui([5, "randomize", "extra", 20, 8, "euler", "normal", 1])
+    next(n for n in ui["nodes"] if n["id"] == 3)["properties"] = {"aux_id": "someone/samplers", "ver": "abc1234"}
+    with pytest.raises(WorkflowFormatError) as refused:
+        load_marked_workflow(ui, catalog)
+    assert ("(saved with the node pack 'someone/samplers' version abc1234 (GitHub)): install that version of the "
+            "pack here, or open and save") in str(refused.value)
