@@ -120,19 +120,20 @@ def _primitive_targets(data: Mapping[str, Any]) -> dict[str, list[tuple[str, str
     """PrimitiveNode id -> the (node id, widget) pairs it feeds: the editor copies its value into each."""
     nodes = {str(n.get("id")): n for n in data.get("nodes") or () if isinstance(n, Mapping)}
     links = data.get("links")
-    by_id: dict[object, tuple[str, object]] = {}
+    by_id: dict[int, tuple[str, object]] = {}  # read leniently, as the converter does: ids that are no int are skipped
     for link in links if isinstance(links, list) else ():
-        if isinstance(link, list) and len(link) >= 5:
+        if isinstance(link, list) and len(link) >= 5 and isinstance(link[0], int):
             by_id[link[0]] = (str(link[3]), link[4])
-        elif isinstance(link, Mapping):
-            by_id[link.get("id")] = (str(link.get("target_id")), link.get("target_slot"))
+        elif isinstance(link, Mapping) and isinstance(link.get("id"), int):
+            by_id[link["id"]] = (str(link.get("target_id")), link.get("target_slot"))
     targets: dict[str, list[tuple[str, str]]] = {}
     for node_id, node in nodes.items():
         if node.get("type") != "PrimitiveNode":
             continue
         outputs = node.get("outputs")
         first = outputs[0] if isinstance(outputs, list) and outputs and isinstance(outputs[0], Mapping) else {}
-        for link_id in first.get("links") or ():
+        fed = first.get("links")
+        for link_id in fed if isinstance(fed, list) else ():
             target_id, slot = by_id.get(link_id, ("", None)) if isinstance(link_id, int) else ("", None)
             target = nodes.get(target_id)
             widget = _widget_of(target, slot) if target is not None else None

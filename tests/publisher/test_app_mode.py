@@ -7,12 +7,15 @@ import copy
 from typing import Any
 
 import pytest
+from hypothesis import given
 
 from publisher import NodeCatalog, WorkflowFormatError, find_candidates, find_outputs, load_workflow
-from publisher.app_mode import load_marked_workflow, read_ui_markings, unresolved_markings
+from publisher.app_mode import AppModeInput, load_marked_workflow, read_ui_markings, unresolved_markings
 from publisher.node_packs import MissingNodeTypesError
 
 from .helpers import fixture_json
+from .mutations import HUGE, JSON_VALUES
+from .test_fuzz_workflows import FUZZ
 
 TXT2IMG = "ui_app_mode_txt2img.app.json"  # inputs in an order of their own, one with a height, no outputs
 WITH_OUTPUTS = "ui_app_mode_outputs.app.json"  # inputs and an output (an active preview)
@@ -158,3 +161,29 @@ def test_widget_values_of_another_pack_version_name_the_pack(catalog: NodeCatalo
         load_marked_workflow(ui, catalog)
     assert ("(saved with the node pack 'someone/samplers' version abc1234 (GitHub)): install that version of the "
             "pack here, or open and save") in str(refused.value)
+
+
+@FUZZ
+@given(linear=JSON_VALUES, mode=JSON_VALUES, properties=JSON_VALUES)
+def test_any_app_mode_section_or_properties_is_read_without_an_error(
+        catalog: NodeCatalog, linear: object, mode: object, properties: object) -> None:
+    # The markings are read leniently: whatever the file holds there, the analysis goes on and says what it skipped.
+    ui = fixture_json(WITH_OUTPUTS)
+    ui["extra"].update(linearData={"inputs": linear, "outputs": linear} if isinstance(linear, list) else linear,
+                       linearMode=mode)
+    ui["nodes"][0]["properties"] = properties
+    workflow, markings = load_marked_workflow(ui, catalog)
+    assert all(len(p) < 2000 and HUGE[:300] not in p for p in markings.problems)
+    find_candidates(workflow, catalog, markings)
+    find_outputs(workflow, catalog, markings)
+
+
+def test_stale_or_odd_links_do_not_stop_reading_the_markings() -> None:
+    # The converter reads links leniently (saved files keep stale ones); so does the primitive's lookup.
+    ui = fixture_json(WITH_OUTPUTS)
+    ui["links"] += [[[5], 4, 0, 1, 0, "INT"], {"id": {"x": 1}, "target_id": 1}, "junk"]
+    next(n for n in ui["nodes"] if n["id"] == 4)["outputs"][0]["links"] = [5, [5], None]
+    markings = read_ui_markings(ui)
+    assert [(i.node_id, i.widget) for i in markings.inputs] == [("1", "height"), ("1", "color"), ("1", "width")]
+    next(n for n in ui["nodes"] if n["id"] == 4)["outputs"][0]["links"] = 7
+    assert read_ui_markings(ui).inputs[1] == AppModeInput("4", "value")  # feeds nothing readable: kept as named
