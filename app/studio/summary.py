@@ -66,10 +66,10 @@ def _app_mode_lines(app_mode: dict[str, Any]) -> list[str]:
     """What the file's ComfyUI App Mode chose: the ticked inputs (in its order) and the outputs published."""
     lines = []
     if app_mode.get("inputs"):
-        lines.append(f"*ComfyUI's App Mode chose {len(app_mode['inputs'])} input(s): they are ticked, in its "
+        lines.append(f"\n*ComfyUI's App Mode chose {len(app_mode['inputs'])} input(s): they are ticked, in its "
                      "order.*")
     if app_mode.get("outputs"):
-        lines.append(f"*App Mode's outputs are published: nodes {', '.join(map(str, app_mode['outputs']))}.*")
+        lines.append(f"\n*App Mode's outputs are published: nodes {', '.join(map(str, app_mode['outputs']))}.*")
     lines += [f"- ⚠ {problem}" for problem in app_mode.get("problems") or ()]
     return lines
 
