@@ -39,9 +39,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     publish.add_argument("--slug", help="URL name (default: from the name)")
     publish.add_argument("--description", default=None)
     publish.add_argument("--input", action="append", default=[], metavar="NODE.INPUT[=NAME]",
-                         help="an input to make dynamic, e.g. 6.text=prompt or 3.seed (repeat)")
+                         help="an input to make dynamic, e.g. 6.text=prompt or 3.seed (repeat; default: those "
+                              "the file marks in ComfyUI's App Mode, else none)")
     publish.add_argument("--output", action="append", default=None, metavar="NODE",
-                         help="output node to publish (repeat; default: the save nodes)")
+                         help="output node to publish (repeat; default: those App Mode marks, else the save "
+                              "nodes)")
     publish.add_argument("--spec", type=Path, help="JSON file with any of: name, slug, description, inputs "
                                                    "(list of {node, input, name, label, default, min, max, ...}), "
                                                    "outputs, public, timeout_s")
@@ -106,7 +108,8 @@ def publish_body(args: argparse.Namespace) -> dict[str, Any]:
         if not dot or not node or not node_input:
             raise SystemExit(f"error: --input {item!r}: write NODE.INPUT or NODE.INPUT=NAME, e.g. 6.text=prompt")
         inputs.append({"node": node, "input": node_input, **({"name": name} if name else {})})
-    body["inputs"] = inputs
+    if inputs or "inputs" in spec:  # none given: the server publishes those the file marks in App Mode
+        body["inputs"] = inputs
     for field, value in (("name", args.name), ("slug", args.slug), ("description", args.description),
                          ("outputs", args.output)):
         if value is not None:

@@ -14,6 +14,11 @@ Every literal (non-link) input of every node is a candidate. Some are *suggested
 
 Node-title convention: a node whose ``_meta.title`` starts with ``$`` (e.g. ``$Style``) has all
 its literal inputs suggested; the ``$`` is dropped from labels. Rename a node in ComfyUI to mark it.
+Other tools' marker nodes are suggested too: ComfyDeploy's ``ComfyUIDeployExternal*`` (labelled by
+their display name or input id) and comfy-pack's ``CPackInput*`` (labelled by their title).
+
+A file whose ComfyUI App Mode names inputs (:mod:`publisher.app_mode`) overrides all of this: exactly
+those inputs are suggested, first and in App Mode's order (the form's order), the rest after them.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any, Literal, cast
 
+from .app_mode import AppModeInput, UiMarkings
 from .node_schema import WIDGET_TYPES, InputSpec, NodeCatalog, NodeSchema
 from .workflow import Workflow, is_link
 
@@ -57,6 +63,12 @@ _WIDGET_TO_TYPE: dict[str, CandidateType] = {
     "COMBO": "choice",
 }
 _SIZE_INPUTS = {"width": "output size", "height": "output size", "batch_size": "batch size"}
+APP_MODE_REASON = "chosen in ComfyUI's App Mode"
+# Other tools' input nodes: (class_type prefix, the tool, inputs that describe the node rather than take a value).
+_MARKER_NODES = (
+    ("ComfyUIDeployExternal", "ComfyDeploy", ("input_id", "display_name", "description")),
+    ("CPackInput", "comfy-pack", ("min", "max")),
+)
 
 
 @dataclass(frozen=True)
@@ -207,6 +219,24 @@ def _creates_image(workflow: Workflow, node_id: str, schema: NodeSchema) -> bool
     return no_links and bool({"LATENT", "IMAGE"} & set(schema.outputs))
 
 
+def _marker_tool(class_type: str, input_name: str) -> str | None:
+    """The tool whose input node this is (ComfyDeploy, comfy-pack) when `input_name` is its value, else None."""
+    for prefix, tool, descriptive in _MARKER_NODES:
+        if class_type.startswith(prefix) and input_name not in descriptive:
+            return tool
+    return None
+
+
+def _marker_label(workflow: Workflow, node_id: str) -> str | None:
+    """A ComfyDeploy input's own name for itself (display_name, else input_id)."""
+    inputs = workflow.inputs(node_id)
+    for name in ("display_name", "input_id"):
+        value = inputs.get(name)
+        if isinstance(value, str) and value.strip():
+            return value.strip()[:80]
+    return None
+
+
 def _suggestion(
     spec: InputSpec,
     ctype: CandidateType,
@@ -214,8 +244,11 @@ def _suggestion(
     creates_image: bool,
     prompt: _PromptRole | None,
     marked: bool,
+    tool: str | None = None,
 ) -> str | None:
     """Why this input is suggested, or None when it is not."""
+    if tool is not None:
+        return f"an input node of {tool}"
     if prompt is not None:
         return f"{prompt.role} prompt text of {prompt.sink_label}"
     if marked:
@@ -282,7 +315,11 @@ def _node_candidates(
         if ctype is None:
             continue
         prompt = prompts.get((node_id, spec.name))
-        reason = _suggestion(spec, ctype, schema, creates_image, prompt, marked)
+        tool = _marker_tool(workflow.class_type(node_id), spec.name)
+        reason = _suggestion(spec, ctype, schema, creates_image, prompt, marked, tool)
+        label = _label(base, renamed, spec, len(specs) == 1, prompt)
+        if tool is not None:
+            label = _marker_label(workflow, node_id) or base
         value = workflow.inputs(node_id)[spec.name]
         if ctype == "float" and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)  # exports write 8 for 8.0; keep the default's type honest
@@ -291,7 +328,7 @@ def _node_candidates(
             input_name=spec.name,
             class_type=workflow.class_type(node_id),
             type=ctype,
-            label=_label(base, renamed, spec, len(specs) == 1, prompt),
+            label=label,
             default=value,
             min=spec.min,
             max=spec.max,
@@ -321,15 +358,31 @@ def _dedupe_labels(candidates: list[CandidateInput]) -> list[CandidateInput]:
     return with_suffix(once, lambda c: f"({_humanize(c.input_name)})")
 
 
-def find_candidates(workflow: Workflow, catalog: NodeCatalog) -> list[CandidateInput]:
-    """All literal inputs, ordered by node id (numeric) then the node's input order."""
+def _in_app_mode_order(candidates: list[CandidateInput], chosen: tuple[AppModeInput, ...]) -> list[CandidateInput]:
+    """Exactly App Mode's inputs suggested, first and in its order; the others after them, not suggested."""
+    position = {(entry.node_id, entry.widget): index for index, entry in enumerate(chosen)}
+    marked = sorted((c for c in candidates if (c.node_id, c.input_name) in position),
+                    key=lambda c: position[(c.node_id, c.input_name)])
+    rest = [c for c in candidates if (c.node_id, c.input_name) not in position]
+    return ([replace(c, suggested=True, reason=APP_MODE_REASON) for c in marked]
+            + [replace(c, suggested=False, reason="") for c in rest])
+
+
+def find_candidates(workflow: Workflow, catalog: NodeCatalog,
+                    markings: UiMarkings | None = None) -> list[CandidateInput]:
+    """All literal inputs, ordered by node id (numeric) then the node's input order; with App Mode inputs in
+    `markings`, those first (in App Mode's order) and only those suggested."""
     prompts = _trace_prompts(workflow, catalog)
     found: list[CandidateInput] = []
     for node_id in workflow.node_ids():
         schema = catalog.get(workflow.class_type(node_id))
         found.extend(_node_candidates(workflow, node_id, schema, prompts))
-    return _dedupe_labels(found)
+    found = _dedupe_labels(found)
+    if markings is not None and markings.has_app_mode_inputs:
+        return _in_app_mode_order(found, markings.inputs)
+    return found
 
 
-def suggested_candidates(workflow: Workflow, catalog: NodeCatalog) -> list[CandidateInput]:
-    return [c for c in find_candidates(workflow, catalog) if c.suggested]
+def suggested_candidates(workflow: Workflow, catalog: NodeCatalog,
+                         markings: UiMarkings | None = None) -> list[CandidateInput]:
+    return [c for c in find_candidates(workflow, catalog, markings) if c.suggested]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from .app_mode import UiMarkings
 from .node_schema import NodeCatalog, NodeSchema
 from .workflow import Workflow
 
@@ -58,8 +59,10 @@ def is_preview(schema: NodeSchema) -> bool:
     return "preview" in schema.class_type.lower()
 
 
-def find_outputs(workflow: Workflow, catalog: NodeCatalog) -> list[OutputNode]:
-    """Every node whose type the engine marks as an output node, in node id order."""
+def find_outputs(workflow: Workflow, catalog: NodeCatalog, markings: UiMarkings | None = None) -> list[OutputNode]:
+    """Every node whose type the engine marks as an output node, in node id order. Published by default: the save
+    nodes, or exactly the outputs App Mode names when `markings` has some."""
+    chosen = set(markings.outputs) if markings is not None and markings.outputs else None
     found = []
     for node_id in workflow.node_ids():
         schema = catalog.get(workflow.class_type(node_id))
@@ -73,12 +76,13 @@ def find_outputs(workflow: Workflow, catalog: NodeCatalog) -> list[OutputNode]:
                 kind=output_kind(schema),
                 label=workflow.title(node_id) or schema.display_name,
                 preview=preview,
-                published_by_default=not preview,
+                published_by_default=not preview if chosen is None else node_id in chosen,
             )
         )
     return found
 
 
-def default_published_outputs(workflow: Workflow, catalog: NodeCatalog) -> list[OutputNode]:
-    """The save nodes: the outputs an app returns unless the publisher chooses otherwise."""
-    return [o for o in find_outputs(workflow, catalog) if o.published_by_default]
+def default_published_outputs(workflow: Workflow, catalog: NodeCatalog,
+                              markings: UiMarkings | None = None) -> list[OutputNode]:
+    """The outputs an app returns unless the publisher chooses otherwise: App Mode's, else the save nodes."""
+    return [o for o in find_outputs(workflow, catalog, markings) if o.published_by_default]

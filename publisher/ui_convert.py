@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .group_nodes import group_name, group_subgraphs
+from .node_packs import MissingNodeTypesError, missing_type, pack_hint, pack_of, saved_with
 from .node_schema import WIDGET_TYPES, InputSpec, NodeCatalog, NodeSchema
 from .subgraphs import Subgraph, instance_input, instance_widget_values, read_subgraphs
 from .ui_shape import UiLink, read_links, read_nodes
@@ -116,12 +117,23 @@ def _widget_layout(schema: NodeSchema, count: int) -> list[tuple[InputSpec | Non
     return current
 
 
-def _checked(label: str, schema: NodeSchema, spec: InputSpec, value: object) -> object:
+def _checked(label: str, node: Mapping[str, Any], schema: NodeSchema, spec: InputSpec, value: object,
+             position: int | None = None, counts: tuple[int, int] | None = None) -> object:
+    """`value` when it fits `spec`; else a refusal naming the node (`label`), the input and the value, and (`counts`:
+    saved, expected) how many values the file holds against how many this engine's version of the node takes."""
     if not _fits(spec, value):
+        at = f", saved as widgets_values[{position}]" if position is not None else ""
+        versions = ""
+        if counts is not None and counts[0] != counts[1]:
+            names = ", ".join(s.name for s in schema.widget_inputs)[:300]
+            versions = (f"; the file saved {counts[0]} widget values where this engine's {schema.class_type} takes "
+                        f"{counts[1]} (its widgets: {names})")
+        origin = saved_with(node)
+        fix = "install that version of the pack here, or open" if pack_of(node) else "open"
         raise WorkflowFormatError(
-            f"{label}: widget value {short_repr(value)} does not fit input '{spec.name}' ({spec.type}); "
-            f"the node's widgets do not line up with this engine's {schema.class_type} (saved with "
-            f"another version of it?): open and save the workflow in ComfyUI on this engine, {_EXPORT}"
+            f"{label}: widget value {short_repr(value)} does not fit input '{spec.name}' ({spec.type}){at}"
+            f"{versions}; the node's widgets do not line up with this engine's {schema.class_type} (saved with "
+            f"{origin or 'another version of it?'}): {fix} and save the workflow in ComfyUI on this engine, {_EXPORT}"
         )
     return value
 
@@ -130,14 +142,16 @@ def _widget_values(label: str, node: Mapping[str, Any], schema: NodeSchema) -> d
     raw = node.get("widgets_values")
     values: dict[str, Any] = {}
     if isinstance(raw, Mapping):  # some custom nodes save {input name: value}
-        return {spec.name: _checked(label, schema, spec, raw[spec.name])
+        return {spec.name: _checked(label, node, schema, spec, raw[spec.name])
                 for spec in schema.widget_inputs if spec.name in raw}
     raw = raw if isinstance(raw, list) else []
     index = 0
-    for spec, taken in _widget_layout(schema, len(raw)):
+    layout = _widget_layout(schema, len(raw))
+    counts = (len(raw), sum(taken for _, taken in layout))
+    for spec, taken in layout:
         if spec is not None:
             if index < len(raw):
-                values[spec.name] = _checked(label, schema, spec, raw[index])
+                values[spec.name] = _checked(label, node, schema, spec, raw[index], index, counts)
             elif spec.default is not None or spec.choices:  # added since the workflow was saved
                 values[spec.name] = spec.default if spec.default is not None else spec.choices[0]
         index += taken
@@ -213,6 +227,7 @@ class _Converter:
 
     def _refuse_unsupported(self, members: list[tuple[_Graph, Mapping[str, Any]]]) -> None:
         problems = []
+        missing: dict[str, list[Mapping[str, Any]]] = {}
         for graph, node in members:
             kind = node["type"]
             if node.get("mode") == MUTED:
@@ -227,10 +242,14 @@ class _Converter:
                     f"{graph.label(node)} is a group node (the legacy group node '{group[:80]}'), which cannot be "
                     f"converted: {why}; in ComfyUI right-click it > Convert to nodes and save again, {_EXPORT}")
             elif kind not in self.catalog and not self._virtual(node) and node.get("mode") != BYPASSED:
-                problems.append(f"{graph.label(node)} is not installed on this engine: install it, or in ComfyUI use "
-                                "Workflow > Export (API) and upload that file")
+                problems.append(f"{graph.label(node)} is not installed on this engine{pack_hint(node)}: install it, "
+                                "or in ComfyUI use Workflow > Export (API) and upload that file")
+                missing.setdefault(kind, []).append(node)
         if problems:
-            raise WorkflowFormatError("This UI-format workflow cannot be converted: " + "; ".join(problems))
+            message = "This UI-format workflow cannot be converted: " + "; ".join(problems)
+            if missing:  # the caller can offer to install what is missing
+                raise MissingNodeTypesError(message, [missing_type(kind, nodes) for kind, nodes in missing.items()])
+            raise WorkflowFormatError(message)
 
     def _virtual(self, node: Mapping[str, Any]) -> bool:
         """Editor-only nodes: notes, reroutes, primitives, and unknown nodes wired to nothing (labels etc.)."""

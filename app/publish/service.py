@@ -18,6 +18,7 @@ from publisher import (
     AppSpec,
     AppSpecError,
     NodeCatalog,
+    Workflow,
     WorkflowFormatError,
     build_app_spec,
     check_graph,
@@ -25,10 +26,11 @@ from publisher import (
     find_candidates,
     find_model_refs,
     find_outputs,
-    load_any_workflow,
     validate_graph,
 )
+from publisher.app_mode import UiMarkings, load_marked_workflow, unresolved_markings
 from publisher.file_paths import path_problems
+from publisher.node_packs import MissingNodeTypesError
 from publisher.validate import GraphValidationError
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -58,8 +60,11 @@ class PublishRequest(BaseModel):
     description: str = Field("", max_length=10_000)
     workflow: dict[str, Any] = Field(description="API-format workflow (ComfyUI: Export (API)), or the UI-format "
                                                  "workflow.json ComfyUI saves (converted with the engine's schemas)")
-    inputs: list[PublishInput] = Field(default_factory=list)
-    outputs: list[str] | None = Field(None, description="output node ids to publish (default: the save nodes)")
+    inputs: list[PublishInput] | None = Field(None, description="the inputs to publish, in the form's order "
+                                                                "(default: those the UI-format file marks in "
+                                                                "ComfyUI's App Mode, else none)")
+    outputs: list[str] | None = Field(None, description="output node ids to publish (default: those App Mode marks, "
+                                                        "else the save nodes)")
     public: bool | None = Field(None, description="anyone may run it without an API key (default: private for a "
                                                   "new app, unchanged for a new version)")
     timeout_s: float | None = Field(None, description="per-run limit in seconds (default 600)")
@@ -90,23 +95,46 @@ def slug_of(name: str) -> str:
 
 def analyze(raw: Any, catalog: NodeCatalog) -> dict[str, Any]:
     """Format, nodes, candidate inputs (typed from the engine's schemas), outputs, missing node types, models.
-    A UI-format file is converted first; "workflow" is the API-format prompt everything else describes.
-    Raises WorkflowFormatError for a file that is no workflow or cannot be converted."""
-    workflow = load_any_workflow(raw, catalog)
+    A UI-format file is converted first; "workflow" is the API-format prompt everything else describes. Its App
+    Mode choices decide which inputs are suggested (in App Mode's order) and which outputs are published.
+    Raises WorkflowFormatError for a file that is no workflow or cannot be converted (MissingNodeTypesError
+    when node types are missing, naming their packs)."""
+    workflow, markings = load_marked_workflow(raw, catalog)
     problems = validate_graph(workflow, catalog)
-    missing = [{"class_type": class_type, "nodes": list(nodes)}
+    missing = [{"class_type": class_type, "nodes": list(nodes), "pack": _pack(markings, class_type)}
                for p in problems for class_type, nodes in (p.missing_types or ())]
+    candidates = find_candidates(workflow, catalog, markings)
+    outputs = find_outputs(workflow, catalog, markings)
     return {
         "format": detect_format(raw),
         "workflow": workflow.to_prompt(),
         "nodes": [{"id": node_id, "class_type": workflow.class_type(node_id), "title": workflow.title(node_id),
                    "known": workflow.class_type(node_id) in catalog} for node_id in workflow.node_ids()],
-        "inputs": [candidate_dict(c) for c in find_candidates(workflow, catalog)],
-        "outputs": [asdict(o) for o in find_outputs(workflow, catalog)],
+        "inputs": [candidate_dict(c) for c in candidates],
+        "outputs": [asdict(o) for o in outputs],
         "missing_node_types": missing,
         "problems": [asdict(p) for p in problems],
         "models": [asdict(m) for m in find_model_refs(workflow, catalog)],
+        "app_mode": {
+            "linear_mode": markings.linear_mode,
+            "inputs": [{"node": c.node_id, "input": c.input_name} for c in candidates
+                       if markings.has_app_mode_inputs and c.suggested],
+            "outputs": [o.node_id for o in outputs if markings.outputs and o.published_by_default],
+            "problems": unresolved_markings(markings, workflow, {(c.node_id, c.input_name) for c in candidates},
+                                            {o.node_id for o in outputs}),
+        },
     }
+
+
+def _pack(markings: UiMarkings, class_type: str) -> dict[str, Any] | None:
+    pack = markings.packs.get(class_type)
+    return pack.to_dict() if pack else None
+
+
+def missing_node_types(exc: MissingNodeTypesError) -> list[dict[str, Any]]:
+    """A refusal's missing node types as analyze lists them: type, nodes, and the pack to install when known."""
+    return [{"class_type": m.class_type, "nodes": list(m.nodes), "pack": m.pack.to_dict() if m.pack else None}
+            for m in exc.missing]
 
 
 def candidate_dict(candidate: Any) -> dict[str, Any]:
@@ -118,21 +146,42 @@ def candidate_dict(candidate: Any) -> dict[str, Any]:
 
 
 def build_spec(body: PublishRequest, catalog: NodeCatalog) -> AppSpec:
-    """The spec the request would publish (nothing is written); PublishError lists every problem."""
+    """The spec the request would publish (nothing is written); PublishError lists every problem. Inputs and
+    outputs left out of the request are those the file marks in ComfyUI's App Mode (inputs: else none; outputs:
+    else the save nodes)."""
     try:
-        workflow = load_any_workflow(body.workflow, catalog)  # the spec stores the API-format prompt
+        workflow, markings = load_marked_workflow(body.workflow, catalog)  # the spec stores the API-format prompt
     except WorkflowFormatError as exc:
         raise PublishError("The workflow cannot be read", [str(exc)]) from None
     if escaping := path_problems(workflow, catalog):
         raise PublishError("The workflow names files outside the engine's folders", escaping)
     try:
         check_graph(workflow, catalog)
-        return build_app_spec(workflow, catalog, [i.model_dump(exclude_none=True) for i in body.inputs],
-                              outputs=body.outputs, timeout_s=body.timeout_s, model_sources=body.model_sources)
+        return build_app_spec(workflow, catalog, _requested_inputs(body, workflow, catalog, markings),
+                              outputs=_requested_outputs(body, workflow, catalog, markings),
+                              timeout_s=body.timeout_s, model_sources=body.model_sources)
     except GraphValidationError as exc:
         raise PublishError("The workflow would not run on this engine", [str(p) for p in exc.problems]) from None
     except AppSpecError as exc:
         raise PublishError("The app cannot be published", exc.problems) from None
+
+
+def _requested_inputs(body: PublishRequest, workflow: Workflow, catalog: NodeCatalog,
+                      markings: UiMarkings) -> list[dict[str, Any]]:
+    if body.inputs is not None:
+        return [i.model_dump(exclude_none=True) for i in body.inputs]
+    if not markings.has_app_mode_inputs:
+        return []
+    return [{"node": c.node_id, "input": c.input_name}
+            for c in find_candidates(workflow, catalog, markings) if c.suggested]
+
+
+def _requested_outputs(body: PublishRequest, workflow: Workflow, catalog: NodeCatalog,
+                       markings: UiMarkings) -> list[str] | None:
+    if body.outputs is not None or not markings.outputs:
+        return body.outputs
+    chosen = [o.node_id for o in find_outputs(workflow, catalog, markings) if o.published_by_default]
+    return chosen or None  # none of App Mode's outputs is in the workflow: the save nodes, as without App Mode
 
 
 async def publish(services: Services, body: PublishRequest, catalog: NodeCatalog) -> tuple[App, AppVersion]:

@@ -11,6 +11,7 @@ from app.errors import Unprocessable, error_responses
 from app.publish import service as publishing
 from app.routes.schemas import AnalyzeRequest
 from publisher import WorkflowFormatError, detect_format
+from publisher.node_packs import MissingNodeTypesError
 
 router = APIRouter(prefix="/api/workflows", tags=["publish"], responses=error_responses(400, 401, 403, 413, 422, 503))
 
@@ -21,6 +22,9 @@ async def analyze(body: AnalyzeRequest, services: ServicesDep, _: AdminDep) -> d
     catalog = await services.catalog.get()
     try:
         result = publishing.analyze(body.workflow, catalog)
+    except MissingNodeTypesError as exc:  # which packs to install, for a client that offers to
+        raise Unprocessable(str(exc), format=detect_format(body.workflow),
+                            missing_node_types=publishing.missing_node_types(exc)) from None
     except WorkflowFormatError as exc:
         raise Unprocessable(str(exc), format=detect_format(body.workflow)) from None
     if result["format"] != "ui":

@@ -22,6 +22,7 @@ from app.studio.summary import (
     COLUMNS,
     DATATYPES,
     EDITABLE,
+    app_mode_outputs,
     candidate_rows,
     describe_changes,
     rows_to_inputs,
@@ -136,7 +137,7 @@ def build(services: Services) -> None:
         if problems:
             return None, "✗ " + "\n\n✗ ".join(problems), ""
         request = PublishRequest(name=app_name or "draft", workflow=found["workflow"],
-                                 inputs=[PublishInput(**i) for i in inputs])
+                                 inputs=[PublishInput(**i) for i in inputs], outputs=app_mode_outputs(found))
         try:
             spec = publishing.build_spec(request, await services.catalog.get())
         except publishing.PublishError as exc:
@@ -215,7 +216,8 @@ def build(services: Services) -> None:
 
         previous = await services.db(latest)
         request = PublishRequest(name=app_name.strip(), description=text.strip(), workflow=found["workflow"],
-                                 inputs=[PublishInput(**i) for i in inputs], public=is_public)
+                                 inputs=[PublishInput(**i) for i in inputs], outputs=app_mode_outputs(found),
+                                 public=is_public)
         try:
             catalog = await services.catalog.get()
             app, version = await publishing.publish(services, request, catalog)

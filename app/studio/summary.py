@@ -47,6 +47,7 @@ def summary_markdown(analysis: dict[str, Any]) -> str:
     if analysis.get("format") == "ui":  # notes, reroutes, muted and bypassed nodes are gone: say why
         lines.insert(0, "*Converted from the UI format (as ComfyUI's Export (API) would): notes, reroutes, "
                         "primitives, muted and bypassed nodes are left out.*")
+    lines += _app_mode_lines(analysis.get("app_mode") or {})
     for role in ("Inputs", "Models", "Prompts", "Sampling", "Processing", "Outputs"):
         if role in groups:
             lines.append(f"- **{role}**: " + ", ".join(groups[role]))
@@ -59,6 +60,23 @@ def summary_markdown(analysis: dict[str, Any]) -> str:
     else:
         lines.append("\n**Models**: none (this workflow needs no model files).")
     return "\n".join(lines)
+
+
+def _app_mode_lines(app_mode: dict[str, Any]) -> list[str]:
+    """What the file's ComfyUI App Mode chose: the ticked inputs (in its order) and the outputs published."""
+    lines = []
+    if app_mode.get("inputs"):
+        lines.append(f"\n*ComfyUI's App Mode chose {len(app_mode['inputs'])} input(s): they are ticked, in its "
+                     "order.*")
+    if app_mode.get("outputs"):
+        lines.append(f"\n*App Mode's outputs are published: nodes {', '.join(map(str, app_mode['outputs']))}.*")
+    lines += [f"- ⚠ {problem}" for problem in app_mode.get("problems") or ()]
+    return lines
+
+
+def app_mode_outputs(analysis: dict[str, Any]) -> list[str] | None:
+    """The outputs App Mode chose, to publish instead of the save nodes (None: it chose none)."""
+    return list((analysis.get("app_mode") or {}).get("outputs") or ()) or None
 
 
 def warnings_markdown(analysis: dict[str, Any]) -> str:

@@ -119,7 +119,7 @@ def test_analyze_lists_candidates_outputs_and_missing_nodes(http: httpx.Client, 
     result = http.post("/api/workflows/analyze", json={"workflow": workflow}, headers=admin).json()
 
     assert result["format"] == "api"
-    assert result["missing_node_types"] == [{"class_type": "FancyUpscaler", "nodes": ["20"]}]
+    assert result["missing_node_types"] == [{"class_type": "FancyUpscaler", "nodes": ["20"], "pack": None}]
     seed = next(i for i in result["inputs"] if (i["node"], i["input"]) == ("3", "seed"))
     assert (seed["type"], seed["suggested"], seed["randomize"]) == ("seed", True, True)
     assert [o["node_id"] for o in result["outputs"]] == ["9"]
