@@ -23,10 +23,11 @@ The file's shape is checked first (:mod:`publisher.ui_shape`), so the conversion
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .frontend_values import NOT_FOUND, replace_node_references, replaced_inputs
 from .group_nodes import group_name, group_subgraphs
 from .node_packs import MissingNodeTypesError, missing_type, pack_hint, pack_of, saved_with
 from .node_schema import WIDGET_TYPES, InputSpec, NodeCatalog, NodeSchema
@@ -195,7 +196,48 @@ class _Converter:
             for name, value in list(inputs.items()):
                 if isinstance(value, list) and len(value) == 2 and isinstance(value[0], str) and value[0] not in prompt:
                     del inputs[name]
+        for node_id, name in replaced_inputs(prompt):  # %Name.widget% refers to the saved graph; dates stay per run
+            prompt[node_id]["inputs"][name] = replace_node_references(prompt[node_id]["inputs"][name], self._widget)
         return prompt
+
+    def _all_nodes(self, graph: _Graph, depth: int = 0) -> Iterator[tuple[_Graph, Mapping[str, Any]]]:
+        """Every node as the frontend's collectAllNodes lists them: a subgraph's nodes before its instance."""
+        for node in graph.nodes.values():
+            subgraph = self.subgraphs.get(node["type"])
+            if subgraph is not None and depth < len(self.subgraphs):  # a subgraph in itself was refused already
+                yield from self._all_nodes(graph.inside(node, subgraph), depth + 1)
+            yield graph, node
+
+    def _widget(self, node_name: str, widget: str) -> object:
+        """The saved value of `widget` on the first node named `node_name` by its 'Node name for S&R' property,
+        else by its title (applyTextReplacements); NOT_FOUND when there is none or it has no such widget."""
+        nodes = list(self._all_nodes(self.root))
+        for named in (self._search_name, self._title):
+            found = next(((graph, node) for graph, node in nodes if named(node) == node_name), None)
+            if found is not None:
+                break
+        else:
+            return NOT_FOUND
+        graph, node = found
+        schema = self.catalog.get(str(node.get("type")))
+        if schema is None:
+            return NOT_FOUND
+        try:
+            return _widget_values(graph.label(node), node, schema).get(widget, NOT_FOUND)
+        except WorkflowFormatError:  # its values do not fit this engine's node: the frontend would not read them
+            return NOT_FOUND
+
+    @staticmethod
+    def _search_name(node: Mapping[str, Any]) -> object:
+        properties = node.get("properties")
+        return properties.get("Node name for S&R") if isinstance(properties, Mapping) else None
+
+    def _title(self, node: Mapping[str, Any]) -> object:
+        title = node.get("title")
+        if isinstance(title, str) and title:
+            return title
+        schema = self.catalog.get(str(node.get("type")))
+        return schema.display_name if schema is not None else None
 
     def _expand(self) -> list[tuple[_Graph, Mapping[str, Any]]]:
         """Every node with the graph it is in, subgraph instances replaced by their insides, nested ones too

@@ -21,6 +21,7 @@ from publisher import (
     run_folder,
 )
 from publisher.file_paths import path_problems
+from publisher.frontend_values import apply_run_replacements
 from runtimes.comfy.client import ComfyClient, EventCallback, OutputFile
 from runtimes.comfy.errors import (
     ComfyError,
@@ -94,7 +95,8 @@ async def execute_run(
             values[name] = await client.upload_image(await read_upload(data), safe_filename(filename, "upload"),
                                                      subfolder=folder)
         applied = apply_values(workflow, request.bindings, values)
-        prompt = isolate_outputs(applied.prompt, catalog, run_id)
+        # %date:…% in a filename_prefix is the day of this run, as the editor fills it in when it queues
+        prompt = isolate_outputs(apply_run_replacements(applied.prompt), catalog, run_id)
         if escaping := path_problems(prompt, catalog):  # a version published before publishing checked paths
             raise ValueError("; ".join(escaping))
         output_nodes = [n for n in prompt if (schema := catalog.get(prompt[n]["class_type"])) and schema.output_node]

@@ -94,7 +94,7 @@ def test_subgraph_templates_convert_as_the_frontend_does(editor: Any, catalog: N
 # (`<name>.frontend.json`, written by this test when FRONTEND_ORACLE_WRITE=1) for the tests that run without a browser.
 UI_FIXTURES = ["ui_subgraphs_nested.json", "ui_subgraphs_nested_defined_late.json", "ui_group_node.json",
                "ui_group_node_old_naming.json", "ui_group_node_with_seed.json",
-               "ui_subgraph_bypassed.json"]
+               "ui_subgraph_bypassed.json", "ui_rounding_and_replacements.json"]
 
 
 @pytest.mark.parametrize("name", UI_FIXTURES)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -174,3 +175,16 @@ async def test_a_file_name_outside_the_engines_folders_never_reaches_the_engine(
         await execute_run(client, catalog, request)
     assert error_record(caught.value, request)["type"] == "invalid_request"
     assert await client.history(request.run_id) is None
+
+
+async def test_a_date_in_the_file_name_prefix_is_the_day_of_the_run(client: ComfyClient, catalog: NodeCatalog) -> None:
+    # The editor fills in %date:…% when it queues; a published workflow keeps the token and each run fills it in.
+    workflow = demo_invert(0, size=16, prefix="test/day_%date:yyyy-MM-dd%")
+    before = datetime.now().strftime("%Y-%m-%d")
+
+    outcome = await execute_run(client, catalog, RunRequest(
+        run_id=new_run_id(), workflow=workflow, bindings=(), values={}))
+
+    days = {before, datetime.now().strftime("%Y-%m-%d")}  # a run across midnight may take either day
+    assert any(outcome.outputs[0].filename.startswith(f"day_{day}_") for day in days), outcome.outputs[0].filename
+    assert "%date:yyyy-MM-dd%" in json.dumps(workflow)  # the stored workflow keeps its token

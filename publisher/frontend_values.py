@@ -1,0 +1,123 @@
+"""Text replacements the ComfyUI frontend makes in widget values when it queues a prompt.
+
+The frontend (comfyui-frontend-package 1.32.9, ``applyTextReplacements`` and its ``Comfy.SaveImageExtraOutput``
+extension) rewrites the ``filename_prefix`` of the save nodes below, replacing each ``%…%`` token:
+
+- ``%Name.widget%``: the value of that widget on the first node whose ``Node name for S&R`` property, else whose
+  title, is ``Name`` (nodes inside subgraphs before their instance). Characters a file name cannot hold become ``_``.
+- ``%date:yyyy-MM-dd%`` (a token without exactly one dot): the moment of queueing, formatted.
+- anything else (``%width%``, an unknown node or widget) stays as it is.
+
+References to nodes are resolved when a workflow is converted (they refer to the saved graph); dates are left
+in the stored workflow and filled in per run (``apply_run_replacements``), so a published app does not freeze
+the day it was published. Saved numbers are not rounded: the frontend rounds a number widget only when someone
+edits it, not when it loads or queues a workflow.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+# The node types whose filename_prefix the frontend rewrites (Comfy.SaveImageExtraOutput).
+REPLACING_NODE_TYPES = frozenset({
+    "SaveImage", "SaveVideo", "SaveAnimatedWEBP", "SaveWEBM", "SaveAudio", "SaveGLB", "SaveAnimatedPNG",
+    "CLIPSave", "VAESave", "ModelSave", "LoraSave", "SaveLatent",
+})
+REPLACED_INPUT = "filename_prefix"
+
+_TOKEN = re.compile(r"%([^%]+)%")
+_UNSAFE = re.compile(r'[/?<>\\:*|"\x00-\x1f\x7f]')
+_DATE_PART = re.compile(r"dd?|MM?|hh?|mm?|ss?|yyy?y?")
+
+# A widget lookup: (node name, widget name) -> the widget's value, or NOT_FOUND.
+NOT_FOUND = object()
+WidgetLookup = Callable[[str, str], object]
+
+
+def js_string(value: object) -> str:
+    """``value + ""`` as JavaScript writes it (true, 8 for 8.0, 1e-7), for values a widget holds."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) < 1e21:
+            return str(int(value))
+        text = repr(value)
+        if "e" in text:  # Python writes 1e-07 and 1e+21, JavaScript 1e-7 and 1e+21
+            mantissa, exponent = text.split("e")
+            sign = "-" if exponent.startswith("-") else "+"
+            text = f"{mantissa}e{sign}{exponent.lstrip('+-').lstrip('0') or '0'}"
+        return text
+    return str(value)
+
+
+def format_date(pattern: str, moment: datetime) -> str:
+    """The frontend's ``formatDate``: yyyy, yy, MM, dd, hh (0-23), mm, ss; M, d, h, m, s without padding."""
+
+    def part(match: re.Match[str]) -> str:
+        token = match.group(0)
+        if token == "yy":
+            return str(moment.year)[2:]
+        if token == "yyyy":
+            return str(moment.year)
+        numbers = {"d": moment.day, "M": moment.month, "h": moment.hour, "m": moment.minute, "s": moment.second}
+        if token[0] in numbers:
+            return str(numbers[token[0]]).rjust(len(token), "0")
+        return token  # "yyy" stays, as in the frontend
+
+    return _DATE_PART.sub(part, pattern)
+
+
+def _replace(text: str, *, lookup: WidgetLookup | None, moment: datetime | None) -> str:
+    def one(match: re.Match[str]) -> str:
+        pieces = match.group(1).split(".")
+        if len(pieces) != 2:
+            if moment is not None and pieces[0].startswith("date:"):
+                return format_date(pieces[0][len("date:"):], moment)
+            return match.group(0)
+        if lookup is None:
+            return match.group(0)
+        value = lookup(pieces[0], pieces[1])
+        return match.group(0) if value is NOT_FOUND else _UNSAFE.sub("_", js_string(value))
+
+    return _TOKEN.sub(one, text)
+
+
+def replace_node_references(text: str, lookup: WidgetLookup) -> str:
+    """Resolve ``%Name.widget%`` tokens; dates and unknown tokens stay for later (or for good)."""
+    return _replace(text, lookup=lookup, moment=None)
+
+
+def replace_dates(text: str, moment: datetime) -> str:
+    """Fill in ``%date:…%`` tokens for the given moment; everything else stays."""
+    return _replace(text, lookup=None, moment=moment)
+
+
+def replaced_inputs(prompt: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, str]]:
+    """(node id, input name) of the text inputs the frontend rewrites in an API-format prompt."""
+    return [
+        (node_id, REPLACED_INPUT) for node_id, node in prompt.items()
+        if node.get("class_type") in REPLACING_NODE_TYPES
+        and isinstance((node.get("inputs") or {}).get(REPLACED_INPUT), str)
+    ]
+
+
+def apply_run_replacements(
+    prompt: dict[str, dict[str, Any]], moment: datetime | None = None
+) -> dict[str, dict[str, Any]]:
+    """The prompt with its date tokens filled in for this run (the local time now unless given); a copy where
+    anything changes, so the stored workflow keeps its tokens."""
+    when = moment or datetime.now()
+    result = prompt
+    for node_id, name in replaced_inputs(prompt):
+        before = prompt[node_id]["inputs"][name]
+        after = replace_dates(before, when)
+        if after != before:
+            if result is prompt:
+                result = dict(prompt)
+            result[node_id] = {**prompt[node_id], "inputs": {**prompt[node_id]["inputs"], name: after}}
+    return result

@@ -1,0 +1,99 @@
+"""The text replacements the editor makes when it queues a prompt (publisher.frontend_values), and where they
+happen: %Name.widget% when a workflow is converted, %date:…% at each run."""
+
+from __future__ import annotations
+
+import copy
+from datetime import datetime
+
+import pytest
+
+from publisher import NodeCatalog, convert_ui_workflow
+from publisher.frontend_values import (
+    NOT_FOUND,
+    apply_run_replacements,
+    format_date,
+    js_string,
+    replace_dates,
+    replace_node_references,
+)
+
+from .helpers import fixture_json
+
+MOMENT = datetime(2026, 3, 7, 9, 5, 2)
+
+
+@pytest.mark.parametrize(("pattern", "expected"), [
+    ("yyyy-MM-dd", "2026-03-07"),
+    ("yy/M/d", "26/3/7"),
+    ("hh-mm-ss", "09-05-02"),
+    ("h:m:s", "9:5:2"),
+    ("yyy", "yyy"),  # not a date part in the editor either
+    ("week", "week"),
+    ("batch", "batc9"),  # any h is the hour, as in the editor
+])
+def test_dates_are_formatted_as_the_editor_does(pattern: str, expected: str) -> None:
+    assert format_date(pattern, MOMENT) == expected
+
+
+def test_only_date_tokens_are_filled_in_at_run_time() -> None:
+    text = "%date:yyyy-MM-dd%/%Folder.text%_%width%_%date:yyyy.MM%"
+    # a token with exactly one dot names a node and a widget, even when it starts with date:
+    assert replace_dates(text, MOMENT) == "2026-03-07/%Folder.text%_%width%_%date:yyyy.MM%"
+
+
+def test_node_references_take_the_widget_value_made_safe_for_a_file_name() -> None:
+    values = {("Folder", "text"): "a/b:c", ("Sampler", "cfg"): 8.0, ("Sampler", "on"): True}
+
+    def lookup(node: str, widget: str) -> object:
+        return values.get((node, widget), NOT_FOUND)
+
+    assert replace_node_references("%Folder.text%-%Sampler.cfg%-%Sampler.on%-%Nobody.x%-%date:yyyy%", lookup) \
+        == "a_b_c-8-true-%Nobody.x%-%date:yyyy%"
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (None, ""), (7.5, "7.5"), (8.0, "8"), (1e-7, "1e-7"), (1e21, "1e+21"), (False, "false"), (512, "512"),
+])
+def test_values_are_written_as_javascript_writes_them(value: object, expected: str) -> None:
+    assert js_string(value) == expected
+
+
+def test_a_run_gets_todays_date_and_the_stored_prompt_keeps_its_token() -> None:
+    stored = {
+        "1": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "out/%date:yyyy-MM-dd%"}},
+        "3": {"class_type": "CLIPTextEncode", "inputs": {"text": "%date:yyyy%", "clip": ["4", 1]}},
+    }
+    kept = copy.deepcopy(stored)
+
+    run = apply_run_replacements(stored, MOMENT)
+
+    assert run["1"]["inputs"]["filename_prefix"] == "out/2026-03-07"
+    assert run["3"]["inputs"]["text"] == "%date:yyyy%"  # the editor replaces only the save nodes' prefix
+    assert stored == kept
+    before = f"out/{datetime.now():%Y-%m-%d}"
+    today = apply_run_replacements(stored)["1"]["inputs"]["filename_prefix"]  # no moment given: now
+    assert today in {before, f"out/{datetime.now():%Y-%m-%d}"}  # either side of midnight
+
+
+def test_a_converted_workflow_resolves_node_references_and_keeps_its_numbers(catalog: NodeCatalog) -> None:
+    # What the real editor queued for it is stored beside it (tests/browser/test_frontend_oracle.py writes it):
+    # %Title.widget% by 'Node name for S&R', else by title (a node without one goes by its display name),
+    # unknown references stay, and a saved denoise of 0.4999999999999999 is queued as it is (the editor rounds
+    # a number only when someone edits it).
+    prompt = convert_ui_workflow(fixture_json("ui_rounding_and_replacements.json"), catalog)
+
+    assert prompt == fixture_json("ui_rounding_and_replacements.frontend.json")
+    assert prompt["9"]["inputs"]["filename_prefix"].startswith("compare/model_vae_x_512_%Nobody.text%_")
+    assert prompt["3"]["inputs"]["denoise"] == 0.4999999999999999
+
+
+def test_a_date_in_a_converted_workflow_is_left_for_the_run(catalog: NodeCatalog) -> None:
+    ui = fixture_json("ui_rounding_and_replacements.json")
+    save = next(node for node in ui["nodes"] if node["type"] == "SaveImage")
+    save["widgets_values"] = ["%Folder.text%/%date:yyyy-MM-dd%"]
+
+    prompt = convert_ui_workflow(ui, catalog)
+
+    assert prompt["9"]["inputs"]["filename_prefix"] == "compare/%date:yyyy-MM-dd%"
+    assert apply_run_replacements(prompt, MOMENT)["9"]["inputs"]["filename_prefix"] == "compare/2026-03-07"
