@@ -16,6 +16,9 @@ This mirrors the frontend's ``graphToPrompt`` (comfyui_frontend_package 1.32, bu
   from the subgraph's input node take what feeds the instance's input of that slot (or the value of
   the instance's promoted widget), an instance's output is what feeds the subgraph's output. A
   subgraph that contains itself is refused. Legacy group nodes are refused with the node named.
+- A save node's ``filename_prefix`` gets the editor's ``%Name.widget%`` replacements (values of the saved graph);
+  its ``%date:…%`` tokens stay, for each run to fill in (:mod:`publisher.frontend_values`). Saved numbers are
+  kept as they are: the editor rounds a number widget only when someone edits it, not when it queues.
 
 The file's shape is checked first (:mod:`publisher.ui_shape`), so the conversion reads fields of known types.
 """

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from publisher import NodeCatalog, WorkflowFormatError, convert_ui_workflow
+from publisher.frontend_values import apply_run_replacements
 from tests.support.paths import ENGINE_HOME
 
 pytest.importorskip("playwright")
@@ -106,3 +107,18 @@ def test_our_fixtures_convert_as_the_frontend_does(editor: Any, catalog: NodeCat
         stored.write_text(json.dumps(theirs, indent=1, sort_keys=True) + "\n")
     assert differences(convert_ui_workflow(workflow, catalog), theirs, catalog) == []
     assert json.loads(stored.read_text()) == theirs  # the stored copy is still what the frontend queues
+
+
+def test_a_date_in_the_file_name_prefix_is_filled_in_as_the_frontend_does(editor: Any, catalog: NodeCatalog) -> None:
+    # The frontend fills in %date:…% when it queues; we keep the token in the converted workflow and fill it in
+    # per run (apply_run_replacements), which must give what the frontend gives at that moment.
+    workflow = json.loads((FIXTURES / "ui_rounding_and_replacements.json").read_text())
+    save = next(node for node in workflow["nodes"] if node["type"] == "SaveImage")
+    save["widgets_values"] = ["%Folder.text%/%date:yyyy-MM-dd%_%date:yy.MM%_%width%"]
+    before = apply_run_replacements(convert_ui_workflow(workflow, catalog))
+
+    theirs = frontend_prompt(editor, workflow)
+
+    after = apply_run_replacements(convert_ui_workflow(workflow, catalog))  # either side of midnight
+    assert theirs["9"]["inputs"]["filename_prefix"] in {p["9"]["inputs"]["filename_prefix"] for p in (before, after)}
+    assert theirs["9"]["inputs"]["filename_prefix"].endswith("_%date:yy.MM%_%width%")  # one dot: a node's widget
