@@ -10,16 +10,23 @@ extension) rewrites the ``filename_prefix`` of the save nodes below, replacing e
 
 References to nodes are resolved when a workflow is converted (they refer to the saved graph); dates are left
 in the stored workflow and filled in per run (``apply_run_replacements``), so a published app does not freeze
-the day it was published. Saved numbers are not rounded: the frontend rounds a number widget only when someone
-edits it, not when it loads or queues a workflow.
+the day it was published.
+
+Numbers: a saved widget value is queued as it is, but a PrimitiveNode passes its value through the target
+widget's change callback when the prompt is built (``applyToGraph``), and that callback rounds it by the widget's
+options (``useFloatWidget`` / ``useIntWidget``): see ``primitive_value``.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
+
+from .node_schema import InputSpec
 
 # The node types whose filename_prefix the frontend rewrites (Comfy.SaveImageExtraOutput).
 REPLACING_NODE_TYPES = frozenset({
@@ -120,4 +127,55 @@ def apply_run_replacements(
             if result is prompt:
                 result = dict(prompt)
             result[node_id] = {**prompt[node_id], "inputs": {**prompt[node_id]["inputs"], name: after}}
+    return result
+
+
+def _js_round(value: float) -> float:
+    """JavaScript's Math.round: halves go up (toward +infinity), unlike Python's round."""
+    down = math.floor(value)
+    return down + 1 if value - down >= 0.5 else down
+
+
+def _to_fixed(value: float, digits: int) -> float:
+    """``Number(value.toFixed(digits))``: the exact binary value rounded half away from zero."""
+    return float(Decimal(value).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP))
+
+
+def _float_widget_value(spec: InputSpec, value: float) -> float:
+    # useFloatWidget with the default settings (FloatRoundingPrecision 0 = auto, rounding on), then onFloatValueChange
+    step = spec.step if spec.step is not None else 0.5
+    if step <= 0:
+        return value
+    precision = max(0, -math.floor(math.log10(step)))
+    declared = spec.options.get("round")
+    rounding = 10 ** -precision if precision and not declared else declared
+    if isinstance(rounding, bool) or not isinstance(rounding, int | float) or not rounding:
+        return value
+    fixed = _to_fixed(_js_round(value / rounding) * rounding, precision)
+    low = spec.min if spec.min is not None else 0
+    high = spec.max if spec.max is not None else 2048
+    return min(max(fixed, low), high)
+
+
+def _int_widget_value(spec: InputSpec, value: float) -> float:
+    # useIntWidget's onValueChange: to the nearest step counted from min (not clamped)
+    step = spec.step or 1
+    if step == 1:
+        return _js_round(value)
+    offset = math.fmod(spec.min if spec.min is not None else 0, step)
+    return _js_round((value - offset) / step) * step + offset
+
+
+def primitive_value(spec: InputSpec, value: object) -> object:
+    """The value a PrimitiveNode gives the widget `spec` when the frontend queues: rounded by that widget's options."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return value
+    if spec.type == "FLOAT":
+        result = _float_widget_value(spec, value)
+    elif spec.type == "INT":
+        result = _int_widget_value(spec, value)
+    else:
+        return value
+    if isinstance(value, int) and float(result).is_integer():
+        return int(result)  # JSON has one number type: 8.0 and 8 are the same to the frontend
     return result

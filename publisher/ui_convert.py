@@ -18,7 +18,8 @@ This mirrors the frontend's ``graphToPrompt`` (comfyui_frontend_package 1.32, bu
   subgraph that contains itself is refused. Legacy group nodes are refused with the node named.
 - A save node's ``filename_prefix`` gets the editor's ``%Name.widget%`` replacements (values of the saved graph);
   its ``%date:…%`` tokens stay, for each run to fill in (:mod:`publisher.frontend_values`). Saved numbers are
-  kept as they are: the editor rounds a number widget only when someone edits it, not when it queues.
+  kept as they are; a value a PrimitiveNode feeds is rounded by the target widget's options, as the editor's
+  applyToGraph does by calling the widget's callback.
 
 The file's shape is checked first (:mod:`publisher.ui_shape`), so the conversion reads fields of known types.
 """
@@ -30,7 +31,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .frontend_values import NOT_FOUND, replace_node_references, replaced_inputs
+from .frontend_values import NOT_FOUND, primitive_value, replace_node_references, replaced_inputs
 from .group_nodes import group_name, group_subgraphs
 from .node_packs import MissingNodeTypesError, missing_type, pack_hint, pack_of, saved_with
 from .node_schema import WIDGET_TYPES, InputSpec, NodeCatalog, NodeSchema
@@ -203,6 +204,13 @@ class _Converter:
             prompt[node_id]["inputs"][name] = replace_node_references(prompt[node_id]["inputs"][name], self._widget)
         return prompt
 
+    @staticmethod
+    def _primitive_feeding(graph: _Graph, entry: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """The PrimitiveNode this input's link comes straight from (its applyToGraph sets the widget), if any."""
+        link = graph.links.get(entry.get("link"))  # type: ignore[arg-type]
+        origin = graph.nodes.get(str(link.origin_id)) if isinstance(link, UiLink) else None
+        return origin if origin is not None and origin.get("type") == "PrimitiveNode" else None
+
     def _all_nodes(self, graph: _Graph, depth: int = 0) -> Iterator[tuple[_Graph, Mapping[str, Any]]]:
         """Every node as the frontend's collectAllNodes lists them: a subgraph's nodes before its instance."""
         for node in graph.nodes.values():
@@ -226,9 +234,16 @@ class _Converter:
         if schema is None:
             return NOT_FOUND
         try:
-            return _widget_values(graph.label(node), node, schema).get(widget, NOT_FOUND)
+            values = _widget_values(graph.label(node), node, schema)
         except WorkflowFormatError:  # its values do not fit this engine's node: the frontend would not read them
             return NOT_FOUND
+        for entry in node.get("inputs") or ():  # primitives set their widgets before the replacements are made
+            spec = schema.input(str(entry.get("name")))
+            primitive = self._primitive_feeding(graph, entry)
+            values_saved = primitive.get("widgets_values") if primitive is not None else None
+            if spec is not None and isinstance(values_saved, list) and values_saved:
+                values[spec.name] = primitive_value(spec, values_saved[0])
+        return values.get(widget, NOT_FOUND)
 
     @staticmethod
     def _search_name(node: Mapping[str, Any]) -> object:
@@ -319,6 +334,9 @@ class _Converter:
             resolved = self._resolve_input(graph, node, slot)
             if name and resolved is not None:
                 origin, value = resolved
+                spec = schema.input(str(name))
+                if origin is None and spec is not None and self._primitive_feeding(graph, entry) is not None:
+                    value = primitive_value(spec, value)  # the editor passes it through the widget's callback
                 inputs[str(name)] = [origin, value] if origin is not None else value
         for name, value in inputs.items():  # the engine reads a list literal as a link unless wrapped
             if isinstance(value, list) and not (len(value) == 2 and isinstance(value[0], str)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from publisher import NodeCatalog, WorkflowFormatError, convert_ui_workflow
-from publisher.frontend_values import apply_run_replacements
+from publisher.frontend_values import apply_run_replacements, primitive_value
 from tests.support.paths import ENGINE_HOME
 
 pytest.importorskip("playwright")
@@ -122,3 +122,26 @@ def test_a_date_in_the_file_name_prefix_is_filled_in_as_the_frontend_does(editor
     after = apply_run_replacements(convert_ui_workflow(workflow, catalog))  # either side of midnight
     assert theirs["9"]["inputs"]["filename_prefix"] in {p["9"]["inputs"]["filename_prefix"] for p in (before, after)}
     assert theirs["9"]["inputs"]["filename_prefix"].endswith("_%date:yy.MM%_%width%")  # one dot: a node's widget
+
+
+_WIDGET_CALLBACK = """([type, name, value]) => {
+    const node = LiteGraph.createNode(type);
+    const widget = node.widgets.find((w) => w.name === name);
+    widget.value = value;
+    widget.callback(widget.value);
+    return widget.value;
+}"""
+
+
+@pytest.mark.parametrize(("node_type", "name", "value"), [
+    ("KSampler", "denoise", 0.4999999999999999), ("KSampler", "denoise", 1.7), ("KSampler", "cfg", 7.55),
+    ("KSampler", "cfg", 7.123456), ("KSampler", "steps", 20.5), ("KSampler", "steps", -2.5),
+    ("EmptyLatentImage", "width", 516), ("EmptyLatentImage", "width", 13), ("LatentUpscaleBy", "scale_by", 1.3333),
+    ("ImageBlur", "sigma", 0.123456), ("ImageScaleBy", "scale_by", 0.005),
+])
+def test_a_primitive_value_is_rounded_as_the_widget_callback_does(
+        editor: Any, catalog: NodeCatalog, node_type: str, name: str, value: float) -> None:
+    # A PrimitiveNode's applyToGraph passes its value through the target widget's callback: the real one is the oracle.
+    spec = catalog[node_type].input(name)
+    assert spec is not None
+    assert primitive_value(spec, value) == editor.evaluate(_WIDGET_CALLBACK, [node_type, name, value])

@@ -14,6 +14,7 @@ from publisher.frontend_values import (
     apply_run_replacements,
     format_date,
     js_string,
+    primitive_value,
     replace_dates,
     replace_node_references,
 )
@@ -76,16 +77,37 @@ def test_a_run_gets_todays_date_and_the_stored_prompt_keeps_its_token() -> None:
     assert today in {before, f"out/{datetime.now():%Y-%m-%d}"}  # either side of midnight
 
 
-def test_a_converted_workflow_resolves_node_references_and_keeps_its_numbers(catalog: NodeCatalog) -> None:
+def test_a_converted_workflow_resolves_node_references_and_rounds_as_the_editor(catalog: NodeCatalog) -> None:
     # What the real editor queued for it is stored beside it (tests/browser/test_frontend_oracle.py writes it):
     # %Title.widget% by 'Node name for S&R', else by title (a node without one goes by its display name),
-    # unknown references stay, and a saved denoise of 0.4999999999999999 is queued as it is (the editor rounds
-    # a number only when someone edits it).
-    prompt = convert_ui_workflow(fixture_json("ui_rounding_and_replacements.json"), catalog)
+    # unknown references stay. A saved denoise of 0.4999999999999999 is queued as it is, but values that
+    # PrimitiveNodes feed (cfg 7.123456, steps 20.6) go through the widget's rounding, and a reference to
+    # such a widget reads the rounded value.
+    ui = fixture_json("ui_rounding_and_replacements.json")
+    prompt = convert_ui_workflow(ui, catalog)
 
     assert prompt == fixture_json("ui_rounding_and_replacements.frontend.json")
-    assert prompt["9"]["inputs"]["filename_prefix"].startswith("compare/model_vae_x_512_%Nobody.text%_")
+    ksampler = catalog["KSampler"]
+    cfg = primitive_value(ksampler.input("cfg"), 7.123456)  # type: ignore[arg-type]
+    assert prompt["3"]["inputs"]["cfg"] == cfg != 7.123456
+    assert prompt["3"]["inputs"]["steps"] == 21
     assert prompt["3"]["inputs"]["denoise"] == 0.4999999999999999
+    assert prompt["9"]["inputs"]["filename_prefix"].startswith(f"compare/model_vae_x_512_%Nobody.text%_{cfg}_")
+
+
+def test_a_primitive_value_is_rounded_by_the_widget_it_feeds(catalog: NodeCatalog) -> None:
+    # useFloatWidget: round to the declared `round`, else to 10^-precision, precision from `step`; written with
+    # toFixed(precision) and clamped to min/max. useIntWidget: to the nearest step counted from min, halves up.
+    ksampler, latent = catalog["KSampler"], catalog["EmptyLatentImage"]
+    denoise, cfg, steps = (ksampler.input(name) for name in ("denoise", "cfg", "steps"))
+    width = latent.input("width")
+    assert denoise and cfg and steps and width
+    assert primitive_value(denoise, 0.4999999999999999) == 0.5  # step 0.01: two decimals
+    assert primitive_value(denoise, 1.7) == denoise.max  # clamped
+    assert primitive_value(cfg, 7.55) == 7.5  # round 0.01 gives 7.55, written with step 0.1's one decimal
+    assert primitive_value(steps, 20.5) == 21 and primitive_value(steps, -2.5) == -2  # Math.round
+    assert primitive_value(width, 516) == 520  # step 8 from min 16: 516 is halfway
+    assert primitive_value(cfg, True) is True and primitive_value(cfg, "7.5") == "7.5"
 
 
 def test_a_date_in_a_converted_workflow_is_left_for_the_run(catalog: NodeCatalog) -> None:
