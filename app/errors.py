@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
+from publisher.quoting import cut
 from runtimes.contract import QueueFullError
 from runtimes.inputs import InputProblems
 
@@ -81,11 +82,6 @@ class Unavailable(AppError):
         super().__init__(detail, headers={"Retry-After": str(retry_after)} if retry_after is not None else None)
 
 
-def shown(text: str, limit: int = 60) -> str:
-    """A caller's text as a message may quote it: its start, and its length when that is not all of it."""
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
-
-
 def explain(exc: AppError) -> str:
     """The error as text for a page (the studio, a form): the message, then each problem on a line."""
     if isinstance(exc, Unprocessable):
@@ -95,7 +91,7 @@ def explain(exc: AppError) -> str:
 
 def invalid_inputs(problems: list[dict[str, Any]]) -> Unprocessable:
     # An input's name is the caller's too (an unknown one is quoted back): its start only.
-    named = [{**problem, "input": shown(str(problem["input"]))} if "input" in problem else problem
+    named = [{**problem, "input": cut(str(problem["input"]))} if "input" in problem else problem
              for problem in problems]
     return Unprocessable("The inputs do not fit this app", named)
 

@@ -24,7 +24,6 @@ All problems are collected and raised together as one :class:`InputValuesError`.
 from __future__ import annotations
 
 import copy
-import json
 import math
 import random
 import re
@@ -34,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 from .candidates import CandidateInput
+from .quoting import quote
 from .workflow import Workflow, is_link
 
 BindingType = Literal["text", "int", "float", "bool", "choice", "seed", "image", "video", "audio", "file"]
@@ -82,24 +82,11 @@ class InputBinding:
         object.__setattr__(self, "choices", tuple(self.choices))
 
 
-_SHOWN_CHARS = 60  # a message quotes a value's start, never a whole (possibly huge) value
-
-
-def _show(value: object) -> str:
-    try:
-        text = json.dumps(value)
-    except (TypeError, ValueError, RecursionError):
-        text = repr(value) if not isinstance(value, list | dict) else f"a {type(value).__name__}"
-    if len(text) <= _SHOWN_CHARS:
-        return text
-    return f"{text[:_SHOWN_CHARS]}... ({len(text):,} characters)"
-
-
 def _listing(values: Iterable[Any]) -> tuple[tuple[Any, ...], str]:
     """The first MAX_LISTED values and a text that says how many were left out."""
     items = tuple(values)
     shown = items[:MAX_LISTED]
-    text = ", ".join(_show(v) for v in shown)
+    text = ", ".join(quote(v) for v in shown)
     if len(items) > MAX_LISTED:
         text += f" ... and {len(items) - MAX_LISTED} more ({len(items)} in all)"
     return shown, text
@@ -159,7 +146,7 @@ class AppliedPrompt:
 
 def _to_int(value: object) -> int:
     if isinstance(value, bool):
-        raise _Reject(f"expected a whole number, got {_show(value)}", "integer", "whole numbers")
+        raise _Reject(f"expected a whole number, got {quote(value)}", "integer", "whole numbers")
     if isinstance(value, int):
         return value
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
@@ -169,7 +156,7 @@ def _to_int(value: object) -> int:
             return int(value.strip())
         except ValueError:
             pass
-    raise _Reject(f"expected a whole number, got {_show(value)}", "integer", "whole numbers")
+    raise _Reject(f"expected a whole number, got {quote(value)}", "integer", "whole numbers")
 
 
 def _to_float(value: object) -> float:
@@ -182,7 +169,7 @@ def _to_float(value: object) -> float:
         except ValueError:
             number = None
     if number is None or not math.isfinite(number):
-        raise _Reject(f"expected a number, got {_show(value)}", "number", "finite numbers")
+        raise _Reject(f"expected a number, got {quote(value)}", "number", "finite numbers")
     return number
 
 
@@ -191,7 +178,7 @@ def _to_bool(value: object) -> bool:
         return value
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
         return value.strip().lower() == "true"
-    raise _Reject(f"expected true or false, got {_show(value)}", "boolean", "true, false")
+    raise _Reject(f"expected true or false, got {quote(value)}", "boolean", "true, false")
 
 
 def _check_range(binding: InputBinding, number: int | float) -> None:
@@ -201,7 +188,7 @@ def _check_range(binding: InputBinding, number: int | float) -> None:
         bound = f"below the minimum {low}" if below else f"above the maximum {high}"
         low_text = "" if low is None else str(low)
         high_text = "" if high is None else str(high)
-        raise _Reject(f"{_show(number)} is {bound}", {"min": low, "max": high}, f"{low_text}..{high_text}")
+        raise _Reject(f"{quote(number)} is {bound}", {"min": low, "max": high}, f"{low_text}..{high_text}")
 
 
 def _to_choice(binding: InputBinding, value: object) -> object:
@@ -209,19 +196,19 @@ def _to_choice(binding: InputBinding, value: object) -> object:
         if value in binding.choices and not isinstance(value, bool):
             return binding.choices[binding.choices.index(value)]  # the engine's own spelling (1 vs 1.0)
         shown, text = _listing(binding.choices)
-        raise _Reject(f"{_show(value)} is not one of the {len(binding.choices)} choices", shown, text)
+        raise _Reject(f"{quote(value)} is not one of the {len(binding.choices)} choices", shown, text)
     if isinstance(value, str | int) and not isinstance(value, bool):
         return value
-    raise _Reject(f"expected a choice (text), got {_show(value)}", "text", "text")
+    raise _Reject(f"expected a choice (text), got {quote(value)}", "text", "text")
 
 
 def _to_file_name(value: object) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise _Reject(f"expected a file name from an upload, got {_show(value)}", "file name", "file names")
+        raise _Reject(f"expected a file name from an upload, got {quote(value)}", "file name", "file names")
     parts = value.replace("\\", "/").split("/")
     if value.startswith(("/", "\\")) or ".." in parts or re.match(r"^[A-Za-z]:", value):
         raise _Reject(
-            f"{_show(value)} is not a plain upload name; use the name returned by the upload",
+            f"{quote(value)} is not a plain upload name; use the name returned by the upload",
             "file name",
             "names relative to the engine's input folder",
         )
@@ -252,7 +239,7 @@ def _coerce_value(binding: InputBinding, value: object, rng: random.Random) -> o
         return _to_bool(value)
     if binding.type == "text":
         if not isinstance(value, str):
-            raise _Reject(f"expected text, got {_show(value)}", "text", "text")
+            raise _Reject(f"expected text, got {quote(value)}", "text", "text")
         if binding.max_length is not None and len(value) > binding.max_length:
             raise _Reject(f"the text is {len(value)} characters long, over the limit of {binding.max_length}",
                           {"max_length": binding.max_length}, f"text of at most {binding.max_length} characters")

@@ -11,12 +11,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from .node_schema import NodeCatalog
+from .quoting import quote
 from .workflow import Workflow
 
 PREFIX_INPUT = "filename_prefix"
 # The engine's loaders, known by name too, for a catalog that lacks them (a custom build, a stale cache).
 LOADER_INPUTS = {("LoadImage", "image"), ("LoadImageMask", "image"), ("LoadVideo", "file"), ("LoadAudio", "audio")}
-SHOWN_CHARS = 60  # of a refused value, in a message
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
 
@@ -44,11 +44,6 @@ def names_a_file(class_type: str, input_name: str, catalog: NodeCatalog) -> bool
     return spec is not None and (spec.type == "COMBO" or spec.image_upload or spec.upload is not None)
 
 
-def shown(value: str) -> str:
-    """A value for a message: at most SHOWN_CHARS of it."""
-    return repr(value if len(value) <= SHOWN_CHARS else value[:SHOWN_CHARS] + "...")
-
-
 def path_problems(prompt: Workflow | Mapping[str, Mapping[str, Any]], catalog: NodeCatalog) -> list[str]:
     """One line per literal file name that leaves its folder, naming the node and the input."""
     nodes = prompt.nodes if isinstance(prompt, Workflow) else prompt
@@ -58,7 +53,7 @@ def path_problems(prompt: Workflow | Mapping[str, Mapping[str, Any]], catalog: N
         for input_name, value in (node.get("inputs") or {}).items():
             if isinstance(value, str) and escapes_folder(value) and names_a_file(class_type, input_name, catalog):
                 folder = "output" if input_name == PREFIX_INPUT else "input"
-                problems.append(f"node {node_id} ({class_type}), input '{input_name}': {shown(value)} leaves the "
+                problems.append(f"node {node_id} ({class_type}), input '{input_name}': {quote(value)} leaves the "
                                 f"engine's {folder} folder; use a name inside it (no '..', no absolute path or "
                                 "drive letter)")
     return problems

@@ -9,13 +9,13 @@ must stay publishable (model references report it).
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from typing import Any, Literal
 
 from .models import FOLDER_BY_INPUT
 from .node_schema import InputSpec
+from .quoting import quote
 
 LiteralProblemKind = Literal["invalid_value", "value_out_of_range", "value_not_in_list"]
 
@@ -26,11 +26,7 @@ _FILE_NAME = re.compile(r"\.[A-Za-z0-9]{1,8}$")
 
 def short(value: object) -> str:
     """The value as JSON, cut to a short prefix."""
-    try:
-        text = json.dumps(value)
-    except (TypeError, ValueError):
-        text = repr(value)
-    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + f"... ({len(text)} characters)"
+    return quote(value, SHOWN_CHARS)
 
 
 def _range_text(spec: InputSpec) -> str:

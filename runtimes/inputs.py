@@ -15,7 +15,7 @@ from PIL import Image, UnidentifiedImageError
 
 from publisher import AppSpec, InputValueError, InputValuesError, apply_values
 from publisher.apply import FILE_TYPES
-from publisher.file_paths import shown
+from publisher.quoting import quote
 
 DEFAULT_MAX_UPLOAD_BYTES = 20 * 2**20
 # Per image: a small file can decode into a huge one (an 8192 x 8192 1-bit PNG of 8 KB takes the engine to ~3 GB).
@@ -67,7 +67,7 @@ def check_image(name: str, filename: str, data: bytes, limits: ImageLimits = Ima
     except Image.DecompressionBombError:  # Pillow's own limit, far above ours: certainly too many pixels
         raise _too_many_pixels(name, None, limits.max_pixels) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        raise InputProblems([{"input": name, "message": f"{shown(filename)} is not an image this app accepts",
+        raise InputProblems([{"input": name, "message": f"{quote(filename)} is not an image this app accepts",
                               "allowed": sorted(IMAGE_FORMATS)}]) from None
     if pixels > limits.max_pixels:
         raise _too_many_pixels(name, pixels, limits.max_pixels)
@@ -152,7 +152,7 @@ def foreign_file_problems(spec: AppSpec, values: Mapping[str, Any]) -> list[dict
             continue
         how = ("send the image itself (JSON: base64 or a data: URL; multipart: a file part)"
                if item.type == "image" else f"{item.type} inputs take no value over the API")
-        text = shown(value) if isinstance(value, str) else f"a {type(value).__name__}"
+        text = quote(value) if isinstance(value, str) else f"a {type(value).__name__}"
         problems.append({"input": item.name, "node": item.node, "node_input": item.input,
                          "message": f"{text} is not a file uploaded with this run: {how}, or leave the input out to "
                                     "use the app's own file"})

@@ -8,13 +8,14 @@ from fastapi import APIRouter, Request, status
 from sqlalchemy.orm import Session
 
 from app.deps import AdminDep, CallerDep, DbInt, ServicesDep
-from app.errors import Unprocessable, error_responses, shown
+from app.errors import Unprocessable, error_responses
 from app.publish import service as publishing
 from app.publish.lookup import find_app, find_version, visible_app
 from app.publish.openapi import add_app_paths, base_schema
 from app.publish.service import SLUG, PublishRequest, slug_of
 from app.routes.schemas import AppOut, VersionOut
 from db import crud_apps
+from publisher.quoting import cut
 
 router = APIRouter(prefix="/api/apps", tags=["apps"], responses=error_responses(400, 401, 403, 404, 413, 422, 503))
 
@@ -24,7 +25,7 @@ async def publish(body: PublishRequest, services: ServicesDep, _: AdminDep) -> A
     """Publish a workflow as an app, or as version N+1 of the app with the same slug."""
     slug = body.slug or slug_of(body.name)
     if not SLUG.match(slug):  # before asking the engine for its catalog
-        raise Unprocessable(f"slug '{shown(slug)}' is not usable in a URL", ["use lowercase letters, digits and -"])
+        raise Unprocessable(f"slug '{cut(slug)}' is not usable in a URL", ["use lowercase letters, digits and -"])
     catalog = await services.catalog.get()
     app, version = await publishing.publish(services, body, catalog)
     return AppOut.of(app, version)

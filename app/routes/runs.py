@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from app.auth.keys import Caller, identify, require_runner
 from app.deps import CallerDep, DbInt, ServicesDep
-from app.errors import Forbidden, NotFound, Unauthorized, Unprocessable, error_responses, shown
+from app.errors import Forbidden, NotFound, Unauthorized, Unprocessable, error_responses
 from app.routes.multipart import read_form
 from app.runs.inputs import FormFields, JsonBody
 from app.runs.service import RunService
@@ -22,6 +22,7 @@ from app.runs.submission import AppRef, Submission
 from app.runs.views import RunOut, RunPage, history
 from app.services import Services
 from db import crud_apps, crud_runs
+from publisher.quoting import cut
 from runtimes.contract import FINAL_STATUSES, RunStatus
 
 router = APIRouter(tags=["runs"], responses=error_responses(400, 401, 403, 404, 413, 422))
@@ -112,7 +113,7 @@ def _readable_run(session: Session, caller: Caller, run_id: str) -> Row[Any]:
     app's runs still need a key."""
     run = crud_runs.run_and_access(session, run_id=run_id)
     if run is None:
-        raise NotFound(f"No run '{shown(run_id)}'.")
+        raise NotFound(f"No run '{cut(run_id)}'.")
     require_runner(caller, public=run.app_public)
     return run
 
@@ -166,7 +167,7 @@ async def list_runs(services: ServicesDep, caller: CallerDep, app: str | None = 
         if app is not None:
             found = crud_apps.get_app(session, slug=app, include_deleted=True)  # history outlives unpublishing
             if found is None:
-                raise NotFound(f"No app '{shown(app)}'.")
+                raise NotFound(f"No app '{cut(app)}'.")
             app_id = found.id
         runs = history(session, app_id=app_id, status=status_, limit=limit, before=before,
                        api_key_id=None if caller.admin else caller.key_id)
