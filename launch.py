@@ -6,6 +6,7 @@
     python launch.py [--data-dir DIR] keys create NAME [--admin] | keys list | keys revoke ID
     python launch.py publish workflow.json --name NAME --input 6.text=prompt --input 3.seed
     python launch.py deploy SLUG [--version N] [--gpu L4 ...] [--show-files] [--teardown] [--runtime modal]
+    python launch.py install-extension --comfyui-path DIR [--app-url URL]   # File > Publish… in your ComfyUI
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import platformdirs
 from app import cli
 from app.engines import EngineStatus
 from app.settings import DEFAULT_MAX_IMAGE_PIXELS, Settings, parse_credentials, positive_int
+from runtimes.engine.extension import check_app_url
 from runtimes.engine.install import default_engine_home
 from runtimes.engine.manager import EngineSettings
 from runtimes.engine.process import port_is_free
@@ -67,9 +69,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-browser", action="store_true", help="do not open a browser")
     parser.add_argument("--auth", default=os.environ.get("COMFY_PUBLISHER_AUTH"), metavar="USER:PASS",
                         help="password-protect the studio and private forms (env COMFY_PUBLISHER_AUTH)")
+    parser.add_argument("--editor-origin", action="append", default=[], metavar="URL",
+                        help="a ComfyUI editor on another machine whose File > Publish… may send workflows here, "
+                             "e.g. http://gpu-box:8188 (repeat; this app's engines and any loopback one may always)")
     parser.add_argument("--share", action="store_true",
                         help="also make a public Gradio share link (needs the internet; the LAN URL always works)")
-    commands = parser.add_subparsers(dest="command", metavar="{keys,publish,deploy}")
+    commands = parser.add_subparsers(dest="command", metavar="{keys,publish,deploy,install-extension}")
     cli.add_commands(commands)
     return parser.parse_args(argv)
 
@@ -86,6 +91,12 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    for origin in args.editor_origin:
+        try:
+            check_app_url(origin)
+        except ValueError as exc:
+            print(f"error: --editor-origin: {exc}", file=sys.stderr)
+            return 2
     if args.share and studio_auth is None:
         print("error: --share exposes the studio to the internet: pass --auth USER:PASS with it.", file=sys.stderr)
         return 2
@@ -102,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         workers=args.workers,
         engine_port=args.engine_port,
         disable_api_nodes=args.disable_api_nodes,
+        editor_app_url=local_url(args.host, args.port),  # the editor's Publish… command calls the app here
     ))
     engines.start_in_background()  # first: an engine takes seconds to start, the web app's imports as long
     # Before gradio is imported (it reads these once): no telemetry calls, temp files in the data dir.
@@ -125,9 +137,10 @@ def _serve(args: argparse.Namespace, engines: EngineStatus, data_dir: Path, db_u
     app = create_app(Settings(data_dir=data_dir, db_url=db_url, sync_wait_s=args.sync_wait,
                               max_queue=args.max_queue, max_upload_bytes=int(args.max_upload_mb * 2**20),
                               max_image_pixels=args.max_image_pixels,
-                              allow_private_webhooks=args.allow_private_webhooks, studio_auth=studio_auth),
+                              allow_private_webhooks=args.allow_private_webhooks, studio_auth=studio_auth,
+                              editor_origins=tuple(args.editor_origin)),
                      engines, share)
-    url = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}/"
+    url = local_url(args.host, args.port) + "/"
     print(f"Comfy Publisher studio: {url}studio/\n  forms: {url}apps/<name>/  API docs: {url}docs  "
           f"data: {data_dir}", flush=True)
     if args.host not in ("127.0.0.1", "localhost", "::1") and studio_auth is None:
@@ -138,6 +151,12 @@ def _serve(args: argparse.Namespace, engines: EngineStatus, data_dir: Path, db_u
     if not args.no_browser:
         threading.Thread(target=_open_when_up, args=(url,), daemon=True).start()
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+
+
+def local_url(host: str, port: int) -> str:
+    """The app's address as a browser on this machine reaches it (a wildcard bind answers on loopback)."""
+    host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}"
 
 
 def _open_when_up(url: str) -> None:

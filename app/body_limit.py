@@ -25,7 +25,7 @@ _SLACK = MIB  # headers of the parts, the other fields, the JSON around a base64
 _WORKFLOW_FLOOR = 16 * MIB  # a workflow is JSON text: a large UI-format file is a few MB
 _OTHER = MIB  # keys, deploy settings, the runtime switch, the login form: small JSON or form bodies
 _RUN_PATH = re.compile(r"^/api/apps/[^/]+(?:/versions/[^/]+)?/runs?$")
-_WORKFLOW_PATHS = ("/api/apps", "/api/workflows/analyze")
+_WORKFLOW_PATHS = ("/api/apps", "/api/workflows/analyze", "/editor/publish")
 _UI_PREFIXES = ("/studio", "/apps/")
 
 

@@ -6,6 +6,7 @@
     python launch.py publish workflow.json --name NAME --input 6.text=prompt --input 3.seed [--public]
                      [--spec spec.json] [--output 9] [--url http://127.0.0.1:7860] [--key KEY]
     python launch.py [--data-dir DIR] deploy SLUG [--version N] [--gpu L4 ...] [--show-files] [--teardown]
+    python launch.py install-extension --comfyui-path DIR [--app-url http://127.0.0.1:7860]
 
 launch.py builds its parser before it starts the engines: what a command needs is imported when it runs.
 """
@@ -55,6 +56,13 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
     add_deploy_command(subparsers)
 
+    extension = subparsers.add_parser("install-extension",
+                                      help="add File > Publish… to the editor of your own ComfyUI")
+    extension.add_argument("--comfyui-path", dest="extension_comfyui_path", type=Path, metavar="DIR",
+                           help="your ComfyUI: the folder of its main.py (or ComfyUI Desktop's base folder)")
+    extension.add_argument("--app-url", default=os.environ.get("COMFY_PUBLISHER_URL", "http://127.0.0.1:7860"),
+                           help="where this app answers, as the editor's browser reaches it")
+
 
 def run_command(args: argparse.Namespace, db_url: str) -> int:
     if args.command == "keys":
@@ -63,6 +71,8 @@ def run_command(args: argparse.Namespace, db_url: str) -> int:
         from app.deploy.cli import run_deploy
 
         return run_deploy(args, db_url)
+    if args.command == "install-extension":
+        return _install_extension(args)
     return _publish(args)
 
 
@@ -94,6 +104,26 @@ def _keys(args: argparse.Namespace, db_url: str) -> int:
             session.commit()
             print(f"Revoked key {key.id} '{key.name}'.")
     engine.dispose()
+    return 0
+
+
+def _install_extension(args: argparse.Namespace) -> int:
+    from runtimes.engine.extension import ExtensionInstallError, custom_nodes_of, install_extension
+
+    comfyui = args.extension_comfyui_path or args.comfyui_path
+    if comfyui is None:
+        print("error: name your ComfyUI: install-extension --comfyui-path DIR (the folder of its main.py)",
+              file=sys.stderr)
+        return 2
+    try:
+        installed = install_extension(custom_nodes_of(comfyui), args.app_url)
+    except (ExtensionInstallError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"Installed the editor extension into {installed}.\n"
+          f"Restart that ComfyUI, then choose File > Publish… in its editor: the workflow opens in the studio at "
+          f"{args.app_url.rstrip('/')}/studio/.\nA ComfyUI on another machine must be let in: start this app with "
+          f"--editor-origin <that ComfyUI's URL>.")
     return 0
 
 

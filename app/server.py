@@ -28,7 +28,7 @@ from app.forms.look import CSS, mount
 from app.forms.registry import AppVisibility, FormMounts
 from app.publish.catalog import EngineCatalog
 from app.publish.openapi import install_openapi
-from app.routes import apps, files, health, keys, runs, workflows
+from app.routes import apps, editor, files, health, keys, runs, workflows
 from app.routes import deployments as deployment_routes
 from app.runs.deliveries import RunWebhooks
 from app.runs.events import RunEvents
@@ -95,7 +95,7 @@ def create_app(settings: Settings, engines: EngineStatus, share: ShareLink | Non
     app.state.services = services
     install_error_handlers(app)
     # Runs first: a request walks the routes in order, and run submissions and status polls are most of them.
-    for module in (runs, health, workflows, apps, deployment_routes, keys, files):
+    for module in (runs, health, workflows, apps, deployment_routes, keys, files, editor):
         app.include_router(module.router)
     install_openapi(app, services)
     _mount_ui(app, services, master_key)

@@ -23,6 +23,7 @@ class Settings:
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS  # per uploaded image: the engine's memory pays pixels, not bytes
     allow_private_webhooks: bool = False  # webhooks to loopback/private addresses (local set-ups, tests)
     studio_auth: tuple[str, str] | None = None  # (user, password) for the studio; None: the studio is open
+    editor_origins: tuple[str, ...] = ()  # ComfyUI editors elsewhere whose Publish… may send drafts (app.editor.cors)
 
     @property
     def image_limits(self) -> ImageLimits:
@@ -37,6 +38,10 @@ class Settings:
     @property
     def uploads_dir(self) -> Path:
         return self.data_dir / "uploads"
+
+    @property
+    def editor_drafts_dir(self) -> Path:
+        return self.data_dir / "editor-drafts"
 
     @property
     def test_runs_dir(self) -> Path:

@@ -148,8 +148,10 @@ class Guard:
             await send({"type": "websocket.close", "code": 4401})
             return
         path = scope["path"]
-        # The page itself (/studio, /apps/x, with or without the slash) goes to the login; its requests get 401.
-        is_page = scope.get("method") == "GET" and (path.endswith("/") or path == "/studio"
+        # A page (/studio, /apps/x, with or without the slash, or any link a browser follows: it asks for HTML)
+        # goes to the login; the page's own requests get 401.
+        accepts_html = any(name == b"accept" and b"text/html" in value for name, value in scope.get("headers", ()))
+        is_page = scope.get("method") == "GET" and (path.endswith("/") or path == "/studio" or accepts_html
                                                     or (path.startswith("/apps/") and path.count("/") == 2))
         if is_page:
             response = RedirectResponse(f"/login?next={quote(path)}", status_code=303)

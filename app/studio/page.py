@@ -31,13 +31,14 @@ def build_studio(services: Services) -> gr.Blocks:
     with gr.Blocks(title="Comfy Publisher", analytics_enabled=False) as studio:
         with gr.Row(equal_height=True):
             gr.Markdown("# Comfy Publisher\nTurn a ComfyUI workflow into a form and an API.", elem_id="app-title")
-            gr.Markdown("<div style='text-align:right'><a href='/docs'>API docs</a> · "
-                        "<a href='/logout'>Log out</a></div>")
+            gr.Markdown("<div style='text-align:right'><a href='/studio/editor' target='_blank'>Open the ComfyUI "
+                        "editor</a> · <a href='/docs'>API docs</a> · <a href='/logout'>Log out</a></div>",
+                        elem_id="studio-links")
         banner = gr.HTML(engine_tab.banner_html(services), elem_id="engine-banner")
         timer = gr.Timer(1.0, active=services.engines.state == "starting")
         with gr.Tabs(elem_id="studio-tabs"):
             with gr.Tab("Publish", id="publish", elem_id="tab-publish"):
-                publish_tab.build(services)
+                from_editor, publish_outputs = publish_tab.build(services)
             # Each tab below fills itself when opened (and on its Refresh button): no stale lists.
             tabs = (("Apps", apps_tab), ("Deploy", deploy_tab), ("Runs", runs_tab), ("Engine", engine_tab))
             for title, module in tabs:
@@ -50,4 +51,5 @@ def build_studio(services: Services) -> gr.Blocks:
 
         timer.tick(tick, outputs=[banner, timer], show_progress="hidden")
         studio.load(tick, outputs=[banner, timer], show_progress="hidden")
+        studio.load(from_editor, outputs=publish_outputs)  # /studio/?draft=ID: the editor's File > Publish…
     return studio

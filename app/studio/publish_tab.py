@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 from sqlalchemy.orm import Session
 
+from app.editor.drafts import DraftStore
 from app.errors import AppError, explain
 from app.forms.components import Field, collect, make_fields
 from app.forms.runner import describe_error, describe_problems
@@ -56,13 +58,22 @@ def _error(message: str) -> str:
     return f"### ✗ This file cannot be published\n{message}"
 
 
-def build(services: Services) -> None:
+def _name_of(file_name: str) -> str:
+    """An app name from a workflow's file name: "poster_maker-v2.json" -> "Poster maker v2"."""
+    return Path(file_name).stem.replace("_", " ").replace("-", " ").strip().capitalize()
+
+
+def build(services: Services) -> tuple[Callable[..., Any], list[gr.components.Component]]:
+    """Lay out the tab; returns what fills it when the studio opens with a draft from the editor (?draft=ID)."""
     analysis = gr.State(None)  # the analyze result, workflow included
     draft = gr.State(None)  # the AppSpec the table describes, as a dict (None while it has problems)
     with gr.Row(equal_height=False):
         with gr.Column(scale=4):
             upload = gr.File(label="1. Drop a workflow file (ComfyUI: Save, or Export (API))", file_types=[".json"],
                              type="filepath", elem_id="workflow-file", height=140)
+            gr.Markdown("…or build it in the [ComfyUI editor](/studio/editor) and choose **File › Publish…** there "
+                        "(for a ComfyUI of your own: `python launch.py install-extension --comfyui-path DIR`).",
+                        elem_id="open-editor")
             error = gr.Markdown(elem_id="publish-error")
             summary = gr.Markdown(elem_id="workflow-summary")
         with gr.Column(scale=7):
@@ -113,12 +124,11 @@ def build(services: Services) -> None:
             changes = gr.Markdown(elem_id="publish-changes")
             result = gr.Markdown(elem_id="publish-result")
 
-    async def on_upload(path: str | None) -> tuple[Any, ...]:
-        empty = (None, [], "", "", None, gr.update(interactive=False), gr.skip())
-        if not path:
-            return ("", *empty)
+    outputs = [error, analysis, table, summary, table_problems, draft, publish_button, name]
+    empty = (None, [], "", "", None, gr.update(interactive=False), gr.skip())
+
+    async def show(raw: Any, app_name: str, source: str = "") -> tuple[Any, ...]:
         try:
-            raw = await asyncio.to_thread(_read_upload, path)
             catalog = await services.catalog.get()
             found = publishing.analyze(raw, catalog)
         except WorkflowFormatError as exc:
@@ -126,9 +136,29 @@ def build(services: Services) -> None:
         except AppError as exc:
             return (_error(f"The engine is not ready: {exc.detail}"), *empty)
         warnings = warnings_markdown(found)
-        stem = Path(path).stem.replace("_", " ").replace("-", " ").strip().capitalize()
-        return (warnings, found, candidate_rows(found), summary_markdown(found), "", None,
-                gr.update(interactive=not warnings), stem)
+        return (warnings, found, candidate_rows(found), source + summary_markdown(found), "", None,
+                gr.update(interactive=not warnings), app_name)
+
+    async def on_upload(path: str | None) -> tuple[Any, ...]:
+        if not path:
+            return ("", *empty)
+        try:
+            raw = await asyncio.to_thread(_read_upload, path)
+        except WorkflowFormatError as exc:
+            return (_error(str(exc)), *empty)
+        return await show(raw, _name_of(path))
+
+    async def from_editor(request: gr.Request) -> tuple[Any, ...]:
+        """The studio opened as /studio/?draft=ID by the editor's File > Publish…: that graph, analyzed."""
+        draft_id = request.query_params.get("draft") if request is not None else None
+        if not draft_id:
+            return tuple(gr.skip() for _ in outputs)
+        sent = await asyncio.to_thread(DraftStore(services.settings.editor_drafts_dir).load, draft_id)
+        if sent is None:
+            return (_error("The workflow this link names is not here (the editor's drafts are kept a week): "
+                           "choose File › Publish… in the ComfyUI editor again."), *empty)
+        label = " ".join(sent.name.replace("`", "'").split())[:120] or "an unsaved workflow"
+        return await show(sent.workflow, _name_of(sent.name), f"From the ComfyUI editor: `{label}`\n\n")
 
     async def on_table(rows: list[list[Any]], found: dict[str, Any] | None, app_name: str) -> tuple[Any, ...]:
         if not found:
@@ -233,9 +263,9 @@ def build(services: Services) -> None:
                 f"([OpenAPI](/api/apps/{slug}/openapi.json))\n- The Apps tab has snippets and the share link."
                 + changed), ""
 
-    upload.change(on_upload, inputs=[upload],
-                  outputs=[error, analysis, table, summary, table_problems, draft, publish_button, name])
+    upload.change(on_upload, inputs=[upload], outputs=outputs)
     table.change(on_table, inputs=[table, analysis, name], outputs=[draft, table_problems, changes])
     name.blur(on_table, inputs=[table, analysis, name], outputs=[draft, table_problems, changes])
     publish_button.click(on_publish, inputs=[draft, analysis, table, name, description, public],
                          outputs=[result, changes], concurrency_limit=None)
+    return from_editor, outputs

@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 
 from runtimes.engine.errors import EngineError, EngineNotFoundError, EngineUnreachableError
+from runtimes.engine.extension import ExtensionInstallError, install_extension
 from runtimes.engine.install import BundledEngine, EngineInstall, Progress, default_engine_home
 from runtimes.engine.process import EngineLaunch, EngineProcess
 
@@ -43,6 +44,12 @@ class EngineSettings:
     engine_port: int | None = None  # only with a single worker; default a free port
     disable_api_nodes: bool = False
     startup_timeout: float = 180.0
+    editor_app_url: str | None = None  # the app's address: its editor extension is installed with it (extension.py)
+
+    @property
+    def base_dir(self) -> Path:
+        """models/, input/, output/, custom_nodes/, user/ of the engines this app launches."""
+        return self.data_dir / "comfyui"
 
 
 @dataclass(frozen=True)
@@ -137,6 +144,7 @@ class EngineManager:
                 on_ready(self.engines[0])
             return self.engines
         install = self.resolve_install()
+        self._install_editor_extension()
         devices = detect_devices(install.python)
         launches = self._plan(install, devices)
         self.progress(
@@ -193,7 +201,7 @@ class EngineManager:
             launches.append(
                 EngineLaunch(
                     install=install,
-                    base_dir=settings.data_dir / "comfyui",
+                    base_dir=settings.base_dir,
                     log_path=settings.data_dir / "logs" / f"engine-{i}.log",
                     name=f"engine-{i}",
                     port=settings.engine_port,
@@ -205,6 +213,15 @@ class EngineManager:
                 )
             )
         return launches
+
+    def _install_editor_extension(self) -> None:
+        """The editor's "Publish…" command; an engine without it still runs apps, so a failure is only said."""
+        if self.settings.editor_app_url is None:
+            return
+        try:
+            install_extension(self.settings.base_dir / "custom_nodes", self.settings.editor_app_url)
+        except (ExtensionInstallError, ValueError) as exc:
+            self.progress(f"warning: the editor's Publish… command is missing: {exc}")
 
     @staticmethod
     def _devices_for(launches: list[EngineLaunch], devices: list[Device]) -> list[Device]:
