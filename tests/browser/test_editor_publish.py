@@ -1,0 +1,127 @@
+"""File > Publish… in the real ComfyUI editor, in headless chromium: the app installs its extension into the engine
+it manages, the editor sends the open graph, and the studio's Publish tab opens with it, App Mode's inputs ticked.
+With --auth on, as a user who shares the studio would run it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.paths import ENGINE_HOME
+from tests.support.server import AppServer
+
+pytest.importorskip("playwright")
+from tests.support.browser import CHROMIUM, chromium
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs /usr/bin/chromium (make test installs it)")
+SHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
+TEMPLATE = "image2image.json"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+    # An engine of its own: the app installs the extension into the engines it manages, as they start.
+    app = AppServer(tmp_path_factory.mktemp("editor"), comfyui_url=None, extra=("--auth", "ann:secret"))
+    app.start(timeout=240)
+    # The editor's settings as a returning user has them: no first-run template browser, no missing-model dialog.
+    settings = app.data_dir / "comfyui" / "user" / "default" / "comfy.settings.json"
+    settings.parent.mkdir(parents=True, exist_ok=True)
+    settings.write_text(json.dumps({"Comfy.TutorialCompleted": True, "Comfy.Workflow.ShowMissingModelsWarning": False}))
+    yield app
+    app.stop()
+
+
+@pytest.fixture(scope="module")
+def engine(server: AppServer) -> str:
+    url: str = server.engines()[0]["url"]
+    return url.rstrip("/")
+
+
+def template_with_app_mode() -> dict[str, Any]:
+    """A template the engine ships, with App Mode markings (frontend 1.58 writes them; this editor keeps them)."""
+    path = next(ENGINE_HOME.glob(f"*/venv/lib/python*/site-packages/comfyui_workflow_templates*/templates/{TEMPLATE}"))
+    workflow: dict[str, Any] = json.loads(path.read_text())
+    sampler = next(node for node in workflow["nodes"] if node["type"] == "KSampler")
+    prompt = next(node for node in workflow["nodes"] if node["type"] == "CLIPTextEncode")
+    workflow.setdefault("extra", {})["linearData"] = {"inputs": [[sampler["id"], "denoise"], [prompt["id"], "text"]],
+                                                      "outputs": []}
+    return workflow
+
+
+def open_editor_with(page: Any, engine: str, workflow: dict[str, Any]) -> None:
+    page.wait_for_url(f"{engine}/**", timeout=30_000)
+    page.wait_for_function("window.app && window.app.graph && window.app.vueAppReady !== false", timeout=120_000)
+    page.evaluate("([workflow, name]) => app.loadGraphData(workflow, true, true, name)", [workflow, TEMPLATE])
+
+
+def press_publish(page: Any) -> None:
+    page.click(".comfy-menu-button-wrapper")
+    page.get_by_role("menuitem", name="File").hover()
+    page.get_by_role("menuitem", name="Publish…").click()
+
+
+def test_the_engine_lists_the_extensions_script(server: AppServer, engine: str) -> None:
+    scripts = httpx.get(f"{engine}/extensions", trust_env=False).json()
+    ours = [script for script in scripts if "comfy_publisher" in script]
+    assert ours == ["/extensions/comfy_publisher/publish.js"]
+    config = httpx.get(f"{engine}/extensions/comfy_publisher/publisher.json", trust_env=False).json()
+    assert config == {"app_url": server.url}
+
+
+def test_publish_in_the_editor_opens_the_studio_with_app_modes_inputs_ticked(server: AppServer, engine: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with chromium() as browser:
+        page = browser.new_page()
+        page.goto(f"{server.url}/login?next=/studio/")
+        page.fill("input[name=user]", "ann")
+        page.fill("input[name=password]", "secret")
+        page.click("button[type=submit]")
+        page.wait_for_selector("#studio-links")
+        with browser.expect_page() as opened:
+            page.click("#studio-links a:text('Open the ComfyUI editor')")  # the studio's own link
+        editor = opened.value
+        open_editor_with(editor, engine, template_with_app_mode())
+        assert editor.evaluate("app.graph.extra.linearData.inputs.length") == 2
+        with browser.expect_page() as opened:
+            press_publish(editor)
+        studio = opened.value
+        studio.wait_for_selector("#workflow-summary :text('From the ComfyUI editor')", timeout=60_000)
+        assert studio.url.startswith(f"{server.url}/studio/?draft=")
+        assert "App Mode chose 2 input(s)" in studio.inner_text("#workflow-summary")
+        rows = "[...document.querySelectorAll('#inputs-table .virtual-row')]"  # Gradio's dataframe: a grid of divs
+        studio.wait_for_function(f"{rows}.length > 2")
+        ticked = studio.evaluate(f"""{rows}
+            .filter(row => row.querySelector('[data-col="0"] input[type=checkbox]').checked)
+            .map(row => row.querySelector('[data-col="1"]').innerText.trim())""")
+        assert ticked == ["KSampler denoise", "Prompt"]  # App Mode's two, in its order, and no others
+        assert studio.input_value("#app-name textarea, #app-name input") == "Image2image"
+        studio.screenshot(path=str(SHOTS / "editor-publish-studio.png"), full_page=True)
+
+
+def test_publish_without_the_studio_login_says_to_log_in(server: AppServer, engine: str) -> None:
+    with chromium() as browser:
+        editor = browser.new_page()
+        editor.goto(engine)
+        open_editor_with(editor, engine, template_with_app_mode())
+        with browser.expect_page() as opened:
+            press_publish(editor)
+        refusal = opened.value
+        refusal.wait_for_selector("h1:text('Log in first')", timeout=30_000)
+        assert "choose File › Publish… in the ComfyUI editor again" in refusal.inner_text("body")
+        refusal.screenshot(path=str(SHOTS / "editor-publish-login.png"))
+
+
+def test_a_studio_link_to_a_draft_that_is_gone_says_what_to_do(server: AppServer) -> None:
+    with chromium() as browser:
+        page = browser.new_page()
+        page.goto(f"{server.url}/login?next=/studio/%3Fdraft%3D{'x' * 24}")
+        page.fill("input[name=user]", "ann")
+        page.fill("input[name=password]", "secret")
+        page.click("button[type=submit]")
+        page.wait_for_selector("#publish-error :text('choose File › Publish… in the ComfyUI editor again')",
+                               timeout=30_000)
