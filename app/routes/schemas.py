@@ -72,4 +72,3 @@ class KeyOut(BaseModel):
 
 class KeyCreated(KeyOut):
     key: str = Field(description="the key itself: shown once, store it now")
-
