@@ -9,7 +9,14 @@ from typing import Any
 import pytest
 from hypothesis import given
 
-from publisher import NodeCatalog, WorkflowFormatError, find_candidates, find_outputs, load_workflow
+from publisher import (
+    NodeCatalog,
+    WorkflowFormatError,
+    build_app_spec,
+    find_candidates,
+    find_outputs,
+    load_workflow,
+)
 from publisher.app_mode import AppModeInput, load_marked_workflow, read_ui_markings, unresolved_markings
 from publisher.node_packs import MissingNodeTypesError
 
@@ -58,6 +65,15 @@ def test_the_widget_with_a_height_and_linear_mode_are_read(catalog: NodeCatalog)
     assert markings.inputs[0].node_id == "6" and markings.inputs[0].height == 160.0
     assert markings.inputs[1].height is None
     assert markings.outputs == ()
+
+
+def test_the_height_app_mode_gave_a_widget_reaches_its_candidate_and_the_spec(catalog: NodeCatalog) -> None:
+    workflow, markings = load_marked_workflow(fixture_json(TXT2IMG), catalog)
+    chosen = [c for c in find_candidates(workflow, catalog, markings) if c.suggested]
+    assert [(c.node_id, c.input_name, c.height) for c in chosen][:2] == [("6", "text", 160.0), ("5", "width", None)]
+    spec = build_app_spec(workflow, catalog, [{"node": c.node_id, "input": c.input_name, "height": c.height}
+                                              for c in chosen if c.height is not None])
+    assert [(i.node, i.input, i.height) for i in spec.inputs] == [("6", "text", 160)]
 
 
 def test_an_entry_that_names_no_value_is_reported_not_refused(catalog: NodeCatalog) -> None:
