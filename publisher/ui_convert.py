@@ -219,6 +219,7 @@ class _Converter:
         self.root = _Graph((), read_nodes(data), read_links(data.get("links")))
         groups, self.group_problems = group_subgraphs(data, catalog)
         self.subgraphs = {**groups, **read_subgraphs(data)}  # legacy group nodes expand like subgraphs
+        self.group_types = frozenset(groups)
 
     def convert(self) -> dict[str, dict[str, Any]]:
         members = self._expand()
@@ -359,7 +360,9 @@ class _Converter:
         schema = self.catalog[node["type"]]
         inputs: dict[str, Any] = _widget_values(graph.label(node), node, schema)
         per_run: dict[str, list[str]] = {}
-        promoted: set[str] = set()  # values of an instance's widget: the editor queues them as they are
+        promoted: set[str] = set()  # values of a subgraph instance's widget: the editor queues them as they are
+        # (a legacy group node's widgets are its own: their values are serialized like any node's)
+        in_group = graph.instance is not None and graph.instance.get("type") in self.group_types
         for slot, entry in enumerate(node.get("inputs") or ()):
             widget = entry.get("widget")
             name = entry.get("name") or (widget.get("name") if isinstance(widget, Mapping) else None)
@@ -372,7 +375,7 @@ class _Converter:
                 if primitive is not None and spec is not None:
                     value = self._primitive_replacements(primitive, value, per_run, str(name))
                     value = primitive_value(spec, value)  # the editor passes it through the widget's callback
-                elif origin is None:
+                elif origin is None and not in_group:
                     promoted.add(str(name))
                 inputs[str(name)] = [origin, value] if origin is not None else value
         for name, value in inputs.items():  # Comfy.DynamicPrompts: the widget's value, as it is serialized

@@ -20,6 +20,7 @@ from tests.browser.test_frontend_oracle import FIXTURES, catalog, differences, e
 pytest.importorskip("playwright")
 
 DYNAMIC = "ui_dynamic_prompts.json"  # texts with comments, escapes and choices, on plain and subgraph nodes
+GROUP = "ui_group_node_dynamic_prompts.json"  # a legacy group node showing its inner CLIPTextEncode's text
 RUNS = 300  # queueings per side: the rarest text of the fixture comes once in 12
 
 _QUEUE_MANY = """async ([workflow, times]) => {
@@ -80,6 +81,17 @@ def test_fixed_texts_are_what_the_frontend_queues(editor: Any, catalog: NodeCata
     assert theirs["9"]["inputs"]["text"] == "%Sampler.steps% stays\n"  # replacing is off: only processed
     assert theirs["20:1"]["inputs"]["text"] == "promoted\n// as it is {x|y}"  # an instance's widget: as it is
     assert theirs["20:2"]["inputs"]["text"] == "inner "  # an inner node's own widget: processed
+
+
+def test_a_group_nodes_own_widget_is_processed_unlike_a_subgraphs(editor: Any, catalog: NodeCatalog) -> None:  # noqa: F811
+    workflow = json.loads((FIXTURES / GROUP).read_text())
+    theirs = frontend_prompt(editor, workflow)
+    assert theirs["3:0"]["inputs"]["text"] == "group's own \n{kept}"  # a legacy group node's widget is its own
+    assert differences(convert_ui_workflow(workflow, catalog), theirs, catalog) == []
+    stored = FIXTURES / GROUP.replace(".json", ".frontend.json")
+    if os.environ.get("FRONTEND_ORACLE_WRITE") == "1":
+        stored.write_text(json.dumps(theirs, indent=1, sort_keys=True) + "\n")
+    assert json.loads(stored.read_text()) == theirs
 
 
 _QUEUE_TEXTS = """async ([workflow, texts]) => {

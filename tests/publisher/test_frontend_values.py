@@ -184,3 +184,10 @@ def test_a_caller_text_nested_too_deep_is_refused_naming_node_and_input(catalog:
     applied = apply_values(load_workflow(api), [binding], deep)
     with pytest.raises(ValueError, match=r"node 6 \(CLIPTextEncode\), input 'text': its \{…\|…\} choices are nested"):
         run_prompt(applied.prompt, catalog, [binding], deep, applied.values)
+
+
+def test_a_legacy_group_nodes_texts_are_processed_like_its_own_widgets(catalog: NodeCatalog) -> None:
+    # unlike a subgraph instance's widget (queued as it is), a group node's widget is serialized like any node's
+    name = "ui_group_node_dynamic_prompts.json"
+    queued = fixture_json(name.replace(".json", ".frontend.json"))
+    assert convert_ui_workflow(fixture_json(name), catalog)["3:0"]["inputs"] == queued["3:0"]["inputs"]
