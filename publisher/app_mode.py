@@ -9,7 +9,10 @@ App Mode (comfyui-frontend-package 1.4x-1.58, files often named ``*.app.json``) 
 
 The inputs are in the form's order. A widget of a PrimitiveNode stands for the widgets it feeds. Node ids are
 those of the top-level graph, which the converter keeps; an id already written ``outer:inner`` (a node inside a
-subgraph) is kept as it is, the converter's id for it.
+subgraph) is kept as it is, the converter's id for it. Newer editors (1.5x) name a widget by its widget id,
+``<workflow id>:<node id>:<widget name>`` (both URI-encoded). A widget promoted onto a subgraph instance stands for
+the inner inputs it feeds (:mod:`publisher.promoted_widgets`), as does an older entry that names the inner node by
+its own id when exactly one instance promotes that widget (the editor drops an ambiguous one).
 
 The packs the file's nodes come from are read too (:mod:`publisher.node_packs`).
 
@@ -18,15 +21,19 @@ Reading never refuses a file: an App Mode entry that cannot be read is listed in
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 from .node_packs import NodePack, pack_of
 from .node_schema import NodeCatalog
+from .promoted_widgets import instances_feeding, promoted_targets, subgraph_definitions
 from .ui_convert import load_any_workflow
 from .workflow import MAX_NAME_LENGTH, Workflow, WorkflowSource, _read_source, detect_format, short_repr
 
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
 MAX_APP_MODE_ENTRIES = 500  # an app's form has a few dozen at most; a longer list is a broken file
 
 
@@ -157,6 +164,41 @@ def _through_primitives(entries: list[AppModeInput], data: Mapping[str, Any]) ->
     return list(unique.values())
 
 
+def _widget_id(entry: AppModeInput, workflow_id: object) -> AppModeInput:
+    """An entry written with a widget id (``<workflow id>:<node id>:<name>``) as a node id and widget name."""
+    parts = entry.node_id.split(":")
+    if len(parts) == 3 and all(parts) and (parts[0] == workflow_id or _UUID.match(parts[0])):
+        return AppModeInput(unquote(parts[1]), unquote(parts[2]), entry.height)
+    return entry
+
+
+def _through_subgraphs(entries: list[AppModeInput], data: Mapping[str, Any], problems: list[str]) -> list[AppModeInput]:
+    definitions = subgraph_definitions(data)
+    top = {str(n.get("id")): n for n in data.get("nodes") or () if isinstance(n, Mapping)}
+    resolved: list[AppModeInput] = []
+    for entry in (_widget_id(e, data.get("id")) for e in entries):
+        node = top.get(entry.node_id)
+        definition = definitions.get(str(node.get("type"))) if node is not None else None
+        where = f"App Mode input [{entry.node_id}, {short_repr(entry.widget)}]"
+        if node is not None and definition is not None:
+            targets = promoted_targets(node, entry.widget, entry.node_id, definitions)
+            if not targets:
+                problems.append(f"{where}: node {entry.node_id} is the subgraph {short_repr(definition.get('name'))}, "
+                                f"which shows no widget {short_repr(entry.widget)}; it is left out")
+        elif node is None and ":" not in entry.node_id and definitions:
+            targets = instances_feeding(data, entry.node_id, entry.widget, definitions)
+            if len(targets) > 1:
+                problems.append(f"{where}: node {entry.node_id} inside a subgraph is shown by several instances "
+                                f"({', '.join(t[0].split(':')[0] for t in targets)}); it is left out, as the editor "
+                                "leaves it out")
+                continue
+            targets = targets or [(entry.node_id, entry.widget)]
+        else:
+            targets = [(entry.node_id, entry.widget)]
+        resolved += [AppModeInput(node_id, widget, entry.height) for node_id, widget in targets]
+    return resolved
+
+
 def _read_packs(data: Mapping[str, Any]) -> dict[str, NodePack]:
     packs: dict[str, NodePack] = {}
     for node in data.get("nodes") or ():
@@ -176,7 +218,7 @@ def read_ui_markings(data: object) -> UiMarkings:
     if linear is not None and not isinstance(linear, Mapping):
         problems.append(f"App Mode's data (extra.linearData) must be an object, got {short_repr(linear)}")
     linear = linear if isinstance(linear, Mapping) else {}
-    inputs = _through_primitives(_read_inputs(linear.get("inputs"), problems), data)
+    inputs = _through_primitives(_through_subgraphs(_read_inputs(linear.get("inputs"), problems), data, problems), data)
     return UiMarkings(
         linear_mode=extra.get("linearMode") is True,
         inputs=tuple(inputs),

@@ -31,7 +31,8 @@ from .workflow import Workflow, load_workflow, short_repr
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")  # a JSON key, a form field and a Python identifier
 DEFAULT_TIMEOUT_S = 600.0
 _OVERRIDABLE = ("name", "label", "default", "min", "max", "step", "choices", "required", "randomize", "help",
-                "max_length")
+                "max_length", "height")
+MAX_HEIGHT = 4000  # pixels: a box taller than a screen is a mistake
 
 
 class AppSpecError(ValueError):
@@ -48,6 +49,9 @@ class AppInput(InputBinding):
 
     help: str = ""
     multiline: bool = False
+    # How tall the form shows it, in pixels (a text's box, an image's preview): what ComfyUI's App Mode stored for
+    # the widget; None (and in versions stored before it): the form's own size.
+    height: int | None = None
 
     def schema(self) -> dict[str, Any]:
         """The input as clients see it (API docs, forms)."""
@@ -206,6 +210,12 @@ def _override(
         problems.append(f"{where}: step must be above 0, got {changes['step']}")
     if "max_length" in changes and not _max_length_fits(base, changes["max_length"], where, problems):
         return None
+    if "height" in changes:
+        height = changes["height"]
+        if not is_finite_number(height) or not 1 <= height <= MAX_HEIGHT:
+            problems.append(f"{where}: height must be a number of pixels from 1 to {MAX_HEIGHT}, got {short(height)}")
+            return None
+        changes["height"] = round(height)
     low, high = changes.get("min", base.min), changes.get("max", base.max)
     if candidate.min is not None and low is not None and low < candidate.min:
         problems.append(f"{where}: min {low} is below what the engine accepts ({candidate.min})")

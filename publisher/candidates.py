@@ -90,6 +90,7 @@ class CandidateInput:
     suggested: bool = False
     reason: str = ""
     tooltip: str | None = None
+    height: float | None = None  # the widget's height in ComfyUI's App Mode, in pixels
 
     @property
     def key(self) -> str:
@@ -364,7 +365,9 @@ def _in_app_mode_order(candidates: list[CandidateInput], chosen: tuple[AppModeIn
     marked = sorted((c for c in candidates if (c.node_id, c.input_name) in position),
                     key=lambda c: position[(c.node_id, c.input_name)])
     rest = [c for c in candidates if (c.node_id, c.input_name) not in position]
-    return ([replace(c, suggested=True, reason=APP_MODE_REASON) for c in marked]
+    height = {(entry.node_id, entry.widget): entry.height for entry in reversed(chosen)}  # the first entry's
+    return ([replace(c, suggested=True, reason=APP_MODE_REASON, height=height[(c.node_id, c.input_name)])
+             for c in marked]
             + [replace(c, suggested=False, reason="") for c in rest])
 
 

@@ -12,6 +12,13 @@ References to nodes are resolved when a workflow is converted (they refer to the
 in the stored workflow and filled in per run (``apply_run_replacements``), so a published app does not freeze
 the day it was published.
 
+A PrimitiveNode whose ``Run widget replace on values`` property is on makes the same replacements in its value
+before it copies it into the widgets it feeds (``widgetInputs``' applyToGraph). Text inputs whose option says
+``dynamicPrompts`` are processed by the editor's dynamic prompts (:mod:`publisher.dynamic_prompts`). What has to wait
+for the run (a date, a random choice) is named in the node's ``_meta.per_run`` (``{input: ["dates",
+"dynamic_prompts"]}``, in the order the editor applies them) and done per run by ``finish_for_run``, which also
+processes a caller's value of an input with the ``dynamicPrompts`` option, as the editor does with what is typed.
+
 Numbers: a saved widget value is queued as it is, but a PrimitiveNode passes its value through the target
 widget's change callback when the prompt is built (``applyToGraph``), and that callback rounds it by the widget's
 options (``useFloatWidget`` / ``useIntWidget``): see ``primitive_value``.
@@ -20,13 +27,18 @@ options (``useFloatWidget`` / ``useIntWidget``): see ``primitive_value``.
 from __future__ import annotations
 
 import math
+import random
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .node_schema import InputSpec
+from .dynamic_prompts import DYNAMIC_PROMPTS, Choose, dynamic_prompt
+from .node_schema import InputSpec, NodeCatalog
+
+if TYPE_CHECKING:
+    from .apply import InputBinding  # apply imports the converter, which imports this module
 
 # The node types whose filename_prefix the frontend rewrites (Comfy.SaveImageExtraOutput).
 REPLACING_NODE_TYPES = frozenset({
@@ -34,6 +46,9 @@ REPLACING_NODE_TYPES = frozenset({
     "CLIPSave", "VAESave", "ModelSave", "LoraSave", "SaveLatent",
 })
 REPLACED_INPUT = "filename_prefix"
+RUN_WIDGET_REPLACE = "Run widget replace on values"  # the PrimitiveNode property
+PER_RUN = "per_run"  # the key of a node's _meta naming what each run does to its inputs
+DATES, DYNAMIC = "dates", "dynamic_prompts"
 
 _TOKEN = re.compile(r"%([^%]+)%")
 _UNSAFE = re.compile(r'[/?<>\\:*|"\x00-\x1f\x7f]')
@@ -94,6 +109,11 @@ def _replace(text: str, *, lookup: WidgetLookup | None, moment: datetime | None)
     return _TOKEN.sub(one, text)
 
 
+def has_dates(text: str) -> bool:
+    """Whether `text` holds a ``%date:…%`` token (which each run fills in)."""
+    return any(len(m.group(1).split(".")) != 2 and m.group(1).startswith("date:") for m in _TOKEN.finditer(text))
+
+
 def replace_node_references(text: str, lookup: WidgetLookup) -> str:
     """Resolve ``%Name.widget%`` tokens; dates and unknown tokens stay for later (or for good)."""
     return _replace(text, lookup=lookup, moment=None)
@@ -128,6 +148,71 @@ def apply_run_replacements(
                 result = dict(prompt)
             result[node_id] = {**prompt[node_id], "inputs": {**prompt[node_id]["inputs"], name: after}}
     return result
+
+
+def has_dynamic_prompts(spec: InputSpec | None) -> bool:
+    return spec is not None and spec.type == "STRING" and spec.options.get(DYNAMIC_PROMPTS) is True
+
+
+def per_run_steps(node: Mapping[str, Any], name: str) -> list[str]:
+    """What each run does to input `name` of an API-format node, as its ``_meta.per_run`` says (read leniently)."""
+    meta = node.get("_meta")
+    marked = meta.get(PER_RUN) if isinstance(meta, Mapping) else None
+    steps = marked.get(name) if isinstance(marked, Mapping) else None
+    return [step for step in (DATES, DYNAMIC) if isinstance(steps, list) and step in steps]
+
+
+def finish_for_run(
+    prompt: dict[str, dict[str, Any]], catalog: NodeCatalog, given: Collection[tuple[str, str]],
+    *, moment: datetime | None = None, choose: Choose | None = None,
+) -> tuple[dict[str, dict[str, Any]], dict[tuple[str, str], str]]:
+    """The prompt with what the editor does when it queues done for this run: the steps ``_meta.per_run`` names, and
+    dynamic prompts on the `given` (node id, input) values (a caller's) whose input has that option. Returns a copy
+    where anything changes, and the texts made, by (node id, input). Raises ValueError naming the node and input
+    for a text whose choices nest too deep."""
+    when = moment or datetime.now()
+    pick = choose or random.SystemRandom().randrange
+    result, made = prompt, {}
+    for node_id, node in prompt.items():
+        inputs = node.get("inputs") or {}
+        schema = catalog.get(str(node.get("class_type")))
+        for name, value in inputs.items():
+            steps = per_run_steps(node, name)
+            if (node_id, name) in given and schema is not None and has_dynamic_prompts(schema.input(name)) \
+                    and DYNAMIC not in steps:
+                steps.append(DYNAMIC)
+            if not steps or not isinstance(value, str):
+                continue
+            text = replace_dates(value, when) if DATES in steps else value
+            try:
+                text = dynamic_prompt(text, pick) if DYNAMIC in steps else text
+            except ValueError as exc:
+                raise ValueError(f"node {node_id} ({node.get('class_type')}), input '{name}': {exc}") from None
+            made[(node_id, name)] = text
+            if result is prompt:
+                result = dict(prompt)
+            result[node_id] = {**result[node_id], "inputs": {**result[node_id]["inputs"], name: text}}
+    return result, made
+
+
+def run_prompt(
+    prompt: dict[str, dict[str, Any]], catalog: NodeCatalog, bindings: Iterable[InputBinding],
+    values: Mapping[str, object], applied: Mapping[str, Any], *, moment: datetime | None = None,
+    choose: Choose | None = None,
+) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """A prompt with its values applied (`applied` by binding name, from `values` the caller gave), finished for
+    this run as the editor finishes what it queues (save-node dates, ``_meta.per_run``, dynamic prompts on the
+    caller's texts). Returns it and the values as applied: a published input's text as it was made, and each text
+    the run made for the workflow itself under ``"<node id>.<input>"`` (no published input's name has a dot)."""
+    bindings = list(bindings)
+    given = {(b.node, b.input) for b in bindings if values.get(b.name) is not None}
+    finished, made = finish_for_run(apply_run_replacements(prompt, moment), catalog, given, moment=moment,
+                                    choose=choose)
+    recorded = dict(applied)
+    bound = {(b.node, b.input): b.name for b in bindings}
+    for (node_id, name), text in made.items():
+        recorded[bound.get((node_id, name), f"{node_id}.{name}")] = text
+    return finished, recorded
 
 
 def _js_round(value: float) -> float:

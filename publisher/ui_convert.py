@@ -19,19 +19,37 @@ This mirrors the frontend's ``graphToPrompt`` (comfyui_frontend_package 1.32, bu
 - A save node's ``filename_prefix`` gets the editor's ``%Name.widget%`` replacements (values of the saved graph);
   its ``%date:…%`` tokens stay, for each run to fill in (:mod:`publisher.frontend_values`). Saved numbers are
   kept as they are; a value a PrimitiveNode feeds is rounded by the target widget's options, as the editor's
-  applyToGraph does by calling the widget's callback.
+  applyToGraph does by calling the widget's callback, after its own replacements when its "Run widget replace on
+  values" property is on.
+- A multiline text widget holds its value in a <textarea>, which reads CR LF and CR back as LF: so do its values.
+- A text input whose option says ``dynamicPrompts`` gets the editor's dynamic prompts (comments, escapes) unless its
+  value comes from a subgraph instance's widget (the editor queues those as they are); a text with a random
+  ``{a|b}`` choice, or with a date to fill in, is kept and named in the node's ``_meta.per_run`` for each run.
 
 The file's shape is checked first (:mod:`publisher.ui_shape`), so the conversion reads fields of known types.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .frontend_values import NOT_FOUND, primitive_value, replace_node_references, replaced_inputs
+from .dynamic_prompts import fixed_prompt
+from .frontend_values import (
+    DATES,
+    DYNAMIC,
+    NOT_FOUND,
+    PER_RUN,
+    RUN_WIDGET_REPLACE,
+    has_dates,
+    has_dynamic_prompts,
+    primitive_value,
+    replace_node_references,
+    replaced_inputs,
+)
 from .group_nodes import group_name, group_subgraphs
 from .node_packs import MissingNodeTypesError, missing_type, pack_hint, pack_of, saved_with
 from .node_schema import WIDGET_TYPES, InputSpec, NodeCatalog, NodeSchema
@@ -66,6 +84,10 @@ def _valid_connection(a: object, b: object) -> bool:
     if not a or not b or a == b:
         return True
     return bool(set(a.split(",")) & set(b.split(",")))
+
+
+def _js_truthy(value: object) -> bool:
+    return value not in (None, False, 0, "") and not (isinstance(value, float) and math.isnan(value))
 
 
 def _control_values(spec: InputSpec) -> int:
@@ -122,6 +144,13 @@ def _widget_layout(schema: NodeSchema, count: int) -> list[tuple[InputSpec | Non
     return current
 
 
+def _as_widget_holds(spec: InputSpec | None, value: object) -> object:
+    """A multiline text widget is a <textarea>: its value has every CR LF and lone CR read back as LF."""
+    if spec is not None and spec.type == "STRING" and spec.options.get("multiline") is True and isinstance(value, str):
+        return value.replace("\r\n", "\n").replace("\r", "\n")
+    return value
+
+
 def _checked(label: str, node: Mapping[str, Any], schema: NodeSchema, spec: InputSpec, value: object,
              position: int | None = None, counts: tuple[int, int] | None = None) -> object:
     """`value` when it fits `spec`; else a refusal naming the node (`label`), the input and the value, and (`counts`:
@@ -147,7 +176,7 @@ def _widget_values(label: str, node: Mapping[str, Any], schema: NodeSchema) -> d
     raw = node.get("widgets_values")
     values: dict[str, Any] = {}
     if isinstance(raw, Mapping):  # some custom nodes save {input name: value}
-        return {spec.name: _checked(label, node, schema, spec, raw[spec.name])
+        return {spec.name: _as_widget_holds(spec, _checked(label, node, schema, spec, raw[spec.name]))
                 for spec in schema.widget_inputs if spec.name in raw}
     raw = raw if isinstance(raw, list) else []
     index = 0
@@ -156,7 +185,8 @@ def _widget_values(label: str, node: Mapping[str, Any], schema: NodeSchema) -> d
     for spec, taken in layout:
         if spec is not None:
             if index < len(raw):
-                values[spec.name] = _checked(label, node, schema, spec, raw[index], index, counts)
+                values[spec.name] = _as_widget_holds(spec, _checked(label, node, schema, spec, raw[index], index,
+                                                                    counts))
             elif spec.default is not None or spec.choices:  # added since the workflow was saved
                 values[spec.name] = spec.default if spec.default is not None else spec.choices[0]
         index += taken
@@ -189,6 +219,7 @@ class _Converter:
         self.root = _Graph((), read_nodes(data), read_links(data.get("links")))
         groups, self.group_problems = group_subgraphs(data, catalog)
         self.subgraphs = {**groups, **read_subgraphs(data)}  # legacy group nodes expand like subgraphs
+        self.group_types = frozenset(groups)
 
     def convert(self) -> dict[str, dict[str, Any]]:
         members = self._expand()
@@ -242,7 +273,7 @@ class _Converter:
             primitive = self._primitive_feeding(graph, entry)
             values_saved = primitive.get("widgets_values") if primitive is not None else None
             if spec is not None and isinstance(values_saved, list) and values_saved:
-                values[spec.name] = primitive_value(spec, values_saved[0])
+                values[spec.name] = _as_widget_holds(spec, primitive_value(spec, values_saved[0]))
         return values.get(widget, NOT_FOUND)
 
     @staticmethod
@@ -328,6 +359,10 @@ class _Converter:
     def _node(self, graph: _Graph, node: Mapping[str, Any]) -> dict[str, Any]:
         schema = self.catalog[node["type"]]
         inputs: dict[str, Any] = _widget_values(graph.label(node), node, schema)
+        per_run: dict[str, list[str]] = {}
+        promoted: set[str] = set()  # values of a subgraph instance's widget: the editor queues them as they are
+        # (a legacy group node's widgets are its own: their values are serialized like any node's)
+        in_group = graph.instance is not None and graph.instance.get("type") in self.group_types
         for slot, entry in enumerate(node.get("inputs") or ()):
             widget = entry.get("widget")
             name = entry.get("name") or (widget.get("name") if isinstance(widget, Mapping) else None)
@@ -335,16 +370,47 @@ class _Converter:
             if name and resolved is not None:
                 origin, value = resolved
                 spec = schema.input(str(name))
-                if origin is None and spec is not None and self._primitive_feeding(graph, entry) is not None:
+                value = _as_widget_holds(spec, value) if origin is None else value
+                primitive = self._primitive_feeding(graph, entry) if origin is None else None
+                if primitive is not None and spec is not None:
+                    value = self._primitive_replacements(primitive, value, per_run, str(name))
                     value = primitive_value(spec, value)  # the editor passes it through the widget's callback
+                elif origin is None and not in_group:
+                    promoted.add(str(name))
                 inputs[str(name)] = [origin, value] if origin is not None else value
+        for name, value in inputs.items():  # Comfy.DynamicPrompts: the widget's value, as it is serialized
+            if isinstance(value, str) and name not in promoted and has_dynamic_prompts(schema.input(name)):
+                try:
+                    fixed = fixed_prompt(value) if DATES not in per_run.get(name, ()) else None
+                except ValueError as exc:
+                    raise WorkflowFormatError(f"{graph.label(node)}: input '{name}' {short_repr(value)}: {exc}; "
+                                              "the editor could not queue it either") from None
+                if fixed is None:
+                    per_run.setdefault(name, []).append(DYNAMIC)
+                else:
+                    inputs[name] = fixed
         for name, value in inputs.items():  # the engine reads a list literal as a link unless wrapped
             if isinstance(value, list) and not (len(value) == 2 and isinstance(value[0], str)
                                                 and isinstance(value[1], int)):
                 inputs[name] = {"__value__": value}
         title = node.get("title")
-        return {"inputs": inputs, "class_type": schema.class_type,
-                "_meta": {"title": title if isinstance(title, str) and title else schema.display_name}}
+        meta: dict[str, Any] = {"title": title if isinstance(title, str) and title else schema.display_name}
+        if per_run:
+            meta[PER_RUN] = per_run
+        return {"inputs": inputs, "class_type": schema.class_type, "_meta": meta}
+
+    def _primitive_replacements(self, primitive: Mapping[str, Any], value: object, per_run: dict[str, list[str]],
+                                name: str) -> object:
+        """A PrimitiveNode's value with its text replacements made, when its 'Run widget replace on values' is on
+        (applyToGraph); its dates are left for each run."""
+        properties = primitive.get("properties")
+        if not isinstance(properties, Mapping) or not _js_truthy(properties.get(RUN_WIDGET_REPLACE)) \
+                or not isinstance(value, str) or not value:
+            return value
+        value = replace_node_references(value, self._widget)
+        if has_dates(value):
+            per_run[name] = [DATES]
+        return value
 
     def _resolve_input(self, graph: _Graph, node: Mapping[str, Any], slot: int) -> _Resolved | None:
         """What feeds input `slot` of `node` (ExecutableNodeDTO.resolveInput): followed through Reroute and

@@ -21,7 +21,7 @@ from publisher import (
     run_folder,
 )
 from publisher.file_paths import path_problems
-from publisher.frontend_values import apply_run_replacements
+from publisher.frontend_values import run_prompt
 from runtimes.comfy.client import ComfyClient, EventCallback, OutputFile
 from runtimes.comfy.errors import (
     ComfyError,
@@ -95,8 +95,9 @@ async def execute_run(
             values[name] = await client.upload_image(await read_upload(data), safe_filename(filename, "upload"),
                                                      subfolder=folder)
         applied = apply_values(workflow, request.bindings, values)
-        # %date:…% in a filename_prefix is the day of this run, as the editor fills it in when it queues
-        prompt = isolate_outputs(apply_run_replacements(applied.prompt), catalog, run_id)
+        # what the editor does when it queues, done per run: %date:…% filled in, dynamic prompts' {a|b} picked
+        finished, applied_values = run_prompt(applied.prompt, catalog, request.bindings, values, applied.values)
+        prompt = isolate_outputs(finished, catalog, run_id)
         if escaping := path_problems(prompt, catalog):  # a version published before publishing checked paths
             raise ValueError("; ".join(escaping))
         output_nodes = [n for n in prompt if (schema := catalog.get(prompt[n]["class_type"])) and schema.output_node]
@@ -108,7 +109,7 @@ async def execute_run(
         await stop_on_engine(client, run_id)
         raise
     outputs = [_run_output(f, data, request.keep_metadata) for f, data in zip(files, contents, strict=True)]
-    return RunOutcome(run_id=run_id, applied=applied.values, outputs=outputs, exec_ms=result.exec_ms)
+    return RunOutcome(run_id=run_id, applied=applied_values, outputs=outputs, exec_ms=result.exec_ms)
 
 
 async def stop_on_engine(client: ComfyClient, prompt_id: str, grace_s: float = STOP_GRACE_S) -> str:

@@ -12,6 +12,8 @@ import gradio as gr
 
 from publisher import AppInput
 
+TEXT_LINE_PX = 24  # about one line of a Gradio textbox: turns App Mode's box height (pixels) into lines
+IMAGE_HEIGHT_PX = 260  # an image input's preview when App Mode gave it no height
 SLIDER_MAX_STEPS = 4096  # past this many positions a slider is too coarse to aim with: a number box instead
 SETTINGS_TYPES = frozenset({"int", "float", "bool", "choice", "seed"})
 MEDIA_TYPES = frozenset({"image", "mask", "video", "audio", "file"})
@@ -53,9 +55,12 @@ def make_field(spec: AppInput, *, key: str = "") -> Field:
         case "text":
             if spec.max_length is not None:  # the box stops there, and says so; the service refuses longer text
                 common["info"] = " ".join(filter(None, (spec.help, f"(at most {spec.max_length:,} characters)")))
-            return Field(spec, gr.Textbox(value=spec.default or "", lines=4 if spec.multiline else 1,
-                                          max_lines=20 if spec.multiline else 1, max_length=spec.max_length,
-                                          **common))
+            lines = 4 if spec.multiline else 1
+            if spec.height:  # the box as tall as the publisher made it in ComfyUI's App Mode
+                lines = max(1, round(spec.height / TEXT_LINE_PX))
+            return Field(spec, gr.Textbox(value=spec.default or "", lines=lines,
+                                          max_lines=max(lines, 20) if spec.multiline else lines,
+                                          max_length=spec.max_length, **common))
         case "int" | "float":
             return Field(spec, _number_field(spec, common))
         case "bool":
@@ -73,10 +78,11 @@ def make_field(spec: AppInput, *, key: str = "") -> Field:
             return Field(spec, number, toggle)
         case "image" | "mask":
             common.pop("info")
-            return Field(spec, gr.Image(type="filepath", sources=["upload", "clipboard"], height=260, **common))
+            return Field(spec, gr.Image(type="filepath", sources=["upload", "clipboard"],
+                                        height=spec.height or IMAGE_HEIGHT_PX, **common))
         case "video":
             common.pop("info")
-            return Field(spec, gr.Video(sources=["upload"], **common))
+            return Field(spec, gr.Video(sources=["upload"], height=spec.height, **common))
         case "audio":
             common.pop("info")
             return Field(spec, gr.Audio(type="filepath", sources=["upload"], **common))

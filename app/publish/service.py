@@ -51,6 +51,9 @@ class PublishInput(BaseModel):
     help: str | None = None
     max_length: int | None = Field(None, description="text inputs: the most characters a value may have "
                                                      "(default 10000)")
+    height: float | None = Field(None, description="how tall the form shows it, in pixels (a text's box, an "
+                                                   "image's preview; default: from ComfyUI's App Mode, else the "
+                                                   "form's own)")
 
 
 class PublishRequest(BaseModel):
@@ -172,7 +175,7 @@ def _requested_inputs(body: PublishRequest, workflow: Workflow, catalog: NodeCat
         return [i.model_dump(exclude_none=True) for i in body.inputs]
     if not markings.has_app_mode_inputs:
         return []
-    return [{"node": c.node_id, "input": c.input_name}
+    return [{"node": c.node_id, "input": c.input_name, **({"height": c.height} if c.height is not None else {})}
             for c in find_candidates(workflow, catalog, markings) if c.suggested]
 
 

@@ -64,5 +64,7 @@ def rerun_inputs(run: Run, uploads_dir: Path) -> tuple[dict[str, Any], dict[str,
     the seed drawn is used again. Reads the files: call it from a worker thread."""
     submitted = run.inputs or {}
     uploads = {name: (path.name, path.read_bytes()) for name, path in upload_paths(submitted, uploads_dir).items()}
-    values = {name: value for name, value in (run.applied or submitted).items() if name not in uploads}
+    # "<node id>.<input>": a text the run made for the workflow itself (a dynamic prompt's choice), no input of the app
+    values = {name: value for name, value in (run.applied or submitted).items() if name not in uploads
+              and "." not in name}
     return values, uploads

@@ -30,6 +30,7 @@ from app.studio.summary import (
     rows_to_inputs,
     summary_markdown,
     warnings_markdown,
+    with_app_mode_heights,
 )
 from db import crud_apps
 from db.models import AppVersion
@@ -164,6 +165,7 @@ def build(services: Services) -> tuple[Callable[..., Any], list[gr.components.Co
         if not found:
             return None, "", ""
         inputs, problems = rows_to_inputs(rows)
+        inputs = with_app_mode_heights(inputs, found)
         if problems:
             return None, "✗ " + "\n\n✗ ".join(problems), ""
         request = PublishRequest(name=app_name or "draft", workflow=found["workflow"],
@@ -237,6 +239,7 @@ def build(services: Services) -> tuple[Callable[..., Any], list[gr.components.Co
         if not app_name.strip():
             return "✗ Give the app a name (it becomes the link: /apps/<name>/).", gr.skip()
         inputs, problems = rows_to_inputs(rows)
+        inputs = with_app_mode_heights(inputs, found)
         if problems or not spec_dict:
             return "✗ Fix the inputs table first:\n" + "\n".join(f"- {p}" for p in problems), gr.skip()
         slug = publishing.slug_of(app_name)

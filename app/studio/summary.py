@@ -79,6 +79,13 @@ def app_mode_outputs(analysis: dict[str, Any]) -> list[str] | None:
     return list((analysis.get("app_mode") or {}).get("outputs") or ()) or None
 
 
+def with_app_mode_heights(inputs: list[dict[str, Any]], analysis: dict[str, Any]) -> list[dict[str, Any]]:
+    """The table's inputs with the height App Mode gave each (the table has no column for it)."""
+    heights = {(c["node"], c["input"]): c.get("height") for c in analysis.get("inputs") or ()}
+    return [{**i, "height": heights[key]} if heights.get(key := (i["node"], i["input"])) is not None else i
+            for i in inputs]
+
+
 def warnings_markdown(analysis: dict[str, Any]) -> str:
     """Missing node types first (the workflow cannot run without them), then the graph's other problems."""
     lines = []

@@ -9,7 +9,14 @@ from typing import Any
 import pytest
 from hypothesis import given
 
-from publisher import NodeCatalog, WorkflowFormatError, find_candidates, find_outputs, load_workflow
+from publisher import (
+    NodeCatalog,
+    WorkflowFormatError,
+    build_app_spec,
+    find_candidates,
+    find_outputs,
+    load_workflow,
+)
 from publisher.app_mode import AppModeInput, load_marked_workflow, read_ui_markings, unresolved_markings
 from publisher.node_packs import MissingNodeTypesError
 
@@ -19,6 +26,11 @@ from .test_fuzz_workflows import FUZZ
 
 TXT2IMG = "ui_app_mode_txt2img.app.json"  # inputs in an order of their own, one with a height, no outputs
 WITH_OUTPUTS = "ui_app_mode_outputs.app.json"  # inputs and an output (an active preview)
+# ui_subgraphs_nested.json with App Mode naming widgets promoted onto its two subgraph instances, each the way an
+# editor writes it (frontend 1.58.1 appModeStore / AppBuilder): a widget id "<workflow id>:10:blur_radius" (a subgraph
+# input of instance 10), [12, "upscale_method", {height}] (an inner widget instance 12 shows through proxyWidgets),
+# [5, "scale_by"] (the older form: the inner node's own id, which one top-level instance promotes).
+PROMOTED = "ui_app_mode_subgraph.app.json"
 
 
 def _suggested(ui: dict[str, Any], catalog: NodeCatalog) -> list[tuple[str, str]]:
@@ -55,6 +67,15 @@ def test_the_widget_with_a_height_and_linear_mode_are_read(catalog: NodeCatalog)
     assert markings.outputs == ()
 
 
+def test_the_height_app_mode_gave_a_widget_reaches_its_candidate_and_the_spec(catalog: NodeCatalog) -> None:
+    workflow, markings = load_marked_workflow(fixture_json(TXT2IMG), catalog)
+    chosen = [c for c in find_candidates(workflow, catalog, markings) if c.suggested]
+    assert [(c.node_id, c.input_name, c.height) for c in chosen][:2] == [("6", "text", 160.0), ("5", "width", None)]
+    spec = build_app_spec(workflow, catalog, [{"node": c.node_id, "input": c.input_name, "height": c.height}
+                                              for c in chosen if c.height is not None])
+    assert [(i.node, i.input, i.height) for i in spec.inputs] == [("6", "text", 160)]
+
+
 def test_an_entry_that_names_no_value_is_reported_not_refused(catalog: NodeCatalog) -> None:
     ui = fixture_json(TXT2IMG)
     ui["extra"]["linearData"]["inputs"] += [[99, "text"], "junk", [3]]
@@ -67,6 +88,29 @@ def test_an_entry_that_names_no_value_is_reported_not_refused(catalog: NodeCatal
     assert "node 99 is not in the converted workflow" in text
     assert "App Mode input #7 'junk' is not [node id, widget name]" in text
     assert "App Mode input #8 [3] is not" in text
+
+
+def test_promoted_widgets_are_the_inner_inputs_the_expansion_feeds(catalog: NodeCatalog) -> None:
+    workflow, markings = load_marked_workflow(fixture_json(PROMOTED), catalog)
+    assert [(i.node_id, i.widget, i.height) for i in markings.inputs] == [
+        ("10:1", "blur_radius", None), ("12:5", "upscale_method", 96.0), ("12:5", "scale_by", None)]
+    assert markings.problems == ()
+    candidates = find_candidates(workflow, catalog, markings)
+    assert [(c.node_id, c.input_name) for c in candidates if c.suggested] == [
+        ("10:1", "blur_radius"), ("12:5", "upscale_method"), ("12:5", "scale_by")]
+    # the value the instance holds is the value the converted inner input holds
+    assert workflow.inputs("10:1")["blur_radius"] == 3 and workflow.inputs("12:5")["scale_by"] == 0.5
+
+
+def test_a_promoted_widget_that_is_not_there_or_is_ambiguous_is_reported(catalog: NodeCatalog) -> None:
+    ui = fixture_json(PROMOTED)
+    ui["nodes"].append({**next(n for n in ui["nodes"] if n["id"] == 12), "id": 30})  # a second "Scale" instance
+    ui["extra"]["linearData"]["inputs"] = [[10, "radius"], [5, "scale_by"], [2, "filename_prefix"]]
+    markings = read_ui_markings(ui)
+    assert markings.inputs == (AppModeInput("2", "filename_prefix"),)  # a plain node's widget is kept as it was
+    text = "\n".join(markings.problems)
+    assert "[10, 'radius']: node 10 is the subgraph 'Blur, invert, scale', which shows no widget 'radius'" in text
+    assert "[5, 'scale_by']: node 5 inside a subgraph is shown by several instances (12, 30)" in text
 
 
 def test_app_mode_outputs_are_exactly_the_published_ones(catalog: NodeCatalog) -> None:

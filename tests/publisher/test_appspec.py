@@ -100,3 +100,15 @@ def test_model_sources_are_checked_and_kept_for_deployment(catalog: NodeCatalog)
     assert "'https://example.com/model.safetensors' is not a source: give hf://owner/repo" in first
     assert "'sdxl.safetensors' is not a model file this workflow uses (it uses: " \
            "checkpoints/v1-5-pruned-emaonly.safetensors)" in second
+
+
+def test_a_height_is_checked_kept_and_optional_in_stored_specs(catalog: NodeCatalog) -> None:
+    workflow = shipped_workflow("txt2img_sd15.json")
+    spec = build_app_spec(workflow, catalog, [{"node": "6", "input": "text", "name": "prompt", "height": 160.4}])
+    assert spec.inputs[0].height == 160
+    assert AppSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
+    stored = spec.to_dict()
+    del stored["inputs"][0]["height"]  # a version published before heights
+    assert AppSpec.from_dict(stored).inputs[0].height is None
+    with pytest.raises(AppSpecError, match=r"input #1 \(6.text\): height must be a number of pixels from 1 to 4000"):
+        build_app_spec(workflow, catalog, [{"node": "6", "input": "text", "height": -5}])

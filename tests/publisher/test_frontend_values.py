@@ -8,8 +8,9 @@ from datetime import datetime
 
 import pytest
 
-from publisher import NodeCatalog, convert_ui_workflow
+from publisher import InputBinding, NodeCatalog, apply_values, convert_ui_workflow, load_workflow
 from publisher.frontend_values import (
+    DATES,
     NOT_FOUND,
     apply_run_replacements,
     format_date,
@@ -17,7 +18,9 @@ from publisher.frontend_values import (
     primitive_value,
     replace_dates,
     replace_node_references,
+    run_prompt,
 )
+from publisher.frontend_values import DYNAMIC as DYNAMIC_STEP
 
 from .helpers import fixture_json
 
@@ -119,3 +122,72 @@ def test_a_date_in_a_converted_workflow_is_left_for_the_run(catalog: NodeCatalog
 
     assert prompt["9"]["inputs"]["filename_prefix"] == "compare/%date:yyyy-MM-dd%"
     assert apply_run_replacements(prompt, MOMENT)["9"]["inputs"]["filename_prefix"] == "compare/2026-03-07"
+
+
+# ui_dynamic_prompts.json: texts with comments, escapes and {a|b} choices on plain nodes, fed by PrimitiveNodes (one
+# with "Run widget replace on values" and a date), and inside a subgraph; .frontend.json: what the editor queued for
+# the nodes whose text is fixed (written by tests/browser/test_frontend_oracle_values.py).
+DYNAMIC = "ui_dynamic_prompts.json"
+
+
+def test_fixed_dynamic_prompts_and_primitive_replacements_are_made_at_conversion(catalog: NodeCatalog) -> None:
+    prompt = convert_ui_workflow(fixture_json(DYNAMIC), catalog)
+    queued = fixture_json(DYNAMIC.replace(".json", ".frontend.json"))
+    assert {node_id: node["inputs"].get("text") for node_id, node in prompt.items() if node_id in queued} == {
+        node_id: node["inputs"].get("text") for node_id, node in queued.items()}
+    # a random choice, or a date the primitive's replacements leave, waits for the run, named in _meta.per_run
+    assert prompt["3"]["inputs"]["text"] == fixture_json(DYNAMIC)["nodes"][1]["widgets_values"][0]
+    assert prompt["3"]["_meta"]["per_run"] == {"text": [DYNAMIC_STEP]}
+    assert prompt["7"]["inputs"]["text"] == "20 steps on %date:yyyy-MM-dd%, {one|two}"  # %Sampler.steps% made now
+    assert prompt["7"]["_meta"]["per_run"] == {"text": [DATES, DYNAMIC_STEP]}
+    assert all("per_run" not in prompt[node_id]["_meta"] for node_id in queued)
+
+
+def test_a_run_makes_what_waits_and_records_it(catalog: NodeCatalog) -> None:
+    stored = convert_ui_workflow(fixture_json(DYNAMIC), catalog)
+    binding = InputBinding(node="9", input="text", type="text", name="prompt")
+    given = {"prompt": "{a|b} // c"}
+    applied = apply_values(load_workflow(stored), [binding], given)
+
+    prompt, recorded = run_prompt(applied.prompt, catalog, [binding], given, applied.values, moment=MOMENT,
+                                  choose=lambda count: count - 1)
+
+    texts = {node_id: node["inputs"].get("text") for node_id, node in prompt.items()}
+    assert texts["3"] == "blue cat, huge "  # the last option each time; the comment gone
+    assert texts["7"] == "20 steps on 2026-03-07, two"
+    assert texts["9"] == "b "  # the caller's text, as the editor processes what is typed
+    assert recorded == {"prompt": "b ", "3.text": texts["3"], "7.text": texts["7"]}
+    assert {k: v for k, v in texts.items() if k not in ("3", "7", "9")} == {
+        k: v["inputs"].get("text") for k, v in stored.items() if k not in ("3", "7", "9")}  # made once: not again
+    assert stored["3"]["inputs"]["text"].startswith("{red|green|blue}")  # the stored workflow keeps its choices
+
+
+def test_a_published_text_is_processed_only_when_the_caller_gives_it(catalog: NodeCatalog) -> None:
+    ui = fixture_json(DYNAMIC)
+    ui["nodes"][0]["widgets_values"] = ["kept \\{as made\\}"]
+    stored = convert_ui_workflow(ui, catalog)
+    assert stored["2"]["inputs"]["text"] == "kept {as made}"  # as the editor queues it; processed again: "kept as made"
+    binding = InputBinding(node="2", input="text", type="text", name="prompt", default=stored["2"]["inputs"]["text"])
+    applied = apply_values(load_workflow(stored), [binding], {})
+
+    prompt, recorded = run_prompt(applied.prompt, catalog, [binding], {}, applied.values, choose=lambda count: 0)
+
+    assert prompt["2"]["inputs"]["text"] == "kept {as made}" and recorded["prompt"] == "kept {as made}"
+    api = {"1": {"class_type": "CLIPTextEncode", "inputs": {"text": "{x|y}", "clip": ["2", 1]}}}
+    assert run_prompt(api, catalog, [], {}, {})[0] == api  # an API-format export was processed by its editor
+
+
+def test_a_caller_text_nested_too_deep_is_refused_naming_node_and_input(catalog: NodeCatalog) -> None:
+    api = {"6": {"class_type": "CLIPTextEncode", "inputs": {"text": "x", "clip": ["2", 1]}}}
+    binding = InputBinding(node="6", input="text", type="text", name="prompt")
+    deep = {"prompt": "{" * 300 + "a"}
+    applied = apply_values(load_workflow(api), [binding], deep)
+    with pytest.raises(ValueError, match=r"node 6 \(CLIPTextEncode\), input 'text': its \{…\|…\} choices are nested"):
+        run_prompt(applied.prompt, catalog, [binding], deep, applied.values)
+
+
+def test_a_legacy_group_nodes_texts_are_processed_like_its_own_widgets(catalog: NodeCatalog) -> None:
+    # unlike a subgraph instance's widget (queued as it is), a group node's widget is serialized like any node's
+    name = "ui_group_node_dynamic_prompts.json"
+    queued = fixture_json(name.replace(".json", ".frontend.json"))
+    assert convert_ui_workflow(fixture_json(name), catalog)["3:0"]["inputs"] == queued["3:0"]["inputs"]

@@ -15,7 +15,7 @@ from runtimes.contract import RunRequest
 from runtimes.engine.manager import EngineSettings
 from runtimes.execute import error_record, execute_run
 from tests.support.paths import REPO
-from tests.support.prompts import demo_invert, load_invert
+from tests.support.prompts import demo_invert, load_invert, node_of
 from tests.support.run_requests import demo_request, image_of, inverted, new_run_id, png, txt2img_request
 
 
@@ -61,6 +61,27 @@ async def test_txt2img_reports_the_seed_it_drew(
     # The seed reported is the one the engine ran with.
     history = await client.history(request.run_id)
     assert history is not None and history["prompt"][2]["3"]["inputs"]["seed"] == seed
+
+
+async def test_dynamic_prompts_are_picked_per_run_and_recorded(
+    client: ComfyClient, catalog: NodeCatalog, sd15_checkpoint: str
+) -> None:
+    # The caller's text of a published dynamicPrompts input, and a workflow text a conversion left for each run.
+    request = txt2img_request(sd15_checkpoint, values={"prompt": "a {red|blue} lighthouse // at dusk"})
+    negative = request.workflow[node_of(request.workflow, "KSampler")]["inputs"]["negative"][0]
+    request.workflow[negative].update(_meta={"per_run": {"text": ["dynamic_prompts"]}})
+    request.workflow[negative]["inputs"]["text"] = "{calm|stormy} sea"
+
+    outcome = await execute_run(client, catalog, request)
+
+    assert outcome.applied["prompt"] in {"a red lighthouse ", "a blue lighthouse "}
+    assert outcome.applied[f"{negative}.text"] in {"calm sea", "stormy sea"}
+    history = await client.history(request.run_id)
+    assert history is not None
+    queued = history["prompt"][2]
+    positive = request.bindings[1].node
+    assert (queued[positive]["inputs"]["text"], queued[negative]["inputs"]["text"]) == (
+        outcome.applied["prompt"], outcome.applied[f"{negative}.text"])  # what was recorded is what ran
 
 
 async def test_a_converted_ui_workflow_runs_as_the_editor_would_queue_it(
