@@ -27,6 +27,7 @@ from app.studio.summary import (
     app_mode_outputs,
     candidate_rows,
     describe_changes,
+    editor_differences_markdown,
     rows_to_inputs,
     summary_markdown,
     warnings_markdown,
@@ -35,6 +36,7 @@ from app.studio.summary import (
 from db import crud_apps
 from db.models import AppVersion
 from publisher import AppSpec, WorkflowFormatError
+from publisher.prompt_compare import prompt_differences
 from runtimes.comfy import events as ev
 from runtimes.comfy.client import ComfyClient
 from runtimes.contract import RunRequest
@@ -128,7 +130,8 @@ def build(services: Services) -> tuple[Callable[..., Any], list[gr.components.Co
     outputs = [error, analysis, table, summary, table_problems, draft, publish_button, name]
     empty = (None, [], "", "", None, gr.update(interactive=False), gr.skip())
 
-    async def show(raw: Any, app_name: str, source: str = "") -> tuple[Any, ...]:
+    async def show(raw: Any, app_name: str, source: str = "",
+                   editor_prompt: dict[str, Any] | None = None) -> tuple[Any, ...]:
         try:
             catalog = await services.catalog.get()
             found = publishing.analyze(raw, catalog)
@@ -137,6 +140,8 @@ def build(services: Services) -> tuple[Callable[..., Any], list[gr.components.Co
         except AppError as exc:
             return (_error(f"The engine is not ready: {exc.detail}"), *empty)
         warnings = warnings_markdown(found)
+        if editor_prompt is not None:
+            source += editor_differences_markdown(prompt_differences(found["workflow"], editor_prompt, catalog))
         return (warnings, found, candidate_rows(found), source + summary_markdown(found), "", None,
                 gr.update(interactive=not warnings), app_name)
 
@@ -159,7 +164,7 @@ def build(services: Services) -> tuple[Callable[..., Any], list[gr.components.Co
             return (_error("The workflow this link names is not here (the editor's drafts are kept a week): "
                            "choose File › Publish… in the ComfyUI editor again."), *empty)
         label = " ".join(sent.name.replace("`", "'").split())[:120] or "an unsaved workflow"
-        return await show(sent.workflow, _name_of(sent.name), f"From the ComfyUI editor: `{label}`\n\n")
+        return await show(sent.workflow, _name_of(sent.name), f"From the ComfyUI editor: `{label}`\n\n", sent.prompt)
 
     async def on_table(rows: list[list[Any]], found: dict[str, Any] | None, app_name: str) -> tuple[Any, ...]:
         if not found:

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 from publisher import AppSpec
 from publisher.apply import DEFAULT_TEXT_MAX_LENGTH
+
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]<>#|~])")  # shown as typed, never as formatting
 
 COLUMNS = ["Use", "Label", "Default", "Min", "Max", "Choices", "Type", "Node", "Input", "Why suggested"]
 DATATYPES = ["bool", "str", "str", "str", "str", "str", "str", "str", "str", "str"]
@@ -195,3 +198,17 @@ def describe_changes(old: AppSpec | None, new: AppSpec) -> str:
     if [o.node for o in old.outputs] != [o.node for o in new.outputs]:
         lines.append(f"- outputs: {[o.node for o in old.outputs]} → {[o.node for o in new.outputs]}")
     return "\n".join(lines) if lines else "- no change to inputs, outputs or the workflow"
+
+
+def editor_differences_markdown(differences: list[str], shown: int = 5) -> str:
+    """What the editor would queue otherwise than this app, for a graph its File > Publish… sent (empty: nothing)."""
+    if not differences:
+        return ""
+    more = f"\n- … and {len(differences) - shown} more" if len(differences) > shown else ""
+    return (f"**⚠ The editor queues this graph otherwise than this app would, in {len(differences)} place(s).** "
+            "Check these values in the inputs table before publishing:\n"
+            + "".join(f"\n- {_plain(item)}" for item in differences[:shown]) + more + "\n\n")
+
+
+def _plain(text: str) -> str:
+    return _MARKDOWN.sub(r"\\\1", text)

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from app.editor.drafts import DraftStore
 from tests.support.paths import ENGINE_HOME
 from tests.support.server import AppServer
 
@@ -92,7 +93,12 @@ def test_publish_in_the_editor_opens_the_studio_with_app_modes_inputs_ticked(ser
         studio = opened.value
         studio.wait_for_selector("#workflow-summary :text('From the ComfyUI editor')", timeout=60_000)
         assert studio.url.startswith(f"{server.url}/studio/?draft=")
-        assert "App Mode chose 2 input(s)" in studio.inner_text("#workflow-summary")
+        summary = studio.inner_text("#workflow-summary")
+        assert "App Mode chose 2 input(s)" in summary
+        assert "queues this graph otherwise" not in summary  # our conversion is what the editor sent as its prompt
+        sent = DraftStore(server.data_dir / "editor-drafts").load(studio.url.split("draft=", 1)[1])
+        assert sent is not None and sent.prompt is not None
+        assert sorted(node["class_type"] for node in sent.prompt.values()).count("KSampler") == 1
         rows = "[...document.querySelectorAll('#inputs-table .virtual-row')]"  # Gradio's dataframe: a grid of divs
         studio.wait_for_function(f"{rows}.length > 2")
         ticked = studio.evaluate(f"""{rows}

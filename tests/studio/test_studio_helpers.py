@@ -12,7 +12,7 @@ from app.auth.web import WebAuth
 from app.settings import parse_credentials
 from app.studio.share import open_tunnel
 from app.studio.snippets import snippets
-from app.studio.summary import describe_changes, rows_to_inputs
+from app.studio.summary import describe_changes, editor_differences_markdown, rows_to_inputs
 from publisher import AppInput, AppSpec
 
 SPEC = AppSpec(workflow={"1": {"class_type": "EmptyImage", "inputs": {"width": 64}}},
@@ -88,3 +88,12 @@ def test_share_without_network_fails_fast_and_says_so() -> None:
     said: list[str] = []
     assert open_tunnel(7860, say=said.append, probe=lambda: "api.gradio.app cannot be reached (timed out)") is None
     assert "no public link" in said[0] and "still work" in said[0]
+
+
+def test_what_the_editor_queues_otherwise_is_listed_as_typed_and_cut_after_five() -> None:
+    assert editor_differences_markdown([]) == ""
+    found = [f"node {i} (KSampler) input 'cfg': {i} here, \"*{i}*\" in the editor" for i in range(7)]
+    shown = editor_differences_markdown(found)
+    assert "in 7 place(s)" in shown
+    assert "- node 0 (KSampler) input 'cfg': 0 here, \"\\*0\\*\" in the editor" in shown  # no emphasis
+    assert "node 4 " in shown and "node 5 " not in shown and "… and 2 more" in shown
