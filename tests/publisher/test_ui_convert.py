@@ -206,6 +206,21 @@ def test_widget_values_that_do_not_line_up_are_refused(catalog: NodeCatalog) -> 
     assert "node 3 (KSampler): widget value 'euler' does not fit input 'cfg' (FLOAT)" in str(error.value)
 
 
+def test_a_recorder_widget_queues_what_the_editor_queues_before_any_recording(catalog: NodeCatalog) -> None:
+    # RecordAudio's input is drawn by the editor's own recorder widget (type AUDIO_RECORD): it takes a place in
+    # widgets_values and queues "" until something is recorded, whatever was saved (checked in the browser tally,
+    # tests/browser/test_frontend_oracle.py, on api_stability_ai_audio_to_audio.json).
+    ui = {"version": 0.4, "links": [[1, 1, 0, 2, 0, "AUDIO"]], "nodes": [
+        {"id": 1, "type": "RecordAudio", "mode": 0, "inputs": [],
+         "outputs": [{"name": "AUDIO", "type": "AUDIO", "links": [1]}], "widgets_values": ["old-recording.wav"]},
+        {"id": 2, "type": "SaveAudio", "mode": 0, "inputs": [{"name": "audio", "type": "AUDIO", "link": 1}],
+         "outputs": [], "widgets_values": ["audio/ComfyUI"]}]}
+
+    prompt = convert_ui_workflow(ui, catalog)
+    assert prompt["1"]["inputs"] == {"audio": ""}
+    assert prompt["2"]["inputs"]["filename_prefix"] == "audio/ComfyUI"
+
+
 def test_a_link_to_a_missing_node_is_named(catalog: NodeCatalog) -> None:
     ui = _demo()
     ui["links"] = [link for link in ui["links"] if link[0] != 4]
