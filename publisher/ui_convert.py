@@ -6,7 +6,9 @@ This mirrors the frontend's ``graphToPrompt`` (comfyui_frontend_package 1.32, bu
 - ``widgets_values`` fill the node's widget inputs in the engine's order (required, then optional).
   An INT widget gets one extra "control after generate" value after it when its spec says
   ``control_after_generate`` (or, without that key, when it is named seed / noise_seed); a COMBO
-  with ``control_after_generate`` gets two (the control and its filter list). Those are skipped.
+  with ``control_after_generate`` gets two (the control and its filter list). Those are skipped. An input the
+  editor draws a widget of its own for (RecordAudio's recorder) takes one value too, and gets what that widget
+  queues from a freshly loaded workflow.
 - A linked input takes the link; links are followed through Reroute nodes and bypassed (mode 4)
   nodes (the bypassed node's input of the matching type), a PrimitiveNode's value becomes the
   literal. Muted (mode 2) nodes and virtual nodes (Note, MarkdownNote, ...) are left out, and a

@@ -8,7 +8,6 @@ import os
 import re
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,35 +45,19 @@ def ui_templates() -> list[Path]:
     return [p for p in sorted(ENGINE_HOME.glob(pattern)) if detect_format(json.loads(p.read_text())) == "ui"]
 
 
+# One engine and one browser for the module: the engine with its API nodes on (they ship with it; the session
+# engine switches them off), so every template's node types are there but those of other packs.
 @pytest.fixture(scope="module")
-def catalog(object_info: dict[str, Any]) -> NodeCatalog:
-    return NodeCatalog.from_object_info(object_info)
-
-
-@contextmanager
-def _editor_at(url: str) -> Iterator[Any]:
-    with chromium() as context:
-        page = context.new_page()
-        page.goto(url)
-        page.wait_for_function("window.app && window.app.graph && window.app.vueAppReady !== false", timeout=120_000)
-        yield page
-
-
-@pytest.fixture(scope="module")
-def editor(engine_url: str) -> Iterator[Any]:
-    with _editor_at(engine_url) as page:
-        yield page
-
-
-@pytest.fixture(scope="module")
-def api_catalog(api_nodes_object_info: dict[str, Any]) -> NodeCatalog:
+def catalog(api_nodes_object_info: dict[str, Any]) -> NodeCatalog:
     return NodeCatalog.from_object_info(api_nodes_object_info)
 
 
 @pytest.fixture(scope="module")
-def api_editor(api_nodes_engine_url: str) -> Iterator[Any]:
-    """The editor of the engine with its API nodes on: every template's node types but those of other packs."""
-    with _editor_at(api_nodes_engine_url) as page:
+def editor(api_nodes_engine_url: str) -> Iterator[Any]:
+    with chromium() as context:
+        page = context.new_page()
+        page.goto(api_nodes_engine_url)
+        page.wait_for_function("window.app && window.app.graph && window.app.vueAppReady !== false", timeout=120_000)
         yield page
 
 
@@ -131,7 +114,7 @@ def engine_refuses_too(error: str, theirs: dict[str, Any], engine_url: str) -> b
     return response.status_code == 400 and any(e.get("extra_info", {}).get("input_name") == name for e in errors)
 
 
-def test_every_template_converts_as_the_frontend_does(api_editor: Any, api_catalog: NodeCatalog,
+def test_every_template_converts_as_the_frontend_does(editor: Any, catalog: NodeCatalog,
                                                       api_nodes_engine_url: str) -> None:
     # The issue's tally: all the engine's templates, loaded once each into the real editor of an engine with its
     # API nodes on, against what analyze converts (load_marked_workflow) with that engine's catalog.
@@ -142,9 +125,9 @@ def test_every_template_converts_as_the_frontend_does(api_editor: Any, api_catal
     started = time.monotonic()
     for path in templates:
         workflow = json.loads(path.read_text())
-        theirs = frontend_prompt(api_editor, workflow)
+        theirs = frontend_prompt(editor, workflow)
         try:
-            ours = load_marked_workflow(workflow, api_catalog)[0].to_prompt()
+            ours = load_marked_workflow(workflow, catalog)[0].to_prompt()
         except MissingNodeTypesError as exc:
             lacking.append(path.name)
             tally["refused"].append(f"{path.name}: node types this engine lacks: "
@@ -155,10 +138,10 @@ def test_every_template_converts_as_the_frontend_does(api_editor: Any, api_catal
                 refused_as_the_engine_does.append(path.name)
             tally["refused"].append(f"{path.name}: {cut(str(exc), 400)}")
             continue
-        subgraphed += any(":" in node_id for node_id in theirs) and not differences(ours, theirs, api_catalog)
-        if found := differences(ours, theirs, api_catalog):
+        subgraphed += any(":" in node_id for node_id in theirs) and not differences(ours, theirs, catalog)
+        if found := differences(ours, theirs, catalog):
             tally["differs"].append(f"{path.name}: {found[0]}")
-        elif only := frontend_only_inputs(ours, theirs, api_catalog):
+        elif only := frontend_only_inputs(ours, theirs, catalog):
             tally["equivalent"].append(f"{path.name}: {', '.join(only)}")
         else:
             tally["identical"].append(path.name)
