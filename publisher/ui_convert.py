@@ -6,7 +6,9 @@ This mirrors the frontend's ``graphToPrompt`` (comfyui_frontend_package 1.32, bu
 - ``widgets_values`` fill the node's widget inputs in the engine's order (required, then optional).
   An INT widget gets one extra "control after generate" value after it when its spec says
   ``control_after_generate`` (or, without that key, when it is named seed / noise_seed); a COMBO
-  with ``control_after_generate`` gets two (the control and its filter list). Those are skipped.
+  with ``control_after_generate`` gets two (the control and its filter list). Those are skipped. An input the
+  editor draws a widget of its own for (RecordAudio's recorder) takes one value too, and gets what that widget
+  queues from a freshly loaded workflow.
 - A linked input takes the link; links are followed through Reroute nodes and bypassed (mode 4)
   nodes (the bypassed node's input of the matching type), a PrimitiveNode's value becomes the
   literal. Muted (mode 2) nodes and virtual nodes (Note, MarkdownNote, ...) are left out, and a
@@ -113,6 +115,10 @@ def _fits(spec: InputSpec, value: object) -> bool:
 
 
 _UPLOAD_FLAGS = ("image_upload", "video_upload", "animated_image_upload")
+# Input types the editor draws a widget of its own for (an extension's getCustomWidgets), each taking a place in
+# widgets_values, with what it queues from a freshly loaded workflow: RecordAudio's recorder serializes the file it
+# recorded in this session, "" before any recording (the saved value is not read back).
+EDITOR_WIDGET_VALUES: Mapping[str, object] = {"AUDIO_RECORD": ""}
 
 
 def _widget_layout(schema: NodeSchema, count: int) -> list[tuple[InputSpec | None, int]]:
@@ -130,6 +136,8 @@ def _widget_layout(schema: NodeSchema, count: int) -> list[tuple[InputSpec | Non
                     continue
                 if spec.is_widget:
                     slots.append((spec, 1 + _control_values(spec)))
+                elif spec.type in EDITOR_WIDGET_VALUES:
+                    slots.append((spec, 1))
                 elif legacy and spec.force_input and spec.type in WIDGET_TYPES:
                     slots.append((None, 1 + _control_values(spec)))
             if required and any(s.required and s.type == "COMBO" and any(s.options.get(f) is True
@@ -183,7 +191,9 @@ def _widget_values(label: str, node: Mapping[str, Any], schema: NodeSchema) -> d
     layout = _widget_layout(schema, len(raw))
     counts = (len(raw), sum(taken for _, taken in layout))
     for spec, taken in layout:
-        if spec is not None:
+        if spec is not None and spec.type in EDITOR_WIDGET_VALUES:
+            values[spec.name] = EDITOR_WIDGET_VALUES[spec.type]
+        elif spec is not None:
             if index < len(raw):
                 values[spec.name] = _as_widget_holds(spec, _checked(label, node, schema, spec, raw[index], index,
                                                                     counts))

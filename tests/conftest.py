@@ -13,6 +13,7 @@ import pytest
 from runtimes.comfy.client import ComfyClient
 from runtimes.engine.install import BundledEngine, EngineInstall
 from runtimes.engine.manager import Engine, EngineManager, EngineSettings
+from runtimes.engine.process import EngineLaunch, EngineProcess
 from tests import setup
 from tests.support.paths import CHECKPOINT, CHECKPOINT_NAME, ENGINE_HOME
 from tests.support.server import AppServer
@@ -51,6 +52,29 @@ def engine_url(engine: Engine) -> str:
 @pytest.fixture(scope="session")
 def object_info(engine_url: str) -> dict[str, Any]:
     return httpx.get(f"{engine_url}/object_info", timeout=30, trust_env=False).json()
+
+
+# A prompt an API node would run must not leave the machine: the engine's API base is a closed loopback port.
+NO_API_BASE = ("--comfy-api-base", "http://127.0.0.1:9")
+
+
+@pytest.fixture(scope="session")
+def api_nodes_engine_url(tmp_path_factory: pytest.TempPathFactory, engine_install: EngineInstall) -> Iterator[str]:
+    """A second engine with its API nodes on (they ship with it; the session engine switches them off), started
+    only by the tests that ask for it. API nodes call out when they run, never when they load or validate."""
+    base = tmp_path_factory.mktemp("api-nodes-engine")
+    (base / "comfyui" / "custom_nodes").mkdir(parents=True)
+    process = EngineProcess(EngineLaunch(install=engine_install, base_dir=base / "comfyui",
+                                         log_path=base / "engine.log", name="api-nodes",
+                                         disable_api_nodes=False, extra_args=NO_API_BASE))
+    process.start()
+    yield process.url
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def api_nodes_object_info(api_nodes_engine_url: str) -> dict[str, Any]:
+    return httpx.get(f"{api_nodes_engine_url}/object_info", timeout=30, trust_env=False).json()
 
 
 @pytest.fixture(scope="session")
