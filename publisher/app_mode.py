@@ -29,7 +29,7 @@ from urllib.parse import unquote
 
 from .node_packs import NodePack, pack_of
 from .node_schema import NodeCatalog
-from .promoted_widgets import instances_feeding, promoted_targets, subgraph_definitions
+from .promoted_widgets import instances_feeding, promoted_targets, subgraph_definitions, widget_name_at
 from .ui_convert import load_any_workflow
 from .workflow import MAX_NAME_LENGTH, Workflow, WorkflowSource, _read_source, detect_format, short_repr
 
@@ -111,18 +111,6 @@ def _read_outputs(raw: object, problems: list[str]) -> list[str]:
     return found
 
 
-def _widget_of(node: Mapping[str, Any], slot: object) -> str | None:
-    """The widget name of the input in `slot` (the input's own name when the editor wrote no widget)."""
-    inputs = node.get("inputs")
-    if not isinstance(slot, int) or not isinstance(inputs, list) or not 0 <= slot < len(inputs):
-        return None
-    entry = inputs[slot]
-    widget = entry.get("widget") if isinstance(entry, Mapping) else None
-    name = widget.get("name") if isinstance(widget, Mapping) else entry.get("name") if isinstance(entry, Mapping) \
-        else None
-    return name if isinstance(name, str) and name else None
-
-
 def _primitive_targets(data: Mapping[str, Any]) -> dict[str, list[tuple[str, str]]]:
     """PrimitiveNode id -> the (node id, widget) pairs it feeds: the editor copies its value into each."""
     nodes = {str(n.get("id")): n for n in data.get("nodes") or () if isinstance(n, Mapping)}
@@ -143,7 +131,7 @@ def _primitive_targets(data: Mapping[str, Any]) -> dict[str, list[tuple[str, str
         for link_id in fed if isinstance(fed, list) else ():
             target_id, slot = by_id.get(link_id, ("", None)) if isinstance(link_id, int) else ("", None)
             target = nodes.get(target_id)
-            widget = _widget_of(target, slot) if target is not None else None
+            widget = widget_name_at(target, slot) if target is not None else None
             if widget is not None:
                 targets.setdefault(node_id, []).append((target_id, widget))
     return targets

@@ -49,7 +49,8 @@ def _link_ends(definition: Mapping[str, Any]) -> list[tuple[str, object, str, ob
     return ends
 
 
-def _input_name(node: Mapping[str, Any], slot: object) -> str | None:
+def widget_name_at(node: Mapping[str, Any], slot: object) -> str | None:
+    """The widget name of the input in `slot` (the input's own name when the editor wrote no widget)."""
     inputs = node.get("inputs")
     if not isinstance(slot, int) or not isinstance(inputs, list) or not 0 <= slot < len(inputs):
         return None
@@ -88,7 +89,7 @@ def promoted_targets(instance: Mapping[str, Any], widget: str, path: str,
     targets: list[Target] = []
     for origin, origin_slot, target_id, target_slot in _link_ends(definition):
         target = nodes.get(target_id)
-        name = _input_name(target, target_slot) if target is not None else None
+        name = widget_name_at(target, target_slot) if target is not None else None
         if origin != input_id or origin_slot != slot or target is None or name is None:
             continue
         inner_path = f"{path}:{target_id}"

@@ -54,6 +54,13 @@ def template_with_app_mode() -> dict[str, Any]:
     return workflow
 
 
+def log_in(page: Any, server: AppServer, then: str) -> None:
+    page.goto(f"{server.url}/login?next={then}")
+    page.fill("input[name=user]", "ann")
+    page.fill("input[name=password]", "secret")
+    page.click("button[type=submit]")
+
+
 def open_editor_with(page: Any, engine: str, workflow: dict[str, Any]) -> None:
     page.wait_for_url(f"{engine}/**", timeout=30_000)
     page.wait_for_function("window.app && window.app.graph && window.app.vueAppReady !== false", timeout=120_000)
@@ -78,10 +85,7 @@ def test_publish_in_the_editor_opens_the_studio_with_app_modes_inputs_ticked(ser
     SHOTS.mkdir(parents=True, exist_ok=True)
     with chromium() as browser:
         page = browser.new_page()
-        page.goto(f"{server.url}/login?next=/studio/")
-        page.fill("input[name=user]", "ann")
-        page.fill("input[name=password]", "secret")
-        page.click("button[type=submit]")
+        log_in(page, server, "/studio/")
         page.wait_for_selector("#studio-links")
         with browser.expect_page() as opened:
             page.click("#studio-links a:text('Open the ComfyUI editor')")  # the studio's own link
@@ -125,9 +129,6 @@ def test_publish_without_the_studio_login_says_to_log_in(server: AppServer, engi
 def test_a_studio_link_to_a_draft_that_is_gone_says_what_to_do(server: AppServer) -> None:
     with chromium() as browser:
         page = browser.new_page()
-        page.goto(f"{server.url}/login?next=/studio/%3Fdraft%3D{'x' * 24}")
-        page.fill("input[name=user]", "ann")
-        page.fill("input[name=password]", "secret")
-        page.click("button[type=submit]")
+        log_in(page, server, f"/studio/%3Fdraft%3D{'x' * 24}")
         page.wait_for_selector("#publish-error :text('choose File › Publish… in the ComfyUI editor again')",
                                timeout=30_000)
