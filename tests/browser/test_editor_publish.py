@@ -132,3 +132,22 @@ def test_a_studio_link_to_a_draft_that_is_gone_says_what_to_do(server: AppServer
         log_in(page, server, f"/studio/%3Fdraft%3D{'x' * 24}")
         page.wait_for_selector("#publish-error :text('choose File › Publish… in the ComfyUI editor again')",
                                timeout=30_000)
+
+
+def test_without_the_apps_address_the_editor_says_how_to_set_it(server: AppServer, engine: str) -> None:
+    config = server.data_dir / "comfyui" / "custom_nodes" / "comfy_publisher" / "web" / "publisher.json"
+    saved = config.read_text()
+    config.unlink()  # as after a copy of the folder made by hand
+    try:
+        with chromium() as browser:
+            editor = browser.new_page()
+            editor.goto(engine)
+            open_editor_with(editor, engine, template_with_app_mode())
+            pages = len(browser.pages)
+            press_publish(editor)
+            editor.wait_for_selector(".p-toast-message :text('Publish… failed')", timeout=30_000)
+            assert "Settings › Comfy Publisher" in editor.inner_text(".p-toast-message")
+            editor.wait_for_timeout(500)
+            assert len(browser.pages) == pages  # the tab opened for the studio is closed again
+    finally:
+        config.write_text(saved)

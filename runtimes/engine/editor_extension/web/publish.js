@@ -56,17 +56,22 @@ function postForm(action, target, fields) {
 
 async function publish() {
   const { tab, name } = waitingTab();
+  if (!tab) {
+    notify("Publish… needs a new tab", "The browser blocked it: allow pop-ups for this page, then choose "
+      + "File › Publish… again.");
+    return;
+  }
   try {
     const base = await appUrl();
     const { workflow, output } = await app.graphToPrompt();
     const file = app.extensionManager?.workflow?.activeWorkflow?.filename || "";
-    postForm(`${base}/editor/publish`, tab ? name : "_blank", {
+    postForm(`${base}/editor/publish`, name, {
       workflow: JSON.stringify(workflow),
       prompt: JSON.stringify(output),
       name: file,
     });
   } catch (error) {
-    if (tab) tab.close();
+    tab.close();
     notify("Publish… failed", error.message || String(error));
   }
 }
