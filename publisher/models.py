@@ -12,7 +12,8 @@ from .workflow import Workflow, is_link
 # hf://owner/repo/path/in/repo.safetensors[@revision]: a file of a Hugging Face repository.
 HF_SOURCE = re.compile(r"^hf://(?P<repo>[^/@\s]+/[^/@\s]+)/(?P<file>[^@\s]+?)(?:@(?P<rev>[^@\s]+))?$")
 MODEL_EXTENSIONS = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf", ".sft", ".onnx")
-# ComfyUI's models/ sub-folder for each loader input name (folder_paths' names).
+# ComfyUI's models/ sub-folder (folder_paths' names) for a loader input name: the fallback for nodes of other packs,
+# which name their inputs as the core loaders do.
 FOLDER_BY_INPUT = {
     "ckpt_name": "checkpoints",
     "lora_name": "loras",
@@ -23,13 +24,29 @@ FOLDER_BY_INPUT = {
     "clip_name1": "text_encoders",
     "clip_name2": "text_encoders",
     "clip_name3": "text_encoders",
+    "clip_name4": "text_encoders",
     "model_name": "upscale_models",
     "style_model_name": "style_models",
     "gligen_name": "gligen",
     "hypernetwork_name": "hypernetworks",
     "clip_vision_name": "clip_vision",
     "embedding_name": "embeddings",
+    "audio_encoder_name": "audio_encoders",
+    "photomaker_model_name": "photomaker",
 }
+# The engine's own loaders whose input names mean another folder than the fallback above (the same name serves
+# two folders), or a name too plain for it. Checked against the engine's folders by tests/publisher/test_models.py.
+FOLDER_BY_LOADER_INPUT = {
+    ("CLIPVisionLoader", "clip_name"): "clip_vision",
+    ("LatentUpscaleModelLoader", "model_name"): "latent_upscale_models",
+    ("ModelPatchLoader", "name"): "model_patches",
+    ("TrainLoraNode", "existing_lora"): "loras",
+}
+
+
+def model_folder(class_type: str, input_name: str) -> str:
+    """The models/ sub-folder a loader's input lists its files from; "unknown" for an input no table knows."""
+    return FOLDER_BY_LOADER_INPUT.get((class_type, input_name)) or FOLDER_BY_INPUT.get(input_name, "unknown")
 
 
 @dataclass(frozen=True)
@@ -51,7 +68,7 @@ def find_model_refs(workflow: Workflow, catalog: NodeCatalog) -> list[ModelRef]:
             if is_link(value) or not isinstance(value, str) or not value.lower().endswith(MODEL_EXTENSIONS):
                 continue
             spec = schema.input(name) if schema else None
-            folder = FOLDER_BY_INPUT.get(name, "unknown")
+            folder = model_folder(workflow.class_type(node_id), name)
             available = bool(spec and value in spec.choices)
             refs.append(ModelRef(node_id, name, folder, value, available))
     return refs
