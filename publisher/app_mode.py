@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
+from .model_sources import declared_sources
 from .node_packs import NodePack, pack_of
 from .node_schema import NodeCatalog
 from .promoted_widgets import instances_feeding, promoted_targets, subgraph_definitions, widget_name_at
@@ -54,6 +55,7 @@ class UiMarkings:
     inputs: tuple[AppModeInput, ...] = ()
     outputs: tuple[str, ...] = ()
     packs: Mapping[str, NodePack] = field(default_factory=dict)  # node type -> the pack that provides it
+    model_sources: Mapping[str, str] = field(default_factory=dict)  # its nodes' properties.models (model_sources.py)
     problems: tuple[str, ...] = ()
 
     @property
@@ -196,7 +198,7 @@ def _read_packs(data: Mapping[str, Any]) -> dict[str, NodePack]:
 
 
 def read_ui_markings(data: object) -> UiMarkings:
-    """The markings of a UI-format file (App Mode, node packs); empty ones for anything else."""
+    """The markings of a UI-format file (App Mode, node packs, model sources); empty ones for anything else."""
     if detect_format(data) != "ui" or not isinstance(data, Mapping):
         return UiMarkings()
     extra = data.get("extra")
@@ -212,6 +214,7 @@ def read_ui_markings(data: object) -> UiMarkings:
         inputs=tuple(inputs),
         outputs=tuple(_read_outputs(linear.get("outputs"), problems)),
         packs=_read_packs(data),
+        model_sources=declared_sources(data),
         problems=tuple(problems),
     )
 

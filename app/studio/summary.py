@@ -59,7 +59,8 @@ def summary_markdown(analysis: dict[str, Any]) -> str:
         lines.append("\n**Models**")
         for m in models:
             state = "✓ on this engine" if m["available"] else f"✗ missing: put it in `models/{m['folder']}/`"
-            lines.append(f"- `{m['filename']}` ({m['folder']}, node {m['node']}) — {state}")
+            source = f" · from `{m['source']}`" if m.get("source") else ""
+            lines.append(f"- `{m['filename']}` ({m['folder']}, node {m['node']}) — {state}{source}")
     else:
         lines.append("\n**Models**: none (this workflow needs no model files).")
     return "\n".join(lines)

@@ -6,6 +6,7 @@ spawn/FunctionCall edge is replaced (LocalJobs) and the deploy record is written
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -31,7 +32,7 @@ from runtimes.modal.container.jobs import LocalJobs
 from runtimes.modal.host.generate import generate, modal_names
 from runtimes.modal.host.settings import DeploySettings
 from tests.runtimes.modal_support import import_bundle
-from tests.support.paths import REPO
+from tests.support.paths import ENGINE_HOME, REPO
 from tests.support.prompts import shipped
 from tests.support.run_requests import image_of, inverted
 from tests.support.server import AppServer
@@ -187,3 +188,27 @@ def test_runs_go_to_the_deployment_when_the_runtime_is_switched(
     finally:
         worker.stop_engine()
         db.dispose()
+
+
+def test_model_sources_a_ui_file_declares_are_used_unless_the_publisher_gives_one(http: httpx.Client,
+                                                                                 admin: dict[str, str]) -> None:
+    template = next(ENGINE_HOME.glob("*/venv/lib/python*/site-packages/comfyui_workflow_templates*/templates/"
+                                     "image2image.json"))
+    workflow = json.loads(template.read_text())  # its checkpoint loader declares properties.models
+    declared = "hf://Comfy-Org/stable-diffusion-v1-5-archive/v1-5-pruned-emaonly-fp16.safetensors"
+    analyzed = http.post("/api/workflows/analyze", headers=admin, json={"workflow": workflow}).json()
+    assert [(m["filename"], m["source"]) for m in analyzed["models"]] == [
+        ("v1-5-pruned-emaonly-fp16.safetensors", declared)]
+
+    slug = f"i2i-{uuid.uuid4().hex[:6]}"
+    published = http.post("/api/apps", headers=admin, json={"name": "i2i", "slug": slug, "workflow": workflow})
+    assert published.status_code == 201, published.text
+    assert [m["source"] for m in http.get(f"/api/apps/{slug}", headers=admin).json()["latest"]["models"]] == [declared]
+    preview = http.post(f"/api/apps/{slug}/deployments/preview", headers=admin, json={"settings": {}}).json()
+    assert preview["warnings"] == []  # the deployment's Volume can be filled: nothing left to upload by hand
+
+    own = "hf://me/my-sd15/v1-5-pruned-emaonly-fp16.safetensors@v2"
+    again = http.post("/api/apps", headers=admin, json={"name": "i2i", "slug": slug, "workflow": workflow,
+                                                        "model_sources": {"v1-5-pruned-emaonly-fp16.safetensors": own}})
+    assert again.status_code == 201, again.text
+    assert [m["source"] for m in http.get(f"/api/apps/{slug}", headers=admin).json()["latest"]["models"]] == [own]

@@ -99,6 +99,7 @@ def test_publish_in_the_editor_opens_the_studio_with_app_modes_inputs_ticked(ser
         assert studio.url.startswith(f"{server.url}/studio/?draft=")
         summary = studio.inner_text("#workflow-summary")
         assert "App Mode chose 2 input(s)" in summary
+        assert "from hf://Comfy-Org/stable-diffusion-v1-5-archive/" in summary  # the file's properties.models
         assert "queues this graph otherwise" not in summary  # our conversion is what the editor sent as its prompt
         sent = DraftStore(server.data_dir / "editor-drafts").load(studio.url.split("draft=", 1)[1])
         assert sent is not None and sent.prompt is not None
