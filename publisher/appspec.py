@@ -23,7 +23,8 @@ from .apply import (
 )
 from .candidates import CandidateInput, find_candidates
 from .literals import is_finite_number, short
-from .models import ModelRef, find_model_refs, with_sources
+from .model_sources import sourced_models
+from .models import ModelRef, find_model_refs
 from .node_schema import NodeCatalog
 from .outputs import OutputNode, default_published_outputs, find_outputs
 from .workflow import Workflow, load_workflow, short_repr
@@ -128,11 +129,13 @@ def build_app_spec(
     outputs: Sequence[str] | None = None,
     timeout_s: float | None = None,
     model_sources: Mapping[str, str] | None = None,
+    declared_sources: Mapping[str, str] | None = None,
 ) -> AppSpec:
     """Check the publisher's choices against the workflow and the engine; build the spec. `model_sources` says
-    where each model file can be downloaded (file name or folder/file -> hf://owner/repo/file[@revision])."""
+    where each model file can be downloaded (file name or folder/file -> hf://owner/repo/file[@revision]);
+    `declared_sources`, where the UI file itself says (model_sources.declared_sources), for the files it leaves out."""
     problems: list[str] = []
-    models = with_sources(find_model_refs(workflow, catalog), model_sources or {}, problems)
+    models = sourced_models(find_model_refs(workflow, catalog), declared_sources or {}, model_sources or {}, problems)
     candidates = {c.key: c for c in find_candidates(workflow, catalog)}
     inputs: list[AppInput] = []
     for position, raw in enumerate(requested, start=1):

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import unquote
 
-from .models import HF_SOURCE, ModelRef
+from .models import HF_SOURCE, ModelRef, with_sources
 
 # https://huggingface.co/owner/repo/resolve/<revision>/<path>?download=true (or /blob/: the file's page)
 _HUB_FILE = re.compile(r"^https://huggingface\.co/(?P<repo>[^/\s]+/[^/\s]+)/(?:resolve|blob)/(?P<rev>[^/\s]+)/"
@@ -76,3 +76,10 @@ def sources_for(refs: list[ModelRef], declared: Mapping[str, str]) -> dict[str, 
         if source is not None:
             chosen[f"{ref.folder}/{ref.filename}"] = source
     return chosen
+
+
+def sourced_models(refs: list[ModelRef], declared: Mapping[str, str], given: Mapping[str, str],
+                   problems: list[str]) -> list[ModelRef]:
+    """The refs with their sources: those `given` by the publisher (checked, what does not fit added to
+    `problems`), else those the file `declared`."""
+    return with_sources(refs, {**sources_for(refs, declared), **given}, problems)

@@ -30,8 +30,7 @@ from publisher import (
 )
 from publisher.app_mode import UiMarkings, load_marked_workflow, unresolved_markings
 from publisher.file_paths import path_problems
-from publisher.model_sources import sources_for
-from publisher.models import ModelRef, with_sources
+from publisher.model_sources import sourced_models
 from publisher.node_packs import MissingNodeTypesError
 from publisher.validate import GraphValidationError
 
@@ -119,7 +118,9 @@ def analyze(raw: Any, catalog: NodeCatalog) -> dict[str, Any]:
         "outputs": [asdict(o) for o in outputs],
         "missing_node_types": missing,
         "problems": [asdict(p) for p in problems],
-        "models": [asdict(m) for m in _models(workflow, catalog, markings)],
+        # each with the source the file declares for it, if any
+        "models": [asdict(m) for m in sourced_models(find_model_refs(workflow, catalog), markings.model_sources,
+                                                     {}, [])],
         "app_mode": {
             "linear_mode": markings.linear_mode,
             "inputs": [{"node": c.node_id, "input": c.input_name} for c in candidates
@@ -129,18 +130,6 @@ def analyze(raw: Any, catalog: NodeCatalog) -> dict[str, Any]:
                                             {o.node_id for o in outputs}),
         },
     }
-
-
-def _models(workflow: Workflow, catalog: NodeCatalog, markings: UiMarkings) -> list[ModelRef]:
-    """The model files the workflow uses, each with the source the file declares for it, if any."""
-    refs = find_model_refs(workflow, catalog)
-    return with_sources(refs, sources_for(refs, markings.model_sources), [])
-
-
-def _model_sources(body: PublishRequest, workflow: Workflow, catalog: NodeCatalog,
-                   markings: UiMarkings) -> dict[str, str]:
-    """Where each model file comes from: what the request says, else what the file declares (properties.models)."""
-    return {**sources_for(find_model_refs(workflow, catalog), markings.model_sources), **body.model_sources}
 
 
 def _pack(markings: UiMarkings, class_type: str) -> dict[str, Any] | None:
@@ -176,8 +165,8 @@ def build_spec(body: PublishRequest, catalog: NodeCatalog) -> AppSpec:
         check_graph(workflow, catalog)
         return build_app_spec(workflow, catalog, _requested_inputs(body, workflow, catalog, markings),
                               outputs=_requested_outputs(body, workflow, catalog, markings),
-                              timeout_s=body.timeout_s,
-                              model_sources=_model_sources(body, workflow, catalog, markings))
+                              timeout_s=body.timeout_s, model_sources=body.model_sources,
+                              declared_sources=markings.model_sources)
     except GraphValidationError as exc:
         raise PublishError("The workflow would not run on this engine", [str(p) for p in exc.problems]) from None
     except AppSpecError as exc:

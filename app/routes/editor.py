@@ -22,6 +22,7 @@ from app.deps import ServicesDep
 from app.editor.drafts import DraftStore
 from app.editor.origins import EditorOrigins
 from app.errors import Unavailable
+from app.services import Services
 from publisher import detect_format
 
 router = APIRouter(include_in_schema=False)
@@ -40,7 +41,7 @@ async def publish_from_editor(request: Request, services: ServicesDep) -> HTMLRe
                      "then choose File › Publish… in the ComfyUI editor again.", status=401,
                      link=("Log in", "/login?next=/studio/"))
     try:
-        workflow, prompt, name = await _read(request)
+        workflow, prompt, name = await _read(request, services.settings.max_upload_bytes)
     except ValueError as exc:
         return _page("This workflow cannot be sent", str(exc), status=422)
     draft = await asyncio.to_thread(DraftStore(services.settings.editor_drafts_dir).save, workflow, prompt, name)
@@ -57,14 +58,14 @@ def open_editor(services: ServicesDep) -> RedirectResponse:
                       "shows its progress).", retry_after=5)
 
 
-def _origins(services: ServicesDep) -> EditorOrigins:
+def _origins(services: Services) -> EditorOrigins:
     engines = [engine["url"] for engine in services.engines.describe()["engines"] if engine["url"]]
     return EditorOrigins(engines, services.settings.editor_origins)
 
 
-async def _read(request: Request) -> tuple[dict[str, Any], dict[str, Any] | None, str]:
+async def _read(request: Request, max_upload_bytes: int) -> tuple[dict[str, Any], dict[str, Any] | None, str]:
     """The form's three fields, checked; ValueError saying what is wrong."""
-    cap = BodyLimits.of(request.app.state.services.settings.max_upload_bytes).workflow.bytes
+    cap = BodyLimits.of(max_upload_bytes).workflow.bytes
     try:
         form = await request.form(max_part_size=cap)  # a workflow is one large text field
     except HTTPException as exc:
