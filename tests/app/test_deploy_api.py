@@ -6,7 +6,6 @@ spawn/FunctionCall edge is replaced (LocalJobs) and the deploy record is written
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import subprocess
 import sys
@@ -32,10 +31,11 @@ from runtimes.modal.container.jobs import LocalJobs
 from runtimes.modal.host.generate import generate, modal_names
 from runtimes.modal.host.settings import DeploySettings
 from tests.runtimes.modal_support import import_bundle
-from tests.support.paths import ENGINE_HOME, REPO
+from tests.support.paths import REPO
 from tests.support.prompts import shipped
 from tests.support.run_requests import image_of, inverted
 from tests.support.server import AppServer
+from tests.support.templates import template
 
 NO_MODAL = {"MODAL_TOKEN_ID": "", "MODAL_TOKEN_SECRET": ""}
 
@@ -192,9 +192,7 @@ def test_runs_go_to_the_deployment_when_the_runtime_is_switched(
 
 def test_model_sources_a_ui_file_declares_are_used_unless_the_publisher_gives_one(http: httpx.Client,
                                                                                  admin: dict[str, str]) -> None:
-    template = next(ENGINE_HOME.glob("*/venv/lib/python*/site-packages/comfyui_workflow_templates*/templates/"
-                                     "image2image.json"))
-    workflow = json.loads(template.read_text())  # its checkpoint loader declares properties.models
+    workflow = template("image2image.json")  # its checkpoint loader declares properties.models
     declared = "hf://Comfy-Org/stable-diffusion-v1-5-archive/v1-5-pruned-emaonly-fp16.safetensors"
     analyzed = http.post("/api/workflows/analyze", headers=admin, json={"workflow": workflow}).json()
     assert [(m["filename"], m["source"]) for m in analyzed["models"]] == [

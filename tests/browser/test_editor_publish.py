@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from app.editor.drafts import DraftStore
-from tests.support.paths import ENGINE_HOME
 from tests.support.server import AppServer
+from tests.support.templates import template
 
 pytest.importorskip("playwright")
 from tests.support.browser import CHROMIUM, chromium
@@ -45,8 +45,7 @@ def engine(server: AppServer) -> str:
 
 def template_with_app_mode() -> dict[str, Any]:
     """A template the engine ships, with App Mode markings (frontend 1.58 writes them; this editor keeps them)."""
-    path = next(ENGINE_HOME.glob(f"*/venv/lib/python*/site-packages/comfyui_workflow_templates*/templates/{TEMPLATE}"))
-    workflow: dict[str, Any] = json.loads(path.read_text())
+    workflow = template(TEMPLATE)
     sampler = next(node for node in workflow["nodes"] if node["type"] == "KSampler")
     prompt = next(node for node in workflow["nodes"] if node["type"] == "CLIPTextEncode")
     workflow.setdefault("extra", {})["linearData"] = {"inputs": [[sampler["id"], "denoise"], [prompt["id"], "text"]],

@@ -14,12 +14,12 @@ from typing import Any
 import httpx
 import pytest
 
-from publisher import NodeCatalog, WorkflowFormatError, convert_ui_workflow, detect_format
+from publisher import NodeCatalog, WorkflowFormatError, convert_ui_workflow
 from publisher.app_mode import load_marked_workflow
 from publisher.frontend_values import apply_run_replacements, primitive_value
 from publisher.node_packs import MissingNodeTypesError
 from publisher.quoting import cut
-from tests.support.paths import ENGINE_HOME
+from tests.support.templates import ui_templates
 
 pytest.importorskip("playwright")
 from tests.support.browser import CHROMIUM, chromium
@@ -37,12 +37,6 @@ _LOAD_AND_CONVERT = """async (workflow) => {
     for (const tab of [...tabs.openWorkflows]) if (tab !== tabs.activeWorkflow) await tabs.closeWorkflow(tab);
     return output;
 }"""
-
-
-def ui_templates() -> list[Path]:
-    """Every UI workflow among the engine's templates (comfyui-workflow-templates; its index files are not)."""
-    pattern = "*/venv/lib/python*/site-packages/comfyui_workflow_templates*/templates/*.json"
-    return [p for p in sorted(ENGINE_HOME.glob(pattern)) if detect_format(json.loads(p.read_text())) == "ui"]
 
 
 # One engine and one browser for the module: the engine with its API nodes on (they ship with it; the session
@@ -123,8 +117,7 @@ def test_every_template_converts_as_the_frontend_does(editor: Any, catalog: Node
     tally: dict[str, list[str]] = {"identical": [], "equivalent": [], "differs": [], "refused": []}
     lacking, refused_as_the_engine_does, subgraphed = [], [], 0
     started = time.monotonic()
-    for path in templates:
-        workflow = json.loads(path.read_text())
+    for path, workflow in templates:
         theirs = frontend_prompt(editor, workflow)
         try:
             ours = load_marked_workflow(workflow, catalog)[0].to_prompt()

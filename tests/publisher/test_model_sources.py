@@ -3,7 +3,6 @@ hf:// sources, checked on the engine's own templates, which declare theirs in pr
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
@@ -12,7 +11,7 @@ from publisher import NodeCatalog, WorkflowFormatError, find_model_refs
 from publisher.app_mode import load_marked_workflow
 from publisher.model_sources import declared_sources, hf_source_of, sources_for
 from publisher.models import HF_SOURCE
-from tests.support.paths import ENGINE_HOME
+from tests.support.templates import template, ui_templates
 
 HUB = "https://huggingface.co"
 
@@ -53,18 +52,11 @@ def test_declared_sources_come_from_every_node_subgraphs_too_and_skip_what_is_no
                                       "t5.safetensors": "hf://o/t/t5.safetensors"}
 
 
-def templates() -> dict[str, dict[str, Any]]:
-    """The engine's UI-format templates by file name."""
-    pattern = "*/venv/lib/python*/site-packages/comfyui_workflow_templates*/templates/*.json"
-    loaded = {path.name: json.loads(path.read_text()) for path in sorted(ENGINE_HOME.glob(pattern))}
-    return {name: t for name, t in loaded.items() if isinstance(t, dict) and "nodes" in t}
-
-
 def test_the_engines_templates_give_their_model_files_hub_sources(catalog: NodeCatalog) -> None:
     used = sourced = 0
-    for template in templates().values():
+    for _, ui in ui_templates():
         try:
-            workflow, markings = load_marked_workflow(template, catalog)
+            workflow, markings = load_marked_workflow(ui, catalog)
         except WorkflowFormatError:  # API nodes (off on this engine), packs it lacks
             continue
         refs = find_model_refs(workflow, catalog)
@@ -79,7 +71,7 @@ def test_the_engines_templates_give_their_model_files_hub_sources(catalog: NodeC
 
 
 def test_image2image_gets_its_checkpoints_source(catalog: NodeCatalog) -> None:
-    workflow, markings = load_marked_workflow(templates()["image2image.json"], catalog)
+    workflow, markings = load_marked_workflow(template("image2image.json"), catalog)
     refs = find_model_refs(workflow, catalog)
     assert sources_for(refs, markings.model_sources) == {
         "checkpoints/v1-5-pruned-emaonly-fp16.safetensors":

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import copy
-import json
 import re
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,7 +19,7 @@ from publisher import (
     validate_graph,
 )
 from publisher.node_packs import MissingNodeTypesError
-from tests.support.paths import ENGINE_HOME
+from tests.support.templates import template, ui_templates
 
 from .helpers import FIXTURES, WORKFLOWS, fixture_json, shipped_workflow
 
@@ -231,21 +229,12 @@ def test_a_link_to_a_missing_node_is_named(catalog: NodeCatalog) -> None:
     assert "node 3 (SaveImage): input 'images' uses link 4, which is not in 'links'" in str(error.value)
 
 
-def _bundled_templates() -> list[Path]:
-    """The UI-format templates shipped in the engine's venv (comfyui_workflow_templates_*)."""
-    pattern = "*/venv/lib/python*/site-packages/comfyui_workflow_templates*/templates/*.json"
-    return sorted(ENGINE_HOME.glob(pattern))
-
-
 def test_the_engines_own_templates_convert_to_valid_graphs(catalog: NodeCatalog) -> None:
-    templates = _bundled_templates()
+    templates = ui_templates()
     if not templates:
         pytest.skip("this engine ships no workflow templates")
     converted, subgraphed, refused = 0, 0, []
-    for path in templates:
-        ui = json.loads(path.read_text())
-        if detect_format(ui) != "ui":
-            continue
+    for path, ui in templates:
         try:
             prompt = convert_ui_workflow(ui, catalog)
         except WorkflowFormatError as exc:  # API nodes (disabled on the test engine), packs the engine lacks
@@ -259,8 +248,7 @@ def test_the_engines_own_templates_convert_to_valid_graphs(catalog: NodeCatalog)
     assert converted >= 50, (converted, refused)
     assert subgraphed >= 15, subgraphed  # the 15 templates that use subgraphs (comfyui-workflow-templates 0.7.25)
 
-    refiner = next(p for p in templates if p.name == "sdxl_refiner_prompt_example.json")
-    sampler = convert_ui_workflow(json.loads(refiner.read_text()), catalog)["10"]
+    sampler = convert_ui_workflow(template("sdxl_refiner_prompt_example.json"), catalog)["10"]
     assert sampler["class_type"] == "KSamplerAdvanced"
     assert {k: sampler["inputs"][k] for k in ("add_noise", "noise_seed", "steps", "end_at_step")} == {
         "add_noise": "enable", "noise_seed": 6767725640732, "steps": 25, "end_at_step": 20}
@@ -301,14 +289,11 @@ def test_the_engines_own_templates_pass_the_engines_own_validation(api_nodes_obj
     # a prompt that gets queued runs against a closed API base). Models and input files it does not have, and node
     # types it lacks (refused before, by the converter), are reported apart; any other error fails the test.
     catalog = NodeCatalog.from_object_info(api_nodes_object_info)
-    templates = _bundled_templates()
+    templates = ui_templates()
     if not templates:
         pytest.skip("this engine ships no workflow templates")
     judged, other_errors, missing_files, lacking, refused, other_versions = 0, [], set(), {}, [], []
-    for path in templates:
-        ui = json.loads(path.read_text())
-        if detect_format(ui) != "ui":
-            continue
+    for path, ui in templates:
         try:
             prompt = convert_ui_workflow(ui, catalog)
         except MissingNodeTypesError as exc:
