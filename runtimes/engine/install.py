@@ -31,6 +31,9 @@ TORCH_REQUIREMENTS = ("torch==2.11.0", "torchvision==0.26.0", "torchaudio==2.11.
 # Imported by ComfyUI's app/frontend_management.py but missing from its requirements.txt.
 EXTRA_REQUIREMENTS = ("requests",)
 INSTALL_KEY = f"comfyui-{COMFYUI_VERSION}-torch{TORCH_REQUIREMENTS[0].split('==')[1]}"
+# Every package of the engine's virtualenv at the version tested: a fresh machine next year gets the same set, and a
+# node pack's requirements can never move one of them.
+ENGINE_CONSTRAINTS = Path(__file__).with_name("engine-constraints.txt")
 _COMPLETE_MARKER = ".complete"
 
 Progress = Callable[[str], None]
@@ -114,6 +117,7 @@ class BundledEngine:
             [
                 str(self.python), "-m", "pip", "install", "--disable-pip-version-check", "--progress-bar", "off",
                 *TORCH_REQUIREMENTS, "-r", str(self.comfyui_dir / "requirements.txt"), *EXTRA_REQUIREMENTS,
+                "-c", str(ENGINE_CONSTRAINTS),
             ],
             "install the engine's Python packages",
             progress,
