@@ -7,6 +7,7 @@
     python launch.py publish workflow.json --name NAME --input 6.text=prompt --input 3.seed
     python launch.py deploy SLUG [--version N] [--gpu L4 ...] [--show-files] [--teardown] [--runtime modal]
     python launch.py install-extension --comfyui-path DIR [--app-url URL]   # File > Publish… in your ComfyUI
+    python launch.py [--data-dir DIR] nodes install GIT_URL@COMMIT|REGISTRY_ID@VERSION | list | remove NAME
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "e.g. http://gpu-box:8188 (repeat; this app's engines and any loopback one may always)")
     parser.add_argument("--share", action="store_true",
                         help="also make a public Gradio share link (needs the internet; the LAN URL always works)")
-    commands = parser.add_subparsers(dest="command", metavar="{keys,publish,deploy,install-extension}")
+    commands = parser.add_subparsers(dest="command", metavar="{keys,publish,deploy,install-extension,nodes}")
     cli.add_commands(commands)
     return parser.parse_args(argv)
 

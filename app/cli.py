@@ -7,6 +7,7 @@
                      [--spec spec.json] [--output 9] [--url http://127.0.0.1:7860] [--key KEY]
     python launch.py [--data-dir DIR] deploy SLUG [--version N] [--gpu L4 ...] [--show-files] [--teardown]
     python launch.py install-extension --comfyui-path DIR [--app-url http://127.0.0.1:7860]
+    python launch.py [--data-dir DIR] nodes install GIT_URL@COMMIT|REGISTRY_ID@VERSION | list | remove NAME
 
 launch.py builds its parser before it starts the engines: what a command needs is imported when it runs.
 """
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from app.deploy.cli import add_deploy_command
+from app.packs.cli import add_nodes_command
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -55,6 +57,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                          help="an admin key (or set COMFY_PUBLISHER_API_KEY)")
 
     add_deploy_command(subparsers)
+    add_nodes_command(subparsers)
 
     extension = subparsers.add_parser("install-extension",
                                       help="add File > Publish… to the editor of your own ComfyUI")
@@ -73,6 +76,10 @@ def run_command(args: argparse.Namespace, db_url: str) -> int:
         return run_deploy(args, db_url)
     if args.command == "install-extension":
         return _install_extension(args)
+    if args.command == "nodes":
+        from app.packs.cli import run_nodes
+
+        return run_nodes(args)
     return _publish(args)
 
 

@@ -5,10 +5,12 @@ install: every node the editor saves records ``properties.cnr_id`` (its Comfy Re
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .quoting import quote
 from .workflow import WorkflowFormatError
 
 _FIELD_LENGTH = 120  # a registry id or "owner/repo" is short; the file's text is quoted no longer than this
@@ -29,7 +31,8 @@ class NodePack:
         return f"the node pack '{self.id}'{version} ({where})"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "version": self.version, "source": "registry" if self.registry else "github"}
+        return {"id": self.id, "version": self.version, "source": "registry" if self.registry else "github",
+                "pin": proposed_pin(self)}  # what `nodes install` and publish's custom_nodes take, when exact
 
 
 @dataclass(frozen=True)
@@ -81,3 +84,106 @@ def saved_with(node: Mapping[str, Any]) -> str | None:
     properties = node.get("properties")
     version = properties.get("ver") if isinstance(properties, Mapping) and properties.get("cnr_id") == CORE else None
     return f"ComfyUI {version[:_FIELD_LENGTH]}" if isinstance(version, str) and version.strip() else None
+
+
+# --- pins: the exact pack an app needs, as `nodes install` takes it and AppSpec.custom_nodes stores it ----------
+
+_COMMIT = re.compile(r"[0-9a-fA-F]{40}")
+_SHORT_COMMIT = re.compile(r"[0-9a-fA-F]{4,39}")
+_VERSION = re.compile(r"\d+\.\d+\.\d+")  # the Comfy Registry's version pattern
+_REGISTRY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+_GIT_SCHEMES = ("https://", "ssh://", "file://")
+_SCP_LIKE = re.compile(r"[A-Za-z0-9_.-]+@[A-Za-z0-9_.-]+:[^\s]+")  # git@github.com:owner/repo.git
+_FOLDER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
+RESERVED_FOLDERS = frozenset({"comfy_publisher"})  # the app's own editor extension (runtimes/engine/extension.py)
+
+
+class PinError(ValueError):
+    """A pack pin that cannot be used; the message says what is wrong and what to write."""
+
+
+@dataclass(frozen=True)
+class PackPin:
+    """One pack at one exact version: a git repository at a full commit, or a Comfy Registry id at a version."""
+
+    repo: str | None = None
+    commit: str | None = None
+    registry: str | None = None
+    version: str | None = None
+
+    @property
+    def folder(self) -> str:
+        """Its folder under custom_nodes/: the registry id, or the repository's last path segment."""
+        if self.registry is not None:
+            name = self.registry
+        else:
+            name = re.split(r"[/:]", (self.repo or "").rstrip("/"))[-1].removesuffix(".git")
+        return check_folder(name)
+
+    def __str__(self) -> str:
+        return f"{self.repo}@{self.commit}" if self.repo is not None else f"{self.registry}@{self.version}"
+
+    def to_dict(self) -> dict[str, str]:
+        """The form AppSpec.custom_nodes keeps (and Modal images are generated from)."""
+        if self.repo is not None:
+            return {"repo": self.repo, "commit": str(self.commit)}
+        return {"registry": str(self.registry), "version": str(self.version)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PackPin:
+        if "repo" in data:
+            return parse_pin(f"{data.get('repo')}@{data.get('commit')}")
+        if "registry" in data:
+            return parse_pin(f"{data.get('registry')}@{data.get('version')}")
+        raise PinError(f"a pack pin needs repo and commit, or registry and version; got {quote(dict(data))}")
+
+
+def check_folder(name: str) -> str:
+    """`name` when it is a plain folder name that stays inside custom_nodes/; PinError otherwise."""
+    if not _FOLDER.fullmatch(name) or name in RESERVED_FOLDERS or set(name) == {"."}:
+        raise PinError(f"{quote(name)} is not usable as a pack's folder name under custom_nodes/: use letters, "
+                       "digits, '_', '-' and '.', not starting with '.' or '-'"
+                       + (" (that name is the app's own editor extension)" if name in RESERVED_FOLDERS else ""))
+    return name
+
+
+def parse_pin(text: str) -> PackPin:
+    """`GIT_URL@COMMIT` (https://, ssh://, file:// or git@host:path, and a full 40-hex commit) or
+    `REGISTRY_ID@VERSION` (x.y.z); PinError saying what to write otherwise."""
+    text = text.strip() if isinstance(text, str) else ""
+    where, at, pinned = text.rpartition("@")
+    if not at or not where or not pinned:
+        raise PinError(f"{quote(text)} is no pack pin: write GIT_URL@COMMIT (e.g. "
+                       "https://github.com/owner/repo@<40-hex commit>) or REGISTRY_ID@VERSION (e.g. comfyui-foo@1.2.3)")
+    if where.startswith(_GIT_SCHEMES) or _SCP_LIKE.fullmatch(where):
+        if _COMMIT.fullmatch(pinned):
+            pin = PackPin(repo=where, commit=pinned.lower())
+            _ = pin.folder  # a repository whose name is no usable folder is refused now, not at install
+            return pin
+        hint = (" is abbreviated: give the full 40-hex commit (`git rev-parse " + pinned + "` in a clone, or the "
+                "commit's page on the host)") if _SHORT_COMMIT.fullmatch(pinned) else \
+            " is not a commit: give the full 40-hex commit (a branch or tag moves; a pin must not)"
+        raise PinError(f"{quote(text)}: the commit {quote(pinned)}{hint}")
+    if "/" in where or ":" in where:
+        raise PinError(f"{quote(text)}: a git URL starts with https://, ssh://, file:// or git@host: ; a registry "
+                       "id has no '/'")
+    if not _REGISTRY_ID.fullmatch(where):
+        raise PinError(f"{quote(text)}: {quote(where)} is not a Comfy Registry id (letters, digits, '_', '-', '.')")
+    if not _VERSION.fullmatch(pinned):
+        raise PinError(f"{quote(text)}: the registry version {quote(pinned)} must be x.y.z, e.g. 1.2.3 (as "
+                       "https://registry.comfy.org lists the pack's versions)")
+    pin = PackPin(registry=where, version=pinned)
+    _ = pin.folder
+    return pin
+
+
+def proposed_pin(pack: NodePack) -> str | None:
+    """The pin a UI file's pack suggests: a registry id at an x.y.z version, or the GitHub repository at a full
+    commit; None when its version is missing or not exact enough to pin."""
+    if pack.version is None:
+        return None
+    text = f"{pack.id}@{pack.version}" if pack.registry else f"https://github.com/{pack.id}@{pack.version}"
+    try:
+        return str(parse_pin(text))
+    except PinError:
+        return None

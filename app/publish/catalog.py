@@ -26,10 +26,14 @@ class EngineCatalog:
         if not ready:
             raise Unavailable(f"No engine is ready (it is {self.engines.state}): GET /api/engine shows why.",
                               retry_after=5)
-        url = ready[0].url
-        client = self._clients.get(url)
+        engine = ready[0]
+        # Keyed by the process too: an engine restarted on the same port (new node packs) has new schemas.
+        key = f"{engine.url}#{engine.process.pid if engine.process is not None else ''}"
+        client = self._clients.get(key)
         if client is None:
-            client = self._clients[url] = ComfyClient(url)
+            for stale in [k for k in self._clients if k.startswith(f"{engine.url}#")]:
+                await self._clients.pop(stale).aclose()
+            client = self._clients[key] = ComfyClient(engine.url)
         return NodeCatalog.from_object_info(await client.object_info())
 
     def engine_url(self) -> str:

@@ -31,7 +31,7 @@ from publisher import (
 from publisher.app_mode import UiMarkings, load_marked_workflow, unresolved_markings
 from publisher.file_paths import path_problems
 from publisher.model_sources import sourced_models
-from publisher.node_packs import MissingNodeTypesError
+from publisher.node_packs import MissingNodeTypesError, PinError, parse_pin
 from publisher.validate import GraphValidationError
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -80,6 +80,10 @@ class PublishRequest(BaseModel):
         default_factory=dict, description="where a serverless deployment downloads each model file: its file name "
                                           "(or folder/file name, as analyze lists them) -> "
                                           "hf://owner/repo/path/in/repo.safetensors[@revision]")
+    custom_nodes: list[str] = Field(
+        default_factory=list, max_length=100,
+        description="the node packs the app needs, each pinned: GIT_URL@COMMIT (a full 40-hex commit) or "
+                    "REGISTRY_ID@VERSION (x.y.z), as analyze proposes them in missing_node_types[].pack.pin")
 
 
 class PublishError(Unprocessable):
@@ -161,16 +165,31 @@ def build_spec(body: PublishRequest, catalog: NodeCatalog) -> AppSpec:
         raise PublishError("The workflow cannot be read", [str(exc)]) from None
     if escaping := path_problems(workflow, catalog):
         raise PublishError("The workflow names files outside the engine's folders", escaping)
+    packs = _pinned_packs(body.custom_nodes)
     try:
         check_graph(workflow, catalog)
-        return build_app_spec(workflow, catalog, _requested_inputs(body, workflow, catalog, markings),
+        spec = build_app_spec(workflow, catalog, _requested_inputs(body, workflow, catalog, markings),
                               outputs=_requested_outputs(body, workflow, catalog, markings),
                               timeout_s=body.timeout_s, model_sources=body.model_sources,
                               declared_sources=markings.model_sources)
+        return replace(spec, custom_nodes=packs)
     except GraphValidationError as exc:
         raise PublishError("The workflow would not run on this engine", [str(p) for p in exc.problems]) from None
     except AppSpecError as exc:
         raise PublishError("The app cannot be published", exc.problems) from None
+
+
+def _pinned_packs(pins: list[str]) -> tuple[dict[str, str], ...]:
+    """custom_nodes as the spec keeps them ({repo, commit} or {registry, version}); PublishError naming each bad pin."""
+    packs, problems = [], []
+    for position, text in enumerate(pins, start=1):
+        try:
+            packs.append(parse_pin(text).to_dict())
+        except PinError as exc:
+            problems.append(f"custom_nodes[{position}]: {exc}")
+    if problems:
+        raise PublishError("A node pack pin cannot be used", problems)
+    return tuple(dict(pack) for pack in {tuple(p.items()): p for p in packs}.values())  # each pack once
 
 
 def _requested_inputs(body: PublishRequest, workflow: Workflow, catalog: NodeCatalog,

@@ -109,6 +109,7 @@ class EngineManager:
         self._stopping = threading.Event()
         self._supervisor: threading.Thread | None = None
         self._on_restart: list[Callable[[Engine], None]] = []
+        self._lifecycle = threading.Lock()  # a restart on request and the supervisor's crash restart never overlap
 
     def on_restart(self, callback: Callable[[Engine], None]) -> None:
         """Called (from the supervisor thread) after a crashed engine was started again."""
@@ -233,10 +234,50 @@ class EngineManager:
     def _supervise(self) -> None:
         while not self._stopping.wait(0.5):
             for engine in self.engines:
+                with self._lifecycle:
+                    process = engine.process
+                    if process is None or engine.failed or process.is_running() or self._stopping.is_set():
+                        continue
+                    self._restart(engine, process)
+
+    def restart_all(self) -> list[Engine]:
+        """Stop and start each managed engine again, one at a time so the others keep serving (custom nodes load
+        only at start-up). Same port when possible; the on_restart callbacks are told of each. Returns the engines
+        restarted; an engine that does not come back is marked failed with why."""
+        restarted = []
+        for engine in list(self.engines):
+            with self._lifecycle:
                 process = engine.process
-                if process is None or engine.failed or process.is_running() or self._stopping.is_set():
+                if process is None or self._stopping.is_set():
                     continue
-                self._restart(engine, process)
+                self.progress(f"Restarting {engine.name} to load the custom nodes")
+                process.stop()
+                fresh = self._start_again(engine, process)
+                if fresh is None:
+                    continue
+                engine.failed, engine.last_crash_log = None, ""
+                engine.process = fresh
+                restarted.append(engine)
+                self.progress(f"{engine.name} is back at {fresh.url}")
+            for callback in self._on_restart:
+                callback(engine)
+        return restarted
+
+    def _start_again(self, engine: Engine, process: EngineProcess) -> EngineProcess | None:
+        """A new process for `engine` with the same launch, on the same port when it is free; None (the engine
+        marked failed) when it cannot start."""
+        fresh = EngineProcess(replace(process.launch, port=process.port))
+        try:
+            fresh.start()
+        except EngineError:
+            fresh = EngineProcess(replace(process.launch, port=None))
+            try:
+                fresh.start()
+            except EngineError as exc:
+                engine.failed = f"{engine.name} could not be restarted: {exc}"
+                self.progress(engine.failed)
+                return None
+        return fresh
 
     def _restart(self, engine: Engine, process: EngineProcess) -> None:
         tail = process.log_tail(15)
@@ -250,17 +291,9 @@ class EngineManager:
             self.progress(engine.failed)
             return
         # Same port when possible, so clients that hold the URL find it again.
-        fresh = EngineProcess(replace(process.launch, port=process.port))
-        try:
-            fresh.start()
-        except EngineError:
-            fresh = EngineProcess(replace(process.launch, port=None))
-            try:
-                fresh.start()
-            except EngineError as exc:
-                engine.failed = f"{engine.name} could not be restarted: {exc}"
-                self.progress(engine.failed)
-                return
+        fresh = self._start_again(engine, process)
+        if fresh is None:
+            return
         engine.process = fresh
         self.progress(f"{engine.name} is back at {fresh.url}")
         for callback in self._on_restart:

@@ -1,0 +1,184 @@
+"""Custom node packs in a managed engine's custom_nodes/: install one at a pin, list them, remove one.
+
+An install is staged in a temporary folder beside custom_nodes/ (git: the exact commit; registry: the version's
+zip), its requirements are checked against the engine's pins and installed with them as constraints, and only then
+is the folder moved into custom_nodes/<name> with a marker (MARKER: the pin and when). Any failure removes the
+staging folder and leaves custom_nodes/ as it was. The engines load a new pack when they start again.
+
+A pack's install.py is NOT run: it runs arbitrary pip commands past the constraints (ComfyUI-Manager's install
+scripts then repair torch afterwards); a pack that has one is installed with its requirements.txt only, and the
+result says so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from publisher.node_packs import PackPin, PinError, check_folder, parse_pin
+from runtimes.engine import pack_registry
+from runtimes.engine.pack_requirements import (
+    RequirementsError,
+    conflicts,
+    pip_install,
+    read_pins,
+    read_requirements,
+)
+
+MARKER = ".comfy-publisher.json"  # in each pack we installed: {"pin", "installed_at"}
+GIT_TIMEOUT_S = 300.0
+Progress = Callable[[str], None]
+
+
+class PackError(RuntimeError):
+    """A pack could not be installed or removed; the message says which and why (git's or pip's tail)."""
+
+
+@dataclass(frozen=True)
+class InstalledPack:
+    name: str  # its folder under custom_nodes/
+    pin: str | None  # None: a folder put there by hand, not by us
+    installed_at: str | None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"name": self.name, "pin": self.pin, "installed_at": self.installed_at, "notes": list(self.notes)}
+
+
+def install_pack(pin: PackPin | str, custom_nodes: Path, *, python: Path, constraints: Path,
+                 progress: Progress = lambda _: None) -> InstalledPack:
+    """Install `pin` into `custom_nodes` for the engine whose interpreter is `python`; PackError says why not."""
+    try:
+        pin = parse_pin(pin) if isinstance(pin, str) else pin
+        name = pin.folder
+    except PinError as exc:
+        raise PackError(str(exc)) from None
+    target = custom_nodes / name
+    if target.exists() or target.is_symlink():
+        raise PackError(f"custom_nodes/{name} exists already ({_pin_of(target) or 'not installed by this app'}): "
+                        f"remove it first (`nodes remove {name}`)")
+    custom_nodes.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".pack-{name}-", dir=custom_nodes.parent))
+    try:
+        tree = staging / name
+        tree.mkdir()
+        if pin.repo is not None:
+            progress(f"Fetching {pin.repo} at {pin.commit}")
+            _git_fetch(pin, tree)
+        else:
+            progress(f"Downloading {pin.registry} {pin.version} from the Comfy Registry")
+            _registry_fetch(pin, tree, staging)
+        notes = _requirements(tree, name, python, constraints, progress)
+        if (tree / "install.py").exists():
+            notes.append("its install.py was not run (it could install packages past the engine's pins); if the "
+                         "pack needs what it installs, add that to the pack's requirements.txt")
+        installed_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        (tree / MARKER).write_text(json.dumps({"pin": pin.to_dict(), "installed_at": installed_at}, indent=1))
+        tree.rename(target)
+    except (pack_registry.RegistryError, RequirementsError) as exc:
+        raise PackError(str(exc)) from None
+    except OSError as exc:
+        raise PackError(f"pack {name} could not be installed into {custom_nodes}: {exc}") from exc
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    progress(f"Installed {name} ({pin}) into {custom_nodes}")
+    return InstalledPack(name, str(pin), installed_at, tuple(notes))
+
+
+def list_packs(custom_nodes: Path) -> list[InstalledPack]:
+    """The pack folders in `custom_nodes` (not the app's own editor extension), ours with their pin."""
+    if not custom_nodes.is_dir():
+        return []
+    packs = []
+    for entry in sorted(custom_nodes.iterdir()):
+        if not entry.is_dir() or entry.name.startswith(".") or entry.name == "__pycache__":
+            continue
+        try:
+            check_folder(entry.name)
+        except PinError:
+            continue  # the editor extension, or a name we would never install
+        marker = _marker(entry)
+        packs.append(InstalledPack(entry.name, _pin_of(entry), marker.get("installed_at")))
+    return packs
+
+
+def remove_pack(name: str, custom_nodes: Path) -> None:
+    """Remove custom_nodes/<name> (moved aside first, so a half-removed folder is never loaded)."""
+    try:
+        check_folder(name)
+    except PinError as exc:
+        raise PackError(str(exc)) from None
+    target = custom_nodes / name
+    if not target.is_dir() or target.is_symlink():
+        known = ", ".join(p.name for p in list_packs(custom_nodes)) or "none"
+        raise PackError(f"no pack '{name}' in {custom_nodes} (installed: {known})")
+    trash = Path(tempfile.mkdtemp(prefix=f".removed-{name}-", dir=custom_nodes.parent))
+    try:
+        target.rename(trash / name)
+    finally:
+        shutil.rmtree(trash, ignore_errors=True)
+
+
+def _marker(folder: Path) -> dict[str, object]:
+    try:
+        data = json.loads((folder / MARKER).read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _pin_of(folder: Path) -> str | None:
+    pin = _marker(folder).get("pin")
+    try:
+        return str(PackPin.from_dict(pin)) if isinstance(pin, dict) else None
+    except PinError:
+        return None
+
+
+def _git_fetch(pin: PackPin, tree: Path) -> None:
+    """Exactly `pin.commit` of `pin.repo` (a shallow fetch of that commit), without its .git."""
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "", "SSH_ASKPASS": "",
+           "GIT_SSH_COMMAND": os.environ.get("GIT_SSH_COMMAND", "ssh -o BatchMode=yes -o ConnectTimeout=10")}
+    quiet = ["-c", "advice.detachedHead=false", "-c", "http.lowSpeedLimit=1000", "-c", "http.lowSpeedTime=10"]
+    for step in (["init", "-q"], ["fetch", "-q", "--depth", "1", str(pin.repo), str(pin.commit)],
+                 ["checkout", "-q", "FETCH_HEAD"]):
+        try:
+            done = subprocess.run(["git", *quiet, "-C", str(tree), *step], capture_output=True, text=True, env=env,
+                                  timeout=GIT_TIMEOUT_S)
+        except FileNotFoundError:
+            raise PackError("git is not installed: install git to install a pack from a repository") from None
+        except subprocess.TimeoutExpired:
+            raise PackError(f"git {step[0]} of {pin.repo} did not finish in {GIT_TIMEOUT_S:g} s") from None
+        if done.returncode != 0:
+            tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-10:])
+            raise PackError(f"git could not {step[0]} {pin.repo} at {pin.commit} (exit {done.returncode}):\n{tail}")
+    shutil.rmtree(tree / ".git")
+
+
+def _registry_fetch(pin: PackPin, tree: Path, staging: Path) -> None:
+    url = pack_registry.download_url(str(pin.registry), str(pin.version))
+    archive = staging / "pack.zip"
+    pack_registry.download_zip(url, archive)
+    pack_registry.extract_zip(archive, tree)
+
+
+def _requirements(tree: Path, name: str, python: Path, constraints: Path, progress: Progress) -> list[str]:
+    requirements_txt = tree / "requirements.txt"
+    if not requirements_txt.is_file():
+        return []
+    requirements = read_requirements(requirements_txt, name)
+    if refused := conflicts(requirements, read_pins(constraints), name):
+        raise RequirementsError("; ".join(refused) + ". The pack is not installed: use a version of it that "
+                                "works with the engine's packages (runtimes/engine/engine-constraints.txt)")
+    if not requirements:
+        return []
+    progress(f"Installing the requirements of {name}: {', '.join(str(r) for r in requirements)}")
+    pip_install(python, requirements_txt, constraints, name)
+    return []
