@@ -24,13 +24,16 @@ class VersionOut(BaseModel):
     outputs: list[dict[str, Any]]
     timeout_s: float
     models: list[dict[str, Any]]
+    custom_nodes: list[dict[str, str]] = Field(default_factory=list, description="the node packs it needs, pinned: "
+                                               "{repo, commit} or {registry, version}")
 
     @classmethod
     def of(cls, version: AppVersion) -> VersionOut:
         spec = AppSpec.from_dict(version.spec)
         data = spec.to_dict()
         return cls(number=version.number, created_at=version.created_at, inputs=[i.schema() for i in spec.inputs],
-                   outputs=data["outputs"], timeout_s=spec.timeout_s, models=data["models"])
+                   outputs=data["outputs"], timeout_s=spec.timeout_s, models=data["models"],
+                   custom_nodes=data["custom_nodes"])
 
 
 class AppOut(BaseModel):

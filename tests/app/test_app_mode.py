@@ -80,8 +80,10 @@ def test_a_missing_node_type_names_its_pack(http: httpx.Client, admin: dict[str,
     detail = response.json()["detail"]
     assert "provided by the node pack 'comfyui-fancy-nodes' version 1.4.2 (Comfy Registry)" in detail["message"]
     assert {m["class_type"]: m["pack"] for m in detail["missing_node_types"]} == {
-        "FancyInvert": {"id": "comfyui-fancy-nodes", "version": "1.4.2", "source": "registry"},
-        "GitBlur": {"id": "someone/comfyui-gitblur", "version": "0a1b2c3d", "source": "github"},
+        "FancyInvert": {"id": "comfyui-fancy-nodes", "version": "1.4.2", "source": "registry",
+                        "pin": "comfyui-fancy-nodes@1.4.2"},
+        "GitBlur": {"id": "someone/comfyui-gitblur", "version": "0a1b2c3d", "source": "github",
+                    "pin": None},
     }
     refused = publish(http, admin, name="Missing", workflow=ui_fixture("ui_missing_pack.json"))
     assert refused.status_code == 422 and "comfyui-fancy-nodes" in refused.text

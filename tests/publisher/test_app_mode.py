@@ -163,8 +163,10 @@ def test_a_missing_node_type_is_named_with_its_pack(catalog: NodeCatalog) -> Non
            "version 0a1b2c3d (GitHub)" in message
     missing = {m.class_type: (m.nodes, m.pack.to_dict() if m.pack else None) for m in refused.value.missing}
     assert missing == {
-        "FancyInvert": (("2",), {"id": "comfyui-fancy-nodes", "version": "1.4.2", "source": "registry"}),
-        "GitBlur": (("5",), {"id": "someone/comfyui-gitblur", "version": "0a1b2c3d", "source": "github"}),
+        "FancyInvert": (("2",), {"id": "comfyui-fancy-nodes", "version": "1.4.2", "source": "registry",
+                        "pin": "comfyui-fancy-nodes@1.4.2"}),
+        "GitBlur": (("5",), {"id": "someone/comfyui-gitblur", "version": "0a1b2c3d", "source": "github",
+                    "pin": None}),
     }
 
 
