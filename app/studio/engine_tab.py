@@ -9,6 +9,7 @@ from typing import Any
 import gradio as gr
 
 from app.services import Services
+from app.studio import node_packs_section
 
 LOG_LINES = 40
 
@@ -64,9 +65,10 @@ def build(services: Services) -> tuple[Callable[..., Any], list[gr.components.Co
     with gr.Accordion("Start-up", open=False):
         progress = gr.Code(language=None, interactive=False, lines=8, max_lines=12)
     logs = gr.Code(label="Engine log (tail)", language=None, interactive=False, lines=14, max_lines=20)
+    load_packs, pack_outputs = node_packs_section.build(services)
 
-    def load() -> tuple[str, str, str]:
-        return engine_markdown(services), progress_text(services), log_text(services)
+    def load() -> tuple[Any, ...]:
+        return engine_markdown(services), progress_text(services), log_text(services), *load_packs()
 
-    refresh.click(load, outputs=[summary, progress, logs])
-    return load, [summary, progress, logs]
+    refresh.click(load, outputs=[summary, progress, logs, *pack_outputs])
+    return load, [summary, progress, logs, *pack_outputs]

@@ -20,13 +20,22 @@ from PIL import Image
 from runtimes.engine.install import EngineInstall
 from runtimes.engine.process import free_port
 from tests.app.test_api import publish
-from tests.support.node_packs import BROKEN_INIT, GOOD_INIT, GOOD_NODE, MISSING_MODULE, git_pack
+from tests.support.comfy_registry import LoopbackRegistry
+from tests.support.node_packs import BROKEN_INIT, GOOD_INIT, GOOD_NODE, MISSING_MODULE, git_pack, zipped
 from tests.support.paths import ENGINE_HOME, REPO
 from tests.support.server import AppServer
 
 CLOSED = f"http://127.0.0.1:{free_port()}"
 OFFLINE = {"PIP_INDEX_URL": f"{CLOSED}/simple", "PIP_FIND_LINKS": "", "COMFY_REGISTRY_URL": CLOSED}
+STUDIO_PACK = ("comfyui-studio-invert", "1.0.0")  # served by the loopback registry, installed from the studio
 RESTART_S = 300  # an install answers once the engine is back (tens of seconds on a small CPU)
+
+
+PACK_WORKFLOW = {
+    "1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},
+    "2": {"class_type": GOOD_NODE, "inputs": {"image": ["1", 0]}},
+    "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "pack"}},
+}
 
 
 @pytest.fixture(scope="module")
@@ -45,13 +54,22 @@ def nodes_cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, engine_install: EngineInstall,
-           pins: dict[str, str]) -> Iterator[AppServer]:
+def registry() -> Iterator[LoopbackRegistry]:
+    with LoopbackRegistry() as served:
+        served.add(*STUDIO_PACK, zipped({"__init__.py": GOOD_INIT.replace(GOOD_NODE, "StudioInvert"),
+                                         "requirements.txt": "einops\n"}))
+        yield served
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, engine_install: EngineInstall, pins: dict[str, str],
+           registry: LoopbackRegistry) -> Iterator[AppServer]:
     data_dir = tmp_path_factory.mktemp("packs-app")
     installed = nodes_cli(data_dir, "nodes", "install", pins["broken"])  # no server yet: the folder only
     assert installed.returncode == 0, installed.stderr
     assert "Installed broken_pack" in installed.stdout and "Restart the app" in installed.stdout
-    app = AppServer(data_dir, comfyui_url=None, env=OFFLINE).start(timeout=RESTART_S)
+    app = AppServer(data_dir, comfyui_url=None, env={**OFFLINE, "COMFY_REGISTRY_URL": registry.url})
+    app.start(timeout=RESTART_S)
     yield app
     app.stop()
 
@@ -82,6 +100,8 @@ def test_a_pack_that_fails_to_import_is_reported_with_its_log_lines(http: httpx.
 
 def test_a_pack_installed_through_the_api_is_loaded_after_the_restart(http: httpx.Client, admin: dict[str, str],
                                                                      server: AppServer, pins: dict[str, str]) -> None:
+    before = http.post("/api/workflows/analyze", headers=admin, json={"workflow": PACK_WORKFLOW}).json()
+    assert [m["class_type"] for m in before["missing_node_types"]] == [GOOD_NODE]  # the app has read the schemas
     response = http.post("/api/nodes", headers=admin, json={"pin": pins["good"]})
     assert response.status_code == 201, response.text
     body = response.json()
@@ -95,14 +115,11 @@ def test_a_pack_installed_through_the_api_is_loaded_after_the_restart(http: http
 
 def test_a_workflow_using_the_packs_node_publishes_with_its_pin_and_runs(http: httpx.Client, admin: dict[str, str],
                                                                         pins: dict[str, str]) -> None:
-    workflow = {
-        "1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},
-        "2": {"class_type": GOOD_NODE, "inputs": {"image": ["1", 0]}},
-        "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "pack"}},
-    }
+    workflow = PACK_WORKFLOW
     slug = f"pack-{uuid.uuid4().hex[:6]}"
     published = publish(http, admin, name="Pack invert", slug=slug, workflow=workflow,
-                        inputs=[{"node": "1", "input": "color", "name": "color"}], custom_nodes=[pins["good"], pins["good"]])
+                        inputs=[{"node": "1", "input": "color", "name": "color"}],
+                        custom_nodes=[pins["good"], pins["good"]])
     assert published.status_code == 201, published.text
     repo, commit = pins["good"].rsplit("@", 1)
     assert published.json()["latest"]["custom_nodes"] == [{"repo": repo, "commit": commit}]
@@ -163,3 +180,29 @@ def test_an_engine_the_app_does_not_manage_gets_no_packs(tmp_path: Path, server:
         external.stop()
     refused = nodes_cli(tmp_path / "cli", "--comfyui-url", "http://127.0.0.1:9", "nodes", "install", pins["good"])
     assert refused.returncode == 1 and "--comfyui-url" in refused.stderr
+
+
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="needs /usr/bin/chromium (make test installs it)")
+def test_the_studios_engine_tab_installs_lists_and_removes_a_registry_pack(server: AppServer,
+                                                                          registry: LoopbackRegistry) -> None:
+    from tests.support.browser import chromium
+
+    pin = "@".join(STUDIO_PACK)
+    with chromium() as context:
+        page = context.new_page()  # type: ignore[attr-defined]
+        page.goto(f"{server.url}/studio/")
+        page.click("button[role=tab]:has-text('Engine')")
+        page.wait_for_function("document.querySelector('#node-packs-list').innerText.includes('_pack')",
+                               timeout=30_000)  # the packs installed before (by the tests above, or the fixture)
+        page.fill("#node-pack-pin textarea, #node-pack-pin input", pin)
+        page.click("#node-pack-install")
+        page.wait_for_selector("#node-pack-result :text('Installed')", timeout=RESTART_S * 1000)
+        assert "1 engine(s) restarted" in page.inner_text("#node-pack-result")
+        listing = page.inner_text("#node-packs-list")
+        assert STUDIO_PACK[0] in listing and "StudioInvert" in listing and pin in listing
+        assert f"/nodes/{STUDIO_PACK[0]}/install?version={STUDIO_PACK[1]}" in registry.requests
+        page.click("#node-pack-name input")
+        page.click(f"[role=option]:has-text('{STUDIO_PACK[0]}')")
+        page.click("#node-pack-remove")
+        page.wait_for_selector("#node-pack-result :text('Removed')", timeout=RESTART_S * 1000)
+        assert STUDIO_PACK[0] not in page.inner_text("#node-packs-list")

@@ -15,7 +15,8 @@ COMMIT = "0123456789abcdef0123456789abcdef01234567"
      {"repo": "https://github.com/owner/ComfyUI-Thing.git", "commit": COMMIT}),
     (f"git@github.com:owner/thing@{COMMIT.upper()}", "thing", {"repo": "git@github.com:owner/thing", "commit": COMMIT}),
     (f"ssh://git@host/x/pack/@{COMMIT}", "pack", {"repo": "ssh://git@host/x/pack/", "commit": COMMIT}),
-    (f"file:///tmp/packs/local_pack@{COMMIT}", "local_pack", {"repo": "file:///tmp/packs/local_pack", "commit": COMMIT}),
+    (f"file:///tmp/packs/local_pack@{COMMIT}", "local_pack",
+     {"repo": "file:///tmp/packs/local_pack", "commit": COMMIT}),
     ("comfyui-impact-pack@8.15.3", "comfyui-impact-pack", {"registry": "comfyui-impact-pack", "version": "8.15.3"}),
 ])
 def test_a_pin_gives_its_spec_form_and_folder(text: str, folder: str, form: dict[str, str]) -> None:
