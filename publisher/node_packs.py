@@ -93,7 +93,7 @@ _SHORT_COMMIT = re.compile(r"[0-9a-fA-F]{4,39}")
 _VERSION = re.compile(r"\d+\.\d+\.\d+")  # the Comfy Registry's version pattern
 _REGISTRY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 _GIT_SCHEMES = ("https://", "ssh://", "file://")
-_SCP_LIKE = re.compile(r"[A-Za-z0-9_.-]+@[A-Za-z0-9_.-]+:[^\s]+")  # git@github.com:owner/repo.git
+_SCP_LIKE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*@[A-Za-z0-9][A-Za-z0-9_.-]*:[^\s]+")  # git@github.com:owner/repo
 _FOLDER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
 RESERVED_FOLDERS = frozenset({"comfy_publisher"})  # the app's own editor extension (runtimes/engine/extension.py)
 

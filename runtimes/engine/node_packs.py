@@ -147,7 +147,7 @@ def _git_fetch(pin: PackPin, tree: Path) -> None:
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "", "SSH_ASKPASS": "",
            "GIT_SSH_COMMAND": os.environ.get("GIT_SSH_COMMAND", "ssh -o BatchMode=yes -o ConnectTimeout=10")}
     quiet = ["-c", "advice.detachedHead=false", "-c", "http.lowSpeedLimit=1000", "-c", "http.lowSpeedTime=10"]
-    for step in (["init", "-q"], ["fetch", "-q", "--depth", "1", str(pin.repo), str(pin.commit)],
+    for step in (["init", "-q"], ["fetch", "-q", "--depth", "1", "--", str(pin.repo), str(pin.commit)],
                  ["checkout", "-q", "FETCH_HEAD"]):
         try:
             done = subprocess.run(["git", *quiet, "-C", str(tree), *step], capture_output=True, text=True, env=env,

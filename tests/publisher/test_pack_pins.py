@@ -36,6 +36,8 @@ def test_a_pin_gives_its_spec_form_and_folder(text: str, folder: str, form: dict
     (f"https://github.com/owner/..@{COMMIT}", "not usable as a pack's folder name"),
     ("comfy_publisher@1.0.0", "the app's own editor extension"),
     (f"http://example.com/thing@{COMMIT}", "a registry id has no '/'"),
+    (f"--upload-pack=touch@x:y@{COMMIT}", "a registry id has no '/'"),  # never an option to git
+    (f"ext::sh -c touch@{COMMIT}", "a registry id has no '/'"),
 ])
 def test_a_bad_pin_says_what_to_write(text: str, says: str) -> None:
     with pytest.raises(PinError) as refused:
