@@ -72,9 +72,13 @@ def pack_of(node: Mapping[str, Any]) -> NodePack | None:
 
 
 def pack_hint(node: Mapping[str, Any]) -> str:
-    """", provided by the node pack 'x' version 1.2 (Comfy Registry)" for a refusal message, or ""."""
+    """", provided by the node pack 'x' version 1.2.3 (Comfy Registry) (`python launch.py nodes install x@1.2.3`)"
+    for a refusal message (the command only when the version is exact enough to pin), or ""."""
     pack = pack_of(node)
-    return f", provided by {pack.describe()}" if pack else ""
+    if pack is None:
+        return ""
+    pin = proposed_pin(pack)
+    return f", provided by {pack.describe()}" + (f" (`python launch.py nodes install {pin}`)" if pin else "")
 
 
 def saved_with(node: Mapping[str, Any]) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from publisher.node_packs import NodePack, PackPin, PinError, parse_pin, proposed_pin
+from publisher.node_packs import NodePack, PackPin, PinError, pack_hint, parse_pin, proposed_pin
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
@@ -57,3 +57,10 @@ def test_a_ui_files_pack_proposes_a_pin_only_when_exact() -> None:
     assert proposed_pin(NodePack("someone/gitblur", "0a1b2c3d", registry=False)) is None  # abbreviated commit
     assert proposed_pin(NodePack("comfyui-fancy", None, registry=True)) is None
     assert NodePack("comfyui-fancy", "1.4.2", registry=True).to_dict()["pin"] == "comfyui-fancy@1.4.2"
+
+
+def test_a_refusals_hint_gives_the_install_command_when_the_file_pins_exactly() -> None:
+    exact = pack_hint({"properties": {"cnr_id": "comfyui-fancy", "ver": "1.4.2"}})
+    assert exact == (", provided by the node pack 'comfyui-fancy' version 1.4.2 (Comfy Registry) "
+                     "(`python launch.py nodes install comfyui-fancy@1.4.2`)")
+    assert "nodes install" not in pack_hint({"properties": {"aux_id": "someone/x", "ver": "0a1b2c3"}})
