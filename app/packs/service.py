@@ -11,6 +11,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,20 @@ class NodePacks:
         with self._exclusive(), tempfile.TemporaryDirectory(prefix="comfy-publisher-pins-") as scratch:
             python, constraints = self._engine_environment(Path(scratch))
             return install_pack(pin, self.custom_nodes, python=python, constraints=constraints, progress=progress)
+
+    def install_and_load(self, pin: str, progress: Any = print) -> tuple[InstalledPack, int, list[dict[str, Any]]]:
+        """Install, restart the running engines, and describe the packs; a pack that failed to import is named in
+        the notes with the engine's last line about it (the engines serve all the same)."""
+        installed = self.install(pin, progress)
+        restarted = self.restart_engines()
+        described = self.describe(self.object_info())
+        notes = list(installed.notes)
+        for pack in described:
+            if pack["name"] == installed.name and pack["state"] == "failed":
+                last = pack["log"][-1] if pack["log"] else "see the engine's log"
+                notes.insert(0, f"{installed.name} failed to import in the engine ({last}); the engine serves "
+                                f"without it: fix the pack or remove it (nodes remove {installed.name})")
+        return replace(installed, notes=tuple(notes)), restarted, described
 
     def remove(self, name: str) -> None:
         if not self.managed:

@@ -45,16 +45,14 @@ async def list_packs(services: ServicesDep, _: AdminDep) -> PacksOut:
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def install_pack(body: PackInstall, services: ServicesDep, _: AdminDep) -> PacksOut:
-    packs = services.packs
     try:
-        installed = await asyncio.to_thread(packs.install, body.pin, services.engines.progress.append)
+        installed, restarted, described = await asyncio.to_thread(services.packs.install_and_load, body.pin,
+                                                                   services.engines.progress.append)
     except ExternalEngine as exc:
         raise Conflict(str(exc)) from None
     except PackError as exc:
         raise Unprocessable(f"The node pack {body.pin[:200]!r} was not installed", [str(exc)]) from None
-    restarted = await asyncio.to_thread(packs.restart_engines)
-    return PacksOut(managed=True, packs=await asyncio.to_thread(_described, packs), notes=list(installed.notes),
-                    restarted=restarted)
+    return PacksOut(managed=True, packs=described, notes=list(installed.notes), restarted=restarted)
 
 
 @router.delete("/{name}")

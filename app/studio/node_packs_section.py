@@ -40,10 +40,9 @@ def install(packs: NodePacks, pin: str) -> str:
     if not pin.strip():
         return "✗ Give a pin: GIT_URL@COMMIT (a full 40-hex commit) or REGISTRY_ID@VERSION (x.y.z)."
     try:
-        installed = packs.install(pin.strip(), progress=lambda _: None)
+        installed, restarted, _ = packs.install_and_load(pin.strip(), progress=lambda _: None)
     except PackError as exc:
         return f"✗ Not installed: {html.escape(str(exc))}"
-    restarted = packs.restart_engines()
     notes = "".join(f"\n\nNote: {html.escape(note)}" for note in installed.notes)
     return f"✓ Installed **{installed.name}** ({installed.pin}); {restarted} engine(s) restarted to load it.{notes}"
 

@@ -44,6 +44,7 @@ def pins(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return {
         "good": git_pack(src, "invert_pack", {"__init__.py": GOOD_INIT, "requirements.txt": "einops\n"}),
         "broken": git_pack(src, "broken_pack", {"__init__.py": BROKEN_INIT}),
+        "broken_later": git_pack(src, "broken_later", {"__init__.py": BROKEN_INIT}),
         "old_torch": git_pack(src, "old_torch", {"__init__.py": GOOD_INIT, "requirements.txt": "torch==2.10.0\n"}),
     }
 
@@ -113,6 +114,18 @@ def test_a_pack_installed_through_the_api_is_loaded_after_the_restart(http: http
     assert object_info[GOOD_NODE]["python_module"] == "custom_nodes.invert_pack"
 
 
+def test_a_pack_installed_through_the_api_that_fails_to_import_is_said_in_the_answer(
+        http: httpx.Client, admin: dict[str, str], pins: dict[str, str]) -> None:
+    response = http.post("/api/nodes", headers=admin, json={"pin": pins["broken_later"]})
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["notes"][0].startswith("broken_later failed to import in the engine (")
+    assert "(IMPORT FAILED)" in body["notes"][0] and "nodes remove broken_later" in body["notes"][0]
+    later = {pack["name"]: pack for pack in body["packs"]}["broken_later"]
+    assert later["state"] == "failed" and any(MISSING_MODULE in line for line in later["log"])
+    assert http.get("/readyz").status_code == 200
+
+
 def test_a_workflow_using_the_packs_node_publishes_with_its_pin_and_runs(http: httpx.Client, admin: dict[str, str],
                                                                         pins: dict[str, str]) -> None:
     workflow = PACK_WORKFLOW
@@ -162,7 +175,7 @@ def test_a_pack_removed_through_the_api_is_gone_after_the_restart(http: httpx.Cl
     response = http.delete("/api/nodes/broken_pack", headers=admin)
     assert response.status_code == 200, response.text
     assert response.json()["restarted"] == 1
-    assert {p["name"] for p in response.json()["packs"]} == {"invert_pack"}
+    assert {p["name"] for p in response.json()["packs"]} == {"invert_pack", "broken_later"}
     assert not (server.data_dir / "comfyui" / "custom_nodes" / "broken_pack").exists()
     assert http.get("/readyz").status_code == 200
 
