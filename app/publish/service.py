@@ -31,7 +31,7 @@ from publisher import (
 from publisher.app_mode import UiMarkings, load_marked_workflow, unresolved_markings
 from publisher.file_paths import path_problems
 from publisher.model_sources import sourced_models
-from publisher.node_packs import MissingNodeTypesError, PinError, parse_pin
+from publisher.node_packs import MissingNodeTypesError, PackPin, PinError, parse_pin
 from publisher.validate import GraphValidationError
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -181,15 +181,20 @@ def build_spec(body: PublishRequest, catalog: NodeCatalog) -> AppSpec:
 
 def _pinned_packs(pins: list[str]) -> tuple[dict[str, str], ...]:
     """custom_nodes as the spec keeps them ({repo, commit} or {registry, version}); PublishError naming each bad pin."""
-    packs, problems = [], []
+    packs: dict[str, PackPin] = {}  # by folder: one pin per pack
+    problems = []
     for position, text in enumerate(pins, start=1):
         try:
-            packs.append(parse_pin(text).to_dict())
+            pin = parse_pin(text)
         except PinError as exc:
             problems.append(f"custom_nodes[{position}]: {exc}")
+            continue
+        if packs.setdefault(pin.folder, pin) != pin:
+            problems.append(f"custom_nodes[{position}]: {pin} and {packs[pin.folder]} are two pins of the pack "
+                            f"'{pin.folder}': keep one")
     if problems:
         raise PublishError("A node pack pin cannot be used", problems)
-    return tuple(dict(pack) for pack in {tuple(p.items()): p for p in packs}.values())  # each pack once
+    return tuple(pin.to_dict() for pin in packs.values())
 
 
 def _requested_inputs(body: PublishRequest, workflow: Workflow, catalog: NodeCatalog,

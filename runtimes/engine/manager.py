@@ -248,8 +248,8 @@ class EngineManager:
         for engine in list(self.engines):
             with self._lifecycle:
                 process = engine.process
-                if process is None or self._stopping.is_set():
-                    continue
+                if process is None or not engine.started or self._stopping.is_set():
+                    continue  # one still starting loads custom_nodes/ as it is when its start reaches them
                 self.progress(f"Restarting {engine.name} to load the custom nodes")
                 process.stop()
                 fresh = self._start_again(engine, process)

@@ -149,6 +149,9 @@ def test_publish_refuses_a_pin_that_is_not_exact(http: httpx.Client, admin: dict
                       custom_nodes=["https://github.com/owner/pack@0a1b2c3"])
     assert refused.status_code == 422
     assert "custom_nodes[1]" in refused.text and "give the full 40-hex commit" in refused.text
+    twice = publish(http, admin, name="Two pins", workflow=workflow,
+                    custom_nodes=["comfyui-thing@1.0.0", "comfyui-thing@1.0.1"])
+    assert twice.status_code == 422 and "two pins of the pack 'comfyui-thing': keep one" in twice.text
 
 
 def test_a_pack_that_would_replace_torch_is_refused_and_leaves_nothing(http: httpx.Client, admin: dict[str, str],
