@@ -18,6 +18,7 @@ import httpx
 DEFAULT_REGISTRY = "https://api.comfy.org"
 TIMEOUT_S = 10.0  # connect/read: an unreachable registry fails in seconds, not minutes
 MAX_ZIP_BYTES = 500 * 2**20  # a pack's zip; far above real ones, a bound on a misbehaving server
+MAX_UNZIPPED_BYTES = 2 * 2**30  # what it unpacks to (a zip bomb is small)
 _REFUSED_STATUSES = {"NodeVersionStatusBanned": "banned", "NodeVersionStatusDeleted": "deleted"}
 
 
@@ -83,6 +84,9 @@ def extract_zip(archive: Path, dest: Path) -> None:
                 path = PurePosixPath(member)
                 if path.is_absolute() or ".." in path.parts or "\\" in member:
                     raise RegistryError(f"the pack's zip holds {member!r}, a path outside its folder: refused")
+            if (size := sum(info.file_size for info in zipped.infolist())) > MAX_UNZIPPED_BYTES:
+                raise RegistryError(f"the pack's zip unpacks to {size // 2**20} MiB, over "
+                                    f"{MAX_UNZIPPED_BYTES // 2**20} MiB: refused")
             zipped.extractall(dest)
     except zipfile.BadZipFile as exc:
         raise RegistryError(f"the pack's download is not a zip file ({exc})") from exc

@@ -222,3 +222,13 @@ def test_the_studios_engine_tab_installs_lists_and_removes_a_registry_pack(serve
         page.click("#node-pack-remove")
         page.wait_for_selector("#node-pack-result :text('Removed')", timeout=RESTART_S * 1000)
         assert STUDIO_PACK[0] not in page.inner_text("#node-packs-list")
+
+
+def test_the_cli_removes_a_pack_and_says_to_restart(server: AppServer) -> None:
+    unknown = nodes_cli(server.data_dir, "nodes", "remove", "nothing_here")
+    assert unknown.returncode == 1 and "no pack 'nothing_here'" in unknown.stderr
+    removed = nodes_cli(server.data_dir, "nodes", "remove", "invert_pack")
+    assert removed.returncode == 0, removed.stderr
+    assert "Removed invert_pack. Restart the app" in removed.stdout
+    assert not (server.data_dir / "comfyui" / "custom_nodes" / "invert_pack").exists()
+    assert "invert_pack" not in nodes_cli(server.data_dir, "nodes", "list").stdout
