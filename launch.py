@@ -19,13 +19,11 @@ import time
 import webbrowser
 from pathlib import Path
 
-import platformdirs
-
 # Light imports only up to the engines' start (main): the web app's own (gradio, fastapi, the database) load
 # while the engines start, not before.
 from app import cli
 from app.engines import EngineStatus
-from app.settings import DEFAULT_MAX_IMAGE_PIXELS, Settings, parse_credentials, positive_int
+from app.settings import DEFAULT_MAX_IMAGE_PIXELS, Settings, default_data_dir, parse_credentials, positive_int
 from runtimes.engine.extension import check_app_url
 from runtimes.engine.install import default_engine_home
 from runtimes.engine.manager import EngineSettings
@@ -40,8 +38,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on (0.0.0.0 for the LAN)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port for the studio and the API")
     parser.add_argument("--data-dir", type=Path,
-                        default=Path(os.environ.get("COMFY_PUBLISHER_DATA") or platformdirs.user_data_dir(
-                            "comfy-publisher")),
+                        default=default_data_dir(),
                         help="holds the database, outputs, uploads and logs")
     parser.add_argument("--db", default=os.environ.get("DATABASE_URL"),
                         help="database URL (default: SQLite in DATA_DIR; DATABASE_URL works too)")

@@ -177,4 +177,6 @@ def _publish(args: argparse.Namespace) -> int:
     for label, path in app["endpoints"].items():
         print(f"  {label:<12} {base}{path}")
     print(f"  {'docs':<12} {base}/docs")
+    for warning in app.get("warnings", []):
+        print(f"warning: {warning}", file=sys.stderr)
     return 0

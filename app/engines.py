@@ -8,6 +8,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal
 
 from runtimes.engine.errors import EngineError
@@ -85,6 +86,16 @@ class EngineStatus:
 
     def is_ready(self) -> bool:
         return self.state == "ready" and any(engine.is_ready() for engine in self.manager.engines)
+
+    def ready_url(self) -> str | None:
+        """A ready engine's URL, or None while none is."""
+        return next((engine.url for engine in self.manager.engines if engine.is_ready()), None)
+
+    def models_dir(self) -> Path | None:
+        """The models folder the managed engines read; None for an engine given by URL (its folders are its
+        own)."""
+        settings = self.manager.settings
+        return None if settings.comfyui_url else settings.base_dir / "models"
 
     def problem(self) -> str | None:
         """Why no engine can run anything (they failed to start), or None."""

@@ -33,12 +33,13 @@ from app.routes import deployments as deployment_routes
 from app.runs.deliveries import RunWebhooks
 from app.runs.events import RunEvents
 from app.runs.inflight import InFlightRuns
+from app.runs.model_check import ModelFiles
 from app.runs.recorder import RunRecorder
 from app.runs.service import RunService
 from app.runs.versions import Versions
 from app.runs.webhooks import WebhookSender
 from app.services import AppChanges, Services
-from app.settings import Settings
+from app.settings import Settings, data_dir_flag
 from app.studio.page import STUDIO_CSS, build_studio
 from app.studio.share import ShareLink
 from db.migrate import upgrade_to_head
@@ -65,7 +66,9 @@ def create_app(settings: Settings, engines: EngineStatus, share: ShareLink | Non
                                     remote=RemoteRuns(on_update=recorder.on_update))
     runs_service = RunService(settings=settings, sessions=sessions, versions=versions, in_flight=in_flight,
                               events=events, recorder=recorder, webhooks=webhooks, local=pool,
-                              route=deployments.runner_for, engine_problem=engines.problem)
+                              route=deployments.runner_for, engine_problem=engines.problem,
+                              model_files=ModelFiles(engines.models_dir, engines.ready_url,
+                                                     data_dir_flag(settings.data_dir)))
     catalog = EngineCatalog(engines)
     services = Services(settings=settings, sessions=sessions, engines=engines, catalog=catalog, runs=runs_service,
                         deployments=deployments, apps=AppChanges(), share=share or ShareLink())

@@ -260,6 +260,7 @@ def build(services: Services) -> tuple[Callable[..., Any], list[gr.components.Co
             catalog = await services.catalog.get()
             app, version = await publishing.publish(services, request, catalog)
             slug, number = app.slug, version.number
+            warnings = publishing.model_warnings(services, slug, version)
         except AppError as exc:
             return "✗ " + explain(exc), gr.skip()
         changed = ""
@@ -269,7 +270,7 @@ def build(services: Services) -> tuple[Callable[..., Any], list[gr.components.Co
         return (f"### ✓ Published '{app_name.strip()}' (version {number})\n"
                 f"- Form: [/apps/{slug}/](/apps/{slug}/)\n- API: `POST /api/apps/{slug}/run` "
                 f"([OpenAPI](/api/apps/{slug}/openapi.json))\n- The Apps tab has snippets and the share link."
-                + changed), ""
+                + "".join(f"\n- ⚠ {warning}" for warning in warnings) + changed), ""
 
     upload.change(on_upload, inputs=[upload], outputs=outputs)
     table.change(on_table, inputs=[table, analysis, name], outputs=[draft, table_problems, changes])
