@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.errors import explain
 from app.runs.model_check import MissingModels, ModelFiles, needed_models
 from publisher import AppInput, AppOutput, AppSpec, ModelRef
 from tests.support.prompts import shipped
@@ -48,6 +49,8 @@ def test_a_file_in_the_models_folder_passes_and_a_missing_one_is_named_with_its_
     assert "models/checkpoints/" in problem["message"] and SOURCE in problem["message"]
     assert "node 4 (CheckpointLoaderSimple) input ckpt_name" in problem["message"]
     assert problem["fetch"] in refused.value.message
+    # A form or the studio shows it as text: the message, then each problem's own message.
+    assert explain(refused.value) == f"{refused.value.message}\n- {problem['message']}"
 
 
 def test_without_a_known_source_the_command_asks_for_one(tmp_path: Path) -> None:
