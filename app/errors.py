@@ -94,7 +94,9 @@ def explain(exc: AppError) -> str:
 def _problem_text(problem: Any) -> str:
     if not isinstance(problem, dict) or "message" not in problem:
         return str(problem)
-    return f"{problem['input']}: {problem['message']}" if "input" in problem else str(problem["message"])
+    # A published input's problem is told by its name; one about a node's input names the node in its message.
+    named = "input" in problem and "node" not in problem
+    return f"{problem['input']}: {problem['message']}" if named else str(problem["message"])
 
 
 def invalid_inputs(problems: list[dict[str, Any]]) -> Unprocessable:
