@@ -47,37 +47,43 @@ def download_models() -> None:
 def fetch_models(models_dir: Path) -> None:
     """Each file from its Hub repo, checked against the Hub's size and sha256 (the etag of a large file) and
     stored under the name the workflow uses. A file already there at the Hub's size is kept."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="hf-") as cache:
+        for folder, filename, repo, repo_file, revision in MODELS:
+            fetch_model(models_dir, folder, filename, f"hf://{repo}/{repo_file}", revision, cache)
+
+
+def fetch_model(models_dir: Path, folder: str, filename: str, source: str, revision: str | None, cache: str) -> None:
     import hashlib
     import shutil
 
     from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
 
-    root = models_dir.resolve()
-    for folder, filename, repo, repo_file, revision in MODELS:
-        target = models_dir / folder / filename
-        if not target.resolve().is_relative_to(root):
-            raise RuntimeError(f"{folder}/{filename} would land outside {models_dir}")
-        where = f"hf://{repo}/{repo_file}" + (f"@{revision}" if revision else "")
-        meta = get_hf_file_metadata(hf_hub_url(repo, repo_file, revision=revision))
-        if target.is_file() and target.stat().st_size == meta.size:
-            continue
-        fetched = Path(hf_hub_download(repo_id=repo, filename=repo_file, revision=revision, cache_dir="/tmp/hf"))
-        size = fetched.stat().st_size
-        if meta.size is not None and size != meta.size:
-            raise RuntimeError(f"{where}: got {size} bytes, the Hub says {meta.size}; not stored")
-        etag = (meta.etag or "").lower()
-        if len(etag) == 64 and all(c in "0123456789abcdef" for c in etag):  # an LFS file: its etag is its sha256
-            digest = hashlib.sha256()
-            with open(fetched, "rb") as handle:
-                while chunk := handle.read(1 << 24):
-                    digest.update(chunk)
-            if digest.hexdigest() != etag:
-                raise RuntimeError(f"{where}: sha256 {digest.hexdigest()} differs from the Hub's {etag}; not stored")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(target.name + ".part")
-        shutil.copyfile(fetched, partial)  # the cache and the Volume are different file systems
-        os.replace(partial, target)  # all or nothing under the workflow's name
-        fetched.resolve().unlink()
+    target = models_dir / folder / filename
+    if not target.resolve().is_relative_to(models_dir.resolve()):
+        raise RuntimeError(f"{folder}/{filename} would land outside {models_dir}")
+    owner, name, repo_file = source.removeprefix("hf://").split("/", 2)
+    repo, where = f"{owner}/{name}", source + (f"@{revision}" if revision else "")
+    meta = get_hf_file_metadata(hf_hub_url(repo, repo_file, revision=revision))
+    if target.is_file() and target.stat().st_size == meta.size:
+        return
+    fetched = Path(hf_hub_download(repo_id=repo, filename=repo_file, revision=revision, cache_dir=cache))
+    size = fetched.stat().st_size
+    if meta.size is not None and size != meta.size:
+        raise RuntimeError(f"{where}: got {size} bytes, the Hub says {meta.size}; not stored")
+    etag = (meta.etag or "").lower()
+    if len(etag) == 64 and all(c in "0123456789abcdef" for c in etag):  # an LFS file: its etag is its sha256
+        digest = hashlib.sha256()
+        with open(fetched, "rb") as handle:
+            while chunk := handle.read(1 << 24):
+                digest.update(chunk)
+        if digest.hexdigest() != etag:
+            raise RuntimeError(f"{where}: sha256 {digest.hexdigest()} differs from the Hub's {etag}; not stored")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".part")
+    shutil.copyfile(fetched, partial)  # the cache and the Volume are different file systems
+    os.replace(partial, target)  # all or nothing, under the workflow's name
 
 
 image = (
