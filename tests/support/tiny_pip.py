@@ -4,12 +4,16 @@ machine's pip configuration (its find-links, extra indexes and global constraint
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import os
 import subprocess
 import sys
+import threading
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 
@@ -44,6 +48,29 @@ def offline_pip_env(find_links: Path) -> dict[str, str]:
     env.update(PIP_CONFIG_FILE=os.devnull, PIP_NO_INDEX="1", PIP_FIND_LINKS=str(find_links),
                PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_CACHE_DIR="1")
     return env
+
+
+@contextmanager
+def loopback_index(wheels: Path) -> Iterator[str]:
+    """A PEP 503 package index over HTTP for the wheels in `wheels` (pip then speaks to it as to PyPI: it prints
+    Collecting and Downloading lines); yields its /simple/ URL."""
+    for wheel in wheels.glob("*.whl"):
+        page = wheels / "simple" / wheel.name.split("-")[0].lower().replace("_", "-")
+        page.mkdir(parents=True, exist_ok=True)
+        (page / "index.html").write_text(f'<a href="../../{wheel.name}">{wheel.name}</a>\n')
+    handler = functools.partial(_QuietFiles, directory=str(wheels))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/simple/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _QuietFiles(SimpleHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
 
 
 def installed(python: Path, name: str) -> str | None:
