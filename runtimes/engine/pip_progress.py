@@ -105,8 +105,12 @@ class ConsoleProgress:
     a pipe) every message is a plain line."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
-        self.stream = stream if stream is not None else sys.stdout
+        self._stream = stream
         self._drawn = False  # a bar line is on screen without its newline
+
+    @property
+    def stream(self) -> TextIO:
+        return self._stream if self._stream is not None else sys.stdout  # sys.stdout as it is now, as print does
 
     def __call__(self, message: str) -> None:
         if isinstance(message, BarMessage) and self._is_tty():

@@ -98,6 +98,14 @@ def test_a_version_the_registry_lacks_fails_with_its_answer(image: dict[str, Pat
     assert not (tmp_path / "custom_nodes" / "tiny-pack").exists()
 
 
+def test_a_banned_version_is_refused(image: dict[str, Path], registry: LoopbackRegistry, tmp_path: Path) -> None:
+    registry.add("tiny-pack", "1.0.0", {"__init__.py": NODE})
+    registry.statuses[("tiny-pack", "1.0.0")] = "NodeVersionStatusBanned"
+    done = install(image, tmp_path / "custom_nodes", "tiny-pack", "registry", "tiny-pack", "1.0.0", registry.url)
+    assert done.returncode == 1 and "tiny-pack@1.0.0 is Banned" in done.stderr and "pin another" in done.stderr
+    assert not (tmp_path / "custom_nodes" / "tiny-pack").exists()
+
+
 def test_a_zip_member_outside_the_pack_is_refused(image: dict[str, Path], registry: LoopbackRegistry,
                                                   tmp_path: Path) -> None:
     registry.add("sly-pack", "1.0.0", {"__init__.py": NODE, "../escaped.py": "X = 1\n"})

@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 class LoopbackRegistry:
     url: str = ""
     zips: dict[tuple[str, str], bytes] = field(default_factory=dict)
+    statuses: dict[tuple[str, str], str] = field(default_factory=dict)  # default NodeVersionStatusActive
     requests: list[str] = field(default_factory=list)
 
     def add(self, node_id: str, version: str, files: Mapping[str, str | bytes]) -> None:
@@ -49,7 +50,8 @@ def loopback_registry() -> Iterator[LoopbackRegistry]:
                 return self._json(200, {
                     "id": "0b5f7c1e-0000-4000-8000-000000000000", "version": version, "node_id": node_id,
                     "downloadUrl": f"{registry.url}/files/{node_id}-{version}.zip", "dependencies": [],
-                    "deprecated": False, "status": "NodeVersionStatusActive", "changelog": "",
+                    "deprecated": False, "changelog": "",
+                    "status": registry.statuses.get((node_id, version), "NodeVersionStatusActive"),
                     "createdAt": "2026-01-01T00:00:00Z"})
             if download and (download[1], download[2]) in registry.zips:
                 body = registry.zips[(download[1], download[2])]

@@ -27,6 +27,7 @@ DEFAULT_REGISTRY = "https://api.comfy.org"
 _FOLDER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 _TIMEOUT_S = 60
+_WITHDRAWN = ("NodeVersionStatusBanned", "NodeVersionStatusDeleted")  # the registry's own words
 
 
 class PackInstallError(RuntimeError):
@@ -58,6 +59,12 @@ def fetch_registry(registry: str, node_id: str, version: str, into: Path) -> Non
         raise PackInstallError(f"registry pack {node_id}@{version}: {url} gave no downloadUrl")
     if answer.get("version", version) != version:
         raise PackInstallError(f"registry pack {node_id}: asked for {version}, the registry gave {answer['version']}")
+    status = str(answer.get("status", ""))
+    if status in _WITHDRAWN:
+        raise PackInstallError(f"registry pack {node_id}@{version} is {status.removeprefix('NodeVersionStatus')} on "
+                               "the registry; pin another version")
+    if answer.get("deprecated"):
+        print(f"pack_install: warning: {node_id}@{version} is deprecated on the registry", file=sys.stderr)
     with tempfile.TemporaryFile() as archive:
         archive.write(_get(download, f"the zip of {node_id}@{version}"))
         _extract(archive, into, f"{node_id}@{version}")
