@@ -91,7 +91,8 @@ def generate(spec: AppSpec, settings: DeploySettings, *, slug: str, version: int
         "torch": ", ".join(f'"{r}"' for r in TORCH_REQUIREMENTS),
         "worker_requirements": ", ".join(f'"{r}"' for r in WORKER_REQUIREMENTS),
         "custom_nodes": _custom_node_steps(packs),
-        "registry_url": registry_url() if any(p.kind == "registry" for p in packs) else "",
+        "registry_line": (f'REGISTRY_URL = "{registry_url()}"  # where registry node packs come from\n'
+                          if any(p.kind == "registry" for p in packs) else ""),
         "constraints_file": CONSTRAINTS_FILE,
         "gpu_spec": settings.gpu_spec, "gpu_help": info["gpu"].help.rstrip("."),
         "gpu_price": f"${GPU_PRICES[settings.gpu] * settings.gpu_count:.2f}",

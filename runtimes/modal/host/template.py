@@ -24,12 +24,10 @@ COMFYUI_DIR = "/root/ComfyUI"
 BASE_DIR = "/root/comfy"  # the engine's models/ (the Volume), input/, output/, custom_nodes/
 MODELS_DIR = f"{BASE_DIR}/models"
 SPEC_FILE = os.environ.get("COMFY_PUBLISHER_SPEC_FILE", "/root/app_spec.json")  # overridable to run locally
-# The local engine's pinned packages ($constraints_file beside this file): every pip install below is held to them.
-CONSTRAINTS = "/root/engine-constraints.txt"
+CONSTRAINTS = "/root/engine-constraints.txt"  # the local engine's pins ($constraints_file), -c of every pip install
 CUSTOM_NODES = f"{BASE_DIR}/custom_nodes"
 PACK_INSTALLER = "/root/pack_install.py"
-REGISTRY_URL = "$registry_url"  # the Comfy Registry that registry node packs come from
-HERE = Path(__file__).parent
+${registry_line}HERE = Path(__file__).parent
 
 app = modal.App(APP_NAME)
 models = modal.Volume.from_name("$volume_name", create_if_missing=True)  # model files, downloaded once
