@@ -14,6 +14,7 @@ from typing import Any, Literal
 from runtimes.engine.errors import EngineError
 from runtimes.engine.install import EngineInstallError
 from runtimes.engine.manager import Engine, EngineManager, EngineSettings
+from runtimes.engine.pip_progress import BarMessage, ConsoleProgress
 
 State = Literal["starting", "ready", "failed", "stopped"]
 
@@ -27,7 +28,7 @@ class EngineStatus:
         self.state: State = "starting"
         self.error: str | None = None
         self.progress: deque[str] = deque(maxlen=200)
-        self._echo = echo
+        self._echo = ConsoleProgress() if echo else None
         self._thread: threading.Thread | None = None
         self.started_at = time.time()
         self._lock = threading.Lock()  # the start-up thread hands engines over while a taker attaches
@@ -35,9 +36,13 @@ class EngineStatus:
         self._on_ready: Callable[[Engine], None] | None = None
 
     def _record(self, message: str) -> None:
-        self.progress.append(message)
-        if self._echo:
-            print(message, flush=True)
+        # A bar's update replaces the previous one: the record keeps one moving line, not a line per package.
+        if isinstance(message, BarMessage) and self.progress and isinstance(self.progress[-1], BarMessage):
+            self.progress[-1] = message
+        else:
+            self.progress.append(message)
+        if self._echo is not None:
+            self._echo(message)
 
     # --- start-up ------------------------------------------------------------------------------------
 
@@ -106,7 +111,7 @@ class EngineStatus:
             "state": self.state,
             "ready": self.is_ready(),
             "error": self.error,
-            "progress": list(self.progress)[-20:],
+            "progress": [str(message) for message in list(self.progress)[-20:]],
             "engines": [
                 {
                     "name": engine.name,
