@@ -63,7 +63,8 @@ class HubServer:
         self.repos.setdefault(repo, HubRepo(**options)).files[path] = content  # type: ignore[arg-type]
 
     def gets(self) -> list[Request]:
-        return [r for r in self.requests if r.method == "GET"]
+        """The file downloads asked for (huggingface_hub also GETs /api/agent-harnesses, its own telemetry)."""
+        return [r for r in self.requests if r.method == "GET" and "/resolve/" in r.path]
 
     def __enter__(self) -> HubServer:
         self._thread.start()
