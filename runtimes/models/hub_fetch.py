@@ -23,7 +23,7 @@ from filelock import FileLock, Timeout
 
 from publisher.models import HF_SOURCE
 
-from .store import PART_SUFFIX, ModelPathError, target_path
+from .store import LOCKS, PART_SUFFIX, ModelPathError, target_path
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 HEAD_TIMEOUT_S = 10.0
@@ -84,7 +84,11 @@ def fetch_model(source: str, models_dir: Path, folder: str, name: str, *, sha256
     if expected is not None and not _SHA256.match(expected):
         raise ModelFetchError("bad_source", f"the declared hash of {name} is not a sha256 (64 hex digits)")
     target.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(target) + ".lock")
+    # One fetch of a file at a time, across processes (the server's jobs, `models pull`); the lock files live in
+    # a hidden folder, not beside the models the engine lists.
+    lock_path = models_dir.resolve() / LOCKS / folder / (name + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(lock_path))
     try:
         lock.acquire(timeout=0)
     except Timeout:
@@ -94,7 +98,6 @@ def fetch_model(source: str, models_dir: Path, folder: str, name: str, *, sha256
         return _fetch_locked(hub_file, target, folder, name, expected, force, progress)
     finally:
         lock.release()
-        Path(lock.lock_file).unlink(missing_ok=True)
 
 
 def _fetch_locked(hub_file: HubFile, target: Path, folder: str, name: str, expected: str | None, force: bool,

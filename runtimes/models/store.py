@@ -17,6 +17,7 @@ FOLDER_ALIASES = {
     "t2i_adapter": ("t2i_adapter", "controlnet"),
 }
 PART_SUFFIX = ".part"  # a download in progress, resumed from where it stopped
+LOCKS = ".fetch-locks"  # under the models folder: one lock file per file being fetched
 
 
 class ModelPathError(ValueError):
@@ -69,7 +70,7 @@ def list_models(models_dir: Path) -> list[StoredModel]:
     found = []
     if not models_dir.is_dir():
         return found
-    for folder in sorted(p for p in models_dir.iterdir() if p.is_dir()):
+    for folder in sorted(p for p in models_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
         for root, _dirs, files in os.walk(folder):
             for file in files:
                 path = Path(root) / file

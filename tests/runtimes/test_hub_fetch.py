@@ -153,3 +153,16 @@ def test_a_source_that_is_not_hf_is_refused(hub: HubServer, models: Path) -> Non
     with pytest.raises(ModelFetchError) as caught:
         fetch_model("https://example.com/x.safetensors", models, "checkpoints", "x.safetensors")
     assert caught.value.kind == "bad_source" and "hf://owner/repo" in str(caught.value)
+
+
+def test_a_file_being_fetched_elsewhere_is_not_fetched_twice(hub: HubServer, models: Path) -> None:
+    from filelock import FileLock
+
+    from runtimes.models.store import LOCKS
+
+    lock_file = models / LOCKS / "checkpoints" / "busy.safetensors.lock"
+    lock_file.parent.mkdir(parents=True)
+    with FileLock(str(lock_file)), pytest.raises(ModelFetchError) as caught:  # held as another process would
+        fetch_model(f"hf://{REPO}/sub/weights.safetensors", models, "checkpoints", "busy.safetensors")
+    assert caught.value.kind == "busy" and hub.gets() == []
+    assert fetch_model(f"hf://{REPO}/sub/weights.safetensors", models, "checkpoints", "busy.safetensors").fetched
