@@ -166,3 +166,13 @@ def test_a_file_being_fetched_elsewhere_is_not_fetched_twice(hub: HubServer, mod
         fetch_model(f"hf://{REPO}/sub/weights.safetensors", models, "checkpoints", "busy.safetensors")
     assert caught.value.kind == "busy" and hub.gets() == []
     assert fetch_model(f"hf://{REPO}/sub/weights.safetensors", models, "checkpoints", "busy.safetensors").fetched
+
+
+def test_a_file_already_there_stays_usable_offline(hub: HubServer, models: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    fetch_model(f"hf://{REPO}/sub/weights.safetensors", models, "checkpoints", "o.safetensors")
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{free_port()}")
+    outcome = fetch_model(f"hf://{REPO}/sub/weights.safetensors", models, "checkpoints", "o.safetensors")
+    assert not outcome.fetched and not outcome.verified
+    with pytest.raises(ModelFetchError):  # --force means fetch: it cannot
+        fetch_model(f"hf://{REPO}/sub/weights.safetensors", models, "checkpoints", "o.safetensors", force=True)
