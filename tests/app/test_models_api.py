@@ -116,3 +116,21 @@ def test_the_routes_are_typed_in_openapi(http: httpx.Client) -> None:
     fetch = schema["paths"]["/api/apps/{slug}/models/fetch"]["post"]["responses"]["202"]
     assert fetch["content"]["application/json"]["schema"]["$ref"].endswith("/FetchJobOut")
     assert "FileFetchOut" in schema["components"]["schemas"]
+
+
+def test_a_fetch_in_progress_shows_its_bytes_and_is_not_started_twice(http: httpx.Client, admin: dict[str, str],
+                                                                     hub: HubServer) -> None:
+    slug = publish(http, admin, "slow.safetensors", {"slow.safetensors": "hf://owner/models/weights.safetensors"})
+    hub.bytes_per_s = 4 * 1024 * 1024  # about 3 s for the file
+    try:
+        first = http.post(f"/api/apps/{slug}/models/fetch", headers=admin).json()
+        second = http.post(f"/api/apps/{slug}/models/fetch", headers=admin).json()
+        assert second["id"] == first["id"]  # the running job, not a second download of the same file
+        seen = []
+        while not (job := http.get(f"/api/models/fetches/{first['id']}", headers=admin).json())["finished"]:
+            seen.append(job["files"][0]["done"])
+            time.sleep(0.2)
+    finally:
+        hub.bytes_per_s = None
+    assert job["files"][0]["state"] == "fetched"
+    assert any(0 < done < len(CONTENT) for done in seen)  # progress was visible on the way

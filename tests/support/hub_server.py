@@ -9,6 +9,7 @@ import hashlib
 import re
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote
@@ -38,6 +39,7 @@ class HubServer:
         self.requests: list[Request] = []
         self.cut_after: int | None = None  # the next GET's connection is cut after this many body bytes
         self.lying_etag: str | None = None  # a sha256 served in place of the real one (a corrupt download)
+        self.bytes_per_s: int | None = None  # a slow network: downloads are sent at this rate
         hub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -114,7 +116,14 @@ class HubServer:
             handler.connection.shutdown(socket.SHUT_RDWR)
             handler.close_connection = True
             return
-        handler.wfile.write(rest)
+        if self.bytes_per_s is None:
+            handler.wfile.write(rest)
+            return
+        step = max(1, self.bytes_per_s // 10)
+        for start in range(0, len(rest), step):
+            handler.wfile.write(rest[start:start + step])
+            handler.wfile.flush()
+            time.sleep(0.1)
 
 
 def _error(handler: BaseHTTPRequestHandler, status: int, code: str, message: str) -> None:
