@@ -22,6 +22,7 @@ from tests.support.browser import CHROMIUM, chromium
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs /usr/bin/chromium (make test installs it)")
 CONTENT = os.urandom(3_000_000)
+SHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +56,8 @@ def test_the_publish_tab_fetches_the_workflows_missing_model(server: AppServer, 
     assert (server.data_dir / "comfyui/models/checkpoints/studio-publish.safetensors").read_bytes() == CONTENT
 
 
-def test_the_apps_tab_fetches_a_published_apps_missing_model(server: AppServer) -> None:
+def test_the_apps_tab_fetches_a_published_apps_missing_model_with_a_progress_bar(server: AppServer,
+                                                                                 hub: HubServer) -> None:
     prompt = shipped("txt2img_sd15.json")
     prompt[node_of(prompt, "CheckpointLoaderSimple")]["inputs"]["ckpt_name"] = "studio-app.safetensors"
     admin = {"Authorization": f"Bearer {server.create_key('admin', admin=True)}"}
@@ -63,11 +65,19 @@ def test_the_apps_tab_fetches_a_published_apps_missing_model(server: AppServer) 
         "name": "Needs a model", "slug": "needs-a-model", "workflow": prompt,
         "model_sources": {"studio-app.safetensors": "hf://owner/models/sub/weights.safetensors"}})
     assert published.status_code == 201, published.text
+    SHOTS.mkdir(parents=True, exist_ok=True)
     with chromium() as browser:
         page = browser.new_page()
         page.goto(f"{server.url}/studio/")
         page.click("button[role=tab]:has-text('Apps')")
         page.wait_for_selector("#app-models-status :text('1 of 1 model file(s) missing')", timeout=30_000)
-        page.click("#app-models-button")
-        page.wait_for_selector("#app-models-status :text('Model files fetched')", timeout=60_000)
+        hub.bytes_per_s = 1024 * 1024  # about 3 s: the bar is seen on the way
+        try:
+            page.click("#app-models-button")
+            page.wait_for_selector("#app-models-status .progress-text, #app-models-status .progress-level",
+                                   timeout=30_000)
+            page.screenshot(path=str(SHOTS / "studio-fetch-models.png"), full_page=True)
+            page.wait_for_selector("#app-models-status :text('Model files fetched')", timeout=60_000)
+        finally:
+            hub.bytes_per_s = None
     assert (server.data_dir / "comfyui/models/checkpoints/studio-app.safetensors").read_bytes() == CONTENT
