@@ -59,6 +59,7 @@ def test_pull_fetches_a_ui_files_declared_model_under_its_name_then_skips_it(hub
     assert (data / "comfyui" / "models" / "checkpoints" / "fetched.safetensors").read_bytes() == CONTENT
     assert "✓ checkpoints/fetched.safetensors (fetched" in first.stdout
     assert "bypassed" not in first.stdout  # a bypassed node's file is not needed
+    assert "checkpoints/fetched.safetensors: 100% of 2.5 MB" in first.stderr  # the progress (no terminal: lines)
     again = models_cli(data, hub, "pull", str(workflow))
     assert again.returncode == 0 and "(present" in again.stdout
     assert len(hub.gets()) == 1
