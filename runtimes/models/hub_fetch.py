@@ -10,6 +10,7 @@ huggingface_hub's own (HF_TOKEN, `hf auth login`): we never read, log or store i
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 from collections.abc import Callable
@@ -23,7 +24,7 @@ from filelock import FileLock, Timeout
 
 from publisher.models import HF_SOURCE
 
-from .store import LOCKS, PART_SUFFIX, ModelPathError, target_path
+from .store import LOCKS, PART_SUFFIX, VERIFIED, ModelPathError, target_path
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 HEAD_TIMEOUT_S = 10.0
@@ -95,13 +96,14 @@ def fetch_model(source: str, models_dir: Path, folder: str, name: str, *, sha256
         raise ModelFetchError("busy", f"{folder}/{name} is being fetched already (by another process or job); "
                                       "wait for it to finish") from None
     try:
-        return _fetch_locked(hub_file, target, folder, name, expected, force, progress)
+        marker = models_dir.resolve() / VERIFIED / folder / (name + ".json")  # its checked sha256
+        return _fetch_locked(hub_file, target, marker, folder, name, expected, force, progress)
     finally:
         lock.release()
 
 
-def _fetch_locked(hub_file: HubFile, target: Path, folder: str, name: str, expected: str | None, force: bool,
-                  progress: Progress | None) -> FetchOutcome:
+def _fetch_locked(hub_file: HubFile, target: Path, marker: Path, folder: str, name: str, expected: str | None,
+                  force: bool, progress: Progress | None) -> FetchOutcome:
     from huggingface_hub import get_hf_file_metadata, hf_hub_url
 
     endpoint = endpoint_now()
@@ -120,7 +122,7 @@ def _fetch_locked(hub_file: HubFile, target: Path, folder: str, name: str, expec
                                                f"its sha256 is {etag_hash}, the workflow says {expected}")
     want_hash = expected or etag_hash
     if not force and target.is_file() and (meta.size is None or target.stat().st_size == meta.size) and \
-            (want_hash is None or _sha256_of(target) == want_hash):
+            (want_hash is None or _known_hash(target, marker) == want_hash):
         return FetchOutcome(target, target.stat().st_size, fetched=False)
     part = target.with_name(target.name + PART_SUFFIX)
     if force or (part.exists() and meta.size is not None and part.stat().st_size > meta.size):
@@ -137,6 +139,8 @@ def _fetch_locked(hub_file: HubFile, target: Path, folder: str, name: str, expec
                                                f"({'the workflow' if expected else 'the hub'}'s hash); the file was "
                                                "removed")
     os.replace(part, target)
+    if want_hash is not None:
+        _remember_hash(target, marker, want_hash)
     return FetchOutcome(target, size, fetched=True)
 
 
@@ -180,6 +184,27 @@ class _ProgressBar:
 
     def __exit__(self, *exc: object) -> None:
         return None
+
+
+def _remember_hash(target: Path, marker: Path, sha256: str) -> None:
+    stat = target.stat()
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps({"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": sha256}))
+
+
+def _known_hash(target: Path, marker: Path) -> str:
+    """The file's sha256: remembered from its last check while its size and time are unchanged (hashing
+    gigabytes on every pull would take minutes), else computed (and remembered)."""
+    stat = target.stat()
+    try:
+        known = json.loads(marker.read_text())
+        if known["size"] == stat.st_size and known["mtime_ns"] == stat.st_mtime_ns:
+            return str(known["sha256"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    digest = _sha256_of(target)
+    _remember_hash(target, marker, digest)
+    return digest
 
 
 def _sha256_of(path: Path) -> str:

@@ -18,6 +18,7 @@ FOLDER_ALIASES = {
 }
 PART_SUFFIX = ".part"  # a download in progress, resumed from where it stopped
 LOCKS = ".fetch-locks"  # under the models folder: one lock file per file being fetched
+VERIFIED = ".verified"  # under the models folder: the sha256 each fetched file was checked to have
 
 
 class ModelPathError(ValueError):

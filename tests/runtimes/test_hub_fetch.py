@@ -176,3 +176,15 @@ def test_a_file_already_there_stays_usable_offline(hub: HubServer, models: Path,
     assert not outcome.fetched and not outcome.verified
     with pytest.raises(ModelFetchError):  # --force means fetch: it cannot
         fetch_model(f"hf://{REPO}/sub/weights.safetensors", models, "checkpoints", "o.safetensors", force=True)
+
+
+def test_a_checked_file_is_not_hashed_again_until_it_changes(hub: HubServer, models: Path) -> None:
+    source = f"hf://{REPO}/sub/weights.safetensors"
+    target = fetch_model(source, models, "checkpoints", "k.safetensors").path
+    before = target.stat()
+    target.write_bytes(bytes(len(SMALL)))  # other bytes, same size and time: the remembered check stands
+    os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert not fetch_model(source, models, "checkpoints", "k.safetensors").fetched
+    os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns + 1))  # touched: hashed again, fetched again
+    assert fetch_model(source, models, "checkpoints", "k.safetensors").fetched
+    assert target.read_bytes() == SMALL
