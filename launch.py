@@ -71,7 +71,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "e.g. http://gpu-box:8188 (repeat; this app's engines and any loopback one may always)")
     parser.add_argument("--share", action="store_true",
                         help="also make a public Gradio share link (needs the internet; the LAN URL always works)")
-    commands = parser.add_subparsers(dest="command", metavar="{keys,publish,deploy,install-extension}")
+    commands = parser.add_subparsers(dest="command", metavar="{keys,publish,deploy,models,install-extension}")
     cli.add_commands(commands)
     return parser.parse_args(argv)
 

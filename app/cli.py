@@ -6,6 +6,9 @@
     python launch.py publish workflow.json --name NAME --input 6.text=prompt --input 3.seed [--public]
                      [--spec spec.json] [--output 9] [--url http://127.0.0.1:7860] [--key KEY]
     python launch.py [--data-dir DIR] deploy SLUG [--version N] [--gpu L4 ...] [--show-files] [--teardown]
+    python launch.py [--data-dir DIR] models pull WORKFLOW_FILE|SLUG [--source FILE=hf://owner/repo/path[@rev]]...
+                     [--force]
+    python launch.py [--data-dir DIR] models list
     python launch.py install-extension --comfyui-path DIR [--app-url http://127.0.0.1:7860]
 
 launch.py builds its parser before it starts the engines: what a command needs is imported when it runs.
@@ -21,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from app.deploy.cli import add_deploy_command
+from app.models.cli import add_models_command
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -55,6 +59,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                          help="an admin key (or set COMFY_PUBLISHER_API_KEY)")
 
     add_deploy_command(subparsers)
+    add_models_command(subparsers)
 
     extension = subparsers.add_parser("install-extension",
                                       help="add File > Publish… to the editor of your own ComfyUI")
@@ -71,6 +76,10 @@ def run_command(args: argparse.Namespace, db_url: str) -> int:
         from app.deploy.cli import run_deploy
 
         return run_deploy(args, db_url)
+    if args.command == "models":
+        from app.models.cli import run_models
+
+        return run_models(args, db_url)
     if args.command == "install-extension":
         return _install_extension(args)
     return _publish(args)

@@ -26,9 +26,10 @@ from app.engines import EngineStatus
 from app.errors import install_error_handlers
 from app.forms.look import CSS, mount
 from app.forms.registry import AppVisibility, FormMounts
+from app.models.jobs import ModelFetches
 from app.publish.catalog import EngineCatalog
 from app.publish.openapi import install_openapi
-from app.routes import apps, editor, files, health, keys, runs, workflows
+from app.routes import apps, editor, files, health, keys, models, runs, workflows
 from app.routes import deployments as deployment_routes
 from app.runs.deliveries import RunWebhooks
 from app.runs.events import RunEvents
@@ -45,6 +46,7 @@ from app.studio.share import ShareLink
 from db.migrate import upgrade_to_head
 from db.session import create_db_engine, make_session_factory
 from runtimes.modal.host.runner import RemoteRuns
+from runtimes.models.store import models_dir_of
 from runtimes.pool import WorkerPool
 
 
@@ -71,7 +73,8 @@ def create_app(settings: Settings, engines: EngineStatus, share: ShareLink | Non
                                                      data_dir_flag(settings.data_dir)))
     catalog = EngineCatalog(engines)
     services = Services(settings=settings, sessions=sessions, engines=engines, catalog=catalog, runs=runs_service,
-                        deployments=deployments, apps=AppChanges(), share=share or ShareLink())
+                        deployments=deployments, apps=AppChanges(), share=share or ShareLink(),
+                        models=ModelFetches(models_dir_of(settings.data_dir)))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -98,7 +101,7 @@ def create_app(settings: Settings, engines: EngineStatus, share: ShareLink | Non
     app.state.services = services
     install_error_handlers(app)
     # Runs first: a request walks the routes in order, and run submissions and status polls are most of them.
-    for module in (runs, health, workflows, apps, deployment_routes, keys, files, editor):
+    for module in (runs, health, workflows, apps, deployment_routes, keys, files, editor, models):
         app.include_router(module.router)
     install_openapi(app, services)
     _mount_ui(app, services, master_key)

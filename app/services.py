@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.deploy.service import DeploymentService
 from app.engines import EngineStatus
+from app.models.jobs import ModelFetches
 from app.publish.catalog import EngineCatalog
 from app.runs.service import RunService
 from app.settings import Settings
@@ -62,6 +63,7 @@ class Services:
     deployments: DeploymentService
     apps: AppChanges
     share: ShareLink
+    models: ModelFetches
 
     async def db(self, work: Callable[..., T], /, *args: Any) -> T:
         """`work(session, *args)` in a worker thread; the session is closed (its connection given back) there."""

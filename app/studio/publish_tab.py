@@ -20,6 +20,7 @@ from app.publish import service as publishing
 from app.publish.service import PublishInput, PublishRequest
 from app.runs.inputs import parse_values
 from app.services import Services
+from app.studio import models_panel
 from app.studio.summary import (
     COLUMNS,
     DATATYPES,
@@ -79,6 +80,7 @@ def build(services: Services) -> tuple[Callable[..., Any], list[gr.components.Co
                         elem_id="open-editor")
             error = gr.Markdown(elem_id="publish-error")
             summary = gr.Markdown(elem_id="workflow-summary")
+            models_panel.build(services, analysis, models_panel.workflow_needs(services), "publish-models")
         with gr.Column(scale=7):
             gr.Markdown("### 2. Choose the inputs people can change\nTick an input to put it on the form; edit its "
                         "label, default, range or choices (separated by ` | `); a text's Max is its maximum length. "
