@@ -19,18 +19,13 @@ import httpx
 from app.errors import Conflict
 from publisher import AppSpec, NodeCatalog
 from publisher.quoting import quote as quoted
+from runtimes.models.store import present_path
 
-# The folders ComfyUI reads each kind from besides its own name (folder_paths.py): a file in either counts.
-FOLDER_ALIASES = {
-    "text_encoders": ("text_encoders", "clip"),
-    "diffusion_models": ("diffusion_models", "unet"),
-    "controlnet": ("controlnet", "t2i_adapter"),
-}
 _ENGINE_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
-class NeededModel:
+class LoadedModel:
     """A model file one node of the run loads."""
 
     node: str
@@ -41,7 +36,7 @@ class NeededModel:
     source: str | None  # hf://owner/repo/path[@rev], when the app knows where it comes from
 
 
-def needed_models(spec: AppSpec, values: Mapping[str, Any]) -> list[NeededModel]:
+def loaded_models(spec: AppSpec, values: Mapping[str, Any]) -> list[LoadedModel]:
     """The model files a run with these input values loads: the app's models, each replaced by the run's value
     when a published input sets that loader input."""
     by_target = {(i.node, i.input): i.name for i in spec.inputs}
@@ -53,27 +48,11 @@ def needed_models(spec: AppSpec, values: Mapping[str, Any]) -> list[NeededModel]
             continue
         class_type = str(spec.workflow.get(ref.node, {}).get("class_type", ""))
         source = ref.source if value == ref.filename else None
-        needed.append(NeededModel(ref.node, ref.input, class_type, ref.folder, value, source))
+        needed.append(LoadedModel(ref.node, ref.input, class_type, ref.folder, value, source))
     return needed
 
 
-def is_inside(folder: Path, filename: str) -> Path | None:
-    """`folder/filename` when the name stays inside the folder (a workflow's value may hold "sub/x.safetensors",
-    never "../x"), else None."""
-    target = (folder / filename).resolve()
-    return target if target.is_relative_to(folder.resolve()) else None
-
-
-def on_disk(models_dir: Path, folder: str, filename: str) -> bool:
-    """Whether the file is in one of the folders the engine reads this kind from."""
-    for name in FOLDER_ALIASES.get(folder, (folder,)):
-        target = is_inside(models_dir / name, filename)
-        if target is not None and target.is_file():
-            return True
-    return False
-
-
-def fetch_command(slug: str, data_dir_flag: str, model: NeededModel) -> str:
+def fetch_command(slug: str, data_dir_flag: str, model: LoadedModel) -> str:
     """The command that puts this file in place: from its known source, else from one the user names."""
     command = f"python launch.py{data_dir_flag} models pull {slug}"
     if model.source is None:
@@ -84,7 +63,7 @@ def fetch_command(slug: str, data_dir_flag: str, model: NeededModel) -> str:
 def publish_warnings(spec: AppSpec, slug: str, data_dir_flag: str) -> list[str]:
     """What publishing says of the model files the engine did not list: the app is stored (a serverless
     deployment's Volume may get them from their sources), but runs here are refused until they are in place."""
-    refs_and_needs = zip(spec.models, needed_models(spec, {}), strict=True)
+    refs_and_needs = zip(spec.models, loaded_models(spec, {}), strict=True)
     return [missing_problem(model, fetch_command(slug, data_dir_flag, model))["message"]
             for ref, model in refs_and_needs if not ref.available]
 
@@ -97,7 +76,7 @@ class MissingModels(Conflict):
         self.message, self.problems = message, problems
 
 
-def missing_problem(model: NeededModel, command: str) -> dict[str, Any]:
+def missing_problem(model: LoadedModel, command: str) -> dict[str, Any]:
     where = f"models/{model.folder}/" if model.folder != "unknown" else "the folder its loader reads"
     source = f" Its source: {model.source}." if model.source else " The app names no source for it."
     return {
@@ -121,8 +100,8 @@ class ModelFiles:
     def check(self, spec: AppSpec, values: Mapping[str, Any], slug: str) -> None:
         """Raises MissingModels naming every file the run needs that the engine lacks."""
         models_dir = self.models_dir()
-        unsure = [m for m in needed_models(spec, values)
-                  if models_dir is None or not on_disk(models_dir, m.folder, m.filename)]
+        unsure = [m for m in loaded_models(spec, values)
+                  if models_dir is None or present_path(models_dir, m.folder, m.filename) is None]
         listed = self._listed_by_engine(unsure) if unsure else {}
         # What the engine lists counts; when no engine answers, the managed engines' folder alone decides (an
         # engine given by URL keeps its files elsewhere: then nothing is refused on a guess).
@@ -137,7 +116,7 @@ class ModelFiles:
             raise MissingModels(f"This run needs model files the engine does not have: {files}. Fetch them "
                                 f"(`{problems[0]['fetch']}`) or put them in place, then run again.", problems)
 
-    def _listed_by_engine(self, models: list[NeededModel]) -> dict[tuple[str, str], tuple[Any, ...]] | None:
+    def _listed_by_engine(self, models: list[LoadedModel]) -> dict[tuple[str, str], tuple[Any, ...]] | None:
         """The choices a ready engine lists for each model's loader input (a node type it lacks: absent); None
         when no engine answers."""
         url = self.engine_url()

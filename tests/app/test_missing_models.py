@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from app.errors import explain
-from app.runs.model_check import MissingModels, ModelFiles, needed_models
+from app.runs.model_check import MissingModels, ModelFiles, loaded_models
 from publisher import AppInput, AppOutput, AppSpec, ModelRef
 from tests.support.prompts import shipped
 from tests.support.server import AppServer
@@ -94,7 +94,7 @@ def test_a_published_input_that_picks_the_model_is_checked_with_the_runs_value(t
         files.check(spec, {"model": "other.safetensors"}, "demo")
     [problem] = refused.value.problems
     assert problem["file"] == "other.safetensors" and problem["source"] is None  # the default's source is not its
-    assert [m.filename for m in needed_models(spec, {})] == [MISSING]
+    assert [m.filename for m in loaded_models(spec, {})] == [MISSING]
 
 
 def test_a_file_not_on_disk_that_the_engine_lists_passes(tmp_path: Path, engine_url: str,

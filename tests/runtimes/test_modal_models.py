@@ -17,7 +17,7 @@ import pytest
 from runtimes.modal.host.generate import generate
 from runtimes.modal.host.settings import DeploySettings
 from tests.runtimes.modal_support import txt2img_spec
-from tests.support.loopback_hub import LoopbackHub, loopback_hub
+from tests.support.hub_server import HubServer
 
 REPO_ID = "someone/tiny-models"
 IN_REPO = "split_files/checkpoints/v1-5-pruned-emaonly-fp16.safetensors"
@@ -34,12 +34,12 @@ modal_app.fetch_models(Path(sys.argv[2]))
 
 
 @pytest.fixture
-def hub() -> Iterator[LoopbackHub]:
-    with loopback_hub() as running:
+def hub() -> Iterator[HubServer]:
+    with HubServer() as running:
         yield running
 
 
-def fetch(hub: LoopbackHub, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+def fetch(hub: HubServer, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     spec = txt2img_spec()
     ref = replace(spec.models[0], filename=WORKFLOW_NAME, source=f"hf://{REPO_ID}/{IN_REPO}")
     bundle_dir = tmp_path / "bundle"
@@ -51,30 +51,31 @@ def fetch(hub: LoopbackHub, tmp_path: Path) -> subprocess.CompletedProcess[str]:
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
 
 
-def test_a_model_is_stored_under_the_workflows_name_and_checked(hub: LoopbackHub, tmp_path: Path) -> None:
+def test_a_model_is_stored_under_the_workflows_name_and_checked(hub: HubServer, tmp_path: Path) -> None:
     hub.add(REPO_ID, IN_REPO, CONTENT)
     done = fetch(hub, tmp_path)
     assert done.returncode == 0, done.stderr
     stored = tmp_path / "models" / "checkpoints" / WORKFLOW_NAME
-    assert len(hub.downloads()) == 1
+    assert len(hub.gets()) == 1
     assert hashlib.sha256(stored.read_bytes()).digest() == hashlib.sha256(CONTENT).digest()
     assert [p.name for p in stored.parent.iterdir()] == ["tiny.safetensors"]  # no .part left
 
 
-def test_a_download_whose_sha256_differs_from_the_hubs_is_not_stored(hub: LoopbackHub, tmp_path: Path) -> None:
+def test_a_download_whose_sha256_differs_from_the_hubs_is_not_stored(hub: HubServer, tmp_path: Path) -> None:
     corrupted = bytes([CONTENT[0] ^ 1]) + CONTENT[1:]
-    sha = hub.add(REPO_ID, IN_REPO, CONTENT, served=corrupted)
+    hub.add(REPO_ID, IN_REPO, corrupted)
+    sha = hub.lying_etag = hashlib.sha256(CONTENT).hexdigest()  # the Hub announces the right file's sha256
     done = fetch(hub, tmp_path)
     assert done.returncode != 0
     assert f"hf://{REPO_ID}/{IN_REPO}" in done.stderr and sha in done.stderr and "not stored" in done.stderr
     assert not list((tmp_path / "models").rglob("*.safetensors*"))
 
 
-def test_a_file_already_there_at_the_hubs_size_is_kept(hub: LoopbackHub, tmp_path: Path) -> None:
+def test_a_file_already_there_at_the_hubs_size_is_kept(hub: HubServer, tmp_path: Path) -> None:
     hub.add(REPO_ID, IN_REPO, CONTENT)
     stored = tmp_path / "models" / "checkpoints" / WORKFLOW_NAME
     stored.parent.mkdir(parents=True)
     stored.write_bytes(CONTENT)
     done = fetch(hub, tmp_path)
     assert done.returncode == 0, done.stderr
-    assert hub.downloads() == []  # asked the Hub for the size only
+    assert hub.gets() == []  # asked the Hub for the size only
