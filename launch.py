@@ -20,13 +20,11 @@ import time
 import webbrowser
 from pathlib import Path
 
-import platformdirs
-
 # Light imports only up to the engines' start (main): the web app's own (gradio, fastapi, the database) load
 # while the engines start, not before.
 from app import cli
 from app.engines import EngineStatus
-from app.settings import DEFAULT_MAX_IMAGE_PIXELS, Settings, parse_credentials, positive_int
+from app.settings import DEFAULT_MAX_IMAGE_PIXELS, Settings, default_data_dir, parse_credentials, positive_int
 from runtimes.engine.extension import check_app_url
 from runtimes.engine.install import default_engine_home
 from runtimes.engine.manager import EngineSettings
@@ -41,8 +39,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on (0.0.0.0 for the LAN)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port for the studio and the API")
     parser.add_argument("--data-dir", type=Path,
-                        default=Path(os.environ.get("COMFY_PUBLISHER_DATA") or platformdirs.user_data_dir(
-                            "comfy-publisher")),
+                        default=default_data_dir(),
                         help="holds the database, outputs, uploads and logs")
     parser.add_argument("--db", default=os.environ.get("DATABASE_URL"),
                         help="database URL (default: SQLite in DATA_DIR; DATABASE_URL works too)")
@@ -75,7 +72,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "e.g. http://gpu-box:8188 (repeat; this app's engines and any loopback one may always)")
     parser.add_argument("--share", action="store_true",
                         help="also make a public Gradio share link (needs the internet; the LAN URL always works)")
-    commands = parser.add_subparsers(dest="command", metavar="{keys,publish,deploy,install-extension,nodes}")
+    commands = parser.add_subparsers(dest="command", metavar="{keys,publish,deploy,models,nodes,install-extension}")
     cli.add_commands(commands)
     return parser.parse_args(argv)
 

@@ -6,6 +6,9 @@
     python launch.py publish workflow.json --name NAME --input 6.text=prompt --input 3.seed [--public]
                      [--spec spec.json] [--output 9] [--url http://127.0.0.1:7860] [--key KEY]
     python launch.py [--data-dir DIR] deploy SLUG [--version N] [--gpu L4 ...] [--show-files] [--teardown]
+    python launch.py [--data-dir DIR] models pull WORKFLOW_FILE|SLUG [--source FILE=hf://owner/repo/path[@rev]]...
+                     [--force]
+    python launch.py [--data-dir DIR] models list
     python launch.py install-extension --comfyui-path DIR [--app-url http://127.0.0.1:7860]
     python launch.py [--data-dir DIR] nodes install GIT_URL@COMMIT|REGISTRY_ID@VERSION | list | remove NAME
 
@@ -22,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from app.deploy.cli import add_deploy_command
+from app.models.cli import add_models_command
 from app.packs.cli import add_nodes_command
 
 
@@ -57,6 +61,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                          help="an admin key (or set COMFY_PUBLISHER_API_KEY)")
 
     add_deploy_command(subparsers)
+    add_models_command(subparsers)
     add_nodes_command(subparsers)
 
     extension = subparsers.add_parser("install-extension",
@@ -74,6 +79,10 @@ def run_command(args: argparse.Namespace, db_url: str) -> int:
         from app.deploy.cli import run_deploy
 
         return run_deploy(args, db_url)
+    if args.command == "models":
+        from app.models.cli import run_models
+
+        return run_models(args, db_url)
     if args.command == "install-extension":
         return _install_extension(args)
     if args.command == "nodes":
@@ -184,4 +193,6 @@ def _publish(args: argparse.Namespace) -> int:
     for label, path in app["endpoints"].items():
         print(f"  {label:<12} {base}{path}")
     print(f"  {'docs':<12} {base}/docs")
+    for warning in app.get("warnings", []):
+        print(f"warning: {warning}", file=sys.stderr)
     return 0

@@ -8,11 +8,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal
 
 from runtimes.engine.errors import EngineError
 from runtimes.engine.install import EngineInstallError
 from runtimes.engine.manager import Engine, EngineManager, EngineSettings
+from runtimes.engine.pip_progress import BarMessage, ConsoleProgress
 
 State = Literal["starting", "ready", "failed", "stopped"]
 
@@ -26,7 +28,7 @@ class EngineStatus:
         self.state: State = "starting"
         self.error: str | None = None
         self.progress: deque[str] = deque(maxlen=200)
-        self._echo = echo
+        self._echo = ConsoleProgress() if echo else None
         self._thread: threading.Thread | None = None
         self.started_at = time.time()
         self._lock = threading.Lock()  # the start-up thread hands engines over while a taker attaches
@@ -34,9 +36,13 @@ class EngineStatus:
         self._on_ready: Callable[[Engine], None] | None = None
 
     def _record(self, message: str) -> None:
-        self.progress.append(message)
-        if self._echo:
-            print(message, flush=True)
+        # A bar's update replaces the previous one: the record keeps one moving line, not a line per package.
+        if isinstance(message, BarMessage) and self.progress and isinstance(self.progress[-1], BarMessage):
+            self.progress[-1] = message
+        else:
+            self.progress.append(message)
+        if self._echo is not None:
+            self._echo(message)
 
     # --- start-up ------------------------------------------------------------------------------------
 
@@ -86,6 +92,16 @@ class EngineStatus:
     def is_ready(self) -> bool:
         return self.state == "ready" and any(engine.is_ready() for engine in self.manager.engines)
 
+    def ready_url(self) -> str | None:
+        """A ready engine's URL, or None while none is."""
+        return next((engine.url for engine in self.manager.engines if engine.is_ready()), None)
+
+    def models_dir(self) -> Path | None:
+        """The models folder the managed engines read; None for an engine given by URL (its folders are its
+        own)."""
+        settings = self.manager.settings
+        return None if settings.comfyui_url else settings.base_dir / "models"
+
     def problem(self) -> str | None:
         """Why no engine can run anything (they failed to start), or None."""
         return self.error if self.state == "failed" else None
@@ -95,7 +111,7 @@ class EngineStatus:
             "state": self.state,
             "ready": self.is_ready(),
             "error": self.error,
-            "progress": list(self.progress)[-20:],
+            "progress": [str(message) for message in list(self.progress)[-20:]],
             "engines": [
                 {
                     "name": engine.name,

@@ -84,9 +84,19 @@ class Unavailable(AppError):
 
 def explain(exc: AppError) -> str:
     """The error as text for a page (the studio, a form): the message, then each problem on a line."""
-    if isinstance(exc, Unprocessable):
-        return exc.message + "".join(f"\n- {problem}" for problem in exc.problems)
-    return str(exc.detail)
+    detail = exc.detail
+    if isinstance(detail, dict) and "message" in detail:
+        problems = detail.get("problems") or []
+        return str(detail["message"]) + "".join(f"\n- {_problem_text(problem)}" for problem in problems)
+    return str(detail)
+
+
+def _problem_text(problem: Any) -> str:
+    if not isinstance(problem, dict) or "message" not in problem:
+        return str(problem)
+    # A published input's problem is told by its name; one about a node's input names the node in its message.
+    named = "input" in problem and "node" not in problem
+    return f"{problem['input']}: {problem['message']}" if named else str(problem["message"])
 
 
 def invalid_inputs(problems: list[dict[str, Any]]) -> Unprocessable:

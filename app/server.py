@@ -26,25 +26,28 @@ from app.engines import EngineStatus
 from app.errors import install_error_handlers
 from app.forms.look import CSS, mount
 from app.forms.registry import AppVisibility, FormMounts
+from app.models.jobs import ModelFetches
 from app.packs.service import NodePacks
 from app.publish.catalog import EngineCatalog
 from app.publish.openapi import install_openapi
-from app.routes import apps, editor, files, health, keys, nodes, runs, workflows
+from app.routes import apps, editor, files, health, keys, models, nodes, runs, workflows
 from app.routes import deployments as deployment_routes
 from app.runs.deliveries import RunWebhooks
 from app.runs.events import RunEvents
 from app.runs.inflight import InFlightRuns
+from app.runs.model_check import ModelFiles
 from app.runs.recorder import RunRecorder
 from app.runs.service import RunService
 from app.runs.versions import Versions
 from app.runs.webhooks import WebhookSender
 from app.services import AppChanges, Services
-from app.settings import Settings
+from app.settings import Settings, data_dir_flag
 from app.studio.page import STUDIO_CSS, build_studio
 from app.studio.share import ShareLink
 from db.migrate import upgrade_to_head
 from db.session import create_db_engine, make_session_factory
 from runtimes.modal.host.runner import RemoteRuns
+from runtimes.models.store import models_dir_of
 from runtimes.pool import WorkerPool
 
 
@@ -66,10 +69,13 @@ def create_app(settings: Settings, engines: EngineStatus, share: ShareLink | Non
                                     remote=RemoteRuns(on_update=recorder.on_update))
     runs_service = RunService(settings=settings, sessions=sessions, versions=versions, in_flight=in_flight,
                               events=events, recorder=recorder, webhooks=webhooks, local=pool,
-                              route=deployments.runner_for, engine_problem=engines.problem)
+                              route=deployments.runner_for, engine_problem=engines.problem,
+                              model_files=ModelFiles(engines.models_dir, engines.ready_url,
+                                                     data_dir_flag(settings.data_dir)))
     catalog = EngineCatalog(engines)
     services = Services(settings=settings, sessions=sessions, engines=engines, catalog=catalog, runs=runs_service,
                         deployments=deployments, apps=AppChanges(), share=share or ShareLink(),
+                        models=ModelFetches(models_dir_of(settings.data_dir)),
                         packs=NodePacks(engines.manager.settings, engines.manager))
 
     @asynccontextmanager
@@ -97,7 +103,7 @@ def create_app(settings: Settings, engines: EngineStatus, share: ShareLink | Non
     app.state.services = services
     install_error_handlers(app)
     # Runs first: a request walks the routes in order, and run submissions and status polls are most of them.
-    for module in (runs, health, workflows, apps, deployment_routes, keys, files, editor, nodes):
+    for module in (runs, health, workflows, apps, deployment_routes, keys, files, editor, models, nodes):
         app.include_router(module.router)
     install_openapi(app, services)
     _mount_ui(app, services, master_key)

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.deploy.service import DeploymentService
 from app.engines import EngineStatus
+from app.models.jobs import ModelFetches
 from app.packs.service import NodePacks
 from app.publish.catalog import EngineCatalog
 from app.runs.service import RunService
@@ -63,6 +64,7 @@ class Services:
     deployments: DeploymentService
     apps: AppChanges
     share: ShareLink
+    models: ModelFetches
     packs: NodePacks  # custom node packs of the managed engines
 
     async def db(self, work: Callable[..., T], /, *args: Any) -> T:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -11,6 +12,19 @@ if TYPE_CHECKING:
     from runtimes.inputs import ImageLimits
 
 DEFAULT_MAX_IMAGE_PIXELS = 4096 * 4096  # as runtimes.inputs' (a deployment's), kept light to import at start-up
+
+
+def default_data_dir() -> Path:
+    """Where the app keeps its data unless --data-dir says otherwise: COMFY_PUBLISHER_DATA, else the user's data
+    folder."""
+    import platformdirs
+
+    return Path(os.environ.get("COMFY_PUBLISHER_DATA") or platformdirs.user_data_dir("comfy-publisher"))
+
+
+def data_dir_flag(data_dir: Path) -> str:
+    """" --data-dir D" for a command printed to the user, or "" on the default data dir."""
+    return "" if data_dir.resolve() == default_data_dir().resolve() else f" --data-dir {data_dir}"
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.errors import Conflict, Unprocessable
+from app.runs.model_check import publish_warnings
 from app.services import Services
+from app.settings import data_dir_flag
 from db import crud_apps
 from db.models import App, AppVersion
 from publisher import (
@@ -224,6 +226,11 @@ async def publish(services: Services, body: PublishRequest, catalog: NodeCatalog
     app, version = await services.db(_store_version, slug, body, spec)
     await services.apps.changed(slug)  # its form and the OpenAPI document follow the new version
     return app, version
+
+
+def model_warnings(services: Services, slug: str, version: AppVersion) -> list[str]:
+    """The published version's model files this engine did not list, each with the command that fetches it."""
+    return publish_warnings(AppSpec.from_dict(version.spec), slug, data_dir_flag(services.settings.data_dir))
 
 
 def _store_version(session: Session, slug: str, body: PublishRequest, spec: AppSpec) -> tuple[App, AppVersion]:

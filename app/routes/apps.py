@@ -28,7 +28,7 @@ async def publish(body: PublishRequest, services: ServicesDep, _: AdminDep) -> A
         raise Unprocessable(f"slug '{cut(slug)}' is not usable in a URL", ["use lowercase letters, digits and -"])
     catalog = await services.catalog.get()
     app, version = await publishing.publish(services, body, catalog)
-    return AppOut.of(app, version)
+    return AppOut.of(app, version, warnings=publishing.model_warnings(services, app.slug, version))
 
 
 @router.get("")

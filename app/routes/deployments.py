@@ -21,6 +21,7 @@ from app.publish.lookup import find_app
 from db import crud_deployments
 from db.models import AppVersion, Deployment
 from runtimes.modal.host.deploy import DeployError, credentials_present
+from runtimes.modal.host.packs import BundleInputError
 from runtimes.modal.host.settings import DeploySettings, DeploySettingsError, settings_schema
 
 router = APIRouter(tags=["deployments"], responses=error_responses(400, 401, 403, 404, 409, 413, 422, 503))
@@ -71,6 +72,8 @@ def _plan(services: ServicesDep, slug: str, body: DeployRequest) -> Plan:
         return services.deployments.plan(slug, body.version, body.settings)
     except DeploySettingsError as exc:
         raise Unprocessable("Invalid deploy settings", exc.problems) from None
+    except BundleInputError as exc:  # the version's node packs or model names cannot go into an image
+        raise Unprocessable("This app version cannot be deployed", exc.problems) from None
 
 
 def _out(session: Session, deployment: Deployment, slug: str, *, with_log: bool = False) -> DeploymentOut:

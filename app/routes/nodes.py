@@ -14,7 +14,8 @@ from app.errors import Conflict, NotFound, Unprocessable, error_responses
 from app.packs.service import ExternalEngine, NodePacks
 from runtimes.engine.node_packs import PackError
 
-router = APIRouter(prefix="/api/nodes", tags=["node packs"], responses=error_responses(401, 403, 404, 409, 422))
+router = APIRouter(prefix="/api/nodes", tags=["node packs"],
+                   responses=error_responses(400, 401, 403, 404, 409, 413, 422))
 
 
 class PackInstall(BaseModel):

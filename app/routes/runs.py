@@ -25,7 +25,7 @@ from db import crud_apps, crud_runs
 from publisher.quoting import cut
 from runtimes.contract import FINAL_STATUSES, RunStatus
 
-router = APIRouter(tags=["runs"], responses=error_responses(400, 401, 403, 404, 413, 422))
+router = APIRouter(tags=["runs"], responses=error_responses(400, 401, 403, 404, 409, 413, 422))
 # What a submission answers (besides what every route of this router can).
 _SUBMIT_ANSWERS: dict[int | str, dict[str, Any]] = {
     200: {"model": RunOut, "description": "the run, finished"},

@@ -44,9 +44,11 @@ class AppOut(BaseModel):
     version: int
     endpoints: dict[str, str]
     latest: VersionOut | None = None
+    warnings: list[str] = Field(default_factory=list, description="on publishing: what the engine here lacks to run "
+                                                                  "it (a model file), with the command that fetches it")
 
     @classmethod
-    def of(cls, app: App, version: AppVersion, *, detail: bool = True) -> AppOut:
+    def of(cls, app: App, version: AppVersion, *, detail: bool = True, warnings: list[str] | None = None) -> AppOut:
         base = f"/api/apps/{app.slug}"
         return cls(
             slug=app.slug, name=app.name, description=app.description, public=app.public, version=version.number,
@@ -55,6 +57,7 @@ class AppOut(BaseModel):
                        "pinned_runs": f"{base}/versions/{version.number}/runs",
                        "history": f"/api/runs?app={app.slug}"},
             latest=VersionOut.of(version) if detail else None,
+            warnings=warnings or [],
         )
 
 

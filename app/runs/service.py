@@ -20,6 +20,7 @@ from app.auth.keys import Caller
 from app.runs.deliveries import RunWebhooks
 from app.runs.events import RunEvents
 from app.runs.inflight import InFlightRuns
+from app.runs.model_check import ModelFiles
 from app.runs.recorder import RunRecorder
 from app.runs.recovery import Recovery
 from app.runs.stored import request_for
@@ -30,6 +31,7 @@ from app.settings import Settings
 from db.crud_apps import RunnableVersion
 from db.crud_runs import NewArtifact
 from db.models import Artifact, Run
+from publisher import AppSpec
 from runtimes.contract import CancelOutcome, QueueFullError, Runner, RunRequest, RunStatus, cancelled_error
 
 Route = Callable[[RunnableVersion], Runner | None]
@@ -38,7 +40,8 @@ Route = Callable[[RunnableVersion], Runner | None]
 class RunService:
     def __init__(self, *, settings: Settings, sessions: sessionmaker[Session], versions: Versions,
                  in_flight: InFlightRuns, events: RunEvents, recorder: RunRecorder, webhooks: RunWebhooks,
-                 local: Runner, route: Route, engine_problem: Callable[[], str | None]) -> None:
+                 local: Runner, route: Route, engine_problem: Callable[[], str | None],
+                 model_files: ModelFiles | None = None) -> None:
         self.settings = settings
         self.sessions = sessions
         self.versions = versions
@@ -49,7 +52,8 @@ class RunService:
         self.local = local  # where runs go unless `route` names another runner
         self.route = route
         self.engine_problem = engine_problem  # why no engine can run anything (they failed to start), or None
-        self.recording = Recording(settings=settings, versions=versions)
+        self.model_files = model_files  # checks a local run's model files before it is recorded
+        self.recording = Recording(settings=settings, versions=versions, check_run=self._check_models)
         self.recovery = Recovery(sessions=sessions, versions=versions, uploads_dir=settings.uploads_dir)
         self._reserved = 0  # submissions between the queue check and the runner
 
@@ -72,6 +76,11 @@ class RunService:
         finally:
             self._reserved -= 1
         return accepted
+
+    def _check_models(self, version: RunnableVersion, spec: AppSpec, values: dict[str, Any]) -> None:
+        # A deployment's models are on its own Volume: only runs on the local engines are checked here.
+        if self.model_files is not None and self.route(version) is None:
+            self.model_files.check(spec, values, version.slug)
 
     def _record(self, sub: Submission) -> Accepted:
         with self.sessions() as session:

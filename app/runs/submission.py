@@ -7,7 +7,9 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -72,12 +74,17 @@ def authorize(session: Session, app: AppRef | RunnableVersion, caller: Caller | 
     return who, version
 
 
+# Raises when a run of this version with these values cannot run where it would go (a model file missing).
+RunCheck = Callable[[RunnableVersion, AppSpec, dict[str, Any]], None]
+
+
 class Recording:
     """The submission's database trip: checks, idempotency, the uploads stored, the run inserted."""
 
-    def __init__(self, *, settings: Settings, versions: Versions) -> None:
+    def __init__(self, *, settings: Settings, versions: Versions, check_run: RunCheck | None = None) -> None:
         self.settings = settings
         self.versions = versions
+        self.check_run = check_run
 
     def record(self, session: Session, sub: Submission, engine_problem: str | None) -> Accepted:
         caller, version = authorize(session, sub.app, sub.caller, sub.authorization, engine_problem)
@@ -92,6 +99,8 @@ class Recording:
             scope = f"{version.app_id}:{who}:{sub.idempotency_key}"
             if (existing := crud_runs.find_run_by_scope(session, scope=scope)) is not None:
                 return Accepted(existing, version, spec, created=False)
+        if self.check_run is not None:
+            self.check_run(version, spec, inputs.values)
         run_id = uuid.uuid4().hex
         stored = store_uploads(self.settings.uploads_dir, run_id, inputs.uploads)
         try:

@@ -9,6 +9,7 @@ from typing import Any
 import gradio as gr
 
 from app.services import Services
+from app.studio import models_panel
 from app.studio.snippets import snippets
 from db import crud_apps
 from publisher import AppSpec
@@ -28,6 +29,7 @@ def build(services: Services) -> tuple[Callable[..., Any], list[gr.components.Co
         chooser = gr.Dropdown(label="App", choices=[], interactive=True, scale=4, elem_id="apps-chooser")
         refresh = gr.Button("Refresh", scale=1, size="sm")
     details = gr.Markdown(elem_id="app-details")
+    models_panel.build(services, chooser, models_panel.app_needs(services), "app-models")
     codes = []
     with gr.Tabs():
         for title, language in _LANGUAGES.items():

@@ -20,6 +20,7 @@ from app.publish import service as publishing
 from app.publish.service import PublishInput, PublishRequest
 from app.runs.inputs import parse_values
 from app.services import Services
+from app.studio import models_panel
 from app.studio.summary import (
     COLUMNS,
     DATATYPES,
@@ -79,6 +80,7 @@ def build(services: Services) -> tuple[Callable[..., Any], list[gr.components.Co
                         elem_id="open-editor")
             error = gr.Markdown(elem_id="publish-error")
             summary = gr.Markdown(elem_id="workflow-summary")
+            models_panel.build(services, analysis, models_panel.workflow_needs(services), "publish-models")
         with gr.Column(scale=7):
             gr.Markdown("### 2. Choose the inputs people can change\nTick an input to put it on the form; edit its "
                         "label, default, range or choices (separated by ` | `); a text's Max is its maximum length. "
@@ -260,6 +262,7 @@ def build(services: Services) -> tuple[Callable[..., Any], list[gr.components.Co
             catalog = await services.catalog.get()
             app, version = await publishing.publish(services, request, catalog)
             slug, number = app.slug, version.number
+            warnings = publishing.model_warnings(services, slug, version)
         except AppError as exc:
             return "✗ " + explain(exc), gr.skip()
         changed = ""
@@ -269,7 +272,7 @@ def build(services: Services) -> tuple[Callable[..., Any], list[gr.components.Co
         return (f"### ✓ Published '{app_name.strip()}' (version {number})\n"
                 f"- Form: [/apps/{slug}/](/apps/{slug}/)\n- API: `POST /api/apps/{slug}/run` "
                 f"([OpenAPI](/api/apps/{slug}/openapi.json))\n- The Apps tab has snippets and the share link."
-                + changed), ""
+                + "".join(f"\n- ⚠ {warning}" for warning in warnings) + changed), ""
 
     upload.change(on_upload, inputs=[upload], outputs=outputs)
     table.change(on_table, inputs=[table, analysis, name], outputs=[draft, table_problems, changes])

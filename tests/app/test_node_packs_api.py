@@ -20,8 +20,8 @@ from PIL import Image
 from runtimes.engine.install import EngineInstall
 from runtimes.engine.process import free_port
 from tests.app.test_api import publish
-from tests.support.comfy_registry import LoopbackRegistry
-from tests.support.node_packs import BROKEN_INIT, GOOD_INIT, GOOD_NODE, MISSING_MODULE, git_pack, zipped
+from tests.support.comfy_registry import LoopbackRegistry, loopback_registry
+from tests.support.node_packs import BROKEN_INIT, GOOD_INIT, GOOD_NODE, MISSING_MODULE, git_pack
 from tests.support.paths import ENGINE_HOME, REPO
 from tests.support.server import AppServer
 
@@ -56,9 +56,9 @@ def nodes_cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def registry() -> Iterator[LoopbackRegistry]:
-    with LoopbackRegistry() as served:
-        served.add(*STUDIO_PACK, zipped({"__init__.py": GOOD_INIT.replace(GOOD_NODE, "StudioInvert"),
-                                         "requirements.txt": "einops\n"}))
+    with loopback_registry() as served:
+        served.add(*STUDIO_PACK, {"__init__.py": GOOD_INIT.replace(GOOD_NODE, "StudioInvert"),
+                                  "requirements.txt": "einops\n"})
         yield served
 
 

@@ -7,9 +7,12 @@ import ast
 import importlib.util
 import sys
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+import modal
 
 from publisher import AppInput, AppSpec
 from publisher.appspec import AppOutput
@@ -70,3 +73,44 @@ def _value(node: ast.expr) -> Any:
         return ast.literal_eval(node)
     except ValueError:
         return ast.unparse(node)
+
+
+@dataclass(frozen=True)
+class ImageLayer:
+    """One layer of a modal.Image as modal would build it: Dockerfile commands, or files added at container start
+    (a mount); `files` maps a path in the image to the local file it comes from."""
+
+    commands: tuple[str, ...]
+    files: dict[str, Path]
+    mount: bool
+
+
+def image_layers(image: modal.Image) -> list[ImageLayer]:
+    """The layers of `image`, base first, read from modal's own (offline) layer definitions: what modal would send."""
+    from modal._utils.async_utils import synchronizer
+
+    layers: list[ImageLayer] = []
+    current = synchronizer._translate_in(image)
+    while current is not None:
+        cells = dict(zip(current._load.__code__.co_freevars,
+                         (cell.cell_contents for cell in current._load.__closure__ or ()), strict=True))
+        if "mount" in cells:  # add_local_* without copy: a mount layer on top of its base
+            layers.append(ImageLayer((), _mount_files(cells["mount"]), mount=True))
+            current = cells["base_image"]
+            continue
+        dockerfile = cells["dockerfile_function"]
+        context = cells["context_mount_function"]
+        commands = tuple(dockerfile(BUILDER_VERSION).commands) if dockerfile else ()
+        files = _mount_files(context(BUILDER_VERSION)) if context else {}
+        layers.append(ImageLayer(commands, files, mount=False))
+        bases = list(cells["base_images"].values())
+        current = bases[0] if bases else None
+    return layers[::-1]
+
+
+BUILDER_VERSION = "2025.06"
+
+
+def _mount_files(mount: Any) -> dict[str, Path]:
+    entries = getattr(mount, "_entries", None) or []
+    return {str(entry.remote_path): Path(entry.local_file) for entry in entries if hasattr(entry, "local_file")}

@@ -18,8 +18,8 @@ from runtimes.engine.install import ENGINE_CONSTRAINTS, EngineInstall
 from runtimes.engine.node_packs import MARKER, PackError, install_pack, list_packs, remove_pack
 from runtimes.engine.pack_health import pack_states
 from runtimes.engine.process import free_port
-from tests.support.comfy_registry import LoopbackRegistry
-from tests.support.node_packs import GOOD_INIT, git_pack, zipped
+from tests.support.comfy_registry import LoopbackRegistry, loopback_registry
+from tests.support.node_packs import GOOD_INIT, git_pack
 
 CLOSED = f"http://127.0.0.1:{free_port()}"  # nothing listens there
 
@@ -38,7 +38,7 @@ def custom_nodes(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[LoopbackRegistry]:
-    with LoopbackRegistry() as served:
+    with loopback_registry() as served:
         monkeypatch.setenv("COMFY_REGISTRY_URL", served.url)
         yield served
 
@@ -133,8 +133,8 @@ def test_an_unreachable_or_unknown_git_repository_says_gits_words(tmp_path: Path
 
 def test_a_registry_pack_is_downloaded_and_installed(registry: LoopbackRegistry, custom_nodes: Path,
                                                      engine_install: EngineInstall) -> None:
-    registry.add("comfyui-invert", "1.2.3", zipped({"__init__.py": GOOD_INIT, "requirements.txt": "einops\n",
-                                                     "web/invert.js": "// a web extension\n"}))
+    registry.add("comfyui-invert", "1.2.3", {"__init__.py": GOOD_INIT, "requirements.txt": "einops\n",
+                                             "web/invert.js": "// a web extension\n"})
     installed = _install("comfyui-invert@1.2.3", custom_nodes, engine_install)
     folder = custom_nodes / "comfyui-invert"
     assert (folder / "__init__.py").read_text() == GOOD_INIT and (folder / "web" / "invert.js").exists()
@@ -143,14 +143,18 @@ def test_a_registry_pack_is_downloaded_and_installed(registry: LoopbackRegistry,
     assert "/nodes/comfyui-invert/install?version=1.2.3" in registry.requests
 
 
-@pytest.mark.parametrize(("extra", "says"), [
-    ({"deprecated": True}, "is deprecated in the Comfy Registry"),
-    ({"status": "NodeVersionStatusBanned"}, "is banned in the Comfy Registry"),
+@pytest.mark.parametrize(("status", "says"), [
+    ("deprecated", "is deprecated in the Comfy Registry"),
+    ("NodeVersionStatusBanned", "is banned in the Comfy Registry"),
 ])
 def test_a_deprecated_or_banned_registry_version_is_refused(registry: LoopbackRegistry, custom_nodes: Path,
-                                                           engine_install: EngineInstall, extra: dict[str, object],
+                                                           engine_install: EngineInstall, status: str,
                                                            says: str) -> None:
-    registry.add("comfyui-old", "0.1.0", zipped({"__init__.py": GOOD_INIT}), **extra)
+    registry.add("comfyui-old", "0.1.0", {"__init__.py": GOOD_INIT})
+    if status == "deprecated":
+        registry.deprecated.add(("comfyui-old", "0.1.0"))
+    else:
+        registry.statuses[("comfyui-old", "0.1.0")] = status
     with pytest.raises(PackError, match=says):
         _install("comfyui-old@0.1.0", custom_nodes, engine_install)
     assert _leftovers(custom_nodes) == ["custom_nodes"]
@@ -158,7 +162,7 @@ def test_a_deprecated_or_banned_registry_version_is_refused(registry: LoopbackRe
 
 def test_an_unknown_registry_version_names_the_pack_and_the_answer(registry: LoopbackRegistry, custom_nodes: Path,
                                                                   engine_install: EngineInstall) -> None:
-    registry.add("comfyui-invert", "1.2.3", zipped({"__init__.py": GOOD_INIT}))
+    registry.add("comfyui-invert", "1.2.3", {"__init__.py": GOOD_INIT})
     with pytest.raises(PackError) as refused:
         _install("comfyui-invert@9.9.9", custom_nodes, engine_install)
     assert "has no pack 'comfyui-invert' version 9.9.9 (HTTP 404: Not found)" in str(refused.value)
@@ -166,7 +170,7 @@ def test_an_unknown_registry_version_names_the_pack_and_the_answer(registry: Loo
 
 def test_a_zip_reaching_outside_its_folder_is_refused(registry: LoopbackRegistry, custom_nodes: Path,
                                                       engine_install: EngineInstall) -> None:
-    registry.add("comfyui-evil", "1.0.0", zipped({"__init__.py": GOOD_INIT, "../../escaped.py": "x = 1\n"}))
+    registry.add("comfyui-evil", "1.0.0", {"__init__.py": GOOD_INIT, "../../escaped.py": "x = 1\n"})
     with pytest.raises(PackError, match="a path outside its folder"):
         _install("comfyui-evil@1.0.0", custom_nodes, engine_install)
     assert _leftovers(custom_nodes) == ["custom_nodes"]

@@ -1,92 +1,86 @@
-"""A loopback Comfy Registry speaking the part of api.comfy.org a pinned install uses (registry-backend's
-openapi.yml): GET /nodes/{id}/install?version=X.Y.Z -> a NodeVersion whose downloadUrl is a zip it also serves;
-an unknown id or version -> 404 {"message": ...}; a version that is not x.y.z -> 400. Point COMFY_REGISTRY_URL at
-`url`."""
+"""A loopback Comfy Registry: the parts of api.comfy.org that installing a pack uses (GET /nodes/{id}/install?version=
+answers a NodeVersion whose downloadUrl is a zip of the pack's files at its root, served here too)."""
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import threading
-import uuid
+import zipfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
-
-
-@dataclass
-class RegistryVersion:
-    zip_bytes: bytes
-    deprecated: bool = False
-    status: str = "NodeVersionStatusActive"
+from urllib.parse import parse_qs, urlsplit
 
 
 @dataclass
 class LoopbackRegistry:
-    versions: dict[tuple[str, str], RegistryVersion] = field(default_factory=dict)
+    url: str = ""
+    zips: dict[tuple[str, str], bytes] = field(default_factory=dict)
+    statuses: dict[tuple[str, str], str] = field(default_factory=dict)  # default NodeVersionStatusActive
+    deprecated: set[tuple[str, str]] = field(default_factory=set)
     requests: list[str] = field(default_factory=list)
 
-    def __post_init__(self) -> None:
-        registry = self
+    def add(self, node_id: str, version: str, files: Mapping[str, str | bytes]) -> None:
+        """Publish `node_id`@`version`: `files` (path in the pack -> content) zipped at the root."""
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            for path, content in files.items():
+                archive.writestr(path, content)
+        self.zips[(node_id, version)] = buffer.getvalue()
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                registry.requests.append(self.path)
-                registry._answer(self)
 
-            def log_message(self, *_: Any) -> None:
-                pass
+@contextmanager
+def loopback_registry() -> Iterator[LoopbackRegistry]:
+    registry = LoopbackRegistry()
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def add(self, pack_id: str, version: str, zip_bytes: bytes, **extra: Any) -> None:
-        self.versions[(pack_id, version)] = RegistryVersion(zip_bytes, **extra)
-
-    def __enter__(self) -> LoopbackRegistry:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def _answer(self, handler: BaseHTTPRequestHandler) -> None:
-        parts = urlsplit(handler.path)
-        if match := re.fullmatch(r"/nodes/([^/]+)/install", parts.path):
-            pack_id = unquote(match[1])
-            version = parse_qs(parts.query).get("version", [""])[0]
-            if not re.fullmatch(r"\d+\.\d+\.\d+", version):
-                return _json(handler, 400, {"error": "", "message": "Invalid version"})
-            found = self.versions.get((pack_id, version))
-            if found is None:
-                return _json(handler, 404, {"error": "", "message": "Not found"})
-            return _json(handler, 200, {
-                "id": str(uuid.uuid4()), "version": version, "node_id": pack_id, "changelog": "",
-                "createdAt": "2026-01-01T00:00:00Z", "dependencies": [], "deprecated": found.deprecated,
-                "status": found.status, "status_reason": "",
-                "downloadUrl": f"{self.url}/files/{pack_id}-{version}.zip"})
-        if match := re.fullmatch(r"/files/(.+)-(\d+\.\d+\.\d+)\.zip", parts.path):
-            found = self.versions.get((unquote(match[1]), match[2]))
-            if found is not None:
-                handler.send_response(200)
-                handler.send_header("Content-Type", "application/zip")
-                handler.send_header("Content-Length", str(len(found.zip_bytes)))
-                handler.end_headers()
-                handler.wfile.write(found.zip_bytes)
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            registry.requests.append(self.path)
+            parts = urlsplit(self.path)
+            install = re.fullmatch(r"/nodes/([^/]+)/install", parts.path)
+            download = re.fullmatch(r"/files/(.+)-(\d+\.\d+\.\d+)\.zip", parts.path)
+            if install:
+                node_id, version = install[1], parse_qs(parts.query).get("version", [""])[0]
+                if not re.fullmatch(r"\d+\.\d+\.\d+", version):
+                    return self._json(400, {"error": "", "message": "Invalid version"})
+                if (node_id, version) not in registry.zips:
+                    return self._json(404, {"error": "", "message": "Not found"})
+                return self._json(200, {
+                    "id": "0b5f7c1e-0000-4000-8000-000000000000", "version": version, "node_id": node_id,
+                    "downloadUrl": f"{registry.url}/files/{node_id}-{version}.zip", "dependencies": [],
+                    "deprecated": (node_id, version) in registry.deprecated, "changelog": "",
+                    "status": registry.statuses.get((node_id, version), "NodeVersionStatusActive"),
+                    "createdAt": "2026-01-01T00:00:00Z"})
+            if download and (download[1], download[2]) in registry.zips:
+                body = registry.zips[(download[1], download[2])]
+                self.send_response(200)
+                self.send_header("Content-Type", "application/zip")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
                 return None
-        return _json(handler, 404, {"error": "", "message": "Not found"})
+            return self._json(404, {"error": "", "message": "Not found"})
 
+        def _json(self, code: int, body: object) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
 
-def _json(handler: BaseHTTPRequestHandler, status: int, body: dict[str, Any]) -> None:
-    data = json.dumps(body).encode()
-    handler.send_response(status)
-    handler.send_header("Content-Type", "application/json")
-    handler.send_header("Content-Length", str(len(data)))
-    handler.end_headers()
-    handler.wfile.write(data)
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    registry.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield registry
+    finally:
+        server.shutdown()
+        server.server_close()

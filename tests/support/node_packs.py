@@ -1,11 +1,9 @@
-"""Node packs for the tests, made for real: a git repository (committed, so it has a commit to pin) or a zip as the
-Comfy Registry serves it (the pack's files at the root)."""
+"""Node packs for the tests, made for real: a git repository, committed, so it has a commit to pin (the loopback
+Comfy Registry, tests/support/comfy_registry.py, zips a pack's files itself)."""
 
 from __future__ import annotations
 
-import io
 import subprocess
-import zipfile
 from pathlib import Path
 
 # A node that needs einops (already in the engine's venv, so installing it changes nothing there) and torch.
@@ -49,11 +47,3 @@ def git_pack(parent: Path, name: str, files: dict[str, str]) -> str:
     commit = subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
     return f"{repo.as_uri()}@{commit}"
 
-
-def zipped(files: dict[str, str]) -> bytes:
-    """A pack's zip as the registry serves it: its files at the root."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for path, text in files.items():
-            archive.writestr(path, text)
-    return buffer.getvalue()

