@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
+from .model_needs import declared_hashes
 from .model_sources import declared_sources
 from .node_packs import NodePack, pack_of
 from .node_schema import NodeCatalog
@@ -56,6 +57,7 @@ class UiMarkings:
     outputs: tuple[str, ...] = ()
     packs: Mapping[str, NodePack] = field(default_factory=dict)  # node type -> the pack that provides it
     model_sources: Mapping[str, str] = field(default_factory=dict)  # its nodes' properties.models (model_sources.py)
+    model_hashes: Mapping[str, str] = field(default_factory=dict)  # the sha256 they declare (model_needs.py)
     problems: tuple[str, ...] = ()
 
     @property
@@ -215,6 +217,7 @@ def read_ui_markings(data: object) -> UiMarkings:
         outputs=tuple(_read_outputs(linear.get("outputs"), problems)),
         packs=_read_packs(data),
         model_sources=declared_sources(data),
+        model_hashes=declared_hashes(data),
         problems=tuple(problems),
     )
 

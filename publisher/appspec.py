@@ -23,6 +23,7 @@ from .apply import (
 )
 from .candidates import CandidateInput, find_candidates
 from .literals import is_finite_number, short
+from .model_needs import with_hashes
 from .model_sources import sourced_models
 from .models import ModelRef, find_model_refs
 from .node_schema import NodeCatalog
@@ -130,12 +131,16 @@ def build_app_spec(
     timeout_s: float | None = None,
     model_sources: Mapping[str, str] | None = None,
     declared_sources: Mapping[str, str] | None = None,
+    declared_hashes: Mapping[str, str] | None = None,
 ) -> AppSpec:
     """Check the publisher's choices against the workflow and the engine; build the spec. `model_sources` says
     where each model file can be downloaded (file name or folder/file -> hf://owner/repo/file[@revision]);
-    `declared_sources`, where the UI file itself says (model_sources.declared_sources), for the files it leaves out."""
+    `declared_sources`, where the UI file itself says (model_sources.declared_sources), for the files it leaves out;
+    `declared_hashes`, the sha256 it gives for them (model_needs.declared_hashes)."""
     problems: list[str] = []
-    models = sourced_models(find_model_refs(workflow, catalog), declared_sources or {}, model_sources or {}, problems)
+    models = with_hashes(sourced_models(find_model_refs(workflow, catalog), declared_sources or {},
+                                        model_sources or {}, problems), declared_hashes or {},
+                         overridden=tuple(model_sources or ()))
     candidates = {c.key: c for c in find_candidates(workflow, catalog)}
     inputs: list[AppInput] = []
     for position, raw in enumerate(requested, start=1):

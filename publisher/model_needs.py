@@ -5,7 +5,8 @@ the sha256 each file declares there."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
+from dataclasses import replace
 from typing import Any
 
 from .model_sources import _all_nodes
@@ -77,7 +78,16 @@ def declared_hashes(data: object) -> dict[str, str]:
 
 
 def hash_of(ref: ModelRef, hashes: Mapping[str, str]) -> str | None:
-    return hashes.get(f"{ref.folder}/{ref.filename}") or hashes.get(ref.filename)
+    return hashes.get(f"{ref.folder}/{ref.filename}") or hashes.get(ref.filename) or ref.sha256
+
+
+def with_hashes(refs: list[ModelRef], hashes: Mapping[str, str],
+                overridden: Collection[str] = ()) -> list[ModelRef]:
+    """The refs with the sha256 the file declares for each (declared_hashes), kept in the spec so that a fetch of
+    the published app checks it. A file whose source the publisher gave instead (`overridden`: "file" or
+    "folder/file" keys) keeps none: the declared hash is the declared file's."""
+    return [ref if ref.filename in overridden or f"{ref.folder}/{ref.filename}" in overridden
+            else replace(ref, sha256=hash_of(ref, hashes)) for ref in refs]
 
 
 def _ui_refs(data: Mapping[str, Any]) -> list[ModelRef]:

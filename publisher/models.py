@@ -57,6 +57,7 @@ class ModelRef:
     filename: str
     available: bool  # the engine lists it among the input's choices
     source: str | None = None  # where to fetch it (e.g. "hf://repo/file@revision"); set by the publisher
+    sha256: str | None = None  # the file's hash, when the workflow file declares one (properties.models)
 
 
 def find_model_refs(workflow: Workflow, catalog: NodeCatalog) -> list[ModelRef]:

@@ -32,6 +32,7 @@ from publisher import (
 )
 from publisher.app_mode import UiMarkings, load_marked_workflow, unresolved_markings
 from publisher.file_paths import path_problems
+from publisher.model_needs import with_hashes
 from publisher.model_sources import sourced_models
 from publisher.node_packs import MissingNodeTypesError, PackPin, PinError, parse_pin
 from publisher.validate import GraphValidationError
@@ -125,8 +126,9 @@ def analyze(raw: Any, catalog: NodeCatalog) -> dict[str, Any]:
         "missing_node_types": missing,
         "problems": [asdict(p) for p in problems],
         # each with the source the file declares for it, if any
-        "models": [asdict(m) for m in sourced_models(find_model_refs(workflow, catalog), markings.model_sources,
-                                                     {}, [])],
+        "models": [asdict(m) for m in with_hashes(sourced_models(find_model_refs(workflow, catalog),
+                                                                 markings.model_sources, {}, []),
+                                                  markings.model_hashes)],
         "app_mode": {
             "linear_mode": markings.linear_mode,
             "inputs": [{"node": c.node_id, "input": c.input_name} for c in candidates
@@ -173,7 +175,7 @@ def build_spec(body: PublishRequest, catalog: NodeCatalog) -> AppSpec:
         spec = build_app_spec(workflow, catalog, _requested_inputs(body, workflow, catalog, markings),
                               outputs=_requested_outputs(body, workflow, catalog, markings),
                               timeout_s=body.timeout_s, model_sources=body.model_sources,
-                              declared_sources=markings.model_sources)
+                              declared_sources=markings.model_sources, declared_hashes=markings.model_hashes)
         return replace(spec, custom_nodes=packs)
     except GraphValidationError as exc:
         raise PublishError("The workflow would not run on this engine", [str(p) for p in exc.problems]) from None

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from publisher import NodeCatalog, WorkflowFormatError, find_model_refs
+from publisher import AppSpec, NodeCatalog, WorkflowFormatError, build_app_spec, find_model_refs
 from publisher.app_mode import load_marked_workflow
 from publisher.model_needs import declared_hashes, file_model_refs
 from tests.support.prompts import shipped
-from tests.support.templates import ui_templates
+from tests.support.templates import template, ui_templates
 
 
 def test_without_an_engine_a_ui_file_names_the_files_the_engines_conversion_finds(
@@ -65,3 +65,22 @@ def test_declared_hashes_are_read_by_folder_and_name(hash_type: str | None) -> N
 def test_a_hash_of_another_kind_is_not_taken_for_a_sha256() -> None:
     data = {"nodes": [{"id": 1, "properties": {"models": [{"name": "a", "hash": "x", "hash_type": "BLAKE3"}]}}]}
     assert declared_hashes(data) == {}
+
+
+def test_a_published_spec_keeps_the_hashes_the_file_declares_unless_the_publisher_gave_another_source(
+        catalog: NodeCatalog) -> None:
+    workflow, markings = load_marked_workflow(template("wan2.1_flf2v_720_f16.json"), catalog)
+    vae = "wan_2.1_vae.safetensors"
+    declared = markings.model_hashes[vae]
+    spec = build_app_spec(workflow, catalog, [], declared_sources=markings.model_sources,
+                          declared_hashes=markings.model_hashes)
+    by_name = {ref.filename: ref for ref in spec.models}
+    assert by_name[vae].sha256 == declared and len(declared) == 64
+    assert AppSpec.from_dict(spec.to_dict()).models == spec.models  # stored and read back with it
+
+    own = "hf://me/my-vae/wan_2.1_vae.safetensors"
+    given = build_app_spec(workflow, catalog, [], model_sources={vae: own}, declared_sources=markings.model_sources,
+                           declared_hashes=markings.model_hashes)
+    ref = next(ref for ref in given.models if ref.filename == vae)
+    assert (ref.source, ref.sha256) == (own, None)  # the declared hash is the declared file's, not this one's
+    assert all(r.sha256 for r in given.models if r.filename != vae)

@@ -97,7 +97,7 @@ def test_generated_txt2img_app_downloads_its_model_and_can_skip_the_snapshot(tmp
     bundle = generate(txt2img_spec(), settings, slug="t2i", version=1, title="Tiny txt2img")
     module = import_bundle(bundle, tmp_path)
     assert module.MODELS == [("checkpoints", "sd15-random-tiny.safetensors", "Comfy-Org/stable-diffusion-v1-5-archive",
-                              "v1-5-pruned-emaonly-fp16.safetensors", None)]
+                              "v1-5-pruned-emaonly-fp16.safetensors", None, None)]
     kwargs = decorator_kwargs(bundle.modal_app, "app.cls")
     assert kwargs["enable_memory_snapshot"] is False and kwargs["max_containers"] is None
     assert "snap=True" not in bundle.modal_app and "@modal.enter()" in bundle.modal_app

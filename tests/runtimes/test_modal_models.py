@@ -39,9 +39,9 @@ def hub() -> Iterator[HubServer]:
         yield running
 
 
-def fetch(hub: HubServer, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+def fetch(hub: HubServer, tmp_path: Path, declared: str | None = None) -> subprocess.CompletedProcess[str]:
     spec = txt2img_spec()
-    ref = replace(spec.models[0], filename=WORKFLOW_NAME, source=f"hf://{REPO_ID}/{IN_REPO}")
+    ref = replace(spec.models[0], filename=WORKFLOW_NAME, source=f"hf://{REPO_ID}/{IN_REPO}", sha256=declared)
     bundle_dir = tmp_path / "bundle"
     generate(replace(spec, models=(ref,)), DeploySettings(), slug="t", version=1, title="t").write(bundle_dir)
     env = {**os.environ, "HF_ENDPOINT": hub.url, "HF_HOME": str(tmp_path / "hf-home"), "HF_HUB_OFFLINE": "0",
@@ -79,3 +79,14 @@ def test_a_file_already_there_at_the_hubs_size_is_kept(hub: HubServer, tmp_path:
     done = fetch(hub, tmp_path)
     assert done.returncode == 0, done.stderr
     assert hub.gets() == []  # asked the Hub for the size only
+
+
+def test_a_download_whose_sha256_differs_from_the_one_the_workflow_declares_is_not_stored(
+        hub: HubServer, tmp_path: Path) -> None:
+    hub.add(REPO_ID, IN_REPO, CONTENT)  # the Hub's own sha256 matches what it sends: only the declared one differs
+    declared = hashlib.sha256(b"the file the workflow was made with").hexdigest()
+    done = fetch(hub, tmp_path, declared)
+    assert done.returncode != 0
+    assert declared in done.stderr and "declared" in done.stderr and "not stored" in done.stderr
+    assert not list((tmp_path / "models").rglob("*.safetensors*"))
+    assert fetch(hub, tmp_path, hashlib.sha256(CONTENT).hexdigest()).returncode == 0  # the right one is stored

@@ -51,3 +51,9 @@ def test_needs_are_one_per_file_with_their_nodes_and_a_hint(tmp_path: Path) -> N
         ("checkpoints/a.safetensors", ("1", "2"), "hf://o/r/a.safetensors", "ab" * 32, False),
         ("unknown/b.onnx", ("3",), None, None, False)]
     assert "hf://o/r/a.safetensors" in needs[0].hint() and "custom node" in needs[1].hint()
+
+
+def test_a_published_apps_needs_carry_the_hash_its_spec_keeps(tmp_path: Path) -> None:
+    ref = ModelRef("1", "vae_name", "vae", "v.safetensors", False, "hf://o/r/v.safetensors", sha256="cd" * 32)
+    [need] = needed_models([ref], tmp_path)
+    assert need.sha256 == "cd" * 32  # so that `models pull SLUG` and the Apps tab check it

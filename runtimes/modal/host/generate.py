@@ -118,7 +118,7 @@ def generate(spec: AppSpec, settings: DeploySettings, *, slug: str, version: int
     return Bundle(app_name=app_name, secret_name=secret_name, files=files, warnings=warnings)
 
 
-def _model_rows(spec: AppSpec) -> tuple[list[tuple[str, str, str, str, str | None]], list[str]]:
+def _model_rows(spec: AppSpec) -> tuple[list[tuple[str, str, str, str, str | None, str | None]], list[str]]:
     rows, warnings, problems = [], [], []
     for ref in spec.models:
         if not _is_model_path(ref.folder, ref.filename):
@@ -133,7 +133,7 @@ def _model_rows(spec: AppSpec) -> tuple[list[tuple[str, str, str, str, str | Non
                             "hf://owner/repo/file[@revision], or upload it yourself: modal volume put "
                             f"comfy-publisher-models {ref.filename} /{ref.folder}/{ref.filename}")
             continue
-        rows.append((ref.folder, ref.filename, match["repo"], match["file"], match["rev"]))
+        rows.append((ref.folder, ref.filename, match["repo"], match["file"], match["rev"], ref.sha256))
     if problems:
         raise BundleInputError(problems)
     return rows, warnings

@@ -32,7 +32,8 @@ ${registry_line}HERE = Path(__file__).parent
 app = modal.App(APP_NAME)
 models = modal.Volume.from_name("$volume_name", create_if_missing=True)  # model files, downloaded once
 $hf_secret_line
-# Model files of this app version: (folder under models/, file name, Hugging Face repo, file in repo, revision).
+# Model files of this app version: (folder under models/, file name, Hugging Face repo, file in repo, revision,
+# the sha256 the workflow declares or None).
 MODELS = $models
 $missing_models
 
@@ -48,11 +49,12 @@ def fetch_models(models_dir: Path) -> None:
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="hf-") as cache:
-        for folder, filename, repo, repo_file, revision in MODELS:
-            fetch_model(models_dir, folder, filename, f"hf://{repo}/{repo_file}", revision, cache)
+        for folder, filename, repo, repo_file, revision, sha256 in MODELS:
+            fetch_model(models_dir, folder, filename, f"hf://{repo}/{repo_file}", revision, cache, sha256)
 
 
-def fetch_model(models_dir: Path, folder: str, filename: str, source: str, revision: str | None, cache: str) -> None:
+def fetch_model(models_dir: Path, folder: str, filename: str, source: str, revision: str | None, cache: str,
+                declared: str | None = None) -> None:
     import hashlib
     import shutil
 
@@ -71,13 +73,16 @@ def fetch_model(models_dir: Path, folder: str, filename: str, source: str, revis
     if meta.size is not None and size != meta.size:
         raise RuntimeError(f"{where}: got {size} bytes, the Hub says {meta.size}; not stored")
     etag = (meta.etag or "").lower()
-    if len(etag) == 64 and all(c in "0123456789abcdef" for c in etag):  # an LFS file: its etag is its sha256
+    hub_hash = etag if len(etag) == 64 and all(c in "0123456789abcdef" for c in etag) else None  # an LFS file's
+    expected = declared or hub_hash
+    if expected is not None:
         digest = hashlib.sha256()
         with open(fetched, "rb") as handle:
             while chunk := handle.read(1 << 24):
                 digest.update(chunk)
-        if digest.hexdigest() != etag:
-            raise RuntimeError(f"{where}: sha256 {digest.hexdigest()} differs from the Hub's {etag}; not stored")
+        if digest.hexdigest() != expected:
+            whose = "the workflow's declared" if declared else "the Hub's"
+            raise RuntimeError(f"{where}: sha256 {digest.hexdigest()} differs from {whose} {expected}; not stored")
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".part")
     shutil.copyfile(fetched, partial)  # the cache and the Volume are different file systems
