@@ -95,7 +95,8 @@ def _unknown_types_problem(workflow: Workflow, catalog: NodeCatalog) -> GraphPro
         kind="unknown_node_types",
         message=(
             f"Unknown node types — custom nodes the engine lacks: {listing}; "
-            "install them in the engine's custom_nodes folder and restart the engine"
+            "install their node packs (`python launch.py nodes install GIT_URL@COMMIT | REGISTRY_ID@VERSION`, or "
+            "the studio's Engine tab)"
         ),
         missing_types=tuple((t, tuple(ids)) for t, ids in sorted(missing.items())),
     )

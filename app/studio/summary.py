@@ -94,8 +94,11 @@ def warnings_markdown(analysis: dict[str, Any]) -> str:
     """Missing node types first (the workflow cannot run without them), then the graph's other problems."""
     lines = []
     for missing in analysis["missing_node_types"]:
+        pin = (missing.get("pack") or {}).get("pin")
+        how = (f"install its pack `{pin}` (Engine tab › Node packs, or `python launch.py nodes install {pin}`)"
+               if pin else "install the node pack that provides it (Engine tab › Node packs)")
         lines.append(f"- ⚠ Node type **{missing['class_type']}** (nodes {', '.join(missing['nodes'])}) is not "
-                     "installed on this engine: install the custom node that provides it, then upload again.")
+                     f"installed on this engine: {how}, then upload again.")
     for problem in analysis["problems"]:
         if problem["kind"] != "unknown_node_types":
             where = f"node {problem['node_id']} ({problem['class_type']}): " if problem.get("node_id") else ""

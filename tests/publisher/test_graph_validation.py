@@ -104,7 +104,8 @@ def test_unknown_node_types_are_one_problem_listing_all(catalog: NodeCatalog) ->
     assert unknown[0].message == (
         "Unknown node types — custom nodes the engine lacks: ImpactWildcardEncode (nodes 10, 12); "
         "SaveImageExtended (node 11); ShowText|pysssss (node 13); "
-        "install them in the engine's custom_nodes folder and restart the engine"
+        "install their node packs (`python launch.py nodes install GIT_URL@COMMIT | REGISTRY_ID@VERSION`, or "
+        "the studio's Engine tab)"
     )
     assert unknown[0].node_id is None and str(unknown[0]) == unknown[0].message
     # An unknown node may be the output node, so "no outputs" is not claimed; a dangling link

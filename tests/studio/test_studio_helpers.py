@@ -12,7 +12,7 @@ from app.auth.web import WebAuth
 from app.settings import parse_credentials
 from app.studio.share import open_tunnel
 from app.studio.snippets import snippets
-from app.studio.summary import describe_changes, editor_differences_markdown, rows_to_inputs
+from app.studio.summary import describe_changes, editor_differences_markdown, rows_to_inputs, warnings_markdown
 from publisher import AppInput, AppSpec
 
 SPEC = AppSpec(workflow={"1": {"class_type": "EmptyImage", "inputs": {"width": 64}}},
@@ -97,3 +97,12 @@ def test_what_the_editor_queues_otherwise_is_listed_as_typed_and_cut_after_five(
     assert "in 7 place(s)" in shown
     assert "- node 0 (KSampler) input 'cfg': 0 here, \"\\*0\\*\" in the editor" in shown  # no emphasis
     assert "node 4 " in shown and "node 5 " not in shown and "… and 2 more" in shown
+
+
+def test_a_missing_node_type_says_which_pack_to_install_and_how() -> None:
+    pinned = {"class_type": "FancyInvert", "nodes": ["2"],
+              "pack": {"id": "comfyui-fancy", "version": "1.2.0", "source": "registry", "pin": "comfyui-fancy@1.2.0"}}
+    unpinned = {"class_type": "GitBlur", "nodes": ["5"], "pack": None}
+    text = warnings_markdown({"missing_node_types": [pinned, unpinned], "problems": []})
+    assert "**FancyInvert** (nodes 2)" in text and "`python launch.py nodes install comfyui-fancy@1.2.0`" in text
+    assert "**GitBlur** (nodes 5) is not installed on this engine: install the node pack that provides it" in text
