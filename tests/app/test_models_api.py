@@ -32,9 +32,8 @@ def hub() -> Iterator[HubServer]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, engine_url: str, hub: HubServer) -> Iterator[AppServer]:
-    hf_home = tmp_path_factory.mktemp("hf-home")
     app = AppServer(tmp_path_factory.mktemp("app"), comfyui_url=engine_url,
-                    env={"HF_ENDPOINT": hub.url, "HF_HOME": str(hf_home), "HF_TOKEN": None}).start()
+                    env=hub.app_env(tmp_path_factory.mktemp("hf-home"))).start()
     yield app
     app.stop()
 

@@ -35,8 +35,7 @@ def hub() -> Iterator[HubServer]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, engine_url: str, hub: HubServer) -> Iterator[AppServer]:
     app = AppServer(tmp_path_factory.mktemp("ui"), comfyui_url=engine_url,
-                    env={"HF_ENDPOINT": hub.url, "HF_HOME": str(tmp_path_factory.mktemp("hf")),
-                         "HF_TOKEN": None}).start()
+                    env=hub.app_env(tmp_path_factory.mktemp("hf"))).start()
     yield app
     app.stop()
 

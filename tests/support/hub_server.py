@@ -12,6 +12,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import unquote
 
 _RESOLVE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)$")
@@ -63,6 +64,11 @@ class HubServer:
 
     def add(self, repo: str, path: str, content: bytes, **options: object) -> None:
         self.repos.setdefault(repo, HubRepo(**options)).files[path] = content  # type: ignore[arg-type]
+
+    def app_env(self, hf_home: Path) -> dict[str, str | None]:
+        """What an app process (tests.support.server.AppServer's env) needs to fetch from this hub, with neither the
+        developer's token nor their Hugging Face cache."""
+        return {"HF_ENDPOINT": self.url, "HF_HOME": str(hf_home), "HF_TOKEN": None}
 
     def gets(self) -> list[Request]:
         """The file downloads asked for (huggingface_hub also GETs /api/agent-harnesses, its own telemetry)."""
