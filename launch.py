@@ -47,6 +47,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     engine.add_argument("--comfyui-url", help="use a ComfyUI you already run (e.g. http://127.0.0.1:8188)")
     engine.add_argument("--comfyui-path", type=Path, help="launch your own ComfyUI install (folder of main.py)")
     parser.add_argument("--comfyui-python", type=Path, help="Python for --comfyui-path (default: its venv)")
+    parser.add_argument("--models-dir", dest="url_models_dir", type=Path, metavar="DIR",
+                        help="with --comfyui-url: that ComfyUI's models folder, when this machine sees it (the app "
+                             "then fetches model files into it and checks runs against it)")
     parser.add_argument("--engine-home", type=Path, default=default_engine_home(),
                         help="where the bundled engine is installed, once per user (~5 GB)")
     parser.add_argument("--workers", type=int, help="engine processes (default: one per GPU, one on CPU)")
@@ -95,6 +98,10 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:
             print(f"error: --editor-origin: {exc}", file=sys.stderr)
             return 2
+    if args.url_models_dir is not None and not args.comfyui_url:
+        print("error: --models-dir goes with --comfyui-url; the engines this app starts read "
+              "DATA_DIR/comfyui/models.", file=sys.stderr)
+        return 2
     if args.share and studio_auth is None:
         print("error: --share exposes the studio to the internet: pass --auth USER:PASS with it.", file=sys.stderr)
         return 2
@@ -112,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         engine_port=args.engine_port,
         disable_api_nodes=args.disable_api_nodes,
         editor_app_url=local_url(args.host, args.port),  # the editor's Publish… command calls the app here
+        url_models_dir=args.url_models_dir.expanduser().resolve() if args.url_models_dir else None,
     ))
     engines.start_in_background()  # first: an engine takes seconds to start, the web app's imports as long
     # Before gradio is imported (it reads these once): no telemetry calls, temp files in the data dir.

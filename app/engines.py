@@ -97,10 +97,10 @@ class EngineStatus:
         return next((engine.url for engine in self.manager.engines if engine.is_ready()), None)
 
     def models_dir(self) -> Path | None:
-        """The models folder the managed engines read; None for an engine given by URL (its folders are its
-        own)."""
+        """The models folder the engines read: the managed engines', or the one given for an engine given by URL
+        (--models-dir); None when unknown."""
         settings = self.manager.settings
-        return None if settings.comfyui_url else settings.base_dir / "models"
+        return settings.url_models_dir if settings.comfyui_url else settings.base_dir / "models"
 
     def problem(self) -> str | None:
         """Why no engine can run anything (they failed to start), or None."""

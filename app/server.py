@@ -47,7 +47,6 @@ from app.studio.share import ShareLink
 from db.migrate import upgrade_to_head
 from db.session import create_db_engine, make_session_factory
 from runtimes.modal.host.runner import RemoteRuns
-from runtimes.models.store import models_dir_of
 from runtimes.pool import WorkerPool
 
 
@@ -75,7 +74,7 @@ def create_app(settings: Settings, engines: EngineStatus, share: ShareLink | Non
     catalog = EngineCatalog(engines)
     services = Services(settings=settings, sessions=sessions, engines=engines, catalog=catalog, runs=runs_service,
                         deployments=deployments, apps=AppChanges(), share=share or ShareLink(),
-                        models=ModelFetches(models_dir_of(settings.data_dir)),
+                        models=ModelFetches(engines.models_dir(), engines.manager.settings.comfyui_url),
                         packs=NodePacks(engines.manager.settings, engines.manager))
 
     @asynccontextmanager

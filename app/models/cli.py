@@ -21,14 +21,19 @@ def add_models_command(subparsers: argparse._SubParsersAction) -> None:
     pull.add_argument("--source", action="append", default=[], metavar="FILE=hf://owner/repo/path[@rev]",
                       help="where a file comes from, over what the workflow says (repeat)")
     pull.add_argument("--force", action="store_true", help="fetch again even the files already there")
-    actions.add_parser("list", help="what the models folders hold, and what each published app needs")
+    listing = actions.add_parser("list", help="what the models folders hold, and what each published app needs")
+    for action in (pull, listing):
+        action.add_argument("--models-dir", type=Path, metavar="DIR",
+                            help="the models folder to fill or list (default: the managed engines', "
+                                 "DATA_DIR/comfyui/models); a ComfyUI's own when the app runs it by --comfyui-url")
 
 
 def run_models(args: argparse.Namespace, db_url: str) -> int:
     from app.errors import AppError
     from runtimes.models.store import models_dir_of
 
-    models_dir = models_dir_of(args.data_dir.expanduser().resolve())
+    models_dir = (args.models_dir.expanduser().resolve() if args.models_dir
+                  else models_dir_of(args.data_dir.expanduser().resolve()))
     try:
         if args.models_action == "list":
             return _list(models_dir, db_url)

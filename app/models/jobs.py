@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
+from app.errors import Conflict
 from runtimes.models.hub_fetch import ModelFetchError, fetch_model
 from runtimes.models.needs import NeededModel
 
@@ -45,11 +46,24 @@ class FetchJob:
 
 
 class ModelFetches:
-    def __init__(self, models_dir: Path) -> None:
-        self.models_dir = models_dir
+    def __init__(self, models_dir: Path | None, engine_url: str | None = None) -> None:
+        """`models_dir`: the managed engines' models folder; None when the app runs an engine it does not manage
+        (`engine_url`), whose files are in a folder of its own."""
+        self._models_dir = models_dir
+        self._engine_url = engine_url
         self._jobs: dict[str, FetchJob] = {}
         self._active: dict[str, str] = {}  # folder/file -> the id of the job fetching it
         self._lock = threading.Lock()
+
+    @property
+    def models_dir(self) -> Path:
+        """Where the engines read model files from; Conflict for an engine this app does not manage."""
+        if self._models_dir is None:
+            raise Conflict(f"The engine at {self._engine_url} is not managed by this app: it reads model files from "
+                           "its own models folder, which the app was not told. Start the app with --models-dir "
+                           "/path/to/that/ComfyUI/models, or fetch them there: python launch.py models pull SLUG "
+                           "--models-dir /path/to/that/ComfyUI/models")
+        return self._models_dir
 
     def start(self, label: str, needs: list[NeededModel], *, force: bool = False) -> FetchJob:
         """A job fetching the files of `needs` that are missing (all with `force`); a file without a source fails

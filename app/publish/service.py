@@ -232,7 +232,8 @@ async def publish(services: Services, body: PublishRequest, catalog: NodeCatalog
 
 def model_warnings(services: Services, slug: str, version: AppVersion) -> list[str]:
     """The published version's model files this engine did not list, each with the command that fetches it."""
-    return publish_warnings(AppSpec.from_dict(version.spec), slug, data_dir_flag(services.settings.data_dir))
+    return publish_warnings(AppSpec.from_dict(version.spec), slug, data_dir_flag(services.settings.data_dir),
+                            managed=services.engines.models_dir() is not None)
 
 
 def _store_version(session: Session, slug: str, body: PublishRequest, spec: AppSpec) -> tuple[App, AppVersion]:

@@ -17,7 +17,7 @@ from app.models.needs import needs_of_all_apps, needs_of_app
 from runtimes.models.needs import NeededModel
 from runtimes.models.store import list_models
 
-router = APIRouter(tags=["models"], responses=error_responses(400, 401, 403, 404, 413, 422))
+router = APIRouter(tags=["models"], responses=error_responses(400, 401, 403, 404, 409, 413, 422))
 
 
 class StoredModelOut(BaseModel):

@@ -52,19 +52,22 @@ def loaded_models(spec: AppSpec, values: Mapping[str, Any]) -> list[LoadedModel]
     return needed
 
 
-def fetch_command(slug: str, data_dir_flag: str, model: LoadedModel) -> str:
-    """The command that puts this file in place: from its known source, else from one the user names."""
+def fetch_command(slug: str, data_dir_flag: str, model: LoadedModel, managed: bool = True) -> str:
+    """The command that puts this file in place: from its known source, else from one the user names; into the
+    engine's own models folder when the app does not manage it."""
     command = f"python launch.py{data_dir_flag} models pull {slug}"
+    if not managed:
+        command += " --models-dir /path/to/that/ComfyUI/models"
     if model.source is None:
         command += f" --source {model.filename}=hf://OWNER/REPO/PATH"
     return command
 
 
-def publish_warnings(spec: AppSpec, slug: str, data_dir_flag: str) -> list[str]:
+def publish_warnings(spec: AppSpec, slug: str, data_dir_flag: str, managed: bool = True) -> list[str]:
     """What publishing says of the model files the engine did not list: the app is stored (a serverless
     deployment's Volume may get them from their sources), but runs here are refused until they are in place."""
     refs_and_needs = zip(spec.models, loaded_models(spec, {}), strict=True)
-    return [missing_problem(model, fetch_command(slug, data_dir_flag, model))["message"]
+    return [missing_problem(model, fetch_command(slug, data_dir_flag, model, managed))["message"]
             for ref, model in refs_and_needs if not ref.available]
 
 
@@ -111,7 +114,8 @@ class ModelFiles:
             missing = [m for m in unsure if (m.class_type, m.input) in listed
                        and m.filename not in listed[(m.class_type, m.input)]]
         if missing:
-            problems = [missing_problem(m, fetch_command(slug, self.data_dir_flag, m)) for m in missing]
+            problems = [missing_problem(m, fetch_command(slug, self.data_dir_flag, m, models_dir is not None))
+                        for m in missing]
             files = ", ".join(quoted(m.filename) for m in missing)
             raise MissingModels(f"This run needs model files the engine does not have: {files}. Fetch them "
                                 f"(`{problems[0]['fetch']}`) or put them in place, then run again.", problems)

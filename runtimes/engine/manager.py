@@ -45,6 +45,7 @@ class EngineSettings:
     disable_api_nodes: bool = False
     startup_timeout: float = 180.0
     editor_app_url: str | None = None  # the app's address: its editor extension is installed with it (extension.py)
+    url_models_dir: Path | None = None  # the models folder of the ComfyUI at comfyui_url, when this machine sees it
 
     @property
     def base_dir(self) -> Path:

@@ -3,6 +3,8 @@ its folder, its source and the command that fetches it; publishing says the same
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +15,7 @@ import pytest
 from app.errors import explain
 from app.runs.model_check import MissingModels, ModelFiles, loaded_models
 from publisher import AppInput, AppOutput, AppSpec, ModelRef
+from tests.support.paths import REPO
 from tests.support.prompts import shipped
 from tests.support.server import AppServer
 
@@ -138,14 +141,17 @@ def test_publishing_warns_and_a_run_is_refused_before_it_is_recorded(http: httpx
     assert published.status_code == 201, published.text
     [warning] = published.json()["warnings"]
     assert MISSING in warning and "models/checkpoints/" in warning and SOURCE in warning
-    assert f"python launch.py --data-dir {data_dir} models pull {slug}" in warning
+    # The session's engine is given by URL, without its models folder: the command fills that ComfyUI's own.
+    assert f"python launch.py --data-dir {data_dir} models pull {slug} --models-dir " in warning
+    fetch = http.post(f"/api/apps/{slug}/models/fetch", headers=admin)
+    assert fetch.status_code == 409 and "--models-dir" in fetch.json()["detail"], fetch.text
 
     for path in (f"/api/apps/{slug}/run", f"/api/apps/{slug}/runs"):
         refused = http.post(path, headers=admin, json={"inputs": {"prompt": "a cat"}})
         assert refused.status_code == 409, refused.text
         [problem] = refused.json()["detail"]["problems"]
         assert (problem["node"], problem["input"], problem["file"]) == ("4", "ckpt_name", MISSING)
-        assert problem["source"] == SOURCE and problem["fetch"].endswith(f"models pull {slug}")
+        assert problem["source"] == SOURCE and f"models pull {slug} --models-dir" in problem["fetch"]
     runs = http.get("/api/runs", params={"app": slug}, headers=admin)
     assert runs.status_code == 200 and runs.json()["runs"] == []
 
@@ -167,3 +173,10 @@ def test_an_app_whose_models_are_here_publishes_without_warnings_and_runs(http: 
 @pytest.fixture(scope="module")
 def data_dir(server: AppServer) -> Path:
     return server.data_dir
+
+
+def test_a_models_folder_is_given_only_for_an_engine_given_by_url(tmp_path: Path) -> None:
+    refused = subprocess.run([sys.executable, "launch.py", "--data-dir", str(tmp_path), "--models-dir",
+                              str(tmp_path / "models"), "--no-browser"], cwd=REPO, capture_output=True, text=True,
+                             timeout=60)
+    assert refused.returncode == 2 and "--models-dir goes with --comfyui-url" in refused.stderr

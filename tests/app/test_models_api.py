@@ -32,7 +32,9 @@ def hub() -> Iterator[HubServer]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, engine_url: str, hub: HubServer) -> Iterator[AppServer]:
-    app = AppServer(tmp_path_factory.mktemp("app"), comfyui_url=engine_url,
+    data_dir = tmp_path_factory.mktemp("app")
+    # The session's engine is given by URL: the app is told which models folder to fill (its own data dir's).
+    app = AppServer(data_dir, comfyui_url=engine_url, extra=("--models-dir", str(data_dir / "comfyui" / "models")),
                     env=hub.app_env(tmp_path_factory.mktemp("hf-home"))).start()
     yield app
     app.stop()

@@ -34,7 +34,8 @@ def hub() -> Iterator[HubServer]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, engine_url: str, hub: HubServer) -> Iterator[AppServer]:
-    app = AppServer(tmp_path_factory.mktemp("ui"), comfyui_url=engine_url,
+    data_dir = tmp_path_factory.mktemp("ui")
+    app = AppServer(data_dir, comfyui_url=engine_url, extra=("--models-dir", str(data_dir / "comfyui" / "models")),
                     env=hub.app_env(tmp_path_factory.mktemp("hf"))).start()
     yield app
     app.stop()
