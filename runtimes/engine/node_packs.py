@@ -13,9 +13,7 @@ result says so.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -23,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from publisher.node_packs import PackPin, PinError, check_folder, parse_pin
-from runtimes.engine import pack_registry
 from runtimes.engine.pack_requirements import (
     RequirementsError,
     conflicts,
@@ -31,6 +28,7 @@ from runtimes.engine.pack_requirements import (
     read_pins,
     read_requirements,
 )
+from runtimes.modal.container.pack_install import PackInstallError, fetch_git, fetch_registry, registry_url
 
 MARKER = ".comfy-publisher.json"  # in each pack we installed: {"pin", "installed_at"}
 GIT_TIMEOUT_S = 300.0
@@ -71,10 +69,10 @@ def install_pack(pin: PackPin | str, custom_nodes: Path, *, python: Path, constr
         tree.mkdir()
         if pin.repo is not None:
             progress(f"Fetching {pin.repo} at {pin.commit}")
-            _git_fetch(pin, tree)
+            fetch_git(str(pin.repo), str(pin.commit), tree)
         else:
             progress(f"Downloading {pin.registry} {pin.version} from the Comfy Registry")
-            _registry_fetch(pin, tree, staging)
+            fetch_registry(registry_url(), str(pin.registry), str(pin.version), tree, deprecated_ok=False)
         notes = _requirements(tree, name, python, constraints, progress)
         if (tree / "install.py").exists():
             notes.append("its install.py was not run (it could install packages past the engine's pins); if the "
@@ -82,7 +80,7 @@ def install_pack(pin: PackPin | str, custom_nodes: Path, *, python: Path, constr
         installed_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         (tree / MARKER).write_text(json.dumps({"pin": pin.to_dict(), "installed_at": installed_at}, indent=1))
         tree.rename(target)
-    except (pack_registry.RegistryError, RequirementsError) as exc:
+    except (PackInstallError, RequirementsError) as exc:
         raise PackError(str(exc)) from None
     except OSError as exc:
         raise PackError(f"pack {name} could not be installed into {custom_nodes}: {exc}") from exc
@@ -140,33 +138,6 @@ def _pin_of(folder: Path) -> str | None:
         return str(PackPin.from_dict(pin)) if isinstance(pin, dict) else None
     except PinError:
         return None
-
-
-def _git_fetch(pin: PackPin, tree: Path) -> None:
-    """Exactly `pin.commit` of `pin.repo` (a shallow fetch of that commit), without its .git."""
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "", "SSH_ASKPASS": "",
-           "GIT_SSH_COMMAND": os.environ.get("GIT_SSH_COMMAND", "ssh -o BatchMode=yes -o ConnectTimeout=10")}
-    quiet = ["-c", "advice.detachedHead=false", "-c", "http.lowSpeedLimit=1000", "-c", "http.lowSpeedTime=10"]
-    for step in (["init", "-q"], ["fetch", "-q", "--depth", "1", "--", str(pin.repo), str(pin.commit)],
-                 ["checkout", "-q", "FETCH_HEAD"]):
-        try:
-            done = subprocess.run(["git", *quiet, "-C", str(tree), *step], capture_output=True, text=True, env=env,
-                                  timeout=GIT_TIMEOUT_S)
-        except FileNotFoundError:
-            raise PackError("git is not installed: install git to install a pack from a repository") from None
-        except subprocess.TimeoutExpired:
-            raise PackError(f"git {step[0]} of {pin.repo} did not finish in {GIT_TIMEOUT_S:g} s") from None
-        if done.returncode != 0:
-            tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-10:])
-            raise PackError(f"git could not {step[0]} {pin.repo} at {pin.commit} (exit {done.returncode}):\n{tail}")
-    shutil.rmtree(tree / ".git")
-
-
-def _registry_fetch(pin: PackPin, tree: Path, staging: Path) -> None:
-    url = pack_registry.download_url(str(pin.registry), str(pin.version))
-    archive = staging / "pack.zip"
-    pack_registry.download_zip(url, archive)
-    pack_registry.extract_zip(archive, tree)
 
 
 def _requirements(tree: Path, name: str, python: Path, constraints: Path, progress: Progress) -> list[str]:

@@ -73,7 +73,7 @@ def test_a_commit_the_repository_lacks_fails_naming_it(image: dict[str, Path], t
     missing = "0" * 40
     done = install(image, tmp_path / "custom_nodes", "my_pack", "git", f"file://{tmp_path / 'repo'}", missing)
     assert done.returncode == 1
-    assert "git fetch" in done.stderr and missing in done.stderr
+    assert "git could not fetch" in done.stderr and missing in done.stderr
     assert not (tmp_path / "custom_nodes" / "my_pack").exists()
 
 
@@ -94,7 +94,7 @@ def test_a_version_the_registry_lacks_fails_with_its_answer(image: dict[str, Pat
     registry.add("tiny-pack", "1.2.0", {"__init__.py": NODE})
     done = install(image, tmp_path / "custom_nodes", "tiny-pack", "registry", "tiny-pack", "9.9.9", registry.url)
     assert done.returncode == 1
-    assert "tiny-pack@9.9.9" in done.stderr and "404" in done.stderr and "Not found" in done.stderr
+    assert "no pack 'tiny-pack' version 9.9.9 (HTTP 404: Not found)" in done.stderr
     assert not (tmp_path / "custom_nodes" / "tiny-pack").exists()
 
 
@@ -102,8 +102,20 @@ def test_a_banned_version_is_refused(image: dict[str, Path], registry: LoopbackR
     registry.add("tiny-pack", "1.0.0", {"__init__.py": NODE})
     registry.statuses[("tiny-pack", "1.0.0")] = "NodeVersionStatusBanned"
     done = install(image, tmp_path / "custom_nodes", "tiny-pack", "registry", "tiny-pack", "1.0.0", registry.url)
-    assert done.returncode == 1 and "tiny-pack@1.0.0 is Banned" in done.stderr and "pin another" in done.stderr
+    assert done.returncode == 1 and "'tiny-pack' version 1.0.0 is banned" in done.stderr
+    assert "pin another" in done.stderr
     assert not (tmp_path / "custom_nodes" / "tiny-pack").exists()
+
+
+def test_an_image_still_builds_with_a_version_deprecated_since_the_app_was_published(
+        image: dict[str, Path], registry: LoopbackRegistry, tmp_path: Path) -> None:
+    """Unlike a local install (refused: pick another now), a published app's image keeps building, and says so."""
+    registry.add("tiny-pack", "1.0.0", {"__init__.py": NODE})
+    registry.deprecated.add(("tiny-pack", "1.0.0"))
+    done = install(image, tmp_path / "custom_nodes", "tiny-pack", "registry", "tiny-pack", "1.0.0", registry.url)
+    assert done.returncode == 0, done.stderr
+    assert "warning: tiny-pack@1.0.0 is deprecated" in done.stderr
+    assert (tmp_path / "custom_nodes" / "tiny-pack" / "__init__.py").is_file()
 
 
 def test_a_zip_member_outside_the_pack_is_refused(image: dict[str, Path], registry: LoopbackRegistry,

@@ -171,7 +171,7 @@ def test_an_unknown_registry_version_names_the_pack_and_the_answer(registry: Loo
 def test_a_zip_reaching_outside_its_folder_is_refused(registry: LoopbackRegistry, custom_nodes: Path,
                                                       engine_install: EngineInstall) -> None:
     registry.add("comfyui-evil", "1.0.0", {"__init__.py": GOOD_INIT, "../../escaped.py": "x = 1\n"})
-    with pytest.raises(PackError, match="a path outside its folder"):
+    with pytest.raises(PackError, match="a path outside the pack's folder"):
         _install("comfyui-evil@1.0.0", custom_nodes, engine_install)
     assert _leftovers(custom_nodes) == ["custom_nodes"]
 
