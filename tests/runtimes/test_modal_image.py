@@ -95,9 +95,10 @@ def test_an_app_without_packs_gets_no_pack_step(tmp_path: Path) -> None:
     ({"repo": "https://github.com/a/b", "commit": "main"}, "full 40-hex commit"),
     ({"repo": "file:///home/me/pack", "commit": COMMIT}, "not reachable from Modal"),
     ({"repo": "https://github.com/a/b; rm -rf /", "commit": COMMIT}, "https:// git URL"),
-    ({"registry": "../../etc", "version": "1.0.0"}, "Comfy Registry id"),
-    ({"registry": "comfyui-tiny", "version": ">=1.0"}, "exact x.y.z"),
-    ({"registry": "comfyui-tiny", "version": "latest"}, "exact x.y.z"),
+    ({"registry": "../../etc", "version": "1.0.0"}, "a registry id has no '/'"),
+    ({"registry": "comfyui tiny", "version": "1.0.0"}, "is not a Comfy Registry id"),
+    ({"registry": "comfyui-tiny", "version": ">=1.0"}, "must be x.y.z"),
+    ({"registry": "comfyui-tiny", "version": "latest"}, "must be x.y.z"),
 ])
 def test_a_bad_pack_entry_is_refused_saying_what_to_give(entry: object, says: str) -> None:
     with pytest.raises(BundleInputError) as caught:

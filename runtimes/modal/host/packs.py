@@ -15,15 +15,13 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from publisher.node_packs import PackPin, PinError
 from publisher.quoting import quote
 
 REGISTRY_ENV = "COMFY_REGISTRY_URL"  # where registry packs come from; a test or a mirror sets it
 DEFAULT_REGISTRY = "https://api.comfy.org"
 # Characters that stay literal inside the generated file's f-strings and shell command lines.
 _GIT_URL = re.compile(r"^https://[A-Za-z0-9.-]+(?::\d+)?/[A-Za-z0-9._~/%+-]+$")
-_COMMIT = re.compile(r"^[0-9a-f]{40}$")
-_REGISTRY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-_VERSION = re.compile(r"^\d+\.\d+\.\d+$")  # the registry's own version pattern
 _SHAPES = ('{"repo": "https://github.com/owner/pack", "commit": "<the full 40-hex commit>"}',
            '{"registry": "<Comfy Registry id>", "version": "<x.y.z>"}')
 
@@ -80,32 +78,20 @@ def registry_url(environ: Mapping[str, str] = os.environ) -> str:
 
 
 def _read_one(entry: Any, where: str, problems: list[str]) -> PinnedPack | None:
+    """The entry as a pin (publisher.node_packs checks it as `nodes install` does), which an image build can also
+    fetch: a git repository it reaches (https), named in characters safe on the build's command line."""
     if not isinstance(entry, dict) or set(entry) not in ({"repo", "commit"}, {"registry", "version"}):
         problems.append(f"{where}: give exactly {_SHAPES[0]} or {_SHAPES[1]}")
         return None
-    if "repo" in entry:
-        repo, commit = entry["repo"], entry["commit"]
-        if not isinstance(repo, str) or not _GIT_URL.match(repo):
-            problems.append(f"{where}: repo must be an https:// git URL that the image build can reach (a local "
-                            "path or file:// URL is not reachable from Modal; push the pack to a git host)")
-            return None
-        if not isinstance(commit, str) or not _COMMIT.match(commit):
-            problems.append(f"{where}: commit must be the full 40-hex commit (`git rev-parse <commit>` prints it); "
-                            "a branch, tag or short hash would let the image drift")
-            return None
-        name = repo.rstrip("/").rsplit("/", 1)[-1].removesuffix(".git")
-        folder = re.sub(r"[^A-Za-z0-9_.-]", "_", name).lstrip("._")
-        if not folder:
-            problems.append(f"{where}: repo has no name to use as its folder under custom_nodes/")
-            return None
-        return PinnedPack("git", repo, commit, folder[:100])
-    node_id, version = entry["registry"], entry["version"]
-    if not isinstance(node_id, str) or not _REGISTRY_ID.match(node_id):
-        problems.append(f"{where}: registry must be a Comfy Registry id (letters, digits, '-', '_', '.'), as in "
-                        "https://registry.comfy.org/nodes/<id>")
+    if "repo" in entry and not (isinstance(entry["repo"], str) and _GIT_URL.match(entry["repo"])):
+        problems.append(f"{where}: repo must be an https:// git URL that the image build can reach (a local "
+                        "path or file:// URL is not reachable from Modal; push the pack to a git host)")
         return None
-    if not isinstance(version, str) or not _VERSION.match(version):
-        problems.append(f"{where}: version must be an exact x.y.z release of {node_id}; a range or 'latest' "
-                        "would let the image drift")
+    try:
+        pin = PackPin.from_dict(entry)
+    except PinError as exc:
+        problems.append(f"{where}: {exc}")
         return None
-    return PinnedPack("registry", node_id, version, node_id)
+    if pin.repo is not None:
+        return PinnedPack("git", pin.repo, str(pin.commit), pin.folder)
+    return PinnedPack("registry", str(pin.registry), str(pin.version), pin.folder)
