@@ -2,7 +2,7 @@
 naming the file, the folder it belongs in, its known source and the command that fetches it, rather than reaching
 the engine and failing there with `value_not_in_list`.
 
-A file counts as present when it is in the managed engines' models folder (a stat, no request), else when the
+A file counts as present when it is in the engines' models folder (a stat, no request), else when the
 engine lists it among the loader's choices (one small `/object_info/<class>` request: a folder the engine reads
 from elsewhere, such as a ComfyUI's own extra_model_paths.yaml, or a custom loader's folder no table knows)."""
 
@@ -96,7 +96,7 @@ class ModelFiles:
 
     def __init__(self, models_dir: Callable[[], Path | None], engine_url: Callable[[], str | None],
                  data_dir_flag: str = "") -> None:
-        self.models_dir = models_dir  # the managed engines' models folder; None for an engine given by URL
+        self.models_dir = models_dir  # the engines' models folder (EngineStatus.models_dir); None when unknown
         self.engine_url = engine_url  # a ready engine, to ask about a file not on disk; None: none ready
         self.data_dir_flag = data_dir_flag  # " --data-dir D" when the app does not run on the default one
 
@@ -106,8 +106,8 @@ class ModelFiles:
         unsure = [m for m in loaded_models(spec, values)
                   if models_dir is None or present_path(models_dir, m.folder, m.filename) is None]
         listed = self._listed_by_engine(unsure) if unsure else {}
-        # What the engine lists counts; when no engine answers, the managed engines' folder alone decides (an
-        # engine given by URL keeps its files elsewhere: then nothing is refused on a guess).
+        # What the engine lists counts; when no engine answers, the known folder alone decides (an engine given by
+        # URL without --models-dir keeps its files where we cannot see: then nothing is refused on a guess).
         if listed is None:
             missing = unsure if models_dir is not None else []
         else:
