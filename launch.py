@@ -8,6 +8,7 @@
     python launch.py deploy SLUG [--version N] [--gpu L4 ...] [--show-files] [--teardown] [--runtime modal]
     python launch.py install-extension --comfyui-path DIR [--app-url URL]   # File > Publish… in your ComfyUI
     python launch.py [--data-dir DIR] nodes install GIT_URL@COMMIT|REGISTRY_ID@VERSION | list | remove NAME
+    python launch.py plan --exec-s 3.5 --overhead-s 0.9 --cold-start-s 15 --users 10 --think 1-5 --gpu A10G [--json]
 """
 
 from __future__ import annotations
@@ -75,7 +76,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "e.g. http://gpu-box:8188 (repeat; this app's engines and any loopback one may always)")
     parser.add_argument("--share", action="store_true",
                         help="also make a public Gradio share link (needs the internet; the LAN URL always works)")
-    commands = parser.add_subparsers(dest="command", metavar="{keys,publish,deploy,models,nodes,install-extension}")
+    commands = parser.add_subparsers(dest="command",
+                                     metavar="{keys,publish,deploy,models,nodes,plan,install-extension}")
     cli.add_commands(commands)
     return parser.parse_args(argv)
 
@@ -84,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     data_dir = args.data_dir.expanduser().resolve()
     db_url = args.db or f"sqlite:///{data_dir / 'publisher.db'}"
+    if args.command == "plan":  # a computation only: no data dir, no database
+        return cli.run_command(args, db_url)
     if args.command:
         data_dir.mkdir(parents=True, exist_ok=True)
         return cli.run_command(args, db_url)

@@ -11,6 +11,7 @@
     python launch.py [--data-dir DIR] models list
     python launch.py install-extension --comfyui-path DIR [--app-url http://127.0.0.1:7860]
     python launch.py [--data-dir DIR] nodes install GIT_URL@COMMIT|REGISTRY_ID@VERSION | list | remove NAME
+    python launch.py plan --exec-s 3.5 --overhead-s 0.9 --cold-start-s 15 --users 10 --think 1-5 --gpu A10G [--json]
 
 launch.py builds its parser before it starts the engines: what a command needs is imported when it runs.
 """
@@ -27,6 +28,7 @@ from typing import Any
 from app.deploy.cli import add_deploy_command
 from app.models.cli import add_models_command
 from app.packs.cli import add_nodes_command
+from app.planner.cli import add_plan_command
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -63,6 +65,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     add_deploy_command(subparsers)
     add_models_command(subparsers)
     add_nodes_command(subparsers)
+    add_plan_command(subparsers)
 
     extension = subparsers.add_parser("install-extension",
                                       help="add File > Publish… to the editor of your own ComfyUI")
@@ -83,6 +86,10 @@ def run_command(args: argparse.Namespace, db_url: str) -> int:
         from app.models.cli import run_models
 
         return run_models(args, db_url)
+    if args.command == "plan":
+        from app.planner.cli import run_plan
+
+        return run_plan(args)
     if args.command == "install-extension":
         return _install_extension(args)
     if args.command == "nodes":
