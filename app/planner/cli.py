@@ -31,7 +31,8 @@ def add_plan_command(subparsers: argparse._SubParsersAction) -> None:
                          help="from second T on, N users (a burst, or a drop; repeat)")
     modal = plan.add_argument_group("the Modal settings")
     price = modal.add_mutually_exclusive_group(required=True)
-    price.add_argument("--gpu", metavar="TYPE", help="price from the table runtimes/planner/gpu_prices.json")
+    price.add_argument("--gpu", metavar="TYPE",
+                       help="price from the table (GPU_PRICES in runtimes/modal/host/settings.py)")
     price.add_argument("--gpu-price", type=float, metavar="USD_PER_HOUR", help="a GPU's price per hour")
     modal.add_argument("--max-inputs", type=int, default=1, metavar="N", help="concurrent inputs per container")
     modal.add_argument("--max-containers", type=int, default=100, metavar="N")
@@ -49,13 +50,12 @@ def add_plan_command(subparsers: argparse._SubParsersAction) -> None:
 
 def run_plan(args: argparse.Namespace) -> int:
     from runtimes.planner.autoscaler import Deployment, Traffic, simulate
-    from runtimes.planner.gpu_prices import load_prices
+    from runtimes.planner.prices import gpu_price, prices_checked
 
     try:
         think_min, think_max = _think(args.think)
         steps = tuple(_step(text) for text in args.step)
-        table = load_prices() if args.gpu else None
-        price = table.price_of(args.gpu) if table else args.gpu_price
+        price = gpu_price(args.gpu) if args.gpu else args.gpu_price
         deployment = Deployment(exec_s=args.exec_s, overhead_s=args.overhead_s, cold_start_s=args.cold_start_s,
                                 gpu_price_per_hour=price, max_inputs=args.max_inputs,
                                 max_containers=args.max_containers, min_containers=args.min_containers,
@@ -67,8 +67,8 @@ def run_plan(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     result: dict[str, Any] = {**plan.summary(), "gpu_price_per_hour": price}
-    if table:
-        result["prices_checked"] = table.checked
+    if args.gpu:
+        result["prices_checked"] = prices_checked()
     if args.json:
         if args.series:
             result["series"] = plan.series

@@ -122,10 +122,6 @@ class _Container:
     idle_since: float | None = None
     stopped: float | None = None
 
-    @property
-    def ready(self) -> bool:
-        return self.idle_since is not None or self.in_flight > 0 or self.engine_busy
-
 
 def simulate(deployment: Deployment, traffic: Traffic, duration_s: float = 600.0, seed: int = 0,
              series_step_s: float = 1.0) -> Plan:
@@ -160,7 +156,7 @@ class _Simulation:
 
     def run(self) -> Plan:
         for _ in range(self.d.min_containers):  # the warm pool is up before the traffic
-            self._start_container(ready_at=0.0, started=0.0)
+            self._start_container(ready_at=0.0, started=0.0, on_demand=False)
         for t in self.traffic.change_times():
             if t < self.duration:
                 self.at(t, self._apply_users)
@@ -215,6 +211,7 @@ class _Simulation:
         return [c for c in self.containers if c.stopped is None]
 
     def _dispatch(self) -> None:
+        # The oldest containers first: load packs onto few, so that a surplus idles out after the idle window.
         for container in self._alive():
             while self.queue and container.ready_at <= self.now and container.in_flight < self.d.max_inputs:
                 self._take(container, self.queue.popleft())
@@ -222,14 +219,14 @@ class _Simulation:
         due = sum(1 for r in self.queue if self.now - self.submitted[r] >= self.d.scale_up_delay_s - 1e-9)
         missing = due - starting
         while missing > 0 and len(self._alive()) < self.d.max_containers:
-            self._start_container(ready_at=self.now + self.d.cold_start_s, started=self.now)
+            self._start_container(ready_at=self.now + self.d.cold_start_s, started=self.now, on_demand=True)
             missing -= self.d.max_inputs
 
-    def _start_container(self, ready_at: float, started: float) -> None:
+    def _start_container(self, ready_at: float, started: float, on_demand: bool) -> None:
         container = _Container(ident=len(self.containers), started=started, ready_at=ready_at)
         self.containers.append(container)
         self.peak = max(self.peak, len(self._alive()))
-        if started > 0:
+        if on_demand:
             self.last_scale_up = started
         self.at(ready_at, lambda: self._ready(container))
 

@@ -4,12 +4,11 @@ $1.10/h, 10 users thinking 1-5 s)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
+from runtimes.modal.host.settings import GPU_PRICES
 from runtimes.planner.autoscaler import Deployment, Traffic, simulate
-from runtimes.planner.gpu_prices import PRICES_FILE, load_prices
+from runtimes.planner.prices import gpu_price, prices_checked
 
 A10G = 1.10
 
@@ -139,19 +138,9 @@ def test_bad_traffic_is_refused() -> None:
 
 # -- the price table
 
-def test_the_price_table_has_its_date_and_source_and_prices_a_gpu_by_name() -> None:
-    table = load_prices()
-    assert table.checked and table.source
-    assert table.price_of("a10g") == table.price_of("A10G") == pytest.approx(A10G)
-    with pytest.raises(ValueError, match=r"pick one of .*A10G"):
-        table.price_of("NOT_A_GPU")
-
-
-def test_an_edited_price_table_is_read_and_a_broken_one_refused(tmp_path: Path) -> None:
-    edited = tmp_path / "prices.json"
-    edited.write_text(PRICES_FILE.read_text().replace('"A10G": 1.10', '"A10G": 1.25'))
-    assert load_prices(edited).price_of("A10G") == pytest.approx(1.25)
-    broken = tmp_path / "broken.json"
-    broken.write_text('{"usd_per_hour": {}}')
-    with pytest.raises(ValueError, match="checked"):
-        load_prices(broken)
+def test_the_planner_prices_a_gpu_from_the_deploy_settings_table_by_name() -> None:
+    assert gpu_price("a10g") == gpu_price("A10") == pytest.approx(A10G)  # the load test's name, and today's
+    assert gpu_price("H100") == GPU_PRICES["H100"]
+    assert "modal.com/pricing" in prices_checked()
+    with pytest.raises(ValueError, match=r"pick one of .*A10"):
+        gpu_price("NOT_A_GPU")

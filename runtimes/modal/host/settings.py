@@ -13,7 +13,9 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 # USD per GPU-hour, Modal's published list prices (modal.com/pricing, late 2025). Estimates only: the
-# bill also counts CPU and memory, and prices change.
+# bill also counts CPU and memory, and prices change: edit the table and its date together.
+GPU_PRICES_CHECKED = "late 2025"
+GPU_PRICES_SOURCE = "https://modal.com/pricing"
 GPU_PRICES: dict[str, float] = {
     "T4": 0.59,
     "L4": 0.80,
