@@ -53,7 +53,26 @@ def test_ramping_to_a_hundred_users_peaks_near_sixty_containers_and_settles() ->
     assert 50 <= sum(busy_after_ramp) / len(busy_after_ramp) <= 70  # Little's law: 100 x 4.4 / (4.4 + 3) = 59.5
 
 
+def test_an_autoscaler_that_lets_short_waits_pass_scales_less_and_stops_scaling_after_the_ramp() -> None:
+    # Started for every input that finds no free slot, the pool covers the peak of the in-flight count over each
+    # idle window and keeps restarting containers; an input that waits a second or two for a slot does not start
+    # one, and the pool settles when the ramp ends (Modal: 62 containers, settled in about a minute).
+    traffic = Traffic(100, 1, 5, ramp_s=60)
+    instant = simulate(modal_load_test(max_inputs=1), traffic, duration_s=600, seed=1)
+    damped = simulate(modal_load_test(max_inputs=1, scale_up_delay_s=2), traffic, duration_s=600, seed=1)
+    assert damped.peak_containers < instant.peak_containers
+    assert damped.last_scale_up_s <= 60 + 15 < instant.last_scale_up_s
+    assert damped.cost_per_min < instant.cost_per_min
+
+
 # -- the mechanics
+
+def test_an_input_waiting_less_than_the_scale_up_delay_starts_no_container() -> None:
+    for delay, containers in ((0, 2), (3, 1)):
+        d = Deployment(exec_s=2, overhead_s=0, cold_start_s=5, gpu_price_per_hour=1, min_containers=1,
+                       scale_up_delay_s=delay)
+        plan = simulate(d, Traffic(2, 100, 100), duration_s=20, seed=0)
+        assert plan.peak_containers == containers
 
 def test_a_cold_start_delays_only_the_first_request() -> None:
     d = Deployment(exec_s=2, overhead_s=0, cold_start_s=15, gpu_price_per_hour=1)
@@ -122,7 +141,7 @@ def test_the_same_seed_gives_the_same_plan_and_another_seed_another() -> None:
 
 @pytest.mark.parametrize("bad", [dict(exec_s=0), dict(max_inputs=0), dict(max_containers=0),
                                  dict(min_containers=5, max_containers=2), dict(idle_s=-1),
-                                 dict(gpu_price_per_hour=-1)])
+                                 dict(gpu_price_per_hour=-1), dict(scale_up_delay_s=-1)])
 def test_bad_settings_are_refused_with_what_is_wrong(bad: dict) -> None:
     settings = dict(exec_s=1, overhead_s=0, cold_start_s=0, gpu_price_per_hour=1) | bad
     with pytest.raises(ValueError, match=r"must be"):
