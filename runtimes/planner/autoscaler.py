@@ -121,6 +121,7 @@ class _Container:
     engine_busy: bool = False
     idle_since: float | None = None
     stopped: float | None = None
+    listed: bool = False  # in the heap of containers with a free slot
 
 
 def simulate(deployment: Deployment, traffic: Traffic, duration_s: float = 600.0, seed: int = 0,
@@ -139,6 +140,9 @@ class _Simulation:
         self.now = 0.0
         self.queue: deque[int] = deque()  # request ids waiting for a slot
         self.containers: list[_Container] = []
+        self.alive = 0
+        self.starting = 0  # containers in their cold start
+        self.free: list[int] = []  # heap of the idents of ready containers with a free slot (lazily cleaned)
         self.request_user: dict[int, int] = {}
         self.submitted: dict[int, float] = {}
         self.latencies: list[float] = []
@@ -200,6 +204,7 @@ class _Simulation:
         self.first_latency.setdefault(user, latency)
         self.user_busy.discard(user)
         container.in_flight -= 1
+        self._list_if_free(container)
         if container.in_flight == 0:
             self._go_idle(container)
         self.at(self.now + self.rng.uniform(self.traffic.think_min_s, self.traffic.think_max_s),
@@ -207,30 +212,49 @@ class _Simulation:
         self._dispatch()
 
     # -- routing and scaling
-    def _alive(self) -> list[_Container]:
-        return [c for c in self.containers if c.stopped is None]
+    def _list_if_free(self, container: _Container) -> None:
+        if not container.listed and container.stopped is None and container.in_flight < self.d.max_inputs:
+            container.listed = True
+            heapq.heappush(self.free, container.ident)
 
     def _dispatch(self) -> None:
         # The oldest containers first: load packs onto few, so that a surplus idles out after the idle window.
-        for container in self._alive():
-            while self.queue and container.ready_at <= self.now and container.in_flight < self.d.max_inputs:
+        while self.queue and self.free:
+            container = self.containers[self.free[0]]
+            if container.stopped is None and container.in_flight < self.d.max_inputs:
                 self._take(container, self.queue.popleft())
-        starting = sum(self.d.max_inputs for c in self._alive() if c.ready_at > self.now)
-        due = sum(1 for r in self.queue if self.now - self.submitted[r] >= self.d.scale_up_delay_s - 1e-9)
-        missing = due - starting
-        while missing > 0 and len(self._alive()) < self.d.max_containers:
+            if container.stopped is not None or container.in_flight >= self.d.max_inputs:
+                heapq.heappop(self.free)
+                container.listed = False
+        missing = self._due() - self.starting * self.d.max_inputs
+        while missing > 0 and self.alive < self.d.max_containers:
             self._start_container(ready_at=self.now + self.d.cold_start_s, started=self.now, on_demand=True)
             missing -= self.d.max_inputs
+
+    def _due(self) -> int:
+        """Queued inputs that have waited long enough to start a container for (the queue is in submission order)."""
+        if self.d.scale_up_delay_s <= 0:
+            return len(self.queue)
+        due = 0
+        for request in self.queue:
+            if self.now - self.submitted[request] < self.d.scale_up_delay_s - 1e-9:
+                break
+            due += 1
+        return due
 
     def _start_container(self, ready_at: float, started: float, on_demand: bool) -> None:
         container = _Container(ident=len(self.containers), started=started, ready_at=ready_at)
         self.containers.append(container)
-        self.peak = max(self.peak, len(self._alive()))
+        self.alive += 1
+        self.starting += 1
+        self.peak = max(self.peak, self.alive)
         if on_demand:
             self.last_scale_up = started
         self.at(ready_at, lambda: self._ready(container))
 
     def _ready(self, container: _Container) -> None:
+        self.starting -= 1
+        self._list_if_free(container)
         self._dispatch()
         if container.in_flight == 0:
             self._go_idle(container)
@@ -263,14 +287,15 @@ class _Simulation:
         self.at(self.now + self.d.idle_s, lambda: self._maybe_stop(container, since))
 
     def _maybe_stop(self, container: _Container, since: float) -> None:
-        if container.stopped is None and container.idle_since == since and len(self._alive()) > self.d.min_containers:
+        if container.stopped is None and container.idle_since == since and self.alive > self.d.min_containers:
             container.stopped = self.now
+            self.alive -= 1
 
     # -- measures
     def _sample(self) -> None:
-        alive = self._alive()
-        self.series.append({"t": round(self.now, 6), "users": len(self.user_alive), "containers": len(alive),
-                            "busy": sum(1 for c in alive if c.in_flight), "queued": len(self.queue)})
+        busy = sum(1 for c in self.containers if c.stopped is None and c.in_flight)
+        self.series.append({"t": round(self.now, 6), "users": len(self.user_alive), "containers": self.alive,
+                            "busy": busy, "queued": len(self.queue)})
 
     def _plan(self) -> Plan:
         seconds = sum(max(0.0, min(c.stopped if c.stopped is not None else self.duration, self.duration)
