@@ -50,7 +50,8 @@ def test_plan_refuses_bad_values_with_what_to_fix(tmp_path: Path) -> None:
     for args, says in ((["--think", "5-1"], "MIN-MAX"), (["--think", "soon"], "--think takes MIN-MAX"),
                        (["--gpu", "NOT_A_GPU"], "pick one of"), (["--max-inputs", "0"], "max inputs"),
                        (["--min-containers", "200"], "min containers"), (["--step", "x"], "--step takes T:N"),
-                       (["--duration", "0"], "duration")):
+                       (["--duration", "0"], "duration"), (["--scale-up-delay-s", "-1"], "scale-up delay"),
+                       (["--ramp-s", "-5"], "ramp"), (["--users", "-1"], "users")):
         price = [] if "--gpu" in args else ["--gpu-price", "1.10"]
         done = plan(tmp_path, *ISSUE_EXAMPLE, *price, *args)
         assert done.returncode == 2, (args, done.stdout, done.stderr)
