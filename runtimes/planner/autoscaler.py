@@ -5,8 +5,10 @@ The model (deterministic for a seed; standard library only):
   number of active users follows a schedule (a linear ramp, then steps for bursts); a user dropped by a step stops
   after its current request.
 - Routing as Modal does it: inputs wait in one FIFO queue; a ready container with a free input slot (fewer than
-  `max_inputs` in flight) takes the oldest. When the queued inputs outnumber the free slots of the containers still
-  starting, new containers start (up to `max_containers` alive), each ready after `cold_start_s`.
+  `max_inputs` in flight; the oldest container first) takes the oldest input. When the queued inputs outnumber the
+  slots of the containers still starting, new containers start (up to `max_containers` alive), each ready after
+  `cold_start_s`. With `scale_up_delay_s`, only inputs that have waited that long count: an autoscaler that lets
+  an input wait briefly for a slot about to free, instead of starting a container for every momentary excess.
 - In a container, a request's `overhead_s` (receiving, uploads, collecting outputs) runs concurrently, half before
   and half after its execution; `exec_s` is serialized, because ComfyUI executes one prompt at a time.
 - A container idle (nothing in flight) for `idle_s` stops, unless that would leave fewer than `min_containers`;
