@@ -117,6 +117,44 @@ def test_runs_queue_workers_and_webhooks_are_counted(http: httpx.Client, admin: 
     assert value(after, "webhook_deliveries_total", outcome="failed") == 1
 
 
+def wait_status(http: httpx.Client, run_id: str, headers: dict[str, str], *statuses: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    while (run := http.get(f"/api/runs/{run_id}", headers=headers).json())["status"] not in statuses:
+        assert time.monotonic() < deadline, run
+        time.sleep(0.05)
+    return run
+
+
+def test_queue_and_busy_worker_are_read_live_and_cancelled_runs_counted(
+        http: httpx.Client, admin: dict[str, str], sd15_checkpoint: str) -> None:
+    workflow = shipped("txt2img_sd15.json")
+    workflow["4"]["inputs"]["ckpt_name"] = sd15_checkpoint
+    workflow["3"]["inputs"]["steps"] = 5000  # holds the only worker until it is cancelled
+    workflow["5"]["inputs"].update(width=64, height=64)
+    slow = publish(http, admin, "slow", workflow)
+    demo = publish(http, admin, "queued", shipped("demo_invert.json"))
+    running = http.post(f"/api/apps/{slow}/runs", headers=admin, json={"inputs": {}}).json()
+    wait_status(http, running["id"], admin, "running")
+    queued = [http.post(f"/api/apps/{demo}/runs", headers=admin, json={"inputs": {}}).json() for _ in range(2)]
+    assert [run["status"] for run in queued] == ["queued", "queued"]
+
+    busy = scrape(http, admin)
+    for run in [*queued, running]:
+        assert http.post(f"/api/runs/{run['id']}/cancel", headers=admin).status_code == 200
+    ends = [wait_status(http, run["id"], admin, "cancelled", "succeeded", "failed") for run in [*queued, running]]
+    assert [run["status"] for run in ends] == ["cancelled"] * 3
+    idle = scrape(http, admin)
+
+    assert value(busy, "queue_length") == 2
+    assert value(busy, "workers", state="busy") == 1 and value(busy, "workers", state="idle") == 0
+    assert value(idle, "queue_length") == 0
+    assert value(idle, "workers", state="busy") == 0 and value(idle, "workers", state="idle") == 1
+    assert value(idle, "runs_total", app=demo, status="cancelled") == 2
+    assert value(idle, "run_queue_wait_seconds_count", app=demo) is None  # never started: no wait, no execution
+    assert value(idle, "runs_total", app=slow, status="cancelled") == 1
+    assert value(idle, "run_execution_seconds_count", app=slow) == 1
+
+
 def test_gpu_series_only_where_nvml_finds_a_gpu(http: httpx.Client, admin: dict[str, str]) -> None:
     gpus = list(GpuCollector().collect())  # the real NVML of this machine, as the app sees it
     names = {name for (name, _) in scrape(http, admin) if name.startswith(P + "gpu_")}
