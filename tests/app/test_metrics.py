@@ -16,7 +16,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.metrics import GpuCollector
+from app.metrics import GpuCollector, LiveState, Metrics
 from runtimes.engine.manager import EngineSettings
 from tests.support.prompts import load_invert, shipped
 from tests.support.server import AppServer
@@ -209,3 +209,18 @@ def test_an_engine_restart_is_counted(tmp_path: Path) -> None:
     finally:
         app.stop()
     assert value(samples, "engine_restarts_total", engine=engine["name"]) == 1
+
+
+def test_two_apps_in_one_process_keep_their_own_series() -> None:
+    def idle() -> LiveState:
+        return LiveState(queued=lambda: 0, workers=lambda: 1, busy=lambda: 0, engine_restarts=dict)
+
+    first, second = Metrics(idle()), Metrics(idle())  # the default registry would refuse the second
+    first.run_submitted("demo")
+
+    def submitted(metrics: Metrics) -> float | None:
+        families = text_string_to_metric_families(metrics.render().decode())
+        return {(s.name, frozenset(s.labels.items())): s.value
+                for f in families for s in f.samples}.get((P + "runs_submitted_total", frozenset({("app", "demo")})))
+
+    assert (submitted(first), submitted(second)) == (1, None)
