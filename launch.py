@@ -68,6 +68,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "(env COMFY_PUBLISHER_MAX_IMAGE_PIXELS)")
     parser.add_argument("--allow-private-webhooks", action="store_true",
                         help="let webhooks call loopback/private addresses (local set-ups)")
+    parser.add_argument("--metrics-open", action="store_true",
+                        help="serve GET /metrics without an admin key (a Prometheus scraper on a trusted network)")
     parser.add_argument("--no-browser", action="store_true", help="do not open a browser")
     parser.add_argument("--auth", default=os.environ.get("COMFY_PUBLISHER_AUTH"), metavar="USER:PASS",
                         help="password-protect the studio and private forms (env COMFY_PUBLISHER_AUTH)")
@@ -148,7 +150,7 @@ def _serve(args: argparse.Namespace, engines: EngineStatus, data_dir: Path, db_u
                               max_queue=args.max_queue, max_upload_bytes=int(args.max_upload_mb * 2**20),
                               max_image_pixels=args.max_image_pixels,
                               allow_private_webhooks=args.allow_private_webhooks, studio_auth=studio_auth,
-                              editor_origins=tuple(args.editor_origin)),
+                              editor_origins=tuple(args.editor_origin), metrics_open=args.metrics_open),
                      engines, share)
     url = local_url(args.host, args.port) + "/"
     print(f"Comfy Publisher studio: {url}studio/\n  forms: {url}apps/<name>/  API docs: {url}docs  "

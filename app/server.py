@@ -26,11 +26,12 @@ from app.engines import EngineStatus
 from app.errors import install_error_handlers
 from app.forms.look import CSS, mount
 from app.forms.registry import AppVisibility, FormMounts
+from app.metrics import LiveState, Metrics
 from app.models.jobs import ModelFetches
 from app.packs.service import NodePacks
 from app.publish.catalog import EngineCatalog
 from app.publish.openapi import install_openapi
-from app.routes import apps, editor, files, health, keys, models, nodes, runs, workflows
+from app.routes import apps, editor, files, health, keys, metrics, models, nodes, runs, workflows
 from app.routes import deployments as deployment_routes
 from app.runs.deliveries import RunWebhooks
 from app.runs.events import RunEvents
@@ -57,12 +58,17 @@ def create_app(settings: Settings, engines: EngineStatus, share: ShareLink | Non
     sessions = make_session_factory(db_engine)
     master_key = load_or_create_master_key(settings.data_dir)
 
+    # Live metrics (GET /metrics): events counted through the hooks below, the rest read when scraped (the pool,
+    # made below, is there by then).
+    live = Metrics(LiveState(queued=lambda: pool.queued_count(), workers=lambda: pool.worker_count(),
+                             busy=lambda: len(pool.running()),
+                             engine_restarts=lambda: {e.name: e.restart_count for e in engines.manager.engines}))
     # A run's life: recorded as its runner reports, whichever runner it is.
     versions, in_flight, events = Versions(), InFlightRuns(), RunEvents()
     webhooks = RunWebhooks(sender=WebhookSender(allow_private=settings.allow_private_webhooks), sessions=sessions,
-                           secret_of=lambda slug: webhook_secret(master_key, slug))
+                           secret_of=lambda slug: webhook_secret(master_key, slug), on_result=live.delivery_ended)
     recorder = RunRecorder(settings=settings, sessions=sessions, versions=versions, in_flight=in_flight,
-                           events=events, webhooks=webhooks)
+                           events=events, webhooks=webhooks, on_end=live.run_ended)
     pool = WorkerPool(on_update=recorder.on_update)  # no cap of its own: RunService.submit applies --max-queue
     deployments = DeploymentService(data_dir=settings.data_dir, sessions=sessions, master_key=master_key,
                                     remote=RemoteRuns(on_update=recorder.on_update))
@@ -70,7 +76,8 @@ def create_app(settings: Settings, engines: EngineStatus, share: ShareLink | Non
                               events=events, recorder=recorder, webhooks=webhooks, local=pool,
                               route=deployments.runner_for, engine_problem=engines.problem,
                               model_files=ModelFiles(engines.models_dir, engines.ready_url,
-                                                     data_dir_flag(settings.data_dir)))
+                                                     data_dir_flag(settings.data_dir)),
+                              on_submit=live.run_submitted)
     catalog = EngineCatalog(engines)
     services = Services(settings=settings, sessions=sessions, engines=engines, catalog=catalog, runs=runs_service,
                         deployments=deployments, apps=AppChanges(), share=share or ShareLink(),
@@ -100,9 +107,10 @@ def create_app(settings: Settings, engines: EngineStatus, share: ShareLink | Non
                   description="Published ComfyUI workflows as typed, versioned REST endpoints. Authenticate with "
                               "`Authorization: Bearer <API key>` (create one: `python launch.py keys create NAME`).")
     app.state.services = services
+    app.state.metrics = live
     install_error_handlers(app)
     # Runs first: a request walks the routes in order, and run submissions and status polls are most of them.
-    for module in (runs, health, workflows, apps, deployment_routes, keys, files, editor, models, nodes):
+    for module in (runs, health, workflows, apps, deployment_routes, keys, files, editor, models, nodes, metrics):
         app.include_router(module.router)
     install_openapi(app, services)
     _mount_ui(app, services, master_key)

@@ -37,6 +37,7 @@ class Settings:
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS  # per uploaded image: the engine's memory pays pixels, not bytes
     allow_private_webhooks: bool = False  # webhooks to loopback/private addresses (local set-ups, tests)
     studio_auth: tuple[str, str] | None = None  # (user, password) for the studio; None: the studio is open
+    metrics_open: bool = False  # GET /metrics without an admin key (a scraper on a trusted network)
     editor_origins: tuple[str, ...] = ()  # other ComfyUI editors whose Publish… may send drafts (app.editor.origins)
 
     @property

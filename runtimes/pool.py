@@ -181,6 +181,10 @@ class WorkerPool:
     def queued_count(self) -> int:
         return len(self._queue)
 
+    def worker_count(self) -> int:
+        """Workers taking runs (one per engine in the pool, once the pool has started)."""
+        return len(self._workers)
+
     def running(self) -> dict[str, str]:
         """run_id -> name of the worker (engine) running it."""
         return {run_id: active.worker for run_id, active in self._active.items()}

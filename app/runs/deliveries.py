@@ -19,15 +19,17 @@ _DELIVERY_IDS = uuid.UUID("6f1d3c52-8a4e-4f57-9a8e-2b7c0d9e4a11")  # namespace o
 
 class RunWebhooks:
     def __init__(self, *, sender: WebhookSender, sessions: sessionmaker[Session],
-                 secret_of: Callable[[str], str]) -> None:
+                 secret_of: Callable[[str], str], on_result: Callable[[bool], None] = lambda delivered: None) -> None:
         self.sender = sender
         self.sessions = sessions
         self.secret_of = secret_of  # app slug -> its signing secret (derived, never stored)
+        self.on_result = on_result  # told whether each delivery ended delivered (app.metrics)
 
     def send(self, final: RunOut, url: str) -> None:
         event = f"run.{final.status}"
 
         async def record(result: DeliveryResult) -> None:
+            self.on_result(result.delivered)
             await asyncio.to_thread(self._record, final.id, result)
 
         self.sender.send_in_background(url, {"event": event, "run": final.model_dump(mode="json")},

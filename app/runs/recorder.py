@@ -30,16 +30,17 @@ from runtimes.files import safe_filename
 log = logging.getLogger(__name__)
 
 
-
 class RunRecorder:
     def __init__(self, *, settings: Settings, sessions: sessionmaker[Session], versions: Versions,
-                 in_flight: InFlightRuns, events: RunEvents, webhooks: RunWebhooks) -> None:
+                 in_flight: InFlightRuns, events: RunEvents, webhooks: RunWebhooks,
+                 on_end: Callable[[RunOut], None] = lambda run: None) -> None:
         self.settings = settings
         self.sessions = sessions
         self.versions = versions
         self.in_flight = in_flight
         self.events = events
         self.webhooks = webhooks
+        self.on_end = on_end  # told of each run's end, once (app.metrics)
 
     async def on_update(self, update: RunUpdate) -> None:
         """Every runner's update callback."""
@@ -99,6 +100,7 @@ class RunRecorder:
         # (50 streams on one run were 50 reads at once, queued before the status polls in the worker threads).
         self.events.publish(run_id, {"event": "finished", "status": final.status, "run": final})
         self.in_flight.ended(run_id, final)
+        self.on_end(final)
         if webhook_url:
             self.webhooks.send(final, webhook_url)
 

@@ -41,7 +41,7 @@ class RunService:
     def __init__(self, *, settings: Settings, sessions: sessionmaker[Session], versions: Versions,
                  in_flight: InFlightRuns, events: RunEvents, recorder: RunRecorder, webhooks: RunWebhooks,
                  local: Runner, route: Route, engine_problem: Callable[[], str | None],
-                 model_files: ModelFiles | None = None) -> None:
+                 model_files: ModelFiles | None = None, on_submit: Callable[[str], None] = lambda slug: None) -> None:
         self.settings = settings
         self.sessions = sessions
         self.versions = versions
@@ -53,6 +53,7 @@ class RunService:
         self.route = route
         self.engine_problem = engine_problem  # why no engine can run anything (they failed to start), or None
         self.model_files = model_files  # checks a local run's model files before it is recorded
+        self.on_submit = on_submit  # told the app of each run accepted (app.metrics)
         self.recording = Recording(settings=settings, versions=versions, check_run=self._check_models)
         self.recovery = Recovery(sessions=sessions, versions=versions, uploads_dir=settings.uploads_dir)
         self._reserved = 0  # submissions between the queue check and the runner
@@ -73,6 +74,7 @@ class RunService:
                 run = accepted.run
                 self._dispatch(request_for(run, accepted.spec, self.settings.uploads_dir), accepted.version,
                                run.created_at)
+                self.on_submit(accepted.version.slug)
         finally:
             self._reserved -= 1
         return accepted

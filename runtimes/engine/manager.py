@@ -73,7 +73,8 @@ class Engine:
     device: Device
     process: EngineProcess | None = None  # None: a ComfyUI we do not manage (--comfyui-url)
     external_url: str | None = None
-    restarts: list[float] = field(default_factory=list)
+    restarts: list[float] = field(default_factory=list)  # the recent ones (a crash loop gives up)
+    restart_count: int = 0  # all of them, since the app started (app.metrics)
     started: bool = False  # has answered once: it may take runs (others may still be starting)
     failed: str | None = None  # why it was given up on, if it was
     last_crash_log: str = ""  # the dead process's last lines: a restart must not hide why it died
@@ -291,6 +292,7 @@ class EngineManager:
                              f"not restarting it. Last log lines:\n{tail}")
             self.progress(engine.failed)
             return
+        engine.restart_count += 1
         # Same port when possible, so clients that hold the URL find it again.
         fresh = self._start_again(engine, process)
         if fresh is None:
