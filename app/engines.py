@@ -99,8 +99,7 @@ class EngineStatus:
     def models_dir(self) -> Path | None:
         """The models folder the engines read: the managed engines', or the one given for an engine given by URL
         (--models-dir); None when unknown."""
-        settings = self.manager.settings
-        return settings.url_models_dir if settings.comfyui_url else settings.base_dir / "models"
+        return self.manager.settings.models_dir
 
     def problem(self) -> str | None:
         """Why no engine can run anything (they failed to start), or None."""

@@ -30,10 +30,11 @@ def add_models_command(subparsers: argparse._SubParsersAction) -> None:
 
 def run_models(args: argparse.Namespace, db_url: str) -> int:
     from app.errors import AppError
-    from runtimes.models.store import models_dir_of
+    from runtimes.engine.manager import EngineSettings
 
-    models_dir = (args.models_dir.expanduser().resolve() if args.models_dir
-                  else models_dir_of(args.data_dir.expanduser().resolve()))
+    managed = EngineSettings(data_dir=args.data_dir.expanduser().resolve()).models_dir
+    models_dir = args.models_dir.expanduser().resolve() if args.models_dir else managed
+    assert models_dir is not None  # an app's own engines always have their folder
     try:
         if args.models_action == "list":
             return _list(models_dir, db_url)

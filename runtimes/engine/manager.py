@@ -52,6 +52,12 @@ class EngineSettings:
         """models/, input/, output/, custom_nodes/, user/ of the engines this app launches."""
         return self.data_dir / "comfyui"
 
+    @property
+    def models_dir(self) -> Path | None:
+        """The folder the engines read model files from: the launched engines', or the one given for the ComfyUI
+        at comfyui_url (None when not given: its folders are its own)."""
+        return self.url_models_dir if self.comfyui_url else self.base_dir / "models"
+
 
 @dataclass(frozen=True)
 class Device:

@@ -1,4 +1,4 @@
-"""The engines' models folder (`<data dir>/comfyui/models`): where a file a workflow names goes, and whether it is
+"""The engines' models folder (EngineSettings.models_dir): where a file a workflow names goes, and whether it is
 already there. Names come from workflows and API callers: none may leave the folder."""
 
 from __future__ import annotations
@@ -23,11 +23,6 @@ VERIFIED = ".verified"  # under the models folder: the sha256 each fetched file 
 
 class ModelPathError(ValueError):
     """A folder or file name that would leave the models folder (or cannot name a file in it)."""
-
-
-def models_dir_of(data_dir: Path) -> Path:
-    """The managed engines' models folder (EngineSettings.base_dir / "models")."""
-    return data_dir / "comfyui" / "models"
 
 
 def target_path(models_dir: Path, folder: str, name: str) -> Path:
