@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from app.deps import AdminDep, ServicesDep
 from app.errors import Conflict, NotFound, Unprocessable, error_responses
 from app.packs.service import ExternalEngine, NodePacks
-from runtimes.engine.node_packs import PackError
+from runtimes.engine.node_packs import PackError, PackNotFound
 
 router = APIRouter(prefix="/api/nodes", tags=["node packs"],
                    responses=error_responses(400, 401, 403, 404, 409, 413, 422))
@@ -59,10 +59,11 @@ async def install_pack(body: PackInstall, services: ServicesDep, _: AdminDep) ->
 @router.delete("/{name}")
 async def remove_pack(name: str, services: ServicesDep, _: AdminDep) -> PacksOut:
     packs = services.packs
-    if name not in {pack["name"] for pack in await asyncio.to_thread(packs.describe)}:
-        raise NotFound(f"No node pack '{name[:100]}' in the engine's custom_nodes/ (GET /api/nodes lists them).")
     try:
         await asyncio.to_thread(packs.remove, name)
+    except PackNotFound:
+        raise NotFound(f"No node pack '{name[:100]}' in the engine's custom_nodes/ (GET /api/nodes lists them).") \
+            from None
     except ExternalEngine as exc:
         raise Conflict(str(exc)) from None
     except PackError as exc:

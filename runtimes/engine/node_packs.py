@@ -39,6 +39,10 @@ class PackError(RuntimeError):
     """A pack could not be installed or removed; the message says which and why (git's or pip's tail)."""
 
 
+class PackNotFound(PackError):
+    """No pack of that name in custom_nodes/ (nothing to remove)."""
+
+
 @dataclass(frozen=True)
 class InstalledPack:
     name: str  # its folder under custom_nodes/
@@ -96,32 +100,43 @@ def list_packs(custom_nodes: Path) -> list[InstalledPack]:
         return []
     packs = []
     for entry in sorted(custom_nodes.iterdir()):
-        if not entry.is_dir() or entry.name.startswith(".") or entry.name == "__pycache__":
+        if not _is_pack_folder(entry):
             continue
-        try:
-            check_folder(entry.name)
-        except PinError:
-            continue  # the editor extension, or a name we would never install
         marker = _marker(entry)
         packs.append(InstalledPack(entry.name, _pin_of(entry), marker.get("installed_at")))
     return packs
 
 
 def remove_pack(name: str, custom_nodes: Path) -> None:
-    """Remove custom_nodes/<name> (moved aside first, so a half-removed folder is never loaded)."""
+    """Remove custom_nodes/<name> (moved aside first, so a half-removed folder is never loaded); PackNotFound when
+    no pack `list_packs` shows has that name."""
     try:
         check_folder(name)
     except PinError as exc:
-        raise PackError(str(exc)) from None
+        raise PackNotFound(str(exc)) from None
     target = custom_nodes / name
-    if not target.is_dir() or target.is_symlink():
+    if not _is_pack_folder(target):
         known = ", ".join(p.name for p in list_packs(custom_nodes)) or "none"
-        raise PackError(f"no pack '{name}' in {custom_nodes} (installed: {known})")
+        raise PackNotFound(f"no pack '{name}' in {custom_nodes} (installed: {known})")
+    if target.is_symlink():
+        raise PackError(f"custom_nodes/{name} is a link, not a pack this app installed: remove it by hand")
     trash = Path(tempfile.mkdtemp(prefix=f".removed-{name}-", dir=custom_nodes.parent))
     try:
         target.rename(trash / name)
     finally:
         shutil.rmtree(trash, ignore_errors=True)
+
+
+def _is_pack_folder(entry: Path) -> bool:
+    """A folder of custom_nodes/ that is a pack: not a file, a hidden folder, Python's cache, the app's own editor
+    extension or a name this app would never install."""
+    if not entry.is_dir() or entry.name.startswith(".") or entry.name == "__pycache__":
+        return False
+    try:
+        check_folder(entry.name)
+    except PinError:
+        return False
+    return True
 
 
 def _marker(folder: Path) -> dict[str, object]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from runtimes.engine.install import ENGINE_CONSTRAINTS, EngineInstall
-from runtimes.engine.node_packs import MARKER, PackError, install_pack, list_packs, remove_pack
+from runtimes.engine.node_packs import MARKER, PackError, PackNotFound, install_pack, list_packs, remove_pack
 from runtimes.engine.pack_health import pack_states
 from runtimes.engine.process import free_port
 from tests.support.comfy_registry import LoopbackRegistry, loopback_registry
@@ -190,8 +190,12 @@ def test_an_installed_pack_is_not_replaced_and_is_removed_by_name(tmp_path: Path
         _install(pin, custom_nodes, engine_install)
     with pytest.raises(PackError, match=r"no pack 'other' .* \(installed: twice\)"):
         remove_pack("other", custom_nodes)
-    with pytest.raises(PackError, match="not usable as a pack's folder name"):
+    with pytest.raises(PackNotFound, match="not usable as a pack's folder name"):
         remove_pack("..", custom_nodes)
+    (custom_nodes / "__pycache__").mkdir()  # what nodes list does not show, nodes remove does not take
+    with pytest.raises(PackNotFound, match=r"no pack '__pycache__'"):
+        remove_pack("__pycache__", custom_nodes)
+    (custom_nodes / "__pycache__").rmdir()
     remove_pack("twice", custom_nodes)
     assert list_packs(custom_nodes) == [] and _leftovers(custom_nodes) == ["custom_nodes"]
 
