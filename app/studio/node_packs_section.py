@@ -16,11 +16,11 @@ from runtimes.engine.node_packs import PackError
 STATE = {"loaded": "✓ loaded", "failed": "✗ failed", "not loaded": "… not loaded (restart the engine)"}
 
 
-def packs_markdown(packs: NodePacks) -> str:
+def packs_markdown(packs: NodePacks, described: list[dict[str, Any]]) -> str:
+    """The packs as NodePacks.describe gives them, as a table, with each failed one's log lines."""
     if not packs.managed:
         return ("This app uses a ComfyUI it does not manage (`--comfyui-url`): install node packs in that ComfyUI "
                 "itself.")
-    described = packs.describe(packs.object_info())
     if not described:
         return "No node packs installed. Install one by its pin below."
     lines = ["| pack | state | pin | node types |", "|---|---|---|---|"]
@@ -76,7 +76,9 @@ def build(services: Services) -> tuple[Any, list[gr.components.Component]]:
         result = gr.Markdown(elem_id="node-pack-result")
 
     def load() -> tuple[str, Any]:
-        return packs_markdown(packs), gr.Dropdown(choices=[p["name"] for p in packs.describe()], value=None)
+        # Once: it reads the engine's log and (for the engines this app manages) their /object_info.
+        described = packs.describe(packs.object_info() if packs.managed else None)
+        return packs_markdown(packs, described), gr.Dropdown(choices=[p["name"] for p in described], value=None)
 
     def on_install(text: str) -> tuple[str, str, Any]:
         message = install(packs, text)
