@@ -22,7 +22,7 @@ class MeasuredExec:
     p95_s: float
 
     def describe(self) -> str:
-        return (f"measured on this server: median {self.p50_s:.2f} s, p95 {self.p95_s:.2f} s over its last "
+        return (f"measured on this server: median {self.p50_s:.3g} s, p95 {self.p95_s:.3g} s over its last "
                 f"{self.runs} succeeded run(s)")
 
 
