@@ -77,7 +77,7 @@ def build(services: Services, chooser: gr.Dropdown, fields: Mapping[str, gr.comp
         plot = gr.Plot(show_label=False, format="png", elem_id="plan-plot", visible=False)
         chosen = gr.State(None)
 
-    async def plan(gpu: str | None, max_containers: float | None, exec_value: float | None,
+    async def plan(gpu: str | None, gpu_count: float | None, max_containers: float | None, exec_value: float | None,
                    overhead_value: float | None, cold_value: float | None, users_value: float | None,
                    think_value: str, inputs_value: float | None, warm_value: float | None, idle_value: str,
                    other_value: str, target_value: float | None, budget_value: float | None) -> tuple[Any, ...]:
@@ -86,9 +86,11 @@ def build(services: Services, chooser: gr.Dropdown, fields: Mapping[str, gr.comp
                         cold_start_s=cold_value, users=users_value, think=think_value or "",
                         max_inputs_up_to=inputs_value, warm_pool_up_to=warm_value, idle_windows=idle_value or "",
                         max_containers=max_containers, target_p95_s=target_value, budget_per_min=budget_value)
+        # A container's price: the GPU's times the GPUs per container of the form (the deploy's own check bounds it).
+        prices = {name: price * max(1, int(gpu_count or 1)) for name, price in GPU_PRICES.items()}
         try:
-            workload, grid = parse(form, GPU_PRICES)
-            points = await asyncio.to_thread(sweep, workload, GPU_PRICES, grid, DURATION_S)
+            workload, grid = parse(form, prices)
+            points = await asyncio.to_thread(sweep, workload, prices, grid, DURATION_S)
         except PlanFormError as exc:
             problems = "\n".join(f"- {html.escape(p)}" for p in exc.problems)
             return f"### ✗ Cannot plan\n{problems}", gr.Button(visible=False), gr.Plot(visible=False), None
@@ -113,7 +115,7 @@ def build(services: Services, chooser: gr.Dropdown, fields: Mapping[str, gr.comp
         return await asyncio.to_thread(history_md, services, slug)
 
     plan_values = [exec_s, overhead, cold, users, think, inputs_up_to, warm_up_to, idle, other, target, budget]
-    run.click(plan, inputs=[fields["gpu"], fields["max_containers"], *plan_values],
+    run.click(plan, inputs=[fields["gpu"], fields["gpu_count"], fields["max_containers"], *plan_values],
               outputs=[pick_text, use, plot, chosen], concurrency_limit=2)
     use.click(apply, inputs=[chosen], outputs=[fields["gpu"], fields["max_inputs"], fields["min_containers"],
                                                fields["scaledown_window"]])
