@@ -82,7 +82,7 @@ def create_app(settings: Settings, engines: EngineStatus, share: ShareLink | Non
     services = Services(settings=settings, sessions=sessions, engines=engines, catalog=catalog, runs=runs_service,
                         deployments=deployments, apps=AppChanges(), share=share or ShareLink(),
                         models=ModelFetches(engines.models_dir(), engines.manager.settings.comfyui_url),
-                        packs=NodePacks(engines.manager.settings, engines.manager))
+                        packs=NodePacks(engines.manager.settings, engines.manager), metrics=live)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.deploy.service import DeploymentService
 from app.engines import EngineStatus
+from app.metrics import Metrics
 from app.models.jobs import ModelFetches
 from app.packs.service import NodePacks
 from app.publish.catalog import EngineCatalog
@@ -66,6 +67,7 @@ class Services:
     share: ShareLink
     models: ModelFetches
     packs: NodePacks  # custom node packs of the managed engines
+    metrics: Metrics  # the live metrics (GET /metrics, the studio's Metrics tab)
 
     async def db(self, work: Callable[..., T], /, *args: Any) -> T:
         """`work(session, *args)` in a worker thread; the session is closed (its connection given back) there."""

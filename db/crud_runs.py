@@ -286,3 +286,11 @@ def artifacts_by_run(session: Session, *, run_ids: Sequence[str]) -> dict[str, l
         for row in rows:
             found.setdefault(row.run_id, []).append(row)
     return found
+
+
+def recent_exec_ms(session: Session, *, app_id: int, status: str, limit: int = 50) -> list[float]:
+    """The execution times of the app's latest runs with `status` that recorded one, newest first (the planner's
+    measured exec time)."""
+    query = (select(Run.exec_ms).where(Run.app_id == app_id, Run.status == str(status), Run.exec_ms.is_not(None))
+             .order_by(Run.finished_at.desc(), Run.id.desc()).limit(limit))
+    return [float(ms) for ms in session.scalars(query)]

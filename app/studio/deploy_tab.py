@@ -14,6 +14,7 @@ import gradio as gr
 
 from app.deploy.service import DeployPlanError
 from app.services import Services
+from app.studio import plan_panel
 from db import crud_apps, crud_deployments
 from db.models import AppVersion
 from runtimes.modal.host.deploy import DeployError, ModalCredentialsError, credentials_present
@@ -114,6 +115,7 @@ def build(services: Services) -> tuple[Callable[..., Any], list[gr.components.Co
         files_note = gr.Markdown(elem_id="deploy-files-note")
         modal_app = gr.Code(language="python", label="modal_app.py", interactive=False, elem_id="deploy-files",
                             max_lines=32)
+    plan_panel.build(services, chooser, inputs)  # recommends settings, and fills the form above with them
     gr.Markdown("### Deployments of this app")
     deployments = gr.Dataframe(headers=DEPLOY_COLUMNS, type="array", interactive=False, elem_id="deploy-list",
                                wrap=True, max_height=260)

@@ -1,11 +1,11 @@
-"""The studio page: an engine banner over the tabs (Publish, Apps, Deploy, Runs, Engine)."""
+"""The studio page: an engine banner over the tabs (Publish, Apps, Deploy, Runs, Engine, Metrics)."""
 
 from __future__ import annotations
 
 import gradio as gr
 
 from app.services import Services
-from app.studio import apps_tab, deploy_tab, engine_tab, publish_tab, runs_tab
+from app.studio import apps_tab, deploy_tab, engine_tab, metrics_tab, publish_tab, runs_tab
 
 STUDIO_CSS = """
 .engine-banner {padding: .6rem 1rem; border-radius: 8px; background: #eef2ff; color: #3730a3}
@@ -36,15 +36,19 @@ def build_studio(services: Services) -> gr.Blocks:
                         elem_id="studio-links")
         banner = gr.HTML(engine_tab.banner_html(services), elem_id="engine-banner")
         timer = gr.Timer(1.0, active=services.engines.state == "starting")
-        with gr.Tabs(elem_id="studio-tabs"):
+        with gr.Tabs(elem_id="studio-tabs") as studio_tabs:
             with gr.Tab("Publish", id="publish", elem_id="tab-publish"):
                 from_editor, publish_outputs = publish_tab.build(services)
             # Each tab below fills itself when opened (and on its Refresh button): no stale lists.
-            tabs = (("Apps", apps_tab), ("Deploy", deploy_tab), ("Runs", runs_tab), ("Engine", engine_tab))
+            tabs = (("Apps", apps_tab), ("Deploy", deploy_tab), ("Runs", runs_tab), ("Engine", engine_tab),
+                    ("Metrics", metrics_tab))
             for title, module in tabs:
                 with gr.Tab(title, id=title.lower(), elem_id=f"tab-{title.lower()}") as tab:
                     load, outputs = module.build(services)
                 tab.select(load, outputs=outputs, show_progress="hidden")
+                if module is metrics_tab:
+                    metrics_timer = outputs[0]
+        studio_tabs.select(metrics_tab.tick_only_here, outputs=[metrics_timer])  # ticks while Metrics is open
 
         def tick() -> tuple[str, gr.Timer]:
             return engine_tab.banner_html(services), gr.Timer(active=services.engines.state == "starting")
