@@ -20,6 +20,7 @@ class GpuSampler:
     def __init__(self, interval: float = 0.1) -> None:
         self.interval = interval
         self.skipped: str | None = None
+        self.sample_error: str | None = None  # why sampling stopped early, if it did
         self.gpus: list[dict[str, Any]] = []
         self._nvml: Any = None
         self._handles: list[Any] = []
@@ -37,6 +38,11 @@ class GpuSampler:
         try:
             pynvml.nvmlInit()
             self._handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]
+            driver = _text(pynvml.nvmlSystemGetDriverVersion())
+            for index, handle in enumerate(self._handles):
+                self.gpus.append({"index": index, "name": _text(pynvml.nvmlDeviceGetName(handle)),
+                                  "memory_total_mib": pynvml.nvmlDeviceGetMemoryInfo(handle).total // MIB,
+                                  "driver": driver})
         except pynvml.NVMLError as exc:
             self.skipped = f"skipped: no GPU (NVML: {exc})"
             return self
@@ -44,11 +50,6 @@ class GpuSampler:
             self.skipped = "skipped: no GPU (NVML lists none)"
             return self
         self._nvml = pynvml
-        for index, handle in enumerate(self._handles):
-            name = pynvml.nvmlDeviceGetName(handle)
-            self.gpus.append({"index": index, "name": name.decode() if isinstance(name, bytes) else str(name),
-                              "memory_total_mib": pynvml.nvmlDeviceGetMemoryInfo(handle).total // MIB,
-                              "driver": _text(pynvml.nvmlSystemGetDriverVersion())})
         self._thread = threading.Thread(target=self._sample_loop, name="nvml-sampler", daemon=True)
         self._thread.start()
         return self
@@ -70,10 +71,13 @@ class GpuSampler:
         if self._nvml is None:
             return self.skipped or "skipped: NVML stopped"
         held: dict[str, int] = {}
-        for index, handle in enumerate(self._handles):
-            for process in self._nvml.nvmlDeviceGetComputeRunningProcesses(handle):
-                if process.pid == pid and process.usedGpuMemory is not None:
-                    held[str(index)] = process.usedGpuMemory // MIB
+        try:
+            for index, handle in enumerate(self._handles):
+                for process in self._nvml.nvmlDeviceGetComputeRunningProcesses(handle):
+                    if process.pid == pid and process.usedGpuMemory is not None:
+                        held[str(index)] = process.usedGpuMemory // MIB
+        except self._nvml.NVMLError as exc:  # some virtualised GPUs do not list processes
+            return f"NVML could not list the GPU's processes: {exc}"
         return held or f"process {pid} not in NVML's list (another PID namespace, or no GPU memory)"
 
     def summary(self) -> dict[str, Any]:
@@ -91,7 +95,8 @@ class GpuSampler:
                         "util_max_pct": max(utils), "util_mean_pct": round(sum(utils) / len(utils), 1),
                         "memory_used_max_mib": max(used for _, used in mine) // MIB, "samples": len(mine)}
             phases[phase] = per_gpu
-        return {"gpus": self.gpus, "phases": phases, "interval_s": self.interval}
+        return {"gpus": self.gpus, "phases": phases, "interval_s": self.interval,
+                **({"sample_error": self.sample_error} if self.sample_error else {})}
 
     def _sample_loop(self) -> None:
         nvml = self._nvml
@@ -102,7 +107,8 @@ class GpuSampler:
                     util = nvml.nvmlDeviceGetUtilizationRates(handle).gpu
                     used = nvml.nvmlDeviceGetMemoryInfo(handle).used
                     self._samples[phase].append((index, util, used))
-            except Exception:  # a GPU lost mid-check: keep what was read, stop sampling
+            except Exception as exc:  # a GPU lost, or a reading this GPU does not support: keep what was read
+                self.sample_error = f"{type(exc).__name__}: {exc}"
                 return
 
 

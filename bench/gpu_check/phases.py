@@ -209,7 +209,10 @@ def restart_on_cpu(worker: ContainerWorker) -> None:
 
 def snapshot_device(url: str) -> dict[str, Any]:
     """The snapshot helper's view: the device ComfyUI would compute on now, and CUDA_VISIBLE_DEVICES."""
-    return httpx.get(f"{url}/comfy-publisher/device", timeout=30, trust_env=False).json()
+    response = httpx.get(f"{url}/comfy-publisher/device", timeout=30, trust_env=False)
+    if response.status_code != 200:  # e.g. CUDA shown but unusable: the engine's own error, kept for the report
+        return {"device": None, "error": f"HTTP {response.status_code}: {response.text[:500]}"}
+    return response.json()
 
 
 async def container_run(worker: ContainerWorker) -> dict[str, Any]:

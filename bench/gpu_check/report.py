@@ -40,7 +40,8 @@ def verdicts(result: dict[str, Any], *, cpu_only: bool) -> list[tuple[str, str]]
                    else f"FAILED: {container}"))
     nvml = result.get("nvml") or {}
     checks.append(("NVML read during the runs", nvml["skipped"] if "skipped" in nvml else
-                   ("ok" if nvml.get("phases") else "FAILED: no samples")))
+                   f"FAILED: sampling stopped: {nvml['sample_error']}" if "sample_error" in nvml else
+                   "ok" if nvml.get("phases") else "FAILED: no samples"))
     return checks
 
 
