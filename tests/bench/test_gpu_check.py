@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from bench.gpu_check.__main__ import parse_args
-from bench.gpu_check.carry import CarryError, pack_engine, unpack_engine, wheel_pins
+from bench.gpu_check.carry import CHECK_WHEELS, CarryError, pack_engine, unpack_engine, wheel_pins
 from bench.gpu_check.report import table, verdicts
 from runtimes.engine.install import EngineInstall
 from tests.support.paths import REPO
@@ -88,6 +88,24 @@ def test_wheels_are_pinned_by_the_engine_constraints(tmp_path: Path) -> None:
     constraints.write_text("av==1.2.3\n")
     with pytest.raises(CarryError, match="torchsde"):
         wheel_pins(constraints)
+
+
+# Import names of packages the device image has (its list in the device tool's KINDS.md, 2026-11-17) that the check's
+# process may use, the ones it carries as wheels, and brotli, which httpx imports only when present.
+ON_THE_DEVICE = {"PIL", "click", "httpx", "httpcore", "h11", "anyio", "sniffio", "certifi", "idna", "pygments", "rich",
+                 "markdown_it", "mdurl", "pynvml", "typing_extensions", "numpy", "yaml", "psutil", "requests"}
+CARRIED = set(CHECK_WHEELS)  # their import names are their package names
+OPTIONAL = {"brotli", "brotlicffi", "zstandard", "socksio", "h2"}
+
+
+def test_the_check_itself_imports_only_what_the_device_machine_has() -> None:
+    script = ("import sys, bench.gpu_check.__main__, bench.gpu_check.phases, pynvml\n"
+              "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))")
+    loaded = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True,
+                            check=True).stdout.split()
+    third_party = {name for name in loaded if name not in sys.stdlib_module_names and not name.startswith("_")}
+    ours = {"bench", "publisher", "runtimes", "tests"}
+    assert third_party - ours - ON_THE_DEVICE - CARRIED - OPTIONAL == set()
 
 
 def gpu_result(**snapshot: Any) -> dict[str, Any]:
