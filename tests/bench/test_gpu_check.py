@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from bench.gpu_check.__main__ import parse_args
-from bench.gpu_check.carry import CHECK_WHEELS, CarryError, pack_engine, unpack_engine, wheel_pins
+from bench.gpu_check.carry import CHECK_WHEELS, CarryError, pack_engine, prepare, unpack_engine, wheel_pins
 from bench.gpu_check.report import table, verdicts
 from runtimes.engine.install import EngineInstall
 from tests.support.paths import REPO
@@ -77,6 +77,11 @@ def test_a_missing_or_wrong_archive_says_to_prepare(tmp_path: Path) -> None:
         unpack_engine(tmp_path / "nothing.tar.xz", tmp_path / "device")
     with pytest.raises(CarryError, match="not a ComfyUI folder"):
         pack_engine(tmp_path, tmp_path / "x.tar.xz")
+
+
+def test_prepare_without_an_installed_engine_says_how_to_install_it(tmp_path: Path) -> None:
+    with pytest.raises(CarryError, match=r"python -m tests\.setup"):
+        prepare(tmp_path / "no-engine", print)
 
 
 def test_wheels_are_pinned_by_the_engine_constraints(tmp_path: Path) -> None:
