@@ -20,7 +20,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from bench.gpu_check.carry import MANIFEST, MIB, CarryError, prepare, unpack_engine
+from bench.gpu_check.carry import MANIFEST, MIB, CarryError, prepare, tree_commit, unpack_engine
 from bench.gpu_check.gpus import GpuSampler
 from bench.gpu_check.phases import Setup, Workload, bare_phase, snapshot_phase
 from bench.gpu_check.report import table, verdicts, write_json
@@ -115,8 +115,8 @@ def check(args: argparse.Namespace) -> int:
     workload = Workload(size=args.size, steps=args.steps, warm_runs=args.warm_runs)
     result: dict[str, Any] = {
         "workload": vars(workload), "gpu_present": container_has_gpu(),
-        "prepared": _read_json(MANIFEST), "python": platform.python_version(), "cpus": os.cpu_count(),
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "commit": tree_commit(), "prepared": _read_json(MANIFEST), "python": platform.python_version(),
+        "cpus": os.cpu_count(), "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     gpus = GpuSampler().start()
     result["gpu_summary"] = gpu_summary(gpus, args.cpu)

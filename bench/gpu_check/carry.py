@@ -158,7 +158,7 @@ def prepare(engine_home: Path, progress: Progress) -> dict[str, Any]:
     if stray:
         progress(f"note: {WHEELS_DIR} also holds {', '.join(stray)}; they travel and install too")
     manifest = {"engine": INSTALL_KEY, "archive": ENGINE_ARCHIVE.name, "wheels": [w.name for w in wheels],
-                "commit": _commit(), **weigh()}
+                "commit": tree_commit(), **weigh()}
     MANIFEST.write_text(json.dumps(manifest, indent=2) + "\n")
     if manifest["total_bytes"] > CARRY_LIMIT:
         raise CarryError(f"What would travel weighs {manifest['total_bytes'] / MIB:.1f} MiB, over the device tool's "
@@ -167,8 +167,12 @@ def prepare(engine_home: Path, progress: Progress) -> dict[str, Any]:
     return manifest
 
 
-def _commit() -> str | None:
-    result = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                            check=False)
+def tree_commit() -> str | None:
+    """The commit checked out here; None where there is no git or no repository (the device gets no .git)."""
+    try:
+        result = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                                check=False)
+    except OSError:
+        return None
     return result.stdout.strip() or None
 
