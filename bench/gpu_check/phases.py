@@ -100,11 +100,12 @@ async def timed_runs(url: str, setup: Setup, label: str) -> dict[str, Any]:
 
 
 def engine_device(stats: dict[str, Any]) -> dict[str, Any]:
-    """What /system_stats says of the engine's compute device; on_gpu: CUDA, with memory torch took there."""
+    """What /system_stats says of the engine's compute device (on_gpu: CUDA) and, on CUDA, the memory torch holds
+    there (0 can mean an allocator that keeps no statistics: NVML's readings are the other evidence)."""
     device = (stats.get("devices") or [{}])[0]
-    reserved = device.get("torch_vram_total") or 0
-    return {"name": device.get("name"), "type": device.get("type"), "torch_reserved_mib": reserved // 2**20,
-            "on_gpu": device.get("type") == "cuda" and reserved > 0,
+    on_gpu = device.get("type") == "cuda"
+    return {"name": device.get("name"), "type": device.get("type"), "on_gpu": on_gpu,
+            "torch_reserved_mib": (device.get("torch_vram_total") or 0) // 2**20 if on_gpu else None,
             "pytorch": stats.get("system", {}).get("pytorch_version"),
             "python": stats.get("system", {}).get("python_version")}
 

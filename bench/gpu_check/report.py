@@ -39,6 +39,11 @@ def verdicts(result: dict[str, Any], *, cpu_only: bool) -> list[tuple[str, str]]
                    "not reached" if container is None else "ok" if container["status"] == "succeeded"
                    else f"FAILED: {container}"))
     nvml = result.get("nvml") or {}
+    if gpu and "phases" in nvml:
+        idle = [phase for phase in ("bare runs", "snapshot runs")
+                if not any(reading["util_max_pct"] > 0 for reading in nvml["phases"].get(phase, {}).values())]
+        checks.append(("NVML saw the GPU busy during both sides' runs",
+                       f"FAILED: no utilisation during {', '.join(idle)}" if idle else "ok"))
     checks.append(("NVML read during the runs", nvml["skipped"] if "skipped" in nvml else
                    f"FAILED: sampling stopped: {nvml['sample_error']}" if "sample_error" in nvml else
                    "ok" if nvml.get("phases") else "FAILED: no samples"))

@@ -117,8 +117,9 @@ def gpu_result(**snapshot: Any) -> dict[str, Any]:
     side = {"first_run_s": 1.0, "warm_p50_s": 0.2, "warm_p95_s": 0.3, "warm_exec_p50_s": 0.19,
             "device": {"name": "cuda:0 NVIDIA H200", "type": "cuda", "on_gpu": True}}
     return {"workload": {"size": 512, "steps": 20, "warm_runs": 5, "seed": 0}, "gpu_present": True,
-            "gpu_summary": "GPUs: NVIDIA H200", "nvml": {"phases": {"bare runs": {"0": {
-                "util_max_pct": 90, "util_mean_pct": 50.0, "memory_used_max_mib": 3000, "samples": 9}}}},
+            "gpu_summary": "GPUs: NVIDIA H200", "nvml": {"phases": {phase: {"0": {
+                "util_max_pct": 90, "util_mean_pct": 50.0, "memory_used_max_mib": 3000, "samples": 9}}
+                for phase in ("bare runs", "snapshot runs")}},
             "bare": {"engines": [{"name": "engine-0", "label": "cuda:0", "start_s": 10.0, **side}], "failed": []},
             "snapshot": {"start_hidden_s": 9.0, "device_while_hidden": {"device": "cpu"}, "hand_over_s": 0.5,
                          "hand_over": "handed over: cuda", "hand_over_restarted": False,
@@ -134,6 +135,10 @@ def test_a_gpu_run_passes_only_when_both_sides_computed_on_the_gpu_without_a_res
     assert restarted["GPU handed over without a restart"] == "FAILED: restarted on cuda"
     off_gpu = gpu_result(device={"name": "cpu", "type": "cpu", "on_gpu": False})
     assert dict(verdicts(off_gpu, cpu_only=False))["handed-over engine computed on the GPU"].startswith("FAILED")
+    idle = gpu_result()
+    idle["nvml"]["phases"]["snapshot runs"]["0"]["util_max_pct"] = 0
+    assert dict(verdicts(idle, cpu_only=False))["NVML saw the GPU busy during both sides' runs"] == \
+        "FAILED: no utilisation during snapshot runs"
 
 
 def test_bad_sizes_are_refused_with_what_to_give(capsys: pytest.CaptureFixture[str]) -> None:
