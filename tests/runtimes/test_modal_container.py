@@ -61,9 +61,11 @@ def test_engine_starts_with_cuda_hidden_then_is_handed_over(container: Any) -> N
     assert device == {"device": "cpu", "cuda_visible_devices": ""}  # GPU mode, CUDA hidden: the snapshot state
     assert "--cpu" not in (Path(engine.launch.log_path).read_text())  # not a plain CPU engine
     assert container.worker.device == "cpu (cuda hidden)"
-    container.hand_over_gpu()  # @modal.enter(snap=False): no GPU on this machine, the engine stays on the CPU
+    container.hand_over_gpu()  # @modal.enter(snap=False): no GPU on this machine, a plain CPU engine instead
     assert container.worker.device == "cpu"
-    assert container.worker.engine is engine and engine.is_running()
+    replacement = container.worker.engine
+    assert replacement is not engine and not engine.is_running() and replacement.is_running()
+    assert replacement.launch.cpu  # `--cpu`: it loads checkpoints (GPU mode with CUDA hidden cannot)
 
 
 async def test_run_method_returns_outputs(container: Any) -> None:

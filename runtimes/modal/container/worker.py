@@ -95,8 +95,11 @@ class ContainerWorker:
             self.start()
             return self.device
         if not container_has_gpu():
-            log.info("no GPU in this container: the engine stays on the CPU")
-            self.device = "cpu"
+            # Started with CUDA hidden, the engine is in GPU mode: it would fail to load any checkpoint (ComfyUI
+            # asks CUDA for the dtype). With no GPU to show it, a plain CPU engine takes its place.
+            log.info("no GPU in this container: the engine is restarted on the CPU")
+            self.stop()
+            self.start()
             return self.device
         answer = httpx.post(f"{self.engine.url}/comfy-publisher/gpu", json={"devices": "0"}, timeout=30,
                             trust_env=False).json()
