@@ -91,7 +91,8 @@ async def _run(options: Any, url: str, key: str, out_dir: Path, endpoint_key: st
 
 
 async def _export(options: Any, url: str, key: str, path: Path) -> int:
-    """The locustfile needs the app's inputs: they are read from the server (nothing is run)."""
+    """The locustfile needs the app's inputs: they are read from the server (nothing is run). With --target modal
+    it speaks a deployment's endpoint: give Locust the deployment's URL and its endpoint key."""
     import httpx
 
     from app.loadtest.locustfile import render_locustfile
@@ -99,8 +100,7 @@ async def _export(options: Any, url: str, key: str, path: Path) -> int:
 
     async with httpx.AsyncClient(base_url=url, timeout=15, trust_env=False) as http:
         target = await resolve_target(http, slug=options.slug, target="local", api_key=key)
-    submit_path = "/api/runs" if options.target == "modal" else None
-    path.write_text(render_locustfile(target.app, options, submit_path=submit_path))
+    path.write_text(render_locustfile(target.app, options))
     print(f"Wrote {path}. Run it: {KEY_ENV}=... locust -f {path} --host {url} --headless -u {options.users} "
           f"-r {options.spawn_rate:g} -t {options.duration_s:g}s")
     return 0

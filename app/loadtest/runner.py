@@ -50,7 +50,15 @@ async def run_load_test(options: LoadTestOptions, *, base_url: str, api_key: str
         report_id = f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
         started_at, started = _now(), time.time()
         queue: list[tuple[float, int | None]] = []
-        returncode = await _run_locust(options, target, out_dir, log, queue, http, started, on_progress)
+        try:
+            returncode = await _run_locust(options, target, out_dir, log, queue, http, started, on_progress)
+        except asyncio.CancelledError:
+            # Locust is stopped (_run_locust's finally); the runs it left queued are cancelled too, then the
+            # cancel goes on. Shielded: this task is being cancelled, the cleanup must still be sent.
+            log.read()
+            with contextlib.suppress(Exception):
+                await asyncio.shield(_cancel_unfinished(log.unfinished(), target))
+            raise
         finished_at, finished = _now(), time.time()
         log.read()
         if not log.ticks:
@@ -124,7 +132,7 @@ async def _cancel_unfinished(run_ids: list[str], target: Target) -> int:
     async with httpx.AsyncClient(base_url=target.url, timeout=30, trust_env=False, headers=headers) as http:
         for run_id in run_ids:
             with contextlib.suppress(httpx.HTTPError):
-                await http.post(f"/api/runs/{run_id}/cancel")
+                await http.post(f"/api/runs/{run_id}/cancel", timeout=5)
     return len(run_ids)
 
 

@@ -27,8 +27,11 @@ async def resolve_target(http: httpx.AsyncClient, *, slug: str, target: str, api
     """`http` speaks to this server (its base_url). Raises LoadTestError naming what to fix."""
     app = await _app(http, slug, api_key)
     if target == "local":
-        return Target(url=str(http.base_url).rstrip("/"), key=api_key, app=app, version=app.get("version"),
-                      submit_path=f"/api/apps/{slug}/runs", queue_url=f"{str(http.base_url).rstrip('/')}/api/engine")
+        base = str(http.base_url).rstrip("/")
+        # Pinned: the runs are of the version whose inputs the locustfile was written for.
+        version = app.get("version")
+        return Target(url=base, key=api_key, app=app, version=version,
+                      submit_path=f"/api/apps/{slug}/versions/{version}/runs", queue_url=f"{base}/api/engine")
     deployment = await live_deployment(http, slug, api_key)
     if not endpoint_key:
         raise LoadTestError("A load test of a deployment needs its endpoint key: run it from this server's own "
@@ -85,9 +88,11 @@ async def _get(http: httpx.AsyncClient, path: str, api_key: str, *, admin: bool 
 
 
 def _detail(response: httpx.Response) -> str:
+    """The server's own message ({"detail": text | {"message": ...}}), or nothing."""
     try:
         detail = response.json().get("detail")
     except (ValueError, AttributeError):
         return ""
-    return detail if isinstance(detail, str) else str((detail or {}).get("message", "")) if isinstance(
-        detail, dict) else ""
+    if isinstance(detail, dict):
+        detail = detail.get("message")
+    return detail if isinstance(detail, str) else ""

@@ -19,9 +19,10 @@ from PIL import Image
 from app.loadtest.errors import LoadTestError
 from app.loadtest.options import MAX_USERS, LoadTestOptions
 from app.loadtest.runner import run_load_test
+from runtimes.engine.manager import EngineSettings
 from runtimes.engine.process import free_port
 from tests.support.paths import REPO
-from tests.support.prompts import shipped
+from tests.support.prompts import load_invert, shipped
 from tests.support.server import AppServer
 
 REPORT_KEYS = {"id", "slug", "version", "target", "url", "started_at", "finished_at", "options", "requests",
@@ -257,7 +258,7 @@ def test_export_writes_the_locustfile_and_runs_nothing(server: AppServer, runner
     assert done.returncode == 0, done.stderr
     source = path.read_text()
     compile(source, str(path), "exec")
-    assert f"/api/apps/{demo}/runs" in source and "'think_min_s': 2.0" in source
+    assert f"/api/apps/{demo}/versions/1/runs" in source and "'think_min_s': 2.0" in source
     assert "COMFY_PUBLISHER_API_KEY" in source and key_of(runner) not in source and server.url not in source
     assert len(server_runs(http, admin, demo)) == before
 
@@ -310,3 +311,63 @@ def test_a_runner_key_may_not_read_deployments(server: AppServer, runner: dict[s
     with pytest.raises(LoadTestError, match="admin key"):
         asyncio.run(run_load_test(options, base_url=server.url, api_key=key_of(runner), out_dir=tmp_path / "out",
                                   endpoint_key="k"))
+
+
+def test_failed_runs_are_counted_by_kind_and_nothing_is_measured_of_them(
+        server: AppServer, runner: dict[str, str], http: httpx.Client, admin: dict[str, str],
+        engine_settings: EngineSettings, tmp_path: Path) -> None:
+    broken_png = f"broken-{uuid.uuid4().hex[:6]}.png"
+    (engine_settings.data_dir / "comfyui" / "input" / broken_png).write_bytes(b"not an image")  # fails as it runs
+    response = http.post("/api/apps", headers=admin, json={"name": "Broken", "slug": f"broken-{uuid.uuid4().hex[:6]}",
+                                                           "workflow": load_invert(broken_png), "inputs": []})
+    assert response.status_code == 201, response.text
+    slug = response.json()["slug"]
+    options = LoadTestOptions(slug=slug, users=1, spawn_rate=1, duration_s=60, think_min_s=0, think_max_s=0,
+                              max_runs=3)
+    report = asyncio.run(run_load_test(options, base_url=server.url, api_key=key_of(runner), out_dir=tmp_path))
+    assert report["requests"] == 3 and report["successes"] == 0 and report["failures"] == {"run_failed": 3}
+    assert {run["status"] for run in server_runs(http, admin, slug)} == {"failed"}
+    assert set(report["total_s"].values()) == {None}  # a failed run's wait is no latency of the app
+    assert report["queue_wait_s"]["max"] is not None  # it was queued, and its record says how long
+    assert "run_failed 3" in (tmp_path / "summary.md").read_text()
+
+
+def locust_processes(marker: str) -> list[int]:
+    """Processes whose command line names `marker` (the load test's own folder)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_cancelling_a_load_test_stops_locust_and_its_runs(server: AppServer, runner: dict[str, str],
+                                                          http: httpx.Client, admin: dict[str, str],
+                                                          tmp_path: Path) -> None:
+    slug = publish_demo(http, admin)
+    out = tmp_path / "cancelled"
+    options = LoadTestOptions(slug=slug, users=2, spawn_rate=2, duration_s=300, think_min_s=0, think_max_s=0.1)
+
+    async def start_then_cancel() -> list[int]:
+        progress: list[dict[str, Any]] = []
+        task = asyncio.create_task(run_load_test(options, base_url=server.url, api_key=key_of(runner), out_dir=out,
+                                                 on_progress=progress.append))
+        while not (progress and progress[-1]["requests"] > 0):
+            assert not task.done(), task.exception()
+            await asyncio.sleep(0.2)
+        running = locust_processes(str(out))
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return running
+
+    running = asyncio.run(start_then_cancel())
+    assert running  # Locust was there while the test ran...
+    assert locust_processes(str(out)) == []  # ...and nothing of it is left
+    assert not (out / "report.json").exists()
+    runs = server_runs(http, admin, slug)
+    assert runs and {run["status"] for run in runs} <= {"succeeded", "cancelled"}
