@@ -79,7 +79,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--share", action="store_true",
                         help="also make a public Gradio share link (needs the internet; the LAN URL always works)")
     commands = parser.add_subparsers(dest="command",
-                                     metavar="{keys,publish,deploy,models,nodes,plan,install-extension}")
+                                     metavar="{keys,publish,deploy,models,nodes,plan,loadtest,install-extension}")
     cli.add_commands(commands)
     return parser.parse_args(argv)
 
