@@ -3,15 +3,36 @@ two reports side by side. Pure functions of report.json's dict (app/loadtest/rep
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from app.loadtest.reports import Listed
 
 LIST_COLUMNS = ["Id", "App", "Target", "Started", "Users", "Duration s", "Requests", "Failures", "p50 s", "p95 s",
                 "Runs/min", "Note"]
+# The options' checks name the command line's flags; the tab names its own fields.
+FIELDS = {"--users": "Users", "--spawn-rate": "Spawn rate", "--duration": "Duration (s)", "--think": "Think min/max",
+          "--target": "Target", "MIN-MAX": "min and max"}
 TIMES = (("Total", "total_s"), ("Queue wait", "queue_wait_s"), ("Execution", "execution_s"))
 STATS = ("p50", "p95", "p99", "mean", "max")
+
+
+_FILE_LINK = re.compile(r"\[([^\]]+)\]\((?![a-z]+://)[^)]*\)")
+
+
+def summary_markdown(summary: str) -> str:
+    """summary.md as the tab shows it: its links to the report's own files (relative) only make sense beside them;
+    the tab has its own downloads."""
+    return _FILE_LINK.sub(r"\1", summary)
+
+
+def in_fields(message: str) -> str:
+    """An options error as the tab says it: with the field to fix instead of the flag."""
+    for flag, field in FIELDS.items():
+        message = message.replace(flag, field)
+    return message
 
 
 def seconds(value: Any) -> str:
@@ -105,3 +126,19 @@ def comparison_markdown(a_id: str, a: dict[str, Any], b_id: str, b: dict[str, An
     lines += [f"| {label} | {va if va is not None else '—'} | {vb if vb is not None else '—'} | {change} |"
               for label, va, vb, change in rows]
     return "\n".join(lines)
+
+
+def plot_pairs(a_id: str, a: list[Path], b_id: str | None = None, b: list[Path] | None = None,
+               ) -> list[tuple[tuple[Path, str] | None, tuple[Path, str] | None]]:
+    """The plots as rows of two (path, label) cells: one report fills the rows in reading order; two reports put
+    the same plot of each side by side, A on the left."""
+    if b is None or b_id is None:
+        cells = [(p, f"{a_id} · {p.stem.replace('_', ' ')}") for p in a]
+        return [(cells[i], cells[i + 1] if i + 1 < len(cells) else None) for i in range(0, len(cells), 2)]
+    names = list(dict.fromkeys([p.name for p in a] + [p.name for p in b]))
+    by_a, by_b = {p.name: p for p in a}, {p.name: p for p in b}
+
+    def cell(report_id: str, path: Path | None) -> tuple[Path, str] | None:
+        return (path, f"{report_id} · {path.stem.replace('_', ' ')}") if path else None
+
+    return [(cell(a_id, by_a.get(name)), cell(b_id, by_b.get(name))) for name in names]

@@ -151,3 +151,28 @@ def test_the_progress_line_reads_what_the_runner_reports() -> None:
     assert line.strip() == "12 s · 2 users · 8 requests · 1 failures · p50 1.23 s"
     assert "p50 — s" in view.progress_line({"elapsed_s": 0, "users": 0, "requests": 0, "failures": 0,
                                              "p50_s": None})
+
+
+def test_an_options_error_names_the_tabs_field_not_the_flag() -> None:
+    from app.loadtest.options import LoadTestOptions
+
+    with pytest.raises(ValueError) as refused:
+        LoadTestOptions(slug="demo", users=1, spawn_rate=1, duration_s=5, think_min_s=3, think_max_s=1)
+    message = view.in_fields(str(refused.value))
+    assert "Think min/max" in message and "--" not in message
+
+
+def test_one_reports_plots_fill_rows_of_two_and_two_reports_pair_the_same_plot() -> None:
+    a = [Path("r/latency.png"), Path("r/throughput.png"), Path("r/total_time.png")]
+    rows = view.plot_pairs("0001", a)
+    assert [[c and c[1] for c in row] for row in rows] == [["0001 · latency", "0001 · throughput"],
+                                                            ["0001 · total time", None]]
+    b = [Path("s/latency.png"), Path("s/queue.png")]
+    rows = view.plot_pairs("0001", a, "0002", b)
+    assert [(left and left[0], right and right[0]) for left, right in rows] == [
+        (a[0], b[0]), (a[1], None), (a[2], None), (None, b[1])]
+
+
+def test_the_summarys_links_to_the_reports_own_files_become_plain_names() -> None:
+    text = view.summary_markdown("Plots: [latency.png](latency.png), [docs](https://locust.io/x)\n[a](../b)")
+    assert text == "Plots: latency.png, [docs](https://locust.io/x)\na"
