@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from db import crud_keys
 
 log = logging.getLogger(__name__)
 KEY_NAME = "studio load test {id}"  # how the minted key shows in `keys list` (revoked once the test ends)
+_KEY_NAME = re.compile(r"^studio load test [0-9]{4,9}$")
 
 
 class LoadTestBusy(Conflict):
@@ -46,8 +48,17 @@ class Running:
 
 
 def _mint(session: Session, name: str, admin: bool) -> tuple[int, str]:
+    revoke_leftover_keys(session)  # none of ours is running now: a live one was left by a process that died
     key, token = crud_keys.create_api_key(session, name=name, admin=admin)
     return key.id, token
+
+
+def revoke_leftover_keys(session: Session) -> list[int]:
+    """Revoke the live keys of studio load tests (called while none runs); their ids."""
+    leftovers = [k.id for k in crud_keys.list_api_keys(session) if k.revoked_at is None and _KEY_NAME.match(k.name)]
+    for key_id in leftovers:
+        crud_keys.revoke_api_key(session, key_id=key_id)
+    return leftovers
 
 
 def _revoke(session: Session, key_id: int) -> None:

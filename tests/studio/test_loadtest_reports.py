@@ -11,7 +11,11 @@ from typing import Any
 import pytest
 
 from app.loadtest.reports import ReportNotFound, ReportStore, ReportUnreadable
+from app.loadtest.studio_runs import KEY_NAME, revoke_leftover_keys
 from app.studio import loadtest_view as view
+from db import crud_keys
+from db.migrate import upgrade_to_head
+from db.session import create_db_engine, make_session_factory, sqlite_url
 
 
 def report(slug: str = "demo", *, requests: int = 10, failures: dict[str, int] | None = None, p50: float = 1.0,
@@ -176,3 +180,16 @@ def test_one_reports_plots_fill_rows_of_two_and_two_reports_pair_the_same_plot()
 def test_the_summarys_links_to_the_reports_own_files_become_plain_names() -> None:
     text = view.summary_markdown("Plots: [latency.png](latency.png), [docs](https://locust.io/x)\n[a](../b)")
     assert text == "Plots: latency.png, [docs](https://locust.io/x)\na"
+
+
+def test_a_key_left_live_by_a_studio_load_test_that_died_with_its_server_is_revoked(tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path)
+    upgrade_to_head(url)
+    with make_session_factory(create_db_engine(url))() as session:
+        _, left = crud_keys.create_api_key(session, name=KEY_NAME.format(id="0007"), admin=False)
+        _, users = crud_keys.create_api_key(session, name="studio load test of mine", admin=False)
+        _, ended = crud_keys.create_api_key(session, name=KEY_NAME.format(id="0006"), admin=False)
+        crud_keys.revoke_api_key(session, prefix=ended[:crud_keys.PREFIX_LENGTH])
+        assert len(revoke_leftover_keys(session)) == 1
+        assert crud_keys.verify_api_key(session, token=left) is None
+        assert crud_keys.verify_api_key(session, token=users) is not None  # a key someone named: not ours
