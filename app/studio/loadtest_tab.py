@@ -13,6 +13,7 @@ from typing import Any
 import gradio as gr
 
 from app.errors import AppError
+from app.loadtest.errors import LoadTestError
 from app.loadtest.options import LoadTestOptions
 from app.loadtest.reports import Report, ReportNotFound, ReportUnreadable
 from app.loadtest.studio_runs import Running, StudioLoadTests
@@ -153,8 +154,8 @@ def build(services: Services) -> tuple[Callable[..., Any], list[gr.components.Co
         if task.cancelled():
             return f"■ Load test {running.id} stopped after {running.elapsed_s:.0f} s: no report was kept."
         error = task.exception()
-        if isinstance(error, AppError | ValueError):
-            return f"✗ Load test {running.id} did not run: {error}"
+        if isinstance(error, LoadTestError | AppError | ValueError):  # what to fix, in the runner's words
+            return f"✗ Load test {running.id} did not run: {view.in_fields(str(error))}"
         if error is not None:
             log.error("load test %s failed", running.id, exc_info=error)
             return f"✗ Load test {running.id} failed: {error}. The server's log has the details."

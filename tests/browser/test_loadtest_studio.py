@@ -132,7 +132,9 @@ def test_a_load_test_from_the_studio_then_two_reports_side_by_side(server: AppSe
         page.wait_for_function("/^[✓✗■] Load test [0-9]+/.test(document.querySelector('#loadtest-status').innerText)",
                                timeout=30_000)
         refused = page.inner_text("#loadtest-status")
-        assert refused.startswith("✗") and "no live Modal deployment" in refused and "Deploy it first" in refused
+        assert refused.startswith("✗ Load test 0003 did not run") and "no live Modal deployment" in refused
+        assert "Deploy it first" in refused and "log has the details" not in refused
+        page.screenshot(path=str(tmp_path / "loadtest-modal-refused.png"))
         page.click("#loadtest-target label:has-text('local')")
 
         # Stop: Locust ends early and no report is kept.
@@ -142,6 +144,8 @@ def test_a_load_test_from_the_studio_then_two_reports_side_by_side(server: AppSe
         page.wait_for_function("document.querySelector('#loadtest-status').innerText.includes('Load test 0003') && "
                                "document.querySelector('#loadtest-log textarea').value.includes('requests')",
                                timeout=30_000)
+        assert page.inner_text("#loadtest-status").startswith("⏳ Load test 0003")
+        page.screenshot(path=str(tmp_path / "loadtest-running.png"))
         page.click("#loadtest-stop")
         page.wait_for_selector("#loadtest-status :text('stopped')", timeout=30_000)
         page.screenshot(path=str(tmp_path / "loadtest-stopped.png"), full_page=True)
