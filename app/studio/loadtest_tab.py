@@ -102,7 +102,7 @@ def build(services: Services) -> tuple[Callable[..., Any], list[gr.components.Co
         running = tests.running
         if running is None:
             return ""
-        return (f"⏳ Load test {running.id} of **{running.options.slug}** is running "
+        return (f"▶ Load test {running.id} of **{running.options.slug}** is running "
                 f"({running.elapsed_s:.0f} s of {running.options.duration_s:.0f} s); its report appears below "
                 "when it ends.")
 
@@ -180,7 +180,7 @@ def build(services: Services) -> tuple[Callable[..., Any], list[gr.components.Co
         except (ValueError, AppError) as exc:
             yield f"✗ {view.in_fields(str(exc))}", gr.skip(), *skip
             return
-        head = f"⏳ Load test {running.id} of **{slug}** ({where}): "
+        head = f"▶ Load test {running.id} of **{slug}** ({where}): "
         lines: list[str] = []
         yield head + "starting Locust…", "", *skip
         assert running.task is not None

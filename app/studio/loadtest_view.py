@@ -14,7 +14,7 @@ LIST_COLUMNS = ["Id", "App", "Target", "Started", "Users", "Duration s", "Reques
                 "Runs/min", "Note"]
 # The options' checks name the command line's flags; the tab names its own fields.
 FIELDS = {"--users": "Users", "--spawn-rate": "Spawn rate", "--duration": "Duration (s)", "--think": "Think min/max",
-          "--target": "Target", "MIN-MAX": "min and max"}
+          "--target ": "Target: ", "MIN-MAX": "min and max"}
 TIMES = (("Total", "total_s"), ("Queue wait", "queue_wait_s"), ("Execution", "execution_s"))
 STATS = ("p50", "p95", "p99", "mean", "max")
 

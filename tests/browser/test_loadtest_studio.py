@@ -144,7 +144,7 @@ def test_a_load_test_from_the_studio_then_two_reports_side_by_side(server: AppSe
         page.wait_for_function("document.querySelector('#loadtest-status').innerText.includes('Load test 0003') && "
                                "document.querySelector('#loadtest-log textarea').value.includes('requests')",
                                timeout=30_000)
-        assert page.inner_text("#loadtest-status").startswith("⏳ Load test 0003")
+        assert page.inner_text("#loadtest-status").startswith("▶ Load test 0003")
         page.screenshot(path=str(tmp_path / "loadtest-running.png"))
         page.click("#loadtest-stop")
         page.wait_for_selector("#loadtest-status :text('stopped')", timeout=30_000)
