@@ -139,13 +139,23 @@ def test_a_load_test_from_the_studio_then_two_reports_side_by_side(server: AppSe
 
         # Stop: Locust ends early and no report is kept.
         _set(page, "loadtest-users", "1")
-        _set(page, "loadtest-duration", "120")
+        _set(page, "loadtest-duration", "300")
         page.click("#loadtest-start")
         page.wait_for_function("document.querySelector('#loadtest-status').innerText.includes('Load test 0003') && "
                                "document.querySelector('#loadtest-log textarea').value.includes('requests')",
                                timeout=30_000)
         assert page.inner_text("#loadtest-status").startswith("▶ Load test 0003")
         page.screenshot(path=str(tmp_path / "loadtest-running.png"))
+        # Another page of the studio sees it running, and may not start a second (it would measure the first).
+        other = browser.new_page()
+        other.goto(f"{server.url}/studio/")
+        other.click("button[role=tab]:has-text('Load tests')")
+        other.wait_for_selector("#loadtest-status :text('is running')", timeout=20_000)
+        other.wait_for_function("document.querySelector('#loadtest-app input').value.includes('demo-load')")
+        other.click("#loadtest-start")
+        other.wait_for_selector("#loadtest-status :text('wait for its report or stop it first')", timeout=20_000)
+        assert "Load test 0003" in other.inner_text("#loadtest-status")
+        other.close()
         page.click("#loadtest-stop")
         page.wait_for_selector("#loadtest-status :text('stopped')", timeout=30_000)
         page.screenshot(path=str(tmp_path / "loadtest-stopped.png"), full_page=True)
