@@ -21,6 +21,7 @@ from app.loadtest.options import LoadTestOptions
 from app.loadtest.reports import REPORT, ReportStore
 from app.loadtest.runner import run_load_test
 from app.services import Services
+from app.settings import Settings
 from db import crud_keys
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,14 @@ class Running:
     @property
     def elapsed_s(self) -> float:
         return time.monotonic() - self.started
+
+
+def own_address(settings: Settings) -> str:
+    """Where this server's load tests send their runs: itself, as launch.py serves it."""
+    if not settings.self_url:
+        raise Unavailable("This server was not started with an address to test (launch.py sets it from --host "
+                          "and --port): run `python launch.py loadtest ...` from a shell instead.")
+    return settings.self_url
 
 
 def _mint(session: Session, name: str, admin: bool) -> tuple[int, str]:
@@ -81,10 +90,7 @@ class StudioLoadTests:
         if (busy := self.running) is not None:
             raise LoadTestBusy(f"Load test {busy.id} ({busy.options.slug}) is running: wait for its report or stop "
                                "it first. One at a time: a second test would measure the first.")
-        base_url = self.services.settings.self_url
-        if not base_url:
-            raise Unavailable("This server was not started with an address to test (launch.py sets it from --host "
-                              "and --port): run `python launch.py loadtest ...` from a shell instead.")
+        base_url = own_address(self.services.settings)
         report_id, folder = self.store.allocate()
         running = Running(report_id, folder, options)
         running.task = asyncio.create_task(self._run(running, base_url), name=f"load test {report_id}")

@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 
+from app.errors import Unavailable
 from app.loadtest.reports import ReportNotFound, ReportStore, ReportUnreadable
-from app.loadtest.studio_runs import KEY_NAME, revoke_leftover_keys
+from app.loadtest.studio_runs import KEY_NAME, own_address, revoke_leftover_keys
+from app.settings import Settings
 from app.studio import loadtest_view as view
 from db import crud_keys
 from db.migrate import upgrade_to_head
@@ -193,3 +195,10 @@ def test_a_key_left_live_by_a_studio_load_test_that_died_with_its_server_is_revo
         assert len(revoke_leftover_keys(session)) == 1
         assert crud_keys.verify_api_key(session, token=left) is None
         assert crud_keys.verify_api_key(session, token=users) is not None  # a key someone named: not ours
+
+
+def test_the_studio_tests_the_server_at_the_address_it_serves_on(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, db_url=sqlite_url(tmp_path), self_url="http://127.0.0.1:7860")
+    assert own_address(settings) == "http://127.0.0.1:7860"
+    with pytest.raises(Unavailable, match=r"launch\.py loadtest"):
+        own_address(Settings(data_dir=tmp_path, db_url=sqlite_url(tmp_path)))
