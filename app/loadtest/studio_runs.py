@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.errors import Conflict, Unavailable
+from app.loadtest.errors import LoadTestError
 from app.loadtest.options import LoadTestOptions
 from app.loadtest.reports import REPORT, ReportStore
 from app.loadtest.runner import run_load_test
@@ -41,7 +42,6 @@ class Running:
     started: float = field(default_factory=time.monotonic)
     progress: list[dict[str, Any]] = field(default_factory=list)  # as the runner reports it, about once a second
     task: asyncio.Task[dict[str, Any]] | None = None
-    stopped: bool = False
 
     @property
     def elapsed_s(self) -> float:
@@ -70,6 +70,12 @@ def revoke_leftover_keys(session: Session) -> list[int]:
     return leftovers
 
 
+def _log_failure(task: asyncio.Task[dict[str, Any]]) -> None:
+    error = None if task.cancelled() else task.exception()
+    if error is not None and not isinstance(error, LoadTestError | ValueError):  # those say what to fix
+        log.error("%s failed", task.get_name(), exc_info=error)
+
+
 def _revoke(session: Session, key_id: int) -> None:
     crud_keys.revoke_api_key(session, key_id=key_id)
 
@@ -94,6 +100,7 @@ class StudioLoadTests:
         report_id, folder = self.store.allocate()
         running = Running(report_id, folder, options)
         running.task = asyncio.create_task(self._run(running, base_url), name=f"load test {report_id}")
+        running.task.add_done_callback(_log_failure)  # also when no page watches it any more
         self.current = running
         return running
 
@@ -101,7 +108,6 @@ class StudioLoadTests:
         """Cancel the running test (the runner stops Locust and its children); None when none runs."""
         running = self.running
         if running is not None and running.task is not None:
-            running.stopped = True
             running.task.cancel()
         return running
 

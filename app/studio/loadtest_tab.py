@@ -6,7 +6,6 @@ app/loadtest/reports.py's: this tab only shows them."""
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -21,7 +20,6 @@ from app.services import Services
 from app.studio import loadtest_view as view
 from db import crud_apps
 
-log = logging.getLogger(__name__)
 NONE = ""  # "Compare with": nothing
 PLOT_ROWS = 6  # the runner draws 4 plots: with two reports, 4 rows of pairs
 
@@ -156,8 +154,7 @@ def build(services: Services) -> tuple[Callable[..., Any], list[gr.components.Co
         error = task.exception()
         if isinstance(error, LoadTestError | AppError | ValueError):  # what to fix, in the runner's words
             return f"✗ Load test {running.id} did not run: {view.in_fields(str(error))}"
-        if error is not None:
-            log.error("load test %s failed", running.id, exc_info=error)
+        if error is not None:  # logged by StudioLoadTests
             return f"✗ Load test {running.id} failed: {error}. The server's log has the details."
         report = task.result()
         return (f"✓ Load test {running.id}: {report['requests']} requests, {view.failures_total(report)} failures, "
