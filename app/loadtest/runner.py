@@ -57,13 +57,13 @@ async def run_load_test(options: LoadTestOptions, *, base_url: str, api_key: str
             # cancel goes on. Shielded: this task is being cancelled, the cleanup must still be sent.
             log.read()
             with contextlib.suppress(Exception):
-                await asyncio.shield(_cancel_unfinished(log.unfinished(), target))
+                await asyncio.shield(_cancel_unfinished(await _leftovers(log, target, http, started), target))
             raise
         finished_at, finished = _now(), time.time()
         log.read()
         if not log.ticks:
             raise LoadTestError(f"Locust did not start (exit code {returncode}):\n{_tail(out_dir / 'locust.log')}")
-        cut_off = await _cancel_unfinished(log.unfinished(), target)
+        cut_off = await _cancel_unfinished(await _leftovers(log, target, http, started), target)
 
     report = build_report(report_id=report_id, options=options.to_dict(), target=options.target, url=target.url,
                           version=target.version, started_at=started_at, finished_at=finished_at, log=log,
@@ -124,6 +124,34 @@ async def _queue_length(http: httpx.AsyncClient, target: Target) -> int | None:
         return int(response.json()["queued"])
     except (httpx.HTTPError, ValueError, KeyError, TypeError):
         return None  # a missed sample is a gap in the series, not a failed test
+
+
+async def _leftovers(log: EventLog, target: Target, http: httpx.AsyncClient, started: float) -> list[str]:
+    """Runs the test submitted that did not end for it: those the log saw queued, and, on this server, those its
+    records show since the start that the log never saw (a user stopped between the POST and its answer)."""
+    unfinished = log.unfinished()
+    if target.queue_url is None or not target.key:  # a deployment keeps no listing; without a key, no history
+        return unfinished
+    seen = {str(e.get("run_id")) for e in log.ends} | set(unfinished)
+    before: str | None = None
+    while True:
+        try:
+            response = await http.get("/api/runs", params={"app": target.app["slug"], "limit": 200,
+                                                           **({"before": before} if before else {})},
+                                      headers={"Authorization": f"Bearer {target.key}"})
+            page = response.json()
+            runs, before = page["runs"], page["next_before"]
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            return unfinished  # the listing is a cross-check: without it, the log's own count stands
+        recent = [run for run in runs if _timestamp(run["created_at"]) >= started]
+        unfinished += [run["id"] for run in recent if run["id"] not in seen]
+        if not before or len(recent) < len(runs):
+            return unfinished
+
+
+def _timestamp(iso: str) -> float:
+    moment = datetime.fromisoformat(iso)
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 async def _cancel_unfinished(run_ids: list[str], target: Target) -> int:

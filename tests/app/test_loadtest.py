@@ -22,7 +22,7 @@ from app.loadtest.runner import run_load_test
 from runtimes.engine.manager import EngineSettings
 from runtimes.engine.process import free_port
 from tests.support.paths import REPO
-from tests.support.prompts import load_invert, shipped
+from tests.support.prompts import demo_invert, load_invert, shipped
 from tests.support.server import AppServer
 
 REPORT_KEYS = {"id", "slug", "version", "target", "url", "started_at", "finished_at", "options", "requests",
@@ -39,10 +39,12 @@ def server(tmp_path_factory: pytest.TempPathFactory, engine_url: str) -> Iterato
     app.stop()
 
 
-def publish_demo(http: httpx.Client, admin: dict[str, str]) -> str:
-    """The shipped model-free demo, its colour an input (private: running it needs a key)."""
+def publish_demo(http: httpx.Client, admin: dict[str, str], size: int | None = None) -> str:
+    """The shipped model-free demo, its colour an input (private: running it needs a key); `size`: its image's
+    side, for runs that take long enough to queue behind each other."""
+    workflow = shipped("demo_invert.json") if size is None else demo_invert(0xFF8000, size=size)
     response = http.post("/api/apps", headers=admin, json={
-        "name": "Demo", "slug": f"demo-{uuid.uuid4().hex[:6]}", "workflow": shipped("demo_invert.json"),
+        "name": "Demo", "slug": f"demo-{uuid.uuid4().hex[:6]}", "workflow": workflow,
         "inputs": [{"node": "1", "input": "color", "name": "color"}]})
     assert response.status_code == 201, response.text
     return str(response.json()["slug"])
@@ -371,3 +373,19 @@ def test_cancelling_a_load_test_stops_locust_and_its_runs(server: AppServer, run
     assert not (out / "report.json").exists()
     runs = server_runs(http, admin, slug)
     assert runs and {run["status"] for run in runs} <= {"succeeded", "cancelled"}
+
+
+def test_runs_cut_off_at_the_end_are_cancelled_and_counted(server: AppServer, runner: dict[str, str],
+                                                           http: httpx.Client, admin: dict[str, str],
+                                                           tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No grace at the end: users waiting for a run when the time is up are stopped at once, as a run longer than
+    the grace would be. Their runs are cancelled (or had ended) and counted as unfinished, so the report still
+    counts every run the server recorded. Four users without think time on one engine: runs always queue."""
+    monkeypatch.setattr("app.loadtest.runner.STOP_TIMEOUT_S", 0)
+    slug = publish_demo(http, admin, size=1024)
+    options = LoadTestOptions(slug=slug, users=4, spawn_rate=4, duration_s=3, think_min_s=0, think_max_s=0)
+    report = asyncio.run(run_load_test(options, base_url=server.url, api_key=key_of(runner), out_dir=tmp_path))
+    runs = server_runs(http, admin, slug)
+    assert report["requests"] == len(runs) == report["successes"] + sum(report["failures"].values())
+    assert set(report["failures"]) <= {"unfinished"} and report["failures"].get("unfinished", 0) >= 1
+    assert {run["status"] for run in runs} <= {"succeeded", "cancelled"}
