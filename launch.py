@@ -79,7 +79,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--share", action="store_true",
                         help="also make a public Gradio share link (needs the internet; the LAN URL always works)")
     commands = parser.add_subparsers(dest="command",
-                                     metavar="{keys,publish,deploy,models,nodes,plan,install-extension}")
+                                     metavar="{keys,publish,deploy,models,nodes,plan,loadtest,install-extension}")
     cli.add_commands(commands)
     return parser.parse_args(argv)
 
@@ -150,7 +150,8 @@ def _serve(args: argparse.Namespace, engines: EngineStatus, data_dir: Path, db_u
                               max_queue=args.max_queue, max_upload_bytes=int(args.max_upload_mb * 2**20),
                               max_image_pixels=args.max_image_pixels,
                               allow_private_webhooks=args.allow_private_webhooks, studio_auth=studio_auth,
-                              editor_origins=tuple(args.editor_origin), metrics_open=args.metrics_open),
+                              editor_origins=tuple(args.editor_origin), metrics_open=args.metrics_open,
+                              self_url=local_url(args.host, args.port)),
                      engines, share)
     url = local_url(args.host, args.port) + "/"
     print(f"Comfy Publisher studio: {url}studio/\n  forms: {url}apps/<name>/  API docs: {url}docs  "

@@ -11,6 +11,7 @@
     python launch.py [--data-dir DIR] models list
     python launch.py install-extension --comfyui-path DIR [--app-url http://127.0.0.1:7860]
     python launch.py [--data-dir DIR] nodes install GIT_URL@COMMIT|REGISTRY_ID@VERSION | list | remove NAME
+    python launch.py [--data-dir DIR] loadtest SLUG --users N --duration S (--out DIR | --export-locustfile PATH)
     python launch.py plan --exec-s 3.5 --overhead-s 0.9 --cold-start-s 15 --users 10 --think 1-5 --gpu A10G [--json]
 
 launch.py builds its parser before it starts the engines: what a command needs is imported when it runs.
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from app.deploy.cli import add_deploy_command
+from app.loadtest.cli import add_loadtest_command
 from app.models.cli import add_models_command
 from app.packs.cli import add_nodes_command
 from app.planner.cli import add_plan_command
@@ -66,6 +68,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     add_models_command(subparsers)
     add_nodes_command(subparsers)
     add_plan_command(subparsers)
+    add_loadtest_command(subparsers)
 
     extension = subparsers.add_parser("install-extension",
                                       help="add File > Publish… to the editor of your own ComfyUI")
@@ -90,6 +93,10 @@ def run_command(args: argparse.Namespace, db_url: str) -> int:
         from app.planner.cli import run_plan
 
         return run_plan(args)
+    if args.command == "loadtest":
+        from app.loadtest.cli import run_loadtest
+
+        return run_loadtest(args)
     if args.command == "install-extension":
         return _install_extension(args)
     if args.command == "nodes":

@@ -140,8 +140,9 @@ def _mount_ui(app: FastAPI, services: Services, master_key: bytes) -> None:
     app.include_router(web_auth.router)
     settings.outputs_dir.mkdir(parents=True, exist_ok=True)
     settings.test_runs_dir.mkdir(parents=True, exist_ok=True)
+    settings.loadtests_dir.mkdir(parents=True, exist_ok=True)
     mount(app, build_studio(services), "/studio", max_file_size=settings.max_upload_bytes, css=CSS + STUDIO_CSS,
-          allowed_paths=[str(settings.outputs_dir), str(settings.test_runs_dir)])
+          allowed_paths=[str(settings.outputs_dir), str(settings.test_runs_dir), str(settings.loadtests_dir)])
     forms = FormMounts(app, services, auth=auth, visibility=visibility)
     forms.mount_all()
     services.apps.listen(forms.refresh)

@@ -39,6 +39,7 @@ class Settings:
     studio_auth: tuple[str, str] | None = None  # (user, password) for the studio; None: the studio is open
     metrics_open: bool = False  # GET /metrics without an admin key (a scraper on a trusted network)
     editor_origins: tuple[str, ...] = ()  # other ComfyUI editors whose Publish… may send drafts (app.editor.origins)
+    self_url: str | None = None  # this server as a client on this machine reaches it (the studio's load tests)
 
     @property
     def image_limits(self) -> ImageLimits:
@@ -61,6 +62,10 @@ class Settings:
     @property
     def test_runs_dir(self) -> Path:
         return self.data_dir / "test-runs"
+
+    @property
+    def loadtests_dir(self) -> Path:
+        return self.data_dir / "loadtests"
 
 
 def positive_int(text: str) -> int:

@@ -48,6 +48,11 @@ class Plan:
     bundle: Bundle
 
 
+def endpoint_key_of(master_key: bytes, slug: str) -> str:
+    """The key an app's deployment endpoint takes (kept only in its Modal secret; derived again when needed)."""
+    return derive_secret(master_key, f"modal-endpoint:{slug}")
+
+
 class DeploymentService:
     def __init__(self, *, data_dir: Path, sessions: sessionmaker[Session], master_key: bytes,
                  remote: RemoteRuns | None = None) -> None:
@@ -60,7 +65,7 @@ class DeploymentService:
         self._listeners: dict[int, set[asyncio.Queue[str | None]]] = {}
 
     def endpoint_key(self, slug: str) -> str:
-        return derive_secret(self._master, f"modal-endpoint:{slug}")
+        return endpoint_key_of(self._master, slug)
 
     def bundle_dir(self, slug: str, version: int) -> Path:
         return self.data_dir / "deployments" / f"{slug}-v{version}"

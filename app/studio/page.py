@@ -1,11 +1,11 @@
-"""The studio page: an engine banner over the tabs (Publish, Apps, Deploy, Runs, Engine, Metrics)."""
+"""The studio page: an engine banner over the tabs (Publish, Apps, Deploy, Runs, Load tests, Engine, Metrics)."""
 
 from __future__ import annotations
 
 import gradio as gr
 
 from app.services import Services
-from app.studio import apps_tab, deploy_tab, engine_tab, metrics_tab, publish_tab, runs_tab
+from app.studio import apps_tab, deploy_tab, engine_tab, loadtest_tab, metrics_tab, publish_tab, runs_tab
 
 STUDIO_CSS = """
 .engine-banner {padding: .6rem 1rem; border-radius: 8px; background: #eef2ff; color: #3730a3}
@@ -40,10 +40,11 @@ def build_studio(services: Services) -> gr.Blocks:
             with gr.Tab("Publish", id="publish", elem_id="tab-publish"):
                 from_editor, publish_outputs = publish_tab.build(services)
             # Each tab below fills itself when opened (and on its Refresh button): no stale lists.
-            tabs = (("Apps", apps_tab), ("Deploy", deploy_tab), ("Runs", runs_tab), ("Engine", engine_tab),
-                    ("Metrics", metrics_tab))
+            tabs = (("Apps", apps_tab), ("Deploy", deploy_tab), ("Runs", runs_tab), ("Load tests", loadtest_tab),
+                    ("Engine", engine_tab), ("Metrics", metrics_tab))
             for title, module in tabs:
-                with gr.Tab(title, id=title.lower(), elem_id=f"tab-{title.lower()}") as tab:
+                key = title.lower().replace(" ", "-")
+                with gr.Tab(title, id=key, elem_id=f"tab-{key}") as tab:
                     load, outputs = module.build(services)
                 tab.select(load, outputs=outputs, show_progress="hidden")
                 if module is metrics_tab:
