@@ -83,7 +83,8 @@ async def _run_locust(options: LoadTestOptions, target: Target, out_dir: Path, l
     command = [sys.executable, "-m", "locust", "-f", str(out_dir / "locustfile.py"), "--headless",
                "--users", str(options.users), "--spawn-rate", str(options.spawn_rate),
                "--run-time", f"{math.ceil(options.duration_s)}s", "--stop-timeout", str(STOP_TIMEOUT_S),
-               "--host", target.url, "--csv", str(out_dir / "locust"), "--csv-full-history", "--only-summary",
+               "--host", target.url, "--csv", str(out_dir / "locust"), "--csv-full-history",
+               "--json-file", str(out_dir / "locust_stats"), "--only-summary",
                "--exit-code-on-error", "0"]
     env = {**os.environ, KEY_ENV: target.key, EVENT_LOG_ENV: str(log.path), "PYTHONUNBUFFERED": "1"}
     with (out_dir / "locust.log").open("wb") as output:

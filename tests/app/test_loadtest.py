@@ -97,6 +97,8 @@ def test_the_report_counts_what_the_server_recorded(loaded: Loaded, http: httpx.
     runs = server_runs(http, admin, demo)
     assert len(runs) == report["requests"]
     assert {run["status"] for run in runs} == {"succeeded"}
+    (locust_runs,) = [e for e in json.loads((loaded.out / "locust_stats.json").read_text()) if e["method"] == "RUN"]
+    assert locust_runs["num_requests"] == report["requests"]  # Locust's own final count agrees
     assert report["options"] == {"slug": demo, "users": 2, "spawn_rate": 2, "duration_s": DURATION_S,
                                  "think_min_s": 0.1, "think_max_s": 0.3, "target": "local", "max_runs": None}
     assert report["runs_per_min"] > 0
