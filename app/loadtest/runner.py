@@ -41,6 +41,10 @@ async def run_load_test(options: LoadTestOptions, *, base_url: str, api_key: str
         target = await resolve_target(http, slug=options.slug, target=options.target, api_key=api_key,
                                       endpoint_key=endpoint_key)
         if options.target == "modal":
+            if not endpoint_key:
+                raise LoadTestError("A load test of a deployment needs its endpoint key: run it from the command "
+                                    "line with the server's --data-dir (`python launch.py --data-dir DIR loadtest "
+                                    "SLUG --target modal ...`), or from the studio.")
             await _check_deployment_answers(target)
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "locustfile.py").write_text(render_locustfile(target.app, options,

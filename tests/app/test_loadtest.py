@@ -307,6 +307,12 @@ def test_modal_target_needs_a_live_deployment_and_goes_to_its_recorded_url(
                key=key_of(admin))
     assert done.returncode == 2 and f"deployment at {dead} does not answer" in done.stderr
     assert not (tmp_path / "out").exists() and not (tmp_path / "o").exists()
+    # Its locustfile speaks the deployment's endpoint: queue at /api/runs, poll the status.
+    exported = tmp_path / "modal_locustfile.py"
+    done = cli(server, slug, "--target", "modal", "--export-locustfile", str(exported), key=key_of(admin))
+    assert done.returncode == 0, done.stderr
+    assert f"--host {dead}" in done.stdout and "endpoint key" in done.stdout
+    assert "'submit_path': '/api/runs'" in exported.read_text() and "'follow': 'poll'" in exported.read_text()
 
 
 def test_a_runner_key_may_not_read_deployments(server: AppServer, runner: dict[str, str], demo: str,
