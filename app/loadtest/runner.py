@@ -162,10 +162,15 @@ def _timestamp(iso: str) -> float:
 async def _cancel_unfinished(run_ids: list[str], target: Target) -> int:
     """Runs still queued or running when Locust stopped are cancelled: a load test stops by itself, its backlog too."""
     headers = {"Authorization": f"Bearer {target.key}"} if target.key else {}
-    async with httpx.AsyncClient(base_url=target.url, timeout=30, trust_env=False, headers=headers) as http:
-        for run_id in run_ids:
+    room = asyncio.Semaphore(8)  # a backlog of a few hundred is cancelled in seconds, without a burst of 200
+
+    async def cancel(http: httpx.AsyncClient, run_id: str) -> None:
+        async with room:
             with contextlib.suppress(httpx.HTTPError):
                 await http.post(f"/api/runs/{run_id}/cancel", timeout=5)
+
+    async with httpx.AsyncClient(base_url=target.url, timeout=30, trust_env=False, headers=headers) as http:
+        await asyncio.gather(*(cancel(http, run_id) for run_id in run_ids))
     return len(run_ids)
 
 
