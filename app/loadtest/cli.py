@@ -91,18 +91,19 @@ async def _run(options: Any, url: str, key: str, out_dir: Path, endpoint_key: st
 
 
 async def _export(options: Any, url: str, key: str, path: Path) -> int:
-    """The locustfile needs the app's inputs: they are read from the server (nothing is run). With --target modal
-    it speaks a deployment's endpoint: give Locust the deployment's URL and its endpoint key."""
+    """The locustfile needs the app's inputs: they are read from the server (nothing is run). With --target modal,
+    those of the version its live deployment serves, and the hint names that deployment's URL."""
     import httpx
 
     from app.loadtest.locustfile import render_locustfile
     from app.loadtest.target import resolve_target
 
     async with httpx.AsyncClient(base_url=url, timeout=15, trust_env=False) as http:
-        target = await resolve_target(http, slug=options.slug, target="local", api_key=key)
-    path.write_text(render_locustfile(target.app, options))
-    print(f"Wrote {path}. Run it: {KEY_ENV}=... locust -f {path} --host {url} --headless -u {options.users} "
-          f"-r {options.spawn_rate:g} -t {options.duration_s:g}s")
+        target = await resolve_target(http, slug=options.slug, target=options.target, api_key=key)
+    path.write_text(render_locustfile(target.app, options, submit_path=target.submit_path))
+    needs = "the deployment's endpoint key" if options.target == "modal" else "a key of the server"
+    print(f"Wrote {path}. Run it with {KEY_ENV} set to {needs}: locust -f {path} --host {target.url} --headless "
+          f"-u {options.users} -r {options.spawn_rate:g} -t {options.duration_s:g}s -s 30")
     return 0
 
 

@@ -97,6 +97,8 @@ def test_the_report_counts_what_the_server_recorded(loaded: Loaded, http: httpx.
     runs = server_runs(http, admin, demo)
     assert len(runs) == report["requests"]
     assert {run["status"] for run in runs} == {"succeeded"}
+    (locust_runs,) = [e for e in json.loads((loaded.out / "locust_stats.json").read_text()) if e["method"] == "RUN"]
+    assert locust_runs["num_requests"] == report["requests"]  # Locust's own final count agrees
     assert report["options"] == {"slug": demo, "users": 2, "spawn_rate": 2, "duration_s": DURATION_S,
                                  "think_min_s": 0.1, "think_max_s": 0.3, "target": "local", "max_runs": None}
     assert report["runs_per_min"] > 0
@@ -305,6 +307,12 @@ def test_modal_target_needs_a_live_deployment_and_goes_to_its_recorded_url(
                key=key_of(admin))
     assert done.returncode == 2 and f"deployment at {dead} does not answer" in done.stderr
     assert not (tmp_path / "out").exists() and not (tmp_path / "o").exists()
+    # Its locustfile speaks the deployment's endpoint: queue at /api/runs, poll the status.
+    exported = tmp_path / "modal_locustfile.py"
+    done = cli(server, slug, "--target", "modal", "--export-locustfile", str(exported), key=key_of(admin))
+    assert done.returncode == 0, done.stderr
+    assert f"--host {dead}" in done.stdout and "endpoint key" in done.stdout
+    assert "'submit_path': '/api/runs'" in exported.read_text() and "'follow': 'poll'" in exported.read_text()
 
 
 def test_a_runner_key_may_not_read_deployments(server: AppServer, runner: dict[str, str], demo: str,
@@ -389,3 +397,26 @@ def test_runs_cut_off_at_the_end_are_cancelled_and_counted(server: AppServer, ru
     assert report["requests"] == len(runs) == report["successes"] + sum(report["failures"].values())
     assert set(report["failures"]) <= {"unfinished"} and report["failures"].get("unfinished", 0) >= 1
     assert {run["status"] for run in runs} <= {"succeeded", "cancelled"}
+
+
+def test_series_points_read_trailing_windows(tmp_path: Path) -> None:
+    """Each second: users as last ticked, p50/p95 of the runs ended in the last 10 s, runs per second over the last
+    5 s, the queue as last sampled (None before the first sample)."""
+    from app.loadtest.report import EventLog, series
+
+    t0 = 1000.0
+    lines = [{"t": t0 + 0.5, "event": "tick", "users": 1}, {"t": t0 + 2.5, "event": "tick", "users": 3}]
+    lines += [{"t": t0 + at, "event": "end", "ok": True, "total_s": total, "run_id": f"r{i}"}
+              for i, (at, total) in enumerate([(1.5, 1.0), (2.0, 3.0), (2.2, 2.0), (14.0, 9.0)])]
+    lines.append({"t": t0 + 3.0, "event": "end", "ok": False, "kind": "run_failed", "total_s": 99.0})
+    (tmp_path / "events.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines) + '{"t": 1, "ev')
+    log = EventLog(tmp_path / "events.jsonl")
+    log.read()
+    assert len(log.ends) == 5 and len(log.ticks) == 2  # the line being written waits for the next read
+    s = series(log, [(t0 + 1.2, 4), (t0 + 3.1, 0)], t0, t0 + 14.5)
+    assert s["t_s"] == list(range(1, 16))
+    assert s["users"][:4] == [1, 1, 3, 3]
+    assert s["queue_length"][:4] == [None, 4, 4, 0]
+    assert s["p50_s"][:3] == [None, 2.0, 2.0] and s["p95_s"][2] == pytest.approx(2.9)  # failures are not latency
+    assert s["p50_s"][12] is None and s["p50_s"][13] == 9.0  # the first three left the 10 s window at 12.2 s
+    assert s["rps"][2] == pytest.approx(3 / 3) and s["rps"][9] == pytest.approx(0.0)
