@@ -33,9 +33,10 @@ _KILL_GRACE_S = 5.0
 
 async def run_load_test(options: LoadTestOptions, *, base_url: str, api_key: str, out_dir: Path,
                         on_progress: Callable[[dict[str, Any]], None] | None = None,
-                        endpoint_key: str | None = None) -> dict[str, Any]:
+                        endpoint_key: str | None = None, report_id: str | None = None) -> dict[str, Any]:
     """`base_url`: this Comfy Publisher server (with target "modal" too: its records name the deployment).
     `endpoint_key`: the deployment's key, for target "modal" (the server derives it; see DeploymentService).
+    `report_id`: the report's id (the studio's folder name); by default one made of the start time.
     Returns the report (as written to out_dir/report.json). Raises LoadTestError with what to fix."""
     async with httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=15, trust_env=False) as http:
         target = await resolve_target(http, slug=options.slug, target=options.target, api_key=api_key,
@@ -51,7 +52,7 @@ async def run_load_test(options: LoadTestOptions, *, base_url: str, api_key: str
                                                                  submit_path=target.submit_path))
         log = EventLog(out_dir / "events.jsonl")
         log.path.unlink(missing_ok=True)
-        report_id = f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+        report_id = report_id or f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
         started_at, started = _now(), time.time()
         queue: list[tuple[float, int | None]] = []
         try:

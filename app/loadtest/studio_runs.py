@@ -123,7 +123,8 @@ class StudioLoadTests:
         try:
             endpoint_key = self.services.deployments.endpoint_key(running.options.slug) if modal else None
             return await run_load_test(running.options, base_url=base_url, api_key=token, out_dir=running.folder,
-                                       on_progress=running.progress.append, endpoint_key=endpoint_key)
+                                       on_progress=running.progress.append, endpoint_key=endpoint_key,
+                                       report_id=running.id)
         except BaseException:
             if not (running.folder / REPORT).is_file():  # stopped or failed before its report: nothing to keep
                 self.store.discard(running.id)

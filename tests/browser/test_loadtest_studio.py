@@ -164,6 +164,7 @@ def test_a_load_test_from_the_studio_then_two_reports_side_by_side(server: AppSe
     assert folders == ["0001", "0002"]  # the stopped test left nothing
     for folder in folders:
         report = _report(server, folder)
+        assert report["id"] == folder  # the downloaded report.json names the test as the tab does
         assert report["slug"] == demo and report["requests"] == report["successes"] + sum(
             report["failures"].values())
     # Each test ran with a key of its own, revoked when it ended, and written nowhere.
