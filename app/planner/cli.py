@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 
@@ -32,8 +33,11 @@ def add_plan_command(subparsers: argparse._SubParsersAction) -> None:
     modal = plan.add_argument_group("the Modal settings")
     price = modal.add_mutually_exclusive_group(required=True)
     price.add_argument("--gpu", metavar="TYPE",
-                       help="price from the table (GPU_PRICES in runtimes/modal/host/settings.py)")
+                       help="price from the GPU price table (see --prices)")
     price.add_argument("--gpu-price", type=float, metavar="USD_PER_HOUR", help="a GPU's price per hour")
+    modal.add_argument("--prices", type=Path, metavar="FILE",
+                       help="with --gpu: a price table (JSON: checked, source, usd_per_hour) over the built-in one; "
+                            "default: the data dir's gpu_prices.json when present (the Deploy tab saves it)")
     modal.add_argument("--max-inputs", type=int, default=1, metavar="N", help="concurrent inputs per container")
     modal.add_argument("--max-containers", type=int, default=100, metavar="N")
     modal.add_argument("--min-containers", type=int, default=0, metavar="N", help="the warm pool, always on")
@@ -50,12 +54,12 @@ def add_plan_command(subparsers: argparse._SubParsersAction) -> None:
 
 def run_plan(args: argparse.Namespace) -> int:
     from runtimes.planner.autoscaler import Deployment, Traffic, simulate
-    from runtimes.planner.prices import gpu_price, prices_checked
 
     try:
+        table = _price_table(args) if args.gpu or args.prices else None
         think_min, think_max = _think(args.think)
         steps = tuple(_step(text) for text in args.step)
-        price = gpu_price(args.gpu) if args.gpu else args.gpu_price
+        price = table.price(args.gpu) if table and args.gpu else args.gpu_price
         deployment = Deployment(exec_s=args.exec_s, overhead_s=args.overhead_s, cold_start_s=args.cold_start_s,
                                 gpu_price_per_hour=price, max_inputs=args.max_inputs,
                                 max_containers=args.max_containers, min_containers=args.min_containers,
@@ -67,8 +71,8 @@ def run_plan(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     result: dict[str, Any] = {**plan.summary(), "gpu_price_per_hour": price}
-    if args.gpu:
-        result["prices_checked"] = prices_checked()
+    if table is not None and args.gpu:
+        result["prices_checked"] = table.describe()  # the date and source of the price used
     if args.json:
         if args.series:
             result["series"] = plan.series
@@ -82,7 +86,22 @@ def run_plan(args: argparse.Namespace) -> int:
         value = result[key]
         shown = f"{value:.4f}" if unit.startswith("$") else (f"{value:.2f}" if isinstance(value, float) else value)
         print(f"{label:<26}{shown} {unit}".rstrip())
+    if "prices_checked" in result:
+        print(f"{'prices checked':<26}{result['prices_checked']}")
     return 0
+
+
+def _price_table(args: argparse.Namespace) -> Any:
+    """--prices FILE, else the data dir's table when it has one, else the built-in one (PriceTableError: a
+    ValueError naming the file)."""
+    from runtimes.planner import prices
+
+    if args.prices:
+        if not args.prices.is_file():
+            raise ValueError(f"--prices {args.prices}: no such file (a JSON price table, e.g. {{\"checked\": "
+                             '"2026-11-30", "source": "my invoice", "usd_per_hour": {"A10": 1.0}})')
+        return prices.load(args.prices)
+    return prices.in_force(args.data_dir.expanduser())
 
 
 def _think(text: str) -> tuple[float, float]:

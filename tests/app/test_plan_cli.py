@@ -58,3 +58,44 @@ def test_plan_refuses_bad_values_with_what_to_fix(tmp_path: Path) -> None:
         assert says in done.stderr, (args, done.stderr)
     missing_price = plan(tmp_path, *ISSUE_EXAMPLE)
     assert missing_price.returncode == 2 and "--gpu" in missing_price.stderr
+
+
+def test_plan_prices_from_a_table_given_with_prices_and_names_its_date(tmp_path: Path) -> None:
+    table = tmp_path / "mine.json"
+    table.write_text(json.dumps({"checked": "2026-11-30", "source": "my invoice", "usd_per_hour": {"A10": 0.6}}))
+    done = plan(tmp_path, *ISSUE_EXAMPLE, "--gpu", "A10G", "--prices", str(table), "--duration", "60", "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["gpu_price_per_hour"] == 0.6
+    assert result["prices_checked"].startswith("2026-11-30, my invoice") and str(table) in result["prices_checked"]
+    builtin = json.loads(plan(tmp_path, *ISSUE_EXAMPLE, "--gpu", "A10G", "--duration", "60", "--json").stdout)
+    assert builtin["gpu_price_per_hour"] == 1.10 and "modal.com/pricing" in builtin["prices_checked"]
+    assert result["cost_per_min"] < builtin["cost_per_min"]
+    assert not (tmp_path / "data").exists()
+
+
+def test_plan_uses_the_data_dirs_table_by_default(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "gpu_prices.json").write_text(json.dumps(
+        {"checked": "2026-10-01", "source": "edited in the studio", "usd_per_hour": {"L4": 2.0}}))
+    done = plan(tmp_path, *ISSUE_EXAMPLE, "--gpu", "l4", "--duration", "60", "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["gpu_price_per_hour"] == 2.0 and result["prices_checked"].startswith("2026-10-01, edited")
+    table = plan(tmp_path, *ISSUE_EXAMPLE, "--gpu", "l4", "--duration", "60")
+    assert "2026-10-01, edited in the studio" in table.stdout
+
+
+def test_plan_refuses_a_bad_price_table_naming_the_file_and_the_value(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    in_data_dir = tmp_path / "data" / "gpu_prices.json"
+    in_data_dir.write_text(json.dumps({"checked": "2026-10-01", "source": "s", "usd_per_hour": {"L4": -2}}))
+    done = plan(tmp_path, *ISSUE_EXAMPLE, "--gpu", "L4")
+    assert done.returncode == 2 and str(in_data_dir) in done.stderr and "L4" in done.stderr and "-2" in done.stderr
+    assert plan(tmp_path, *ISSUE_EXAMPLE, "--gpu-price", "1.1", "--duration", "60").returncode == 0  # not used
+    corrupt = tmp_path / "corrupt.json"
+    corrupt.write_text("{")
+    done = plan(tmp_path, *ISSUE_EXAMPLE, "--gpu", "L4", "--prices", str(corrupt))
+    assert done.returncode == 2 and str(corrupt) in done.stderr and "not valid JSON" in done.stderr
+    done = plan(tmp_path, *ISSUE_EXAMPLE, "--gpu", "L4", "--prices", str(tmp_path / "missing.json"))
+    assert done.returncode == 2 and "no such file" in done.stderr

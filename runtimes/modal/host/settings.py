@@ -181,9 +181,10 @@ class DeploySettings:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def cost(self) -> dict[str, Any]:
-        """What these settings cost in GPU time (USD; CPU and memory come on top)."""
-        hourly = GPU_PRICES.get(self.gpu, 0.0) * self.gpu_count
+    def cost(self, prices: Mapping[str, float] = GPU_PRICES) -> dict[str, Any]:
+        """What these settings cost in GPU time (USD; CPU and memory come on top), at `prices` (USD per GPU-hour:
+        the table in force, runtimes/planner/prices.py; the built-in one by default)."""
+        hourly = prices.get(self.gpu, 0.0) * self.gpu_count
         warm = hourly * self.min_containers
         return {
             "gpu_hourly_usd": round(hourly, 2),
