@@ -14,11 +14,12 @@ import gradio as gr
 
 from app.deploy.service import DeployPlanError
 from app.services import Services
-from app.studio import plan_panel
+from app.studio import plan_panel, prices_panel
 from db import crud_apps, crud_deployments
 from db.models import AppVersion
 from runtimes.modal.host.deploy import DeployError, ModalCredentialsError, credentials_present
 from runtimes.modal.host.settings import DeploySettings, DeploySettingsError, settings_schema
+from runtimes.planner.prices import BUILTIN, PriceTable
 
 DEPLOY_COLUMNS = ["Id", "Version", "Status", "URL", "Serving", "Created", "Error"]
 CREDENTIALS_HELP = ("Set Modal credentials where this server runs: `modal token new` (writes ~/.modal.toml), or "
@@ -58,8 +59,8 @@ def _money(value: float | None) -> str:
     return "no cap" if value is None else f"${value:,.2f}"
 
 
-def cost_html(settings: DeploySettings) -> str:
-    cost = settings.cost()
+def cost_html(settings: DeploySettings, prices: PriceTable = BUILTIN) -> str:
+    cost = settings.cost(prices.usd_per_hour)
     if settings.min_containers:
         headline = (f"<div class='cost-big'>{_money(cost['warm_pool_monthly_usd'])}<span>/month</span></div>"
                     f"<div class='cost-sub'>for {settings.min_containers} warm container(s) around the clock "
@@ -71,8 +72,10 @@ def cost_html(settings: DeploySettings) -> str:
             ("Worst case (max containers)", _money(cost["max_hourly_usd"]) + ("/h" if cost["max_hourly_usd"] else "")),
             ("Idle tail per burst", f"${cost['idle_tail_usd_per_burst']:.4f}/container")]
     table = "".join(f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in rows)
+    prices_label = f"{'built-in' if prices.builtin else 'yours'}, checked {prices.checked} ({prices.source})"
     return (f"<div class='cost-card'><div class='cost-title'>Estimated cost</div>{headline}"
-            f"<table>{table}</table><div class='cost-note'>{html.escape(cost['note'])}</div></div>")
+            f"<table>{table}</table><div class='cost-note'>{html.escape(cost['note'])} Prices: "
+            f"{html.escape(prices_label)}.</div></div>")
 
 
 def credentials_md(present: bool) -> str:
@@ -86,6 +89,7 @@ def credentials_md(present: bool) -> str:
 def build(services: Services) -> tuple[Callable[..., Any], list[gr.components.Component]]:
     """Lay out the tab; returns its loader (and what it fills), called when the tab opens."""
     schema = settings_schema()
+    prices_now = prices_panel.table_in_force(services)[0]
     by_name = {f["name"]: f for f in schema["fields"]}
     with gr.Row(equal_height=False):
         chooser = gr.Dropdown(label="App", choices=[], interactive=True, scale=4, elem_id="deploy-app")
@@ -101,9 +105,10 @@ def build(services: Services) -> tuple[Callable[..., Any], list[gr.components.Co
                     for names in rows:
                         with gr.Row():
                             for name in names:
-                                inputs[name] = _component(by_name[name], schema["gpu_prices_usd_per_hour"])
+                                inputs[name] = _component(by_name[name], dict(prices_now.usd_per_hour))
         with gr.Column(scale=4, elem_classes="deploy-side"):
-            cost = gr.HTML(cost_html(DeploySettings()), elem_id="deploy-cost")
+            cost = gr.HTML(cost_html(DeploySettings(), prices_now), elem_id="deploy-cost")
+            load_prices, price_outputs, price_events = prices_panel.build(services, inputs["gpu"])
             problems = gr.Markdown(elem_id="deploy-problems")
             with gr.Row():
                 show_button = gr.Button("Show files", elem_id="deploy-show-files")
@@ -138,7 +143,7 @@ def build(services: Services) -> tuple[Callable[..., Any], list[gr.components.Co
             settings = DeploySettings.from_dict(raw_settings(list(values)))
         except DeploySettingsError as exc:
             return gr.skip(), _problems_md(exc.problems)
-        return cost_html(settings), ""
+        return cost_html(settings, prices_panel.table_in_force(services)[0]), ""
 
     # --- choosing an app -----------------------------------------------------------------------------------
 
@@ -272,4 +277,14 @@ def build(services: Services) -> tuple[Callable[..., Any], list[gr.components.Co
     runtime.input(switch, inputs=[chooser, runtime], outputs=[manage_status, deployments, runtime])
     teardown_button.click(teardown, inputs=[chooser], outputs=[manage_status, deployments, runtime],
                           concurrency_limit=None)
-    return app_choices, [chooser, credentials]
+    # The cost card follows the prices in force: saved, reset, or read again when the tab opens.
+    refresh_cost: dict[str, Any] = {"fn": estimate, "inputs": settings_inputs, "outputs": [cost, problems],
+                                    "show_progress": "hidden"}
+    for event in price_events:
+        event.then(**refresh_cost)
+    price_outputs[0].change(**refresh_cost)  # the table's info: it changes when the tab reads another table
+
+    def open_tab() -> tuple[Any, ...]:
+        return (*app_choices(), *load_prices())
+
+    return open_tab, [chooser, credentials, *price_outputs]

@@ -16,7 +16,7 @@ from app.planner.form import PlanForm, PlanFormError, parse
 from app.planner.history import measured_exec
 from app.services import Services
 from app.studio.plan_plot import cost_latency_figure
-from runtimes.modal.host.settings import GPU_PRICES
+from runtimes.planner.prices import PriceTable, PriceTableError, in_force
 from runtimes.planner.sweep import Point, recommend, sweep
 
 DURATION_S = 300.0  # simulated traffic per setting: long enough for p95, short enough for a UI
@@ -37,14 +37,15 @@ def history_md(services: Services, slug: str | None) -> tuple[str, Any]:
         float(f"{measured.p50_s:.3g}")
 
 
-def pick_md(reason: str, pick: Point | None) -> str:
+def pick_md(reason: str, pick: Point | None, table: PriceTable) -> str:
     if pick is None:
         return f"### ✗ No setting fits\n{html.escape(reason)}"
     return (f"### ✓ {html.escape(pick.label())}\n"
             f"p50 **{pick.p50_s:.1f} s** · p95 **{pick.p95_s:.1f} s** · **${pick.cost_per_min:.4f}/min** "
             f"(${pick.cost_per_min * 60:.2f}/h under this traffic) · up to {pick.peak_containers} container(s)\n\n"
             f"<small>{html.escape(reason)}. Simulated {DURATION_S / 60:g} min of steady traffic; GPU prices "
-            f"from the table in runtimes/modal/host/settings.py.</small>")
+            f"{'built-in' if table.builtin else 'yours'}, checked {html.escape(table.checked)} "
+            f"({html.escape(table.source)}).</small>")
 
 
 def build(services: Services, chooser: gr.Dropdown, fields: Mapping[str, gr.components.Component]) -> None:
@@ -87,7 +88,12 @@ def build(services: Services, chooser: gr.Dropdown, fields: Mapping[str, gr.comp
                         max_inputs_up_to=inputs_value, warm_pool_up_to=warm_value, idle_windows=idle_value or "",
                         max_containers=max_containers, target_p95_s=target_value, budget_per_min=budget_value)
         # A container's price: the GPU's times the GPUs per container of the form (the deploy's own check bounds it).
-        prices = {name: price * max(1, int(gpu_count or 1)) for name, price in GPU_PRICES.items()}
+        try:
+            table = await asyncio.to_thread(in_force, services.settings.data_dir)
+        except PriceTableError as exc:
+            return f"### ✗ Cannot plan\n{html.escape(str(exc))}", gr.Button(visible=False), gr.Plot(visible=False), \
+                None
+        prices = {name: price * max(1, int(gpu_count or 1)) for name, price in table.usd_per_hour.items()}
         try:
             workload, grid = parse(form, prices)
             points = await asyncio.to_thread(sweep, workload, prices, grid, DURATION_S)
@@ -103,7 +109,7 @@ def build(services: Services, chooser: gr.Dropdown, fields: Mapping[str, gr.comp
                                               "min_containers": pick.min_containers,
                                               "scaledown_window": int(pick.idle_s)}
         figure = await asyncio.to_thread(cost_latency_figure, points, pick, form.target_p95_s, form.budget_per_min)
-        return pick_md(result.reason, pick), gr.Button(visible=pick is not None), \
+        return pick_md(result.reason, pick, table), gr.Button(visible=pick is not None), \
             gr.Plot(value=figure, visible=True), settings
 
     def apply(settings: dict[str, Any] | None) -> tuple[Any, ...]:

@@ -3,6 +3,8 @@ real app process and engine running the model-free demo. Screenshots land in the
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import re
 import uuid
 from collections.abc import Iterator
@@ -12,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from runtimes.modal.host.settings import GPU_PRICES
 from tests.support.prompts import shipped
 from tests.support.server import AppServer
 
@@ -124,3 +127,79 @@ def test_the_deploy_tabs_plan_recommends_plots_and_fills_the_form(server: AppSer
     assert "no setting reaches p95" in page.inner_text("#plan-pick")
     assert not page.is_visible("#plan-use")
     page.screenshot(path=str(tmp_path / "studio-deploy-plan-unreachable.png"), full_page=True)
+
+
+def plan_cost_per_min(page: Any, prices: str) -> float:
+    """Plan the form's GPU at a fixed exec time, for speed; the pick's $/min, once the pick names `prices`."""
+    page.fill("#plan-exec input", "3.5")
+    page.fill("#plan-target input", "0")
+    page.fill("#plan-budget input", "1000")  # the fastest setting: the same one at any price
+    page.click("#plan-run")
+    page.wait_for_selector(f"#plan-pick :text('{prices}')", timeout=30_000)
+    pick = page.inner_text("#plan-pick")
+    assert "✓" in pick, pick
+    return float(re.search(r"\$([\d.]+)/min", pick).group(1))  # type: ignore[union-attr]
+
+
+def edit_price(page: Any, gpu: str, price: str) -> None:
+    """Type a price into the GPU's row of Gradio's dataframe (a grid of divs, cells by row and column)."""
+    cell = page.locator(f"#prices-table [data-testid=cell-{list(GPU_PRICES).index(gpu)}-1]")
+    cell.dblclick()
+    editor = cell.locator("input, textarea").first
+    editor.fill(price)
+    editor.press("Enter")
+
+
+def test_the_deploy_tabs_gpu_prices_are_editable_with_their_date(server: AppServer, browser: Any,
+                                                                tmp_path: Path) -> None:
+    today = dt.date.today().isoformat()
+    saved = server.data_dir / "gpu_prices.json"
+    page = browser.new_page()
+    page.goto(f"{server.url}/studio/")
+    page.click("button[role=tab]:has-text('Deploy')")
+    page.wait_for_selector("#deploy-cost :text('built-in, checked')", timeout=20_000)
+    assert "$0.80/h" in page.inner_text("#deploy-cost")  # the form's L4, at the built-in price
+    page.click("#deploy-plan >> text=Plan: cost vs latency")
+    builtin_cost = plan_cost_per_min(page, "built-in, checked")
+    page.click("#deploy-prices >> text=GPU prices (USD per hour)")
+    page.wait_for_selector("#prices-info :text('Built-in prices')", timeout=10_000)
+    # L4 at three times its price: saved, dated today, and the cost card, the GPU choices and the plan follow.
+    edit_price(page, "L4", "2.4")
+    page.click("#prices-save")
+    page.wait_for_selector("#prices-status :text('Saved')", timeout=10_000)
+    written = json.loads(saved.read_text())
+    assert written["checked"] == today and written["source"] == "edited in the studio"
+    assert written["usd_per_hour"]["L4"] == 2.4 and written["usd_per_hour"]["T4"] == 0.59
+    assert f"checked {today}" in page.inner_text("#prices-info")
+    page.wait_for_selector("#deploy-cost :text('$2.40/h')", timeout=10_000)
+    assert f"yours, checked {today}" in page.inner_text("#deploy-cost")
+    page.click("#deploy-gpu input")
+    assert page.locator("[role=option]:has-text('L4 · $2.40/h')").count() == 1
+    page.keyboard.press("Escape")
+    edited_cost = plan_cost_per_min(page, f"yours, checked {today}")
+    assert edited_cost == pytest.approx(builtin_cost * 3, rel=0.01)  # the same pick, at three times the price
+    page.locator("#deploy-prices").scroll_into_view_if_needed()
+    page.screenshot(path=str(tmp_path / "studio-deploy-prices-saved.png"), full_page=True)
+    # A bad price is refused, naming the GPU; the file in force stays.
+    edit_price(page, "T4", "-1")
+    page.click("#prices-save")
+    page.wait_for_selector("#prices-status :text('Not saved')", timeout=10_000)
+    assert "T4" in page.inner_text("#prices-status") and json.loads(saved.read_text()) == written
+    # A file broken by hand: the tab says which file and what is wrong, and the plan refuses.
+    saved.write_text('{"checked": "2026-01-01", "source": "x", "usd_per_hour": {"L4": "cheap"}}')
+    page.click("button[role=tab]:has-text('Runs')")
+    page.click("button[role=tab]:has-text('Deploy')")
+    page.wait_for_selector("#prices-info :text('cannot be used')", timeout=10_000)
+    assert str(saved) in page.inner_text("#prices-info") and "L4" in page.inner_text("#prices-info")
+    page.wait_for_selector("#deploy-cost :text('built-in, checked')", timeout=10_000)  # what is in force now
+    page.click("#plan-run")
+    page.wait_for_selector("#plan-pick :text('Cannot plan')", timeout=30_000)
+    assert str(saved) in page.inner_text("#plan-pick")
+    page.locator("#deploy-prices").scroll_into_view_if_needed()
+    page.screenshot(path=str(tmp_path / "studio-deploy-prices-broken.png"), full_page=True)
+    # Back to the built-in prices: the file is gone and the cost card says so.
+    page.click("#prices-reset")
+    page.wait_for_selector("#prices-info :text('Built-in prices')", timeout=10_000)
+    assert not saved.exists()
+    page.wait_for_selector("#deploy-cost :text('$0.80/h')", timeout=10_000)
+    assert "built-in, checked" in page.inner_text("#deploy-cost")

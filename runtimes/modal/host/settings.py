@@ -192,7 +192,8 @@ class DeploySettings:
             "warm_pool_monthly_usd": round(warm * HOURS_PER_MONTH, 2),
             "max_hourly_usd": round(hourly * self.max_containers, 2) if self.max_containers else None,
             "idle_tail_usd_per_burst": round(hourly * self.scaledown_window / 3600, 4),
-            "note": "GPU time only, at list prices; a warm container costs its GPU's hourly price around the clock.",
+            "note": "GPU time only, at the price table's prices; a warm container costs its GPU's hourly price around "
+                    "the clock.",
         }
 
 
