@@ -33,6 +33,7 @@ from app.publish.catalog import EngineCatalog
 from app.publish.openapi import install_openapi
 from app.routes import apps, editor, files, health, keys, metrics, models, nodes, runs, workflows
 from app.routes import deployments as deployment_routes
+from app.routes import prices as price_routes
 from app.runs.deliveries import RunWebhooks
 from app.runs.events import RunEvents
 from app.runs.inflight import InFlightRuns
@@ -110,7 +111,8 @@ def create_app(settings: Settings, engines: EngineStatus, share: ShareLink | Non
     app.state.metrics = live
     install_error_handlers(app)
     # Runs first: a request walks the routes in order, and run submissions and status polls are most of them.
-    for module in (runs, health, workflows, apps, deployment_routes, keys, files, editor, models, nodes, metrics):
+    for module in (runs, health, workflows, apps, deployment_routes, price_routes, keys, files, editor, models, nodes,
+                   metrics):
         app.include_router(module.router)
     install_openapi(app, services)
     _mount_ui(app, services, master_key)

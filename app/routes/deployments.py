@@ -23,6 +23,7 @@ from db.models import AppVersion, Deployment
 from runtimes.modal.host.deploy import DeployError, credentials_present
 from runtimes.modal.host.packs import BundleInputError
 from runtimes.modal.host.settings import DeploySettings, DeploySettingsError, settings_schema
+from runtimes.planner.prices import in_force_or_builtin
 
 router = APIRouter(tags=["deployments"], responses=error_responses(400, 401, 403, 404, 409, 413, 422, 503))
 
@@ -82,10 +83,12 @@ def _out(session: Session, deployment: Deployment, slug: str, *, with_log: bool 
 
 
 @router.get("/api/deploy/settings")
-def deploy_settings(_: AdminDep) -> dict[str, Any]:
-    """Every deploy setting: type, default, limits, one-line help and cost note; GPU prices; whether Modal
-    credentials are configured on this server."""
-    return {**settings_schema(), "credentials": credentials_present(),
+def deploy_settings(services: ServicesDep, _: AdminDep) -> dict[str, Any]:
+    """Every deploy setting: type, default, limits, one-line help and cost note; GPU prices in force (see
+    /api/deploy/prices); whether Modal credentials are configured on this server."""
+    table, _problem = in_force_or_builtin(services.settings.data_dir)
+    return {**settings_schema(), "gpu_prices_usd_per_hour": dict(table.usd_per_hour),
+            "gpu_prices_checked": table.describe(), "credentials": credentials_present(),
             "credentials_help": "Modal's usual config: `modal token new` (~/.modal.toml) or MODAL_TOKEN_ID and "
                                 "MODAL_TOKEN_SECRET in the server's environment."}
 
@@ -94,7 +97,9 @@ def deploy_settings(_: AdminDep) -> dict[str, Any]:
 async def preview(slug: str, body: DeployRequest, services: ServicesDep, _: AdminDep) -> dict[str, Any]:
     """The files a deploy would ship (modal_app.py, app_spec.json) and the cost of the settings; deploys nothing."""
     plan = await asyncio.to_thread(_plan, services, slug, body)
-    return {"version": plan.version.number, "settings": plan.settings.to_dict(), "cost": plan.settings.cost(),
+    table, _problem = await asyncio.to_thread(in_force_or_builtin, services.settings.data_dir)
+    return {"version": plan.version.number, "settings": plan.settings.to_dict(),
+            "cost": plan.settings.cost(table.usd_per_hour),
             "files": plan.bundle.files, "warnings": plan.bundle.warnings, "app_name": plan.bundle.app_name}
 
 

@@ -21,10 +21,7 @@ COLUMNS = ["GPU", "USD per hour"]
 
 def table_in_force(services: Services) -> tuple[PriceTable, str | None]:
     """The data dir's table, else the built-in one; with the error when the data dir's file cannot be used."""
-    try:
-        return prices.in_force(services.settings.data_dir), None
-    except PriceTableError as exc:
-        return prices.BUILTIN, str(exc)
+    return prices.in_force_or_builtin(services.settings.data_dir)
 
 
 def info_md(table: PriceTable, error: str | None = None) -> str:

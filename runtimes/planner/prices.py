@@ -118,6 +118,15 @@ def in_force(data_dir: Path) -> PriceTable:
     return load(path) if path.exists() else BUILTIN
 
 
+def in_force_or_builtin(data_dir: Path) -> tuple[PriceTable, str | None]:
+    """The table in force, or the built-in one with the reason when the data dir's file cannot be used (for pages
+    and estimates that must show a price anyway, and the problem beside it)."""
+    try:
+        return in_force(data_dir), None
+    except PriceTableError as exc:
+        return BUILTIN, str(exc)
+
+
 def save(data_dir: Path, usd_per_hour: Mapping[str, Any], source: str, checked: str | None = None) -> PriceTable:
     """Check and write the data dir's table (dated today unless `checked` says otherwise), atomically: a reader
     sees the old file or the new one, never half of one."""
