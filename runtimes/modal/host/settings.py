@@ -12,8 +12,9 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-# USD per GPU-hour, Modal's published list prices (modal.com/pricing, late 2025). Estimates only: the
-# bill also counts CPU and memory, and prices change: edit the table and its date together.
+# USD per GPU-hour, Modal's published list prices (modal.com/pricing, late 2025): the built-in table, and the GPU
+# types a user's table (DATA_DIR/gpu_prices.json, runtimes/planner/prices.py) may price. Estimates only: the bill
+# also counts CPU and memory, and prices change: edit the table and its date together.
 GPU_PRICES_CHECKED = "late 2025"
 GPU_PRICES_SOURCE = "https://modal.com/pricing"
 GPU_PRICES: dict[str, float] = {
