@@ -30,6 +30,7 @@ from runtimes.modal.host import deploy as modal_deploy
 from runtimes.modal.host.generate import HF_SECRET_NAME, Bundle, generate, modal_names
 from runtimes.modal.host.runner import RemoteRuns, RemoteTarget
 from runtimes.modal.host.settings import DeploySettings
+from runtimes.planner.prices import in_force_or_builtin
 
 log = logging.getLogger(__name__)
 PROVIDER = "modal"
@@ -83,7 +84,9 @@ class DeploymentService:
             if found is None:
                 raise DeployPlanError(f"App '{slug}' has no version {version}.")
             session.expunge_all()
-        bundle = generate(AppSpec.from_dict(found.spec), settings, slug=slug, version=found.number, title=app.name)
+        prices, _problem = in_force_or_builtin(self.data_dir)  # for the generated file's comment on the price
+        bundle = generate(AppSpec.from_dict(found.spec), settings, slug=slug, version=found.number, title=app.name,
+                          gpu_prices=prices.usd_per_hour)
         return Plan(app, found, settings, bundle)
 
     async def start(self, plan: Plan) -> Deployment:

@@ -59,6 +59,7 @@ def test_prices_are_read_replaced_and_reset_by_admins(server: AppServer, http: h
     preview = http.post(f"/api/apps/{slug}/deployments/preview", headers=admin,
                         json={"settings": {"gpu": "T4", "min_containers": 2}}).json()
     assert preview["cost"]["warm_pool_hourly_usd"] == 3.0
+    assert "($1.50/h per container)" in preview["files"]["modal_app.py"]
     # Bad tables are refused with what to fix, and the file in force stays.
     for body, says in (({"usd_per_hour": {"GTX-1080": 1}}, "GTX-1080"), ({"usd_per_hour": {"L4": 0}}, "above 0"),
                        ({"usd_per_hour": {"L4": "cheap"}}, "L4")):

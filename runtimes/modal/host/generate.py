@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,7 +70,8 @@ def modal_names(slug: str) -> tuple[str, str, str]:
     return base[:64], f"{base}-key"[:64], "comfy-publisher-models"
 
 
-def generate(spec: AppSpec, settings: DeploySettings, *, slug: str, version: int, title: str) -> Bundle:
+def generate(spec: AppSpec, settings: DeploySettings, *, slug: str, version: int, title: str,
+             gpu_prices: Mapping[str, float] = GPU_PRICES) -> Bundle:
     settings.validate()
     app_name, secret_name, volume_name = modal_names(slug)
     models, warnings = _model_rows(spec)
@@ -95,7 +97,7 @@ def generate(spec: AppSpec, settings: DeploySettings, *, slug: str, version: int
                           if any(p.kind == "registry" for p in packs) else ""),
         "constraints_file": CONSTRAINTS_FILE,
         "gpu_spec": settings.gpu_spec, "gpu_help": info["gpu"].help.rstrip("."),
-        "gpu_price": f"${GPU_PRICES[settings.gpu] * settings.gpu_count:.2f}",
+        "gpu_price": f"${gpu_prices[settings.gpu] * settings.gpu_count:.2f}",  # the table in force: a comment
         "min_containers": settings.min_containers, "min_help": info["min_containers"].cost.rstrip("."),
         "max_containers": settings.max_containers, "max_help": info["max_containers"].help.split(";")[0].rstrip("."),
         "buffer_containers": settings.buffer_containers, "buffer_help": info["buffer_containers"].help.rstrip("."),
