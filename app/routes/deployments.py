@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 from typing import Any, Literal
 
@@ -18,6 +18,7 @@ from app.deploy.service import Plan
 from app.deps import MAX_DB_INT, AdminDep, DbInt, ServicesDep
 from app.errors import Conflict, NotFound, Unavailable, Unprocessable, error_responses
 from app.publish.lookup import find_app
+from app.services import Services
 from db import crud_deployments
 from db.models import AppVersion, Deployment
 from runtimes.modal.host.deploy import DeployError, credentials_present
@@ -56,9 +57,10 @@ class DeploymentOut(BaseModel):
     log: str | None = None
 
     @classmethod
-    def of(cls, deployment: Deployment, *, slug: str, version: int | None, with_log: bool = False) -> DeploymentOut:
+    def of(cls, deployment: Deployment, *, slug: str, version: int | None, prices: Mapping[str, float],
+           with_log: bool = False) -> DeploymentOut:
         try:
-            cost = DeploySettings.from_dict(deployment.settings).cost()
+            cost = DeploySettings.from_dict(deployment.settings).cost(prices)
         except DeploySettingsError:
             cost = {}
         return cls(id=deployment.id, app=slug, version=version, provider=deployment.provider,
@@ -77,9 +79,16 @@ def _plan(services: ServicesDep, slug: str, body: DeployRequest) -> Plan:
         raise Unprocessable("This app version cannot be deployed", exc.problems) from None
 
 
-def _out(session: Session, deployment: Deployment, slug: str, *, with_log: bool = False) -> DeploymentOut:
+def _prices(services: Services) -> Mapping[str, float]:
+    """The GPU prices in force (the data dir's table; the built-in one while that file is broken)."""
+    return in_force_or_builtin(services.settings.data_dir)[0].usd_per_hour
+
+
+def _out(session: Session, deployment: Deployment, slug: str, prices: Mapping[str, float], *,
+         with_log: bool = False) -> DeploymentOut:
     version = session.get(AppVersion, deployment.version_id) if deployment.version_id else None
-    return DeploymentOut.of(deployment, slug=slug, version=version.number if version else None, with_log=with_log)
+    return DeploymentOut.of(deployment, slug=slug, version=version.number if version else None, prices=prices,
+                            with_log=with_log)
 
 
 @router.get("/api/deploy/settings")
@@ -112,14 +121,16 @@ async def deploy(slug: str, body: DeployRequest, services: ServicesDep, _: Admin
         deployment = await services.deployments.start(plan)
     except DeployError as exc:
         raise Unavailable(str(exc)) from None
-    return await services.db(_out, deployment, slug)
+    return await services.db(_out, deployment, slug, _prices(services))
 
 
 @router.get("/api/apps/{slug}/deployments")
 async def list_deployments(slug: str, services: ServicesDep, _: AdminDep) -> list[DeploymentOut]:
+    prices = _prices(services)
+
     def listed(session: Session) -> list[DeploymentOut]:
         app = find_app(session, slug)
-        return [_out(session, d, slug) for d in crud_deployments.list_deployments(session, app_id=app.id)]
+        return [_out(session, d, slug, prices) for d in crud_deployments.list_deployments(session, app_id=app.id)]
 
     return await services.db(listed)
 
@@ -132,13 +143,14 @@ def _deployment(session: Session, slug: str, deployment_id: int) -> Deployment:
     return deployment
 
 
-def _described(session: Session, slug: str, deployment_id: int, with_log: bool = False) -> DeploymentOut:
-    return _out(session, _deployment(session, slug, deployment_id), slug, with_log=with_log)
+def _described(session: Session, slug: str, deployment_id: int, prices: Mapping[str, float],
+               with_log: bool = False) -> DeploymentOut:
+    return _out(session, _deployment(session, slug, deployment_id), slug, prices, with_log=with_log)
 
 
 @router.get("/api/apps/{slug}/deployments/{deployment_id}")
 async def get_deployment(slug: str, deployment_id: DbInt, services: ServicesDep, _: AdminDep) -> DeploymentOut:
-    return await services.db(_described, slug, deployment_id, True)
+    return await services.db(_described, slug, deployment_id, _prices(services), True)
 
 
 @router.get("/api/apps/{slug}/deployments/{deployment_id}/log", response_class=StreamingResponse,
@@ -163,7 +175,7 @@ async def deployment_log(slug: str, deployment_id: DbInt, request: Request, serv
                 if line is None:
                     break
                 yield _sse("line", {"text": line})
-            final = await services.db(_described, slug, deployment_id)
+            final = await services.db(_described, slug, deployment_id, _prices(services))
             yield _sse("done", final.model_dump(mode="json"))
         finally:
             services.deployments.unlisten(deployment_id, queue)
@@ -181,16 +193,16 @@ async def teardown(slug: str, services: ServicesDep, _: AdminDep) -> dict[str, A
     return {"stopped": stopped, "runtime": "local"}
 
 
-def _runtime(session: Session, slug: str) -> dict[str, Any]:
+def _runtime(session: Session, slug: str, prices: Mapping[str, float]) -> dict[str, Any]:
     serving = crud_deployments.serving_deployment(session, app_id=find_app(session, slug).id)
     if serving is None:
         return {"runtime": "local", "deployment": None}
-    return {"runtime": "modal", "deployment": _out(session, serving, slug).model_dump(mode="json")}
+    return {"runtime": "modal", "deployment": _out(session, serving, slug, prices).model_dump(mode="json")}
 
 
 @router.get("/api/apps/{slug}/runtime")
 async def get_runtime(slug: str, services: ServicesDep, _: AdminDep) -> dict[str, Any]:
-    return await services.db(_runtime, slug)
+    return await services.db(_runtime, slug, _prices(services))
 
 
 @router.put("/api/apps/{slug}/runtime")
@@ -201,7 +213,7 @@ async def set_runtime(slug: str, body: RuntimeRequest, services: ServicesDep, _:
         await asyncio.to_thread(services.deployments.set_runtime, slug, body.runtime, body.deployment_id)
     except ValueError as exc:
         raise Conflict(str(exc)) from None
-    return await services.db(_runtime, slug)
+    return await services.db(_runtime, slug, _prices(services))
 
 
 def _sse(event: str, data: Any) -> str:

@@ -21,6 +21,7 @@ from app.loadtest.options import MAX_USERS, LoadTestOptions
 from app.loadtest.runner import run_load_test
 from runtimes.engine.manager import EngineSettings
 from runtimes.engine.process import free_port
+from tests.support.deployments import record_live_deployment
 from tests.support.paths import REPO
 from tests.support.prompts import demo_invert, load_invert, shipped
 from tests.support.server import AppServer
@@ -265,24 +266,6 @@ def test_export_writes_the_locustfile_and_runs_nothing(server: AppServer, runner
     assert f"/api/apps/{demo}/versions/1/runs" in source and "'think_min_s': 2.0" in source
     assert "COMFY_PUBLISHER_API_KEY" in source and key_of(runner) not in source and server.url not in source
     assert len(server_runs(http, admin, demo)) == before
-
-
-def record_live_deployment(server: AppServer, slug: str, url: str) -> None:
-    """What a deploy records once Modal answered (Modal's cloud cannot be reached from here)."""
-    from db import crud_apps, crud_deployments
-    from db.models import DeploymentStatus
-    from db.session import create_db_engine, make_session_factory
-
-    engine = create_db_engine(f"sqlite:///{server.data_dir / 'publisher.db'}")
-    with make_session_factory(engine)() as session:
-        app = crud_apps.get_app(session, slug=slug)
-        assert app is not None
-        version = crud_apps.get_version(session, app_id=app.id, number=None)
-        deployment = crud_deployments.create_deployment(session, app_id=app.id, version_id=version.id,
-                                                        provider="modal", settings={}, app_name=f"cp-{slug}")
-        crud_deployments.finish_deployment(session, deployment_id=deployment.id, status=DeploymentStatus.LIVE.value,
-                                           url=url)
-    engine.dispose()
 
 
 def test_modal_target_needs_a_live_deployment_and_goes_to_its_recorded_url(

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from runtimes.modal.host.settings import GPU_PRICES
+from tests.support.deployments import record_live_deployment
 from tests.support.prompts import shipped
 from tests.support.server import AppServer
 
@@ -60,6 +61,11 @@ def test_prices_are_read_replaced_and_reset_by_admins(server: AppServer, http: h
                         json={"settings": {"gpu": "T4", "min_containers": 2}}).json()
     assert preview["cost"]["warm_pool_hourly_usd"] == 3.0
     assert "($1.50/h per container)" in preview["files"]["modal_app.py"]
+    record_live_deployment(server, slug, "http://127.0.0.1:9", settings={"gpu": "T4", "min_containers": 2})
+    (listed,) = http.get(f"/api/apps/{slug}/deployments", headers=admin).json()
+    assert listed["cost"]["warm_pool_hourly_usd"] == 3.0  # a deployment's cost: the table in force too
+    switched = http.put(f"/api/apps/{slug}/runtime", headers=admin, json={"runtime": "modal"})
+    assert switched.status_code == 200 and switched.json()["deployment"]["cost"] == listed["cost"], switched.text
     # Bad tables are refused with what to fix, and the file in force stays.
     for body, says in (({"usd_per_hour": {"GTX-1080": 1}}, "GTX-1080"), ({"usd_per_hour": {"L4": 0}}, "above 0"),
                        ({"usd_per_hour": {"L4": "cheap"}}, "L4")):
