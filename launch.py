@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     data_dir = args.data_dir.expanduser().resolve()
     db_url = args.db or f"sqlite:///{data_dir / 'publisher.db'}"
-    if args.command == "plan":  # a computation only: no data dir, no database
+    if args.command == "plan":  # a computation only: no database; the data dir is only read (its GPU prices)
         return cli.run_command(args, db_url)
     if args.command:
         data_dir.mkdir(parents=True, exist_ok=True)
