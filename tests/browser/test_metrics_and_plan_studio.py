@@ -151,6 +151,7 @@ def edit_price(page: Any, gpu: str, price: str) -> None:
 
 
 def test_the_deploy_tabs_gpu_prices_are_editable_with_their_date(server: AppServer, browser: Any,
+                                                                demo: tuple[str, dict[str, str]],
                                                                 tmp_path: Path) -> None:
     today = dt.date.today().isoformat()
     saved = server.data_dir / "gpu_prices.json"
@@ -160,6 +161,9 @@ def test_the_deploy_tabs_gpu_prices_are_editable_with_their_date(server: AppServ
     page.wait_for_selector("#deploy-cost :text('built-in, checked')", timeout=20_000)
     assert "$0.80/h" in page.inner_text("#deploy-cost")  # the form's L4, at the built-in price
     page.click("#deploy-plan >> text=Plan: cost vs latency")
+    # The app's measured exec time fills the field when the app is chosen: wait for it, or it could land after
+    # the exec time typed below and plan another workload.
+    page.wait_for_selector("#plan-history :text('succeeded run(s)')", timeout=20_000)
     builtin_cost = plan_cost_per_min(page, "built-in, checked")
     page.click("#deploy-prices >> text=GPU prices (USD per hour)")
     page.wait_for_selector("#prices-info :text('Built-in prices')", timeout=10_000)
