@@ -62,14 +62,11 @@ def run_loadtest(args: argparse.Namespace) -> int:
 
 def _options(args: argparse.Namespace) -> Any:
     from app.loadtest.options import LoadTestOptions
+    from runtimes.planner.autoscaler import parse_think
 
     if args.out is not None and (args.users is None or args.duration is None):
         raise ValueError("a load test needs --users N and --duration SECONDS")
-    low, sep, high = args.think.partition("-")
-    try:
-        think = (float(low), float(high)) if sep else (float(low), float(low))
-    except ValueError:
-        raise ValueError(f"--think takes MIN-MAX seconds, e.g. 1-5 (got '{args.think[:40]}')") from None
+    think = parse_think(args.think)
     # An export runs nothing: users and duration only fill the command it suggests.
     users, duration = args.users or 10, args.duration or 60.0
     return LoadTestOptions(slug=args.slug, users=users, spawn_rate=args.spawn_rate, duration_s=duration,

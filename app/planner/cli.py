@@ -53,11 +53,11 @@ def add_plan_command(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_plan(args: argparse.Namespace) -> int:
-    from runtimes.planner.autoscaler import Deployment, Traffic, simulate
+    from runtimes.planner.autoscaler import Deployment, Traffic, parse_think, simulate
 
     try:
         table = _price_table(args) if args.gpu or args.prices else None
-        think_min, think_max = _think(args.think)
+        think_min, think_max = parse_think(args.think)
         steps = tuple(_step(text) for text in args.step)
         price = table.price(args.gpu) if table and args.gpu else args.gpu_price
         deployment = Deployment(exec_s=args.exec_s, overhead_s=args.overhead_s, cold_start_s=args.cold_start_s,
@@ -102,14 +102,6 @@ def _price_table(args: argparse.Namespace) -> Any:
                              '"2026-11-30", "source": "my invoice", "usd_per_hour": {"A10": 1.0}})')
         return prices.load(args.prices)
     return prices.in_force(args.data_dir.expanduser())
-
-
-def _think(text: str) -> tuple[float, float]:
-    low, sep, high = text.partition("-")
-    try:
-        return (float(low), float(high)) if sep else (float(low), float(low))
-    except ValueError:
-        raise ValueError(f"--think takes MIN-MAX seconds, e.g. 1-5 (got '{text}')") from None
 
 
 def _step(text: str) -> tuple[float, int]:

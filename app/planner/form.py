@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from runtimes.modal.host.settings import SCALEDOWN_RANGE
-from runtimes.planner.autoscaler import Traffic
+from runtimes.planner.autoscaler import Traffic, parse_think
 from runtimes.planner.sweep import MAX_INPUTS_LIMIT, MIN_CONTAINERS_LIMIT, Grid, Workload
 
 MAX_USERS = 500  # the UI's sweep stays around a second
@@ -70,9 +70,8 @@ def parse(form: PlanForm, prices: Mapping[str, float]) -> tuple[Workload, Grid]:
                             "(e.g. H100=1.2)")
         else:
             exec_by_gpu[gpu] = value
-    low, sep, high = form.think.partition("-")
     try:
-        think = (float(low), float(high) if sep else float(low))
+        think = parse_think(form.think)
         if not 0 <= think[0] <= think[1]:
             raise ValueError
     except ValueError:

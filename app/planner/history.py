@@ -3,7 +3,6 @@ run, as the runs recorded it)."""
 
 from __future__ import annotations
 
-import math
 import statistics
 from dataclasses import dataclass
 
@@ -11,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from db import crud_apps, crud_runs
 from runtimes.contract import RunStatus
+from runtimes.planner.autoscaler import nearest_rank
 
 RECENT_RUNS = 50  # the latest runs tell the app as it is now (a new version, a warmer engine)
 
@@ -35,5 +35,4 @@ def measured_exec(session: Session, *, slug: str, limit: int = RECENT_RUNS) -> M
                                                                    status=RunStatus.SUCCEEDED, limit=limit))
     if not ordered:
         return None
-    p95 = ordered[min(len(ordered) - 1, math.ceil(0.95 * len(ordered)) - 1)]  # nearest rank
-    return MeasuredExec(runs=len(ordered), p50_s=statistics.median(ordered), p95_s=p95)
+    return MeasuredExec(runs=len(ordered), p50_s=statistics.median(ordered), p95_s=nearest_rank(ordered, 0.95))

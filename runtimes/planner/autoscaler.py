@@ -29,6 +29,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+def parse_think(text: str, flag: str = "--think") -> tuple[float, float]:
+    """Think time as people type it: "MIN-MAX" seconds, or one number for both (the plan and loadtest CLIs, the
+    Deploy tab's plan). Whether MIN <= MAX is Traffic's (or the caller's) check."""
+    low, sep, high = text.partition("-")
+    try:
+        return (float(low), float(high)) if sep else (float(low), float(low))
+    except ValueError:
+        raise ValueError(f"{flag} takes MIN-MAX seconds, e.g. 1-5 (got '{text[:40]}')") from None
+
+
+def nearest_rank(ordered: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..1) of sorted values (0 for none)."""
+    if not ordered:
+        return 0.0
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
 @dataclass(frozen=True)
 class Traffic:
     """Closed-loop users: `users` after an optional linear ramp, changed at times by `steps` ((t, users), ...)."""
@@ -306,7 +323,7 @@ class _Simulation:
         lat = sorted(self.latencies)
         return Plan(
             p50_s=statistics.median(lat) if lat else 0.0,
-            p95_s=_percentile(lat, 0.95),
+            p95_s=nearest_rank(lat, 0.95),
             cost_per_min=per_min * seconds / self.duration,
             peak_containers=self.peak,
             first_request_s=max(self.first_latency.values(), default=0.0),
@@ -317,9 +334,3 @@ class _Simulation:
             latencies=self.latencies,
         )
 
-
-def _percentile(ordered: list[float], q: float) -> float:
-    """Nearest-rank percentile of sorted values (0 for none)."""
-    if not ordered:
-        return 0.0
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
