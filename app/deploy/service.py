@@ -30,7 +30,7 @@ from runtimes.modal.host import deploy as modal_deploy
 from runtimes.modal.host.generate import HF_SECRET_NAME, Bundle, generate, modal_names
 from runtimes.modal.host.runner import RemoteRuns, RemoteTarget
 from runtimes.modal.host.settings import DeploySettings
-from runtimes.planner.prices import in_force_or_builtin
+from runtimes.planner.prices import PriceTable, in_force_or_builtin
 
 log = logging.getLogger(__name__)
 PROVIDER = "modal"
@@ -47,6 +47,7 @@ class Plan:
     version: AppVersion
     settings: DeploySettings
     bundle: Bundle
+    prices: PriceTable  # the GPU prices in force when planned (the generated file's comment, the preview's cost)
 
 
 def endpoint_key_of(master_key: bytes, slug: str) -> str:
@@ -64,6 +65,10 @@ class DeploymentService:
         self.remote = remote
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._listeners: dict[int, set[asyncio.Queue[str | None]]] = {}
+
+    def gpu_prices(self) -> PriceTable:
+        """The GPU prices in force: the data dir's table, or the built-in one while that file is broken."""
+        return in_force_or_builtin(self.data_dir)[0]
 
     def endpoint_key(self, slug: str) -> str:
         return endpoint_key_of(self._master, slug)
@@ -84,10 +89,10 @@ class DeploymentService:
             if found is None:
                 raise DeployPlanError(f"App '{slug}' has no version {version}.")
             session.expunge_all()
-        prices, _problem = in_force_or_builtin(self.data_dir)  # for the generated file's comment on the price
+        prices = self.gpu_prices()
         bundle = generate(AppSpec.from_dict(found.spec), settings, slug=slug, version=found.number, title=app.name,
                           gpu_prices=prices.usd_per_hour)
-        return Plan(app, found, settings, bundle)
+        return Plan(app, found, settings, bundle, prices)
 
     async def start(self, plan: Plan) -> Deployment:
         """Preflight (fails within seconds, recording nothing), then record and deploy in the background."""

@@ -24,7 +24,6 @@ from db.models import AppVersion, Deployment
 from runtimes.modal.host.deploy import DeployError, credentials_present
 from runtimes.modal.host.packs import BundleInputError
 from runtimes.modal.host.settings import DeploySettings, DeploySettingsError, settings_schema
-from runtimes.planner.prices import in_force_or_builtin
 
 router = APIRouter(tags=["deployments"], responses=error_responses(400, 401, 403, 404, 409, 413, 422, 503))
 
@@ -81,7 +80,7 @@ def _plan(services: ServicesDep, slug: str, body: DeployRequest) -> Plan:
 
 def _prices(services: Services) -> Mapping[str, float]:
     """The GPU prices in force (the data dir's table; the built-in one while that file is broken)."""
-    return in_force_or_builtin(services.settings.data_dir)[0].usd_per_hour
+    return services.deployments.gpu_prices().usd_per_hour
 
 
 def _out(session: Session, deployment: Deployment, slug: str, prices: Mapping[str, float], *,
@@ -95,7 +94,7 @@ def _out(session: Session, deployment: Deployment, slug: str, prices: Mapping[st
 def deploy_settings(services: ServicesDep, _: AdminDep) -> dict[str, Any]:
     """Every deploy setting: type, default, limits, one-line help and cost note; GPU prices in force (see
     /api/deploy/prices); whether Modal credentials are configured on this server."""
-    table, _problem = in_force_or_builtin(services.settings.data_dir)
+    table = services.deployments.gpu_prices()
     return {**settings_schema(), "gpu_prices_usd_per_hour": dict(table.usd_per_hour),
             "gpu_prices_checked": table.describe(), "credentials": credentials_present(),
             "credentials_help": "Modal's usual config: `modal token new` (~/.modal.toml) or MODAL_TOKEN_ID and "
@@ -106,9 +105,8 @@ def deploy_settings(services: ServicesDep, _: AdminDep) -> dict[str, Any]:
 async def preview(slug: str, body: DeployRequest, services: ServicesDep, _: AdminDep) -> dict[str, Any]:
     """The files a deploy would ship (modal_app.py, app_spec.json) and the cost of the settings; deploys nothing."""
     plan = await asyncio.to_thread(_plan, services, slug, body)
-    table, _problem = await asyncio.to_thread(in_force_or_builtin, services.settings.data_dir)
     return {"version": plan.version.number, "settings": plan.settings.to_dict(),
-            "cost": plan.settings.cost(table.usd_per_hour),
+            "cost": plan.settings.cost(plan.prices.usd_per_hour),
             "files": plan.bundle.files, "warnings": plan.bundle.warnings, "app_name": plan.bundle.app_name}
 
 
