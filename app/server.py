@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from app.assets.store import AssetStore
 from app.auth import web as web_auth
 from app.auth.secrets import derive_secret, load_or_create_master_key, webhook_secret
 from app.body_limit import BodyLimit, BodyLimits
@@ -83,7 +84,8 @@ def create_app(settings: Settings, engines: EngineStatus, share: ShareLink | Non
     services = Services(settings=settings, sessions=sessions, engines=engines, catalog=catalog, runs=runs_service,
                         deployments=deployments, apps=AppChanges(), share=share or ShareLink(),
                         models=ModelFetches(engines.models_dir(), engines.manager.settings.comfyui_url),
-                        packs=NodePacks(engines.manager.settings, engines.manager), metrics=live)
+                        packs=NodePacks(engines.manager.settings, engines.manager), metrics=live,
+                        assets=AssetStore(settings.data_dir))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

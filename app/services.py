@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.assets.store import AssetStore
 from app.deploy.service import DeploymentService
 from app.engines import EngineStatus
 from app.metrics import Metrics
@@ -68,6 +69,7 @@ class Services:
     models: ModelFetches
     packs: NodePacks  # custom node packs of the managed engines
     metrics: Metrics  # the live metrics (GET /metrics, the studio's Metrics tab)
+    assets: AssetStore  # the Comfy API v2's assets: uploads by content, outputs
 
     async def db(self, work: Callable[..., T], /, *args: Any) -> T:
         """`work(session, *args)` in a worker thread; the session is closed (its connection given back) there."""

@@ -83,6 +83,9 @@ class App(Base):
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="", server_default="")
     public: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The server's own app of ad-hoc workflows (the Comfy API v2's POST /api/v2/jobs): its runs are ordinary runs,
+    # but it is no published app (never listed, never served as a form).
+    internal: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     # Set when unpublished: the app stops answering but its runs stay; publishing the slug again clears it.
@@ -108,6 +111,8 @@ class ApiKey(Base):
     prefix: Mapped[str] = mapped_column(String(16), index=True)  # the token's first characters, for lists
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 hex of the token; never the token
     admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # May run any API-format workflow on the engines (the Comfy API v2's POST /api/v2/jobs); admin keys always may.
+    workflows: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column()
     last_used_at: Mapped[datetime | None] = mapped_column()
@@ -159,6 +164,25 @@ class Artifact(Base):
     mime: Mapped[str] = mapped_column(String(100))
     size: Mapped[int] = mapped_column(BigInteger)  # bytes; videos can pass the 2 GiB of a 32-bit INTEGER
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Asset(Base):
+    """A file known to the Comfy API v2: an upload (its bytes in a content-addressed blob, shared by every asset of
+    the same hash) or a run's output (its artifact's file)."""
+
+    __tablename__ = "assets"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # a UUID, as the v2 contract says
+    hash: Mapped[str | None] = mapped_column(String(80), index=True)  # "blake3:<hex>"; None until computed (outputs)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    content_type: Mapped[str] = mapped_column(String(100))
+    file_path: Mapped[str | None] = mapped_column(String(255), index=True)  # the name the client gave it
+    path: Mapped[str] = mapped_column(String(1024))  # relative to the data dir: "assets/ab/<hex>", "outputs/..."
+    api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id", ondelete="SET NULL"), index=True)
+    job_id: Mapped[str | None] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    artifact_id: Mapped[int | None] = mapped_column(ForeignKey("artifacts.id", ondelete="CASCADE"), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(index=True)
 
 
 class DeploymentStatus(StrEnum):

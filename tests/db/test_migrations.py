@@ -12,7 +12,7 @@ from db.models import Base
 from db.session import create_db_engine, make_session_factory
 from tests.db.factories import publish
 
-TABLES = {"apps", "app_versions", "runs", "artifacts", "api_keys", "deployments"}
+TABLES = {"apps", "app_versions", "runs", "artifacts", "api_keys", "deployments", "assets"}
 
 
 def test_upgrade_from_empty_creates_exactly_the_models(db_url: str) -> None:
@@ -28,7 +28,7 @@ def test_upgrade_from_empty_creates_exactly_the_models(db_url: str) -> None:
             }
             diff = compare_metadata(MigrationContext.configure(conn, opts=opts), Base.metadata)
             head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-            assert MigrationContext.configure(conn).get_current_revision() == head == "0003"
+            assert MigrationContext.configure(conn).get_current_revision() == head == "0004"
     finally:
         engine.dispose()
     assert diff == []
@@ -67,7 +67,7 @@ def test_upgrade_again_keeps_data_and_version(migrated_url: str) -> None:
         upgrade_to_head(migrated_url)
         upgrade_to_head(migrated_url)
         with make_session_factory(engine)() as session:
-            assert session.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0003"]
+            assert session.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0004"]
             app = crud_apps.get_app(session, slug="kept")
             assert app is not None
             assert [v.number for v in crud_apps.list_versions(session, app_id=app.id)] == [1]

@@ -1,0 +1,1 @@
+"""The Comfy API v2's assets: uploads stored once per content (blake3), and run outputs, both by UUID."""
