@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
+from app.v2 import errors as v2_errors
 from publisher.quoting import cut
 from runtimes.contract import QueueFullError
 from runtimes.inputs import InputProblems
@@ -139,7 +140,9 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": ErrorOut, "description": _MEANING[code]} for code in codes}
 
 
-def _answer(exc: AppError) -> JSONResponse:
+def _answer(exc: AppError, request: Request | None = None) -> JSONResponse:
+    if request is not None and v2_errors.is_v2(request):  # a Comfy API v2 surface: its own envelope
+        return v2_errors.from_http(exc.status_code, exc.detail, exc.headers)
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 
@@ -152,34 +155,44 @@ def _problem(error: dict[str, Any]) -> dict[str, Any]:
 def install_error_handlers(app: FastAPI) -> None:
     """Domain errors -> HTTP answers, for every route."""
 
-    async def app_error(_: Request, exc: Exception) -> JSONResponse:
+    async def app_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, AppError)
-        return _answer(exc)
+        return _answer(exc, request)
 
-    async def input_problems(_: Request, exc: Exception) -> JSONResponse:
+    async def input_problems(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, InputProblems)
-        return _answer(invalid_inputs(exc.problems))
+        return _answer(invalid_inputs(exc.problems), request)
 
-    async def queue_full(_: Request, exc: Exception) -> JSONResponse:
+    async def queue_full(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, QueueFullError)
-        return JSONResponse({"detail": str(exc)}, status_code=429,
-                            headers={"Retry-After": str(int(exc.retry_after + 0.999))})
+        retry_after = int(exc.retry_after + 0.999)
+        if v2_errors.is_v2(request):
+            return v2_errors.answer(v2_errors.V2Error("queue_full", str(exc), retry_after=retry_after))
+        return JSONResponse({"detail": str(exc)}, status_code=429, headers={"Retry-After": str(retry_after)})
 
-    async def invalid_request(_: Request, exc: Exception) -> JSONResponse:
+    async def invalid_request(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         problems = [_problem(error) for error in exc.errors()]
-        return _answer(Unprocessable("The request does not fit this endpoint: see each problem's loc", problems))
+        return _answer(Unprocessable("The request does not fit this endpoint: see each problem's loc", problems),
+                       request)
 
-    async def http_error(_: Request, exc: Exception) -> JSONResponse:
+    async def v2_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, v2_errors.V2Error)
+        return v2_errors.answer(exc)
+
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
         # Starlette's own answers (404 no such route, 405 method, 413 body too large): the same shape.
         assert isinstance(exc, HTTPException)
         detail = exc.detail if isinstance(exc.detail, str | dict) else str(exc.detail)
         if exc.status_code == 400 and detail == "There was an error parsing the body":  # FastAPI's JSON parse
             detail = (_TOO_DEEP if isinstance(exc.__cause__, RecursionError) else
                       f"The body cannot be read as JSON ({type(exc.__cause__).__name__}): send UTF-8 JSON.")
+        if v2_errors.is_v2(request):
+            return v2_errors.from_http(exc.status_code, detail, exc.headers)
         return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
 
     app.add_exception_handler(AppError, app_error)
+    app.add_exception_handler(v2_errors.V2Error, v2_error)
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(InputProblems, input_problems)
