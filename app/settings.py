@@ -40,6 +40,10 @@ class Settings:
     metrics_open: bool = False  # GET /metrics without an admin key (a scraper on a trusted network)
     editor_origins: tuple[str, ...] = ()  # other ComfyUI editors whose Publish… may send drafts (app.editor.origins)
     self_url: str | None = None  # this server as a client on this machine reaches it (the studio's load tests)
+    # Retention (--keep-outputs / --keep-inputs DAYS): a run's output files, and its uploaded inputs, are removed
+    # this long after it was created, and its record says so. None: kept until deleted.
+    keep_outputs_days: float | None = None
+    keep_inputs_days: float | None = None
 
     @property
     def image_limits(self) -> ImageLimits:

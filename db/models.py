@@ -150,6 +150,8 @@ class Run(Base):
     progress: Mapped[dict[str, Any] | None] = mapped_column(NullableJSON)  # {node, value, max}
     # {type, message, node_id, node_type, input, details}
     error: Mapped[dict[str, Any] | None] = mapped_column(NullableJSON)
+    # When retention (--keep-outputs / --keep-inputs) removed its files: {"outputs": iso time, "inputs": iso time}.
+    files_removed: Mapped[dict[str, Any] | None] = mapped_column(NullableJSON)
 
 
 class Artifact(Base):

@@ -1,5 +1,5 @@
-"""The Comfy API v2: assets (uploads and outputs), the server's internal app of ad-hoc workflows, and keys that may
-run any workflow.
+"""The Comfy API v2: assets (uploads and outputs), the server's internal app of ad-hoc workflows, keys that may run
+any workflow; and when retention removed a run's files.
 
 Revision ID: 0004
 Revises: 0003
@@ -24,6 +24,8 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("internal", sa.Boolean(), server_default=sa.false(), nullable=False))
     with op.batch_alter_table("api_keys", schema=None) as batch_op:
         batch_op.add_column(sa.Column("workflows", sa.Boolean(), server_default=sa.false(), nullable=False))
+    with op.batch_alter_table("runs", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("files_removed", sa.JSON(), nullable=True))
     op.create_table(
         "assets",
         sa.Column("id", sa.String(length=36), nullable=False),
@@ -52,6 +54,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("assets")
+    with op.batch_alter_table("runs", schema=None) as batch_op:
+        batch_op.drop_column("files_removed")
     with op.batch_alter_table("api_keys", schema=None) as batch_op:
         batch_op.drop_column("workflows")
     with op.batch_alter_table("apps", schema=None) as batch_op:
