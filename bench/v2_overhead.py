@@ -31,13 +31,14 @@ import tempfile
 import time
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from bench.client_overhead import DEFAULT_ENGINE_HOME, PNG_MAGIC, WORKFLOW, Prompts, Side
-from bench.service import RESULTS_DIR, AppProcess, CpuWindow, busy_warning, finish, progress
+from bench.service import RESULTS_DIR, AppProcess, CpuWindow, busy_warning, cpu_seconds, finish, progress
 from runtimes.engine.manager import EngineManager, EngineSettings
 from runtimes.engine.process import free_port
 
@@ -70,6 +71,7 @@ class BarePolling:
 
     def __init__(self, engine_url: str) -> None:
         self.http = httpx.AsyncClient(base_url=engine_url, timeout=30.0, trust_env=False)
+        self.polls = 0
 
     async def request(self, prompt: dict[str, Any]) -> bytes:
         prompt_id = uuid.uuid4().hex
@@ -79,6 +81,7 @@ class BarePolling:
             raise Failed(f"bare: POST /prompt answered {sent.status_code}: {sent.text[:300]}")
 
         async def read() -> dict[str, Any]:
+            self.polls += 1
             return (await self.http.get(f"/history/{prompt_id}")).json()
 
         history = await poll(read, lambda answer: prompt_id in answer, "bare: no history")
@@ -107,6 +110,7 @@ class V2Client:
                                       headers={"Authorization": f"Bearer {token}"})
         self.last_job: dict[str, Any] = {}
         self.early_expired = 0  # polls that said "expired" seconds after submission (see _ended)
+        self.polls = 0
 
     def _ended(self, job: dict[str, Any]) -> bool:
         # "expired" means past retention (hours): seconds after submission it is comfy-api-proxy 0.1.6 reading
@@ -135,6 +139,7 @@ class V2Client:
         url = (job.get("urls") or {}).get("self") or f"/api/v2/jobs/{job['id']}"
 
         async def read() -> dict[str, Any]:
+            self.polls += 1
             answer = await self.http.get(url)
             answer.raise_for_status()
             return answer.json()
@@ -162,6 +167,7 @@ class TypedClient:
         self.http = httpx.AsyncClient(base_url=base_url, timeout=30.0, trust_env=False,
                                       headers={"Authorization": f"Bearer {key}"})
         self.path = f"/api/apps/{slug}/versions/{version}/runs"
+        self.polls = 0
 
     async def request(self, prompt: dict[str, Any]) -> bytes:
         color = prompt["1"]["inputs"]["color"]  # the same work on the engine as the other sides
@@ -171,6 +177,7 @@ class TypedClient:
         run = queued.json()
 
         async def read() -> dict[str, Any]:
+            self.polls += 1
             answer = await self.http.get(run["urls"]["self"])
             answer.raise_for_status()
             return answer.json()
@@ -250,13 +257,29 @@ class ProxyProcess:
                 self.process.wait()
 
 
-def order_of(sides: list[Side], round_no: int) -> list[Side]:
+def order_of(sides: list[Measured], round_no: int) -> list[Measured]:
     """The round's order: rotated each round, so each side takes each place equally (drift hits all alike)."""
     shift = round_no % len(sides)
     return sides[shift:] + sides[:shift]
 
 
-async def timed(side: Side, prompt: dict[str, Any], record: bool) -> None:
+@dataclass
+class Measured(Side):
+    """A side with what its requests cost besides time: the polls they made, the CPU of the server answering."""
+
+    client: Any = None  # the client object (its `polls` counter)
+    server_pid: int | None = None  # the process between this client and the engine (None: bare)
+    polls: int = 0
+    server_cpu_s: float = 0.0
+
+    def summary(self) -> dict[str, float]:
+        runs = len(self.latencies_ms)
+        return {**super().summary(), "polls_per_run": self.polls / runs,
+                **({"server_cpu_ms_per_run": self.server_cpu_s * 1000 / runs} if self.server_pid else {})}
+
+
+async def timed(side: Measured, prompt: dict[str, Any], record: bool) -> None:
+    polls, cpu = side.client.polls, cpu_seconds(side.server_pid) if side.server_pid else 0.0
     started = time.perf_counter()
     data = await side.request(prompt)
     elapsed = time.perf_counter() - started
@@ -265,6 +288,9 @@ async def timed(side: Side, prompt: dict[str, Any], record: bool) -> None:
     if record:
         side.latencies_ms.append(elapsed * 1000)
         side.busy_s += elapsed
+        side.polls += side.client.polls - polls
+        if side.server_pid:  # /proc counts in clock ticks (10 ms): exact over many runs, not per run
+            side.server_cpu_s += cpu_seconds(side.server_pid) - cpu
 
 
 async def measure(engine_url: str, proxy_url: str, app_url: str, token: str, key: str, slug: str, runs: int,
@@ -281,15 +307,17 @@ async def measure(engine_url: str, proxy_url: str, app_url: str, token: str, key
     published = (app_info.get("latest") or {}).get("workflow") or json.loads(WORKFLOW.read_text())
     skipped: dict[str, str] = {}
     try:
-        sides = [Side("bare", bare.request), Side("proxy", proxy.request)]
+        server_pid = pids["server"]
+        sides = [Measured("bare", bare.request, client=bare),
+                 Measured("proxy", proxy.request, client=proxy, server_pid=pids["proxy"])]
         for client, request in ((ours, ours.request), (app_v2, app_workflow_request(app_v2, published))):
             reason = await client.served()
             if reason is None:
-                sides.append(Side(client.name, request))
+                sides.append(Measured(client.name, request, client=client, server_pid=server_pid))
             else:
                 skipped[client.name] = reason
                 progress(f"skipping {client.name}: {reason}")
-        sides.append(Side("typed", typed.request))
+        sides.append(Measured("typed", typed.request, client=typed, server_pid=server_pid))
         for side in sides:  # warm-up: connections, the engine's first-run costs, the servers' caches
             for _ in range(warmup):
                 await timed(side, prompts.next(), record=False)
@@ -314,12 +342,15 @@ async def measure(engine_url: str, proxy_url: str, app_url: str, token: str, key
 
 
 def print_table(result: dict[str, Any]) -> None:
-    print(f"{'side':<8}{'n':>6}{'p50 ms':>10}{'p95 ms':>10}{'mean ms':>10}{'x p50':>8}{'+p50 ms':>9}{'+mean ms':>10}")
+    print(f"{'side':<8}{'n':>6}{'p50 ms':>10}{'p95 ms':>10}{'mean ms':>10}{'x p50':>8}{'+p50 ms':>9}{'+mean ms':>10}"
+          f"{'polls/run':>11}{'server CPU ms/run':>19}")
     for name, s in result["sides"].items():
         v = result["vs_bare"].get(name)
         extra = (f"{v['ratio_p50']:>8.2f}{v['added_p50_ms']:>+9.2f}{v['added_mean_ms']:>+10.2f}" if v
                  else f"{'':>8}{'':>9}{'':>10}")
-        print(f"{name:<8}{s['n']:>6}{s['p50_ms']:>10.2f}{s['p95_ms']:>10.2f}{s['mean_ms']:>10.2f}{extra}")
+        cpu = f"{s['server_cpu_ms_per_run']:>19.2f}" if "server_cpu_ms_per_run" in s else f"{'':>19}"
+        print(f"{name:<8}{s['n']:>6}{s['p50_ms']:>10.2f}{s['p95_ms']:>10.2f}{s['mean_ms']:>10.2f}{extra}"
+              f"{s['polls_per_run']:>11.1f}{cpu}")
     for name, reason in result["skipped"].items():
         print(f"{name:<8} skipped: {reason}")
     versus = result["vs_bare"]

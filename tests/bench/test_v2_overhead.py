@@ -26,8 +26,11 @@ def test_a_short_run_measures_every_side_and_goes_through_the_proxy(tmp_path: Pa
 
     sides = result["sides"]
     assert list(sides)[:2] == ["bare", "proxy"] and "typed" in sides
-    for summary in sides.values():
+    for name, summary in sides.items():
         assert summary["n"] == RUNS and 0 < summary["p50_ms"] <= summary["p95_ms"]
+        assert summary["polls_per_run"] >= 0
+        # The CPU of what stands between the client and the engine: nothing for bare.
+        assert ("server_cpu_ms_per_run" in summary) == (name != "bare")
     assert set(result["vs_bare"]) == set(sides) - {"bare"}
     for versus in result["vs_bare"].values():
         assert set(versus) == {"ratio_p50", "ratio_p95", "ratio_mean", "added_p50_ms", "added_p95_ms",
