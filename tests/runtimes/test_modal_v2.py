@@ -10,7 +10,7 @@ import copy
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -226,6 +226,8 @@ def test_state_is_shared_by_the_deployments_endpoint_containers(client: Comfy, d
         content = other.get(f"/api/v2/assets/{job.outputs[0].id}/content")
         assert content.status_code == 200 and image_of(content.content).getpixel((0, 0)) == INVERTED
         assert valid(wire.Asset, other.get(f"/api/v2/assets/{asset.id}"), 200)["file_path"] == "shared.png"
+        in_use = other.delete(f"/api/v2/assets/{job.outputs[0].id}")  # an output, while its job is kept
+        assert valid(wire.ErrorEnvelope, in_use, 409)["error"]["code"] == "asset_in_use"
 
 
 def test_a_changed_unpublished_input_is_refused_naming_node_and_input(client: Comfy, http: httpx.Client) -> None:
@@ -307,15 +309,30 @@ def test_uploads_are_checked_and_served_with_ranges(http: httpx.Client) -> None:
     assert http.delete(f"/api/v2/assets/{asset['id']}").status_code == 404
 
 
-async def test_an_upload_over_the_limit_is_refused(deployment: Deployment) -> None:
-    endpoint = create_endpoint(deployment.spec, LocalJobs(_never), key=KEY, max_upload_bytes=1024)
+async def test_an_upload_over_the_limit_is_refused() -> None:
+    endpoint = create_endpoint(scale_app(), LocalJobs(_never), key=KEY, max_upload_bytes=1024)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=endpoint), base_url="http://deployment",
                                  headers=AUTH) as http:
-        big = png((9, 9, 9), size=64) + b"\0" * 2048
-        answer = await http.post("/api/v2/assets", files={"file": ("big.png", big, "image/png")},
-                                 data={"content_type": "image/png", "file_path": "big.png"})
-        assert answer.status_code == 413 and answer.json()["error"]["code"] == "payload_too_large"
-        wire.ErrorEnvelope.model_validate(answer.json())
+        fields = {"content_type": "image/png", "file_path": "big.png"}
+        for padding in (2048, 100_000):  # a file over the limit; a body past it, read no further
+            form = {"files": {"file": ("big.png", png((9, 9, 9), size=64) + b"\0" * padding, "image/png")},
+                    "data": fields}
+            declared = await http.post("/api/v2/assets", **form)
+            assert declared.status_code == 413 and "1024 bytes" in declared.json()["error"]["message"]
+            wire.ErrorEnvelope.model_validate(declared.json())
+            request = httpx.Request("POST", "http://deployment/api/v2/assets", **form)
+            body = request.read()
+
+            async def chunked(body: bytes = body) -> AsyncIterator[bytes]:  # no Content-Length: counted as it comes
+                for start in range(0, len(body), 4096):
+                    yield body[start:start + 4096]
+
+            undeclared = await http.post("/api/v2/assets", content=chunked(),
+                                         headers={"Content-Type": request.headers["Content-Type"]})
+            assert undeclared.status_code == 413 and undeclared.json()["error"]["code"] == "payload_too_large"
+        small = await http.post("/api/v2/assets", files={"file": ("s.png", png((1, 1, 1), size=2), "image/png")},
+                                data=fields)
+        assert small.status_code == 201, small.text
 
 
 async def _never(payload: dict[str, Any]) -> dict[str, Any]:

@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 EVENTS_POLL_S = 0.25
 KEEPALIVE_S = 15.0
 MAX_FILE_PATH = 255
+FORM_OVERHEAD = 64 * 1024  # an upload's form fields and part headers, besides the file
 
 
 class V2Error(Exception):
@@ -153,11 +154,11 @@ def _routes(spec: AppSpec, jobs: Jobs, assets: AssetStore, records: JobStore) ->
 
     @routes.post("/assets")
     async def upload(request: Request) -> JSONResponse:
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > assets.max_bytes + 64 * 1024:
-            raise _too_large(assets.max_bytes)
         try:
-            form = await request.form(max_files=1, max_fields=32)
+            bounded = await _bounded(request, assets.max_bytes + FORM_OVERHEAD)
+            form = await bounded.form(max_files=1, max_fields=32)
+        except V2Error:
+            raise
         except Exception as exc:  # a body that is not multipart/form-data
             raise V2Error("invalid_request", f"send multipart/form-data with 'file', 'content_type' and "
                                              f"'file_path' ({exc})") from None
@@ -372,6 +373,31 @@ def _node_errors(spec: AppSpec, problems: list[dict[str, Any]]) -> dict[str, lis
     return found
 
 
+async def _bounded(request: Request, limit: int) -> Request:
+    """The request with its body read, refused as soon as it passes `limit` bytes (declared or not): nothing
+    larger is spooled to disk or held in memory."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit - FORM_OVERHEAD)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit - FORM_OVERHEAD)
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    sent = False
+
+    async def replay() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return Request(request.scope, replay)
+
+
 async def _json_object(request: Request) -> dict[str, Any]:
     try:
         body = await request.json()
@@ -425,7 +451,8 @@ def _expires_in(value: Any) -> float:
 
 
 def _too_large(max_bytes: int) -> V2Error:
-    return V2Error("payload_too_large", f"The file is larger than this deployment accepts ({max_bytes // 2**20} MiB).")
+    size = f"{max_bytes / 2**20:g} MiB" if max_bytes >= 2**20 else f"{max_bytes} bytes"
+    return V2Error("payload_too_large", f"The file is larger than this deployment accepts ({size}).")
 
 
 def _content_url(request: Request, record: AssetRecord) -> str:
