@@ -272,6 +272,17 @@ def test_each_refusal_answers_in_the_envelope(deployment: Deployment, http: http
     assert http.head(f"/api/v2/assets/by-hash/{hash_miss}").status_code == 404
     body = valid(wire.ErrorEnvelope, http.post("/api/v2/assets/from-hash", json={"hash": hash_miss}), 404)
     assert body["error"]["code"] == "blob_not_found"
+    malformed = http.post("/api/v2/assets/from-hash", json={"hash": "md5:abc"})
+    assert valid(wire.ErrorEnvelope, malformed, 404)["error"]["code"] == "blob_not_found"
+    # What JSON allows and the answer could not carry: refused, never a server error.
+    nan = http.post("/api/v2/jobs", content=json.dumps({"workflow": WORKFLOW}).replace("1.0", "NaN"),
+                    headers={"Content-Type": "application/json"})
+    assert "NaN" in valid(wire.ErrorEnvelope, nan, 422)["error"]["message"]
+    surrogate = http.post("/api/v2/assets/from-hash", content=b'{"hash": "%s", "file_path": "a\\ud800.png"}'
+                          % hash_miss.encode(), headers={"Content-Type": "application/json"})
+    assert valid(wire.ErrorEnvelope, surrogate, 422)["error"]["code"] == "invalid_request"
+    not_json = http.post("/api/v2/jobs", content=b"{", headers={"Content-Type": "application/json"})
+    assert valid(wire.ErrorEnvelope, not_json, 422)["error"]["code"] == "invalid_request"
 
 
 def test_idempotency_keys_are_single_use(client: Comfy, http: httpx.Client) -> None:
@@ -297,6 +308,11 @@ def test_uploads_are_checked_and_served_with_ranges(http: httpx.Client) -> None:
     part = http.get(f"/api/v2/assets/{asset['id']}/content", headers={"Range": "bytes=0-7"})
     assert part.status_code == 206 and part.content == data[:8]
     assert part.headers["content-range"] == f"bytes 0-7/{len(data)}"
+    named = valid(wire.Asset, http.post("/api/v2/assets", files={"file": ("été.png", data, "image/png")},
+                                        data={"content_type": "image/png", "file_path": "été \"1\".png"}), 200)
+    assert named["created_new"] is False  # the same bytes: one blob, a second asset
+    disposition = http.get(f"/api/v2/assets/{named['id']}/content").headers["content-disposition"]
+    assert disposition == "inline; filename=\"_t_ _1_.png\"; filename*=UTF-8''%C3%A9t%C3%A9%20%221%22.png"
     assert http.get(f"/api/v2/assets/{asset['id']}/content", headers={"Range": "bytes=9999-"}).status_code == 416
     mismatch = http.post("/api/v2/assets", files=files, data=form | {"expected_hash": "blake3:" + "1" * 64})
     assert valid(wire.ErrorEnvelope, mismatch, 409)["error"]["code"] == "hash_mismatch"

@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
 import time
+import urllib.parse
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
@@ -57,6 +59,10 @@ MAX_FILE_PATH = 255
 FORM_OVERHEAD = 64 * 1024  # an upload's form fields and part headers, besides the file
 
 
+# The contract documents 422 for a request it cannot take (a validation failure); 400 is in no operation's answers.
+STATUS_OF = {**v2wire.STATUS_OF, "invalid_request": 422}
+
+
 class V2Error(Exception):
     """An error answered in the v2 envelope, with the contract's code (and its status unless given)."""
 
@@ -64,7 +70,7 @@ class V2Error(Exception):
                  status: int | None = None) -> None:
         super().__init__(message)
         self.code, self.message, self.details = code, message, details
-        self.status = status or v2wire.STATUS_OF.get(code, 400)
+        self.status = status or STATUS_OF.get(code, 422)
 
 
 def install_v2(api: FastAPI, spec: AppSpec, jobs: Jobs, assets: AssetStore, records: JobStore, *,
@@ -188,9 +194,10 @@ def _routes(spec: AppSpec, jobs: Jobs, assets: AssetStore, records: JobStore) ->
     async def from_hash(request: Request) -> JSONResponse:
         body = await _json_object(request)
         hash = body.get("hash")
-        if not isinstance(hash, str) or hex_of(hash) is None:
-            raise V2Error("invalid_request", "'hash' must be a blake3 hash written blake3:<64 hex digits>")
-        file_path = _file_path(str(body["file_path"])) if body.get("file_path") is not None else None
+        if not isinstance(hash, str) or hex_of(hash) is None:  # a hash of no blob: the contract's miss
+            raise V2Error("blob_not_found", f"No stored bytes with hash {quote(hash)}: hashes are written "
+                                            "blake3:<64 hex digits>; upload the file (POST /api/v2/assets).")
+        file_path = _file_path(str(body["file_path"])) if body.get("file_path") else None
         minted = await assets.mint(hash, file_path=file_path,
                                    expires_at=time.time() + _expires_in(body.get("expires_in")))
         if minted is None:
@@ -400,12 +407,21 @@ async def _bounded(request: Request, limit: int) -> Request:
 
 async def _json_object(request: Request) -> dict[str, Any]:
     try:
-        body = await request.json()
-    except ValueError:
-        raise V2Error("invalid_request", "the body is not valid JSON") from None
+        body = json.loads(await request.body(), parse_constant=_no_constant)
+    except ValueError as exc:
+        raise V2Error("invalid_request", f"the body is not valid JSON: {exc}") from None
+    try:
+        json.dumps(body, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        raise V2Error("invalid_request", "the body has text that is not Unicode (a lone surrogate \\ud800-\\udfff "
+                                         "escape): send UTF-8 text") from None
     if not isinstance(body, dict):
         raise V2Error("invalid_request", "the body must be a JSON object")
     return body
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number: send a finite number")
 
 
 async def _asset_record(assets: AssetStore, asset_id: str) -> AssetRecord:
@@ -418,11 +434,10 @@ async def _asset_record(assets: AssetStore, asset_id: str) -> AssetRecord:
 def _file_path(value: str) -> str:
     """A name to find the upload by, never a path on disk here: a plain relative name, no control characters."""
     name = value.strip()
-    if not name or len(name) > MAX_FILE_PATH or any(ord(c) < 32 for c in name) or name.startswith(("/", "\\")) \
-            or ".." in name.replace("\\", "/").split("/"):
+    if not name or len(name) > MAX_FILE_PATH or any(ord(c) < 32 or 0xD800 <= ord(c) <= 0xDFFF for c in name) \
+            or name.startswith(("/", "\\")) or ".." in name.replace("\\", "/").split("/"):
         raise V2Error("invalid_request", f"file_path {quote(value)} is not a usable file name: send a relative name "
-                                         f"such as photo.png (at most {MAX_FILE_PATH} characters, no '..')",
-                      status=422)
+                                         f"such as photo.png (at most {MAX_FILE_PATH} characters, no '..')")
     return name
 
 
@@ -432,7 +447,7 @@ def _image_type(file_path: str, data: bytes, max_bytes: int) -> str:
         name, _ = check_image("file", file_path, data, ImageLimits(max_bytes=max_bytes))
     except InputProblems as exc:
         raise V2Error("invalid_request", f"{exc.problems[0]['message']}: a deployment's inputs are images",
-                      details={"problems": exc.problems}, status=422) from None
+                      details={"problems": exc.problems}) from None
     ext = name.rsplit(".", 1)[-1]
     return {"jpg": "image/jpeg"}.get(ext, f"image/{ext}")
 
@@ -445,8 +460,7 @@ def _expires_in(value: Any) -> float:
     except (TypeError, ValueError):
         seconds = -1
     if not 60 <= seconds <= 604800:
-        raise V2Error("invalid_request", f"expires_in {quote(value)} must be whole seconds from 60 to 604800",
-                      status=422)
+        raise V2Error("invalid_request", f"expires_in {quote(value)} must be whole seconds from 60 to 604800")
     return float(seconds)
 
 
@@ -468,7 +482,7 @@ def _asset(request: Request, record: AssetRecord, *, created_new: bool | None = 
 
 
 def _ranged(data: bytes, record: AssetRecord, header: str | None) -> Response:
-    headers = {"Accept-Ranges": "bytes", "Content-Disposition": f'inline; filename="{_safe(record.file_path)}"'}
+    headers = {"Accept-Ranges": "bytes", "Content-Disposition": _disposition(record.file_path)}
     if not header:
         return Response(data, media_type=record.content_type, headers=headers)
     unit, _, spec = header.partition("=")
@@ -489,8 +503,11 @@ def _ranged(data: bytes, record: AssetRecord, header: str | None) -> Response:
     return Response(data[start:end + 1], status_code=206, media_type=record.content_type, headers=headers)
 
 
-def _safe(name: str | None) -> str:
-    return "".join(c for c in (name or "file").rsplit("/", 1)[-1] if c.isprintable() and c not in '"\\') or "file"
+def _disposition(file_path: str | None) -> str:
+    """`inline` with the file's name: an ASCII fallback, and the exact name percent-encoded (RFC 6266)."""
+    name = (file_path or "file").rsplit("/", 1)[-1]
+    fallback = "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in name)
+    return f"inline; filename=\"{fallback}\"; filename*=UTF-8''{urllib.parse.quote(name, safe='')}"
 
 
 def _install_errors(api: FastAPI) -> None:
@@ -499,23 +516,30 @@ def _install_errors(api: FastAPI) -> None:
 
     async def on_v2_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, V2Error)
-        return JSONResponse(v2wire.error_body(exc.code, exc.message, exc.details), status_code=exc.status)
+        return _envelope(v2wire.error_body(exc.code, exc.message, exc.details), exc.status)
 
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         if not request.url.path.startswith(v2wire.API_PREFIX + "/"):
             return await http_exception_handler(request, exc)
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-        return JSONResponse(v2wire.error_body(v2wire.CODE_OF.get(exc.status_code, "invalid_request"), detail),
-                            status_code=exc.status_code, headers=exc.headers)
+        return _envelope(v2wire.error_body(v2wire.CODE_OF.get(exc.status_code, "invalid_request"), detail),
+                         exc.status_code, exc.headers)
 
     async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         if not request.url.path.startswith(v2wire.API_PREFIX + "/"):
             return await request_validation_exception_handler(request, exc)
-        return JSONResponse(v2wire.error_body("invalid_request", "The request does not fit this route.",
-                                              {"errors": [dict(e) for e in exc.errors()]}), status_code=422)
+        errors = [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()]
+        return _envelope(v2wire.error_body("invalid_request", "The request does not fit this route.",
+                                           {"errors": errors}), 422)
 
     api.add_exception_handler(V2Error, on_v2_error)
     api.add_exception_handler(StarletteHTTPException, on_http)
     api.add_exception_handler(RequestValidationError, on_validation)
+
+
+def _envelope(body: dict[str, Any], status: int, headers: Mapping[str, str] | None = None) -> Response:
+    """ASCII JSON: an error may quote what the caller sent, whatever it was."""
+    return Response(json.dumps(body, ensure_ascii=True, default=str), status_code=status, headers=headers,
+                    media_type="application/json")
