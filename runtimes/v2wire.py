@@ -18,13 +18,14 @@ JOB_STATUSES = ("queued", "running", "succeeded", "canceling", "canceled", "fail
 TERMINAL_STATUSES = frozenset({"succeeded", "canceled", "failed", "expired"})
 OUTPUT_TYPES = frozenset({"image", "video", "audio", "text", "file", "latent"})
 
-# The contract's HTTP status for each error code it names (ErrorEnvelope in spec/openapi.yaml).
+# The contract's HTTP status for each error code it names (ErrorEnvelope in spec/openapi.yaml; upstream_error is
+# the '500' response every operation lists).
 STATUS_OF = {
     "invalid_workflow": 422, "workflow_format_ui": 422, "missing_asset": 422, "idempotency_key_reuse": 422,
     "deployment_stopped": 422, "hash_mismatch": 409, "asset_in_use": 409, "blob_not_found": 404, "not_found": 404,
     "queue_full": 429, "rate_limited": 429, "deployment_not_ready": 429, "too_many_streams": 429,
     "insufficient_credits": 402, "unauthorized": 401, "forbidden": 403, "not_implemented": 501,
-    "upstream_error": 502, "payload_too_large": 413, "invalid_request": 400,
+    "upstream_error": 500, "payload_too_large": 413, "invalid_request": 400,
 }
 # The code of a plain HTTP status, for errors raised by code shared with other surfaces (auth, routing).
 CODE_OF = {400: "invalid_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "not_found",

@@ -351,6 +351,33 @@ async def test_an_upload_over_the_limit_is_refused() -> None:
         assert small.status_code == 201, small.text
 
 
+class _ModalUnreachable:
+    """The Modal edge when Modal does not answer (it cannot be made to fail here for real)."""
+
+    async def spawn(self, payload: dict[str, Any]) -> str:
+        raise ConnectionError("Could not connect to the Modal server.")
+
+    async def result(self, call_id: str) -> dict[str, Any] | None:
+        raise AssertionError("no job was created")
+
+    async def cancel(self, call_id: str) -> None:
+        raise AssertionError("no job was created")
+
+
+async def test_a_job_modal_cannot_take_is_an_upstream_error_and_frees_its_key() -> None:
+    endpoint = create_endpoint(scale_app(), _ModalUnreachable(), key=KEY)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=endpoint), base_url="http://deployment",
+                                 headers=AUTH) as http:
+        await http.post("/api/v2/assets", files={"file": ("in.png", png(COLOR), "image/png")},
+                        data={"content_type": "image/png", "file_path": "in.png"})
+        graph = copy.deepcopy(WORKFLOW)
+        graph["1"]["inputs"]["image"] = "in.png"
+        for _ in range(2):  # the key is released: the retry is not refused as a reuse
+            answer = await http.post("/api/v2/jobs", json={"workflow": graph}, headers={"Idempotency-Key": "k1"})
+            assert answer.status_code == 500 and answer.json()["error"]["code"] == "upstream_error"
+            assert "Modal" not in answer.text  # a generic message: the cause goes to the log only
+
+
 async def _never(payload: dict[str, Any]) -> dict[str, Any]:
     raise AssertionError("no run expected")
 

@@ -118,16 +118,17 @@ def _routes(spec: AppSpec, jobs: Jobs, assets: AssetStore, records: JobStore) ->
         if key and not await records.claim_key(key, now=now):
             raise V2Error("idempotency_key_reuse", f"Idempotency-Key {quote(key)} was used before: it is single-use. "
                                                    "Poll the job it created, or send a new key.")
-        job_id = str(uuid.uuid4())
+        job = {"id": str(uuid.uuid4()), "call_id": None, "workflow": workflow, "created_at": now,
+               "expires_at": now + JOB_RETENTION_S, "cancel_requested": False, "final": None}
+        await records.save(job)  # recorded before any work starts
         try:
-            call_id = await jobs.spawn({"run_id": job_id, "inputs": inputs})
+            job["call_id"] = await jobs.spawn({"run_id": job["id"], "inputs": inputs})
         except Exception:
-            log.exception("spawning job %s failed", job_id)
+            log.exception("spawning job %s failed", job["id"])
+            await records.delete(job["id"])
             if key:
                 await records.release_key(key)
             raise V2Error("upstream_error", "The deployment could not start the job; try again.") from None
-        job = {"id": job_id, "call_id": call_id, "workflow": workflow, "created_at": now,
-               "expires_at": now + JOB_RETENTION_S, "cancel_requested": False, "final": None}
         await records.save(job)
         return await view.body(request, job)
 
@@ -146,7 +147,8 @@ def _routes(spec: AppSpec, jobs: Jobs, assets: AssetStore, records: JobStore) ->
         if job["final"] is None:
             job["cancel_requested"] = True
             await records.save(job)
-            await jobs.cancel(job["call_id"])
+            if job["call_id"] is not None:
+                await jobs.cancel(job["call_id"])
             job = await view.settle(job)
         return await view.body(request, job)
 
@@ -243,7 +245,7 @@ class _JobView:
         return job
 
     async def settle(self, job: dict[str, Any]) -> dict[str, Any]:
-        if job["final"] is not None:
+        if job["final"] is not None or job["call_id"] is None:  # done, or still being handed to a worker
             return job
         result = await self.jobs.result(job["call_id"])
         if result is None:

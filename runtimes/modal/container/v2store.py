@@ -216,6 +216,9 @@ class JobStore:
     async def save(self, job: dict[str, Any]) -> None:
         await self.kv.put(f"job:{job['id']}", job, expires_at=job["expires_at"])
 
+    async def delete(self, job_id: str) -> None:
+        await self.kv.delete(f"job:{job_id}")
+
     async def claim_key(self, key: str, *, now: float) -> bool:
         """Idempotency-Key: single use. False when it was presented before (within 24 h)."""
         return await self.kv.put(f"idempotency:{key}", True, expires_at=now + IDEMPOTENCY_S, if_absent=True)
