@@ -177,9 +177,12 @@ def _value_problems(spec: AppSpec, published: Workflow, values: Mapping[str, Any
                 problems.append(_problem(published, item, value, f"is not a usable asset reference: {why}", None))
         else:
             to_check[item.name] = value
+    checked = [i for i in spec.inputs if i.name in to_check]
+    # Only the nodes the values go to: apply_values copies the workflow it is given, and only judges here.
+    bound = Workflow(nodes={i.node: published.nodes[i.node] for i in checked})
     try:
         # A fixed generator: a seed of -1 is drawn here only to be judged, never used.
-        apply_values(published, spec.inputs, to_check, rng=random.Random(0))
+        apply_values(bound, checked, to_check, rng=random.Random(0))
     except InputValuesError as exc:
         by_name = {i.name: i for i in spec.inputs}
         for error in exc.errors:

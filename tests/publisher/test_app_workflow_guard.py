@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from publisher import AppSpec, NodeCatalog, WorkflowFormatError, build_app_spec, load_any_workflow
+from publisher import AppSpec, NodeCatalog, WorkflowFormatError, apply_values, build_app_spec, load_any_workflow
 from publisher.app_workflow_guard import AppWorkflowError, GuardProblem, app_values_from_workflow
 from tests.publisher.helpers import shipped_workflow
 from tests.support.prompts import demo_invert, node_of
@@ -63,6 +63,21 @@ def test_changed_inputs_come_back_by_name_and_titles_may_differ(txt2img: AppSpec
     workflow["3"]["inputs"]["cfg"] = 8.0  # the app's 8, written as a float
     values = app_values_from_workflow(txt2img, workflow)
     assert values == {"prompt": "a red fox", "seed": 7, "width": 640, "sampler_name": "ddim"}
+
+
+def test_the_values_applied_to_the_app_give_the_graph_that_was_sent(txt2img: AppSpec) -> None:
+    workflow = sent(txt2img)
+    workflow["6"]["inputs"]["text"] = "a lighthouse at dusk"
+    workflow["3"]["inputs"].update(seed=99, sampler_name="ddim")
+    workflow["3"]["_meta"] = {"title": "renamed"}
+    values = app_values_from_workflow(txt2img, workflow)
+    applied = apply_values(txt2img.loaded_workflow, txt2img.inputs, values).prompt
+
+    def without_meta(graph: dict[str, Any]) -> dict[str, Any]:
+        return {node: {k: v for k, v in body.items() if k != "_meta"} for node, body in graph.items()}
+
+    assert without_meta(applied) == without_meta(workflow)
+    assert applied["3"]["_meta"] == txt2img.workflow["3"]["_meta"]  # the app's own title runs
 
 
 def test_int_node_ids_and_links_are_read_as_the_engine_reads_them(txt2img: AppSpec) -> None:
