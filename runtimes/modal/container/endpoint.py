@@ -6,7 +6,8 @@ for the one app version baked into the image.
     GET  /api/runs/{id}       status: queued | succeeded | failed | timed_out | cancelled (+ outputs, error)
     GET  /api/runs/{id}/outputs/{index}   an output file
     POST /api/runs/{id}/cancel
-    GET  /api/app             the app's inputs;  GET /health  (no key)
+    GET  /api/app             the app's inputs and workflow;  GET /health  (no key)
+    /api/v2/...               the Comfy API v2 (runtimes/modal/container/v2.py)
 Every /api route needs `Authorization: Bearer <key>` (the key lives in a modal.Secret).
 """
 
@@ -23,14 +24,19 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
 from fastapi.responses import JSONResponse, Response
 
 from publisher import AppSpec
-from runtimes.inputs import InputProblems, check_values, split_json_inputs
+from runtimes.inputs import DEFAULT_MAX_UPLOAD_BYTES, InputProblems, check_values, split_json_inputs
 from runtimes.modal.container.jobs import Jobs
+from runtimes.modal.container.v2 import install_v2
+from runtimes.modal.container.v2store import KV, AssetStore, JobStore, MemoryKV
 
 SYNC_WAIT_S = 60.0
 POLL_S = 0.25
 
 
-def create_endpoint(spec: AppSpec, jobs: Jobs, *, key: str, title: str = "Comfy Publisher deployment") -> FastAPI:
+def create_endpoint(spec: AppSpec, jobs: Jobs, *, key: str, title: str = "Comfy Publisher deployment",
+                    state: KV | None = None, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES) -> FastAPI:
+    """`state`: where v2 assets and jobs live, shared by the deployment's endpoint containers (a modal.Dict);
+    by default this process's memory (the endpoint served locally)."""
     if not key:
         raise ValueError("the endpoint key is empty: set COMFY_PUBLISHER_ENDPOINT_KEY in the deployment's Secret")
     api = FastAPI(title=title)
@@ -50,7 +56,8 @@ def create_endpoint(spec: AppSpec, jobs: Jobs, *, key: str, title: str = "Comfy 
     @routes.get("/app")
     async def app_info() -> dict[str, Any]:
         return {"inputs": [i.schema() for i in spec.inputs], "outputs": [o.node for o in spec.outputs],
-                "timeout_s": spec.timeout_s}
+                "timeout_s": spec.timeout_s,
+                "workflow": spec.workflow}  # what a Comfy API v2 client sends, its published inputs changed
 
     async def submit(request: Request) -> dict[str, Any]:
         try:
@@ -102,6 +109,8 @@ def create_endpoint(spec: AppSpec, jobs: Jobs, *, key: str, title: str = "Comfy 
         return {"id": call_id, "status": "cancelling"} if result is None else _public(call_id, result)
 
     api.include_router(routes)
+    kv = state if state is not None else MemoryKV()
+    install_v2(api, spec, jobs, AssetStore(kv, max_bytes=max_upload_bytes), JobStore(kv), authorized=authorized)
     return api
 
 
