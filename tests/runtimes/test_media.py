@@ -9,9 +9,11 @@ import io
 import pytest
 from PIL import Image
 
+from publisher import AppInput, AppOutput, AppSpec
 from runtimes.inputs import ImageLimits, InputProblems, check_upload, decode_upload
 from runtimes.media import describe_content, largest_upload_bytes, max_bytes_for, sniff_audio, sniff_video
 from runtimes.media_types import mime_of
+from runtimes.modal.wire import request_from_payload
 from tests.support.media import gif_bytes, wav_bytes
 
 MP4 = b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2avc1mp41" + b"\0" * 64
@@ -89,3 +91,17 @@ def test_what_content_it_is_reads_the_bytes() -> None:
 ])
 def test_output_content_types_are_mapped_explicitly(name: str, mime: str) -> None:
     assert mime_of(name) == mime
+
+
+def test_a_deployment_decodes_video_and_sound_by_their_content_too() -> None:
+    spec = AppSpec(workflow={"1": {"class_type": "LoadVideo", "inputs": {"file": "clip.mp4"}},
+                             "2": {"class_type": "LoadAudio", "inputs": {"audio": "voice.wav"}}},
+                   outputs=(AppOutput("1", "video", "Video"),),
+                   inputs=(AppInput(node="1", input="file", type="video", name="clip"),
+                           AppInput(node="2", input="audio", type="audio", name="voice")))
+    request = request_from_payload(spec, "d" * 32, {"clip": base64.b64encode(WEBM).decode(),
+                                                    "voice": base64.b64encode(FLAC).decode()})
+    assert request.uploads == {"clip": ("upload.webm", WEBM), "voice": ("upload.flac", FLAC)}
+    with pytest.raises(InputProblems, match="its content is a flac sound"):
+        request_from_payload(spec, "e" * 32, {"clip": base64.b64encode(FLAC).decode()})
+    assert request_from_payload(spec, "f" * 32, {"clip": "clip.mp4"}).values == {"clip": "clip.mp4"}  # its own file
