@@ -17,6 +17,7 @@ from PIL import Image, UnidentifiedImageError
 from publisher import AppSpec, InputValueError, InputValuesError, apply_values
 from publisher.apply import FILE_TYPES
 from publisher.quoting import quote
+from runtimes.files import safe_filename
 from runtimes.media import (
     AUDIO_FORMATS,
     UPLOAD_KINDS,
@@ -90,7 +91,7 @@ def check_upload(name: str, kind: str, filename: str, data: bytes, limits: Image
             return _check_media(name, "audio", filename, data, limits, sniff_audio, AUDIO_FORMATS)
         case _:  # any bytes: the node that reads it knows what it wants; only the size is ours to check
             _check_size(name, "file", filename, data, limits)
-            return filename, data
+            return safe_filename(filename, "upload"), data
 
 
 def _check_media(name: str, kind: str, filename: str, data: bytes, limits: ImageLimits,
@@ -121,7 +122,10 @@ def _mib(size: int) -> str:
 
 
 def _stem(filename: str) -> str:
-    return filename.rsplit(".", 1)[0] if "." in filename else filename
+    """The caller's name for a file, as the engine's folder may hold it: its last segment, safe characters, room
+    left for the extension of what it really is."""
+    base = filename.replace("\\", "/").rsplit("/", 1)[-1]
+    return safe_filename(base.rsplit(".", 1)[0] if "." in base else base, "upload")[:100]
 
 
 def check_image(name: str, filename: str, data: bytes, limits: ImageLimits = ImageLimits()) -> tuple[str, bytes]:

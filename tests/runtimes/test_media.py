@@ -50,6 +50,8 @@ def test_an_upload_is_stored_under_the_extension_of_what_it_is_not_what_it_was_c
     assert check_upload("clip", "video", "holiday.txt", WEBM) == ("holiday.webm", WEBM)
     assert check_upload("voice", "audio", "voice.mp4", FLAC) == ("voice.flac", FLAC)
     assert check_upload("doc", "file", "notes.bin", b"anything") == ("notes.bin", b"anything")
+    assert check_upload("doc", "file", "../../etc/passwd", b"x") == ("passwd", b"x")  # never a path
+    assert check_upload("voice", "audio", "C:\\Users\\me\\my voice.txt", FLAC)[0] == "my_voice.flac"
     assert decode_upload("clip", "video", "data:video/mp4;base64," + base64.b64encode(MOV).decode()) == \
         ("upload.mov", MOV)
 
