@@ -1,9 +1,8 @@
 """A submission's inputs, from a JSON body (files as base64), a multipart form (files as file parts) or Python
-values (the generated forms, the studio), checked against the app version's inputs before anything is queued: every
-problem raises InputProblems naming the input. The file checks (by kind: image, mask, video, audio, file) and the
-value checks are runtimes.inputs', the same a
-deployment's endpoint uses; a file input's value is checked there too (an upload of this run or the app's own
-file), whichever way it came."""
+values (the generated forms, the studio), checked against the app version's inputs before anything is queued:
+every problem raises InputProblems naming the input. The file checks (by kind: image, mask, video, audio, file) and
+the value checks are runtimes.inputs', the same a deployment's endpoint uses; a file input's value is checked there
+too (an upload of this run or the app's own file), whichever way it came."""
 
 from __future__ import annotations
 
