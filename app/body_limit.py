@@ -14,6 +14,8 @@ from typing import Any
 
 from starlette.exceptions import HTTPException
 
+from runtimes.media import largest_upload_bytes
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -59,11 +61,13 @@ class BodyLimits:
 
     @classmethod
     def of(cls, max_upload_bytes: int) -> BodyLimits:
-        """Caps derived from the largest upload: a run's JSON body carries its images as base64 (4/3 of their
-        size), a multipart body carries them as they are; a workflow has its own floor."""
-        json_run = -(-max_upload_bytes * 4 // 3) + _SLACK
-        multipart = max_upload_bytes + _SLACK
-        workflow = max(_WORKFLOW_FLOOR, json_run)
+        """Caps derived from the largest upload (a video may be larger than an image: runtimes.media): a run's
+        JSON body carries its files as base64 (4/3 of their size), a multipart body carries them as they are; a
+        workflow has its own floor."""
+        largest = largest_upload_bytes(max_upload_bytes)
+        json_run = -(-largest * 4 // 3) + _SLACK
+        multipart = largest + _SLACK
+        workflow = max(_WORKFLOW_FLOOR, -(-max_upload_bytes * 4 // 3) + _SLACK)
         return cls(json_run=Cap(json_run, "a run's JSON body (images as base64 included)"),
                    multipart=Cap(multipart, "a multipart body (the files included)"),
                    workflow=Cap(workflow, "a workflow body (analyze, publish)"),

@@ -49,6 +49,7 @@ from app.studio.page import STUDIO_CSS, build_studio
 from app.studio.share import ShareLink
 from db.migrate import upgrade_to_head
 from db.session import create_db_engine, make_session_factory
+from runtimes.media import largest_upload_bytes
 from runtimes.modal.host.runner import RemoteRuns
 from runtimes.pool import WorkerPool
 
@@ -145,7 +146,8 @@ def _mount_ui(app: FastAPI, services: Services, master_key: bytes) -> None:
     settings.outputs_dir.mkdir(parents=True, exist_ok=True)
     settings.test_runs_dir.mkdir(parents=True, exist_ok=True)
     settings.loadtests_dir.mkdir(parents=True, exist_ok=True)
-    mount(app, build_studio(services), "/studio", max_file_size=settings.max_upload_bytes, css=CSS + STUDIO_CSS,
+    mount(app, build_studio(services), "/studio", max_file_size=largest_upload_bytes(settings.max_upload_bytes),
+          css=CSS + STUDIO_CSS,
           allowed_paths=[str(settings.outputs_dir), str(settings.test_runs_dir), str(settings.loadtests_dir)])
     forms = FormMounts(app, services, auth=auth, visibility=visibility)
     forms.mount_all()

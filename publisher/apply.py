@@ -10,7 +10,7 @@ Value rules (the same for the form and the REST API):
   publisher chose otherwise; a stored spec without the field reads as the default).
 - choice: exactly one of the choices; an empty choice list (for example model
   files a fresh engine does not have yet) is left to the engine to check.
-- image / video / audio / file: an engine file name (``subfolder/name`` from an upload); absolute
+- image / mask / video / audio / file: an engine file name (``subfolder/name`` from an upload); absolute
   paths and ``..`` are rejected.
 - seed: a missing value (or None) draws a fresh seed when ``randomize`` is on; ``-1`` always draws
   one. Draws stay within the schema range and at most 2**53-1, so a browser client (JS numbers)
@@ -36,9 +36,9 @@ from .candidates import CandidateInput
 from .quoting import quote
 from .workflow import Workflow, is_link
 
-BindingType = Literal["text", "int", "float", "bool", "choice", "seed", "image", "video", "audio", "file"]
+BindingType = Literal["text", "int", "float", "bool", "choice", "seed", "image", "mask", "video", "audio", "file"]
 BINDING_TYPES: frozenset[str] = frozenset(get_args(BindingType))
-FILE_TYPES = frozenset({"image", "video", "audio", "file"})
+FILE_TYPES = frozenset({"image", "mask", "video", "audio", "file"})
 
 SEED_MAX = 0xFFFFFFFFFFFFFFFF  # the engine's own seed maximum
 SEED_DRAW_MAX = 2**53 - 1  # largest integer a JSON number keeps exactly in JavaScript

@@ -9,7 +9,7 @@ Every literal (non-link) input of every node is a candidate. Some are *suggested
   at 0 or above), typed "seed" with ``randomize`` on;
 - ``steps``, ``cfg``, ``denoise``; ``width``/``height``/``batch_size`` of nodes that create a
   latent or image from nothing (EmptyLatentImage, EmptyImage...);
-- upload inputs such as LoadImage ``image`` (typed "image", or "video"/"audio"/"file");
+- upload inputs such as LoadImage ``image`` (typed "image", or "video"/"audio"/"file"; LoadImageMask's "mask");
 - checkpoint and LoRA choices (``ckpt_name``, ``lora_name``) and the LoRA strengths.
 
 Node-title convention: a node whose ``_meta.title`` starts with ``$`` (e.g. ``$Style``) has all
@@ -32,7 +32,7 @@ from .app_mode import AppModeInput, UiMarkings
 from .node_schema import WIDGET_TYPES, InputSpec, NodeCatalog, NodeSchema
 from .workflow import Workflow, is_link
 
-CandidateType = Literal["text", "int", "float", "bool", "choice", "seed", "image", "video", "audio", "file"]
+CandidateType = Literal["text", "int", "float", "bool", "choice", "seed", "image", "mask", "video", "audio", "file"]
 
 TITLE_MARK = "$"
 
@@ -256,7 +256,7 @@ def _suggestion(
         return f"node title starts with '{TITLE_MARK}'"
     if ctype == "seed":
         return "random seed; a new one is drawn for each run unless given"
-    if ctype in ("image", "video", "audio", "file"):
+    if ctype in ("image", "mask", "video", "audio", "file"):
         return f"{ctype} upload"
     if creates_image and spec.name in _SIZE_INPUTS and ctype == "int":
         return _SIZE_INPUTS[spec.name]
@@ -315,6 +315,8 @@ def _node_candidates(
         ctype = candidate_type(spec)
         if ctype is None:
             continue
+        if ctype == "image" and schema is not None and "MASK" in schema.outputs and "IMAGE" not in schema.outputs:
+            ctype = "mask"  # LoadImageMask: the engine reads one channel of the file as the mask (a mask editor)
         prompt = prompts.get((node_id, spec.name))
         tool = _marker_tool(workflow.class_type(node_id), spec.name)
         reason = _suggestion(spec, ctype, schema, creates_image, prompt, marked, tool)

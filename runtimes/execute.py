@@ -7,7 +7,6 @@ serverless container next to its own engine.
 from __future__ import annotations
 
 import asyncio
-import mimetypes
 from typing import Any
 
 from publisher import (
@@ -44,22 +43,13 @@ from runtimes.contract import (
     run_error,
 )
 from runtimes.files import safe_filename
+from runtimes.media_types import OCTET_STREAM, mime_of
 from runtimes.outputs_metadata import strip_metadata
 
 # How long to wait for the engine to really stop a prompt we gave up on (it finishes the current
 # sampler step first) before the caller may hand the engine its next run.
 STOP_GRACE_S = 30.0
 
-# Types mimetypes does not know on every platform.
-_EXTRA_MIME = {
-    ".webp": "image/webp",
-    ".webm": "video/webm",
-    ".mp4": "video/mp4",
-    ".flac": "audio/flac",
-    ".opus": "audio/opus",
-    ".mp3": "audio/mpeg",
-    ".glb": "model/gltf-binary",
-}
 # The key a node's history output lists files under, when the file name says nothing.
 _KIND_BY_HISTORY_KEY: dict[str, OutputFileKind] = {
     "images": "image",
@@ -148,7 +138,7 @@ def _published(outputs: list[OutputFile], output_nodes: tuple[str, ...]) -> list
 
 
 def _run_output(output: OutputFile, data: bytes, keep_metadata: bool) -> RunOutput:
-    mime = _mime(output.filename)
+    mime = mime_of(output.filename)
     if not keep_metadata:  # here, where the app's engines and a deployment's containers both pass
         data = strip_metadata(data, mime)
     major = mime.split("/", 1)[0]
@@ -156,13 +146,8 @@ def _run_output(output: OutputFile, data: bytes, keep_metadata: bool) -> RunOutp
     if major in ("image", "video", "audio"):
         kind = major  # type: ignore[assignment]
     else:
-        kind = _KIND_BY_HISTORY_KEY.get(output.kind, "file") if mime == "application/octet-stream" else "file"
+        kind = _KIND_BY_HISTORY_KEY.get(output.kind, "file") if mime == OCTET_STREAM else "file"
     return RunOutput(node_id=output.node_id, filename=output.filename, kind=kind, mime=mime, data=data)
-
-
-def _mime(filename: str) -> str:
-    suffix = "." + filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
-    return _EXTRA_MIME.get(suffix) or mimetypes.guess_type(filename)[0] or "application/octet-stream"
 
 
 def error_record(exc: BaseException, request: RunRequest | None = None) -> ErrorRecord:

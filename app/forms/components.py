@@ -10,6 +10,7 @@ from typing import Any
 
 import gradio as gr
 
+from app.forms.mask import mask_upload
 from publisher import AppInput
 
 TEXT_LINE_PX = 24  # about one line of a Gradio textbox: turns App Mode's box height (pixels) into lines
@@ -76,10 +77,14 @@ def make_field(spec: AppInput, *, key: str = "") -> Field:
                                      elem_id=f"input-{spec.name}-random",
                                      **({"key": f"{key}-{spec.name}-random"} if key else {}))
             return Field(spec, number, toggle)
-        case "image" | "mask":
+        case "image":
             common.pop("info")
             return Field(spec, gr.Image(type="filepath", sources=["upload", "clipboard"],
                                         height=spec.height or IMAGE_HEIGHT_PX, **common))
+        case "mask":  # upload a mask, or an image to paint the mask on (app.forms.mask turns it into the file)
+            common.pop("info")
+            return Field(spec, gr.ImageMask(type="filepath", sources=["upload", "clipboard"], format="png",
+                                            height=spec.height or IMAGE_HEIGHT_PX, **common))
         case "video":
             common.pop("info")
             return Field(spec, gr.Video(sources=["upload"], height=spec.height, **common))
@@ -116,6 +121,10 @@ def collect(fields: list[Field], raw: list[Any]) -> tuple[dict[str, Any], dict[s
             position += 1
             if random or value is None:
                 continue
+        if field.spec.type == "mask" and isinstance(value, dict) and "layers" in value:
+            if (mask := mask_upload(value)) is not None:
+                files[field.spec.name] = mask
+            continue
         if field.spec.type in MEDIA_TYPES:
             if value:
                 path = Path(value if isinstance(value, str) else value.get("path", ""))

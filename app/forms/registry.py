@@ -16,6 +16,7 @@ from app.forms.page import build_form
 from app.services import Services
 from db import crud_apps
 from publisher import AppSpec
+from runtimes.media import largest_upload_bytes
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ class FormMounts:
     def _mount(self, slug: str, blocks: gr.Blocks) -> None:
         settings = self.services.settings
         mount(self.app, blocks, f"/apps/{slug}", allowed_paths=[str(settings.outputs_dir)],
-              max_file_size=settings.max_upload_bytes, css=CSS)
+              max_file_size=largest_upload_bytes(settings.max_upload_bytes), css=CSS)
 
     def mount_all(self) -> None:
         """Before the server starts: the app's lifespan runs each form's start-up events."""

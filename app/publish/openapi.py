@@ -11,6 +11,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, create_model
 
+from app.publish.openapi_media import file_description, is_file_input, json_schema_extra, multipart_schema
 from app.services import Services
 from db import crud_apps
 from db.models import App, AppVersion
@@ -38,14 +39,15 @@ def _field(item: AppInput) -> tuple[Any, Any]:
             annotation = Literal[tuple(item.choices)]  # type: ignore[valid-type]
         case "image" | "mask" | "video" | "audio" | "file":
             annotation = str
-            description += " (base64 or a data: URL in JSON; a file in multipart)"
+            description += file_description(item)
+            bounds = {"json_schema_extra": json_schema_extra(item)}
         case "text":
             annotation = str
             if item.max_length is not None:
                 bounds = {"max_length": item.max_length}
         case _:
             annotation = str
-    default = ... if item.required else (None if item.type in ("seed", "image") else item.default)
+    default = ... if item.required else (None if item.type == "seed" or is_file_input(item) else item.default)
     return (annotation if item.required else annotation | None,
             Field(default, title=item.label, description=description, **bounds))
 
@@ -97,11 +99,17 @@ def base_schema(app: FastAPI) -> dict[str, Any]:
 def add_app_paths(schema: dict[str, Any], app_row: App, version: AppVersion) -> None:
     """Typed request model and the run endpoints of one app version."""
     components = schema.setdefault("components", {}).setdefault("schemas", {})
-    model = request_model(app_row.slug, AppSpec.from_dict(version.spec))
+    spec = AppSpec.from_dict(version.spec)
+    model = request_model(app_row.slug, spec)
     body = model.model_json_schema(ref_template="#/components/schemas/{model}")
-    components.update(body.pop("$defs", {}))
+    defs = body.pop("$defs", {})
+    components.update(defs)
     components[model.__name__] = body
     ref = {"$ref": f"#/components/schemas/{model.__name__}"}
+    content: dict[str, Any] = {"application/json": {"schema": ref}}
+    if any(is_file_input(item) for item in spec.inputs):  # files may come as file parts
+        inputs_schema = defs.get(body["properties"]["inputs"]["$ref"].rsplit("/", 1)[-1], {})
+        content["multipart/form-data"] = multipart_schema(inputs_schema, spec.inputs)
     for suffix, summary in (("run", "run and wait for the result"), ("runs", "queue a run (202)")):
         schema["paths"][f"/api/apps/{app_row.slug}/{suffix}"] = {"post": {
             "tags": [f"app: {app_row.slug}"],
@@ -110,7 +118,7 @@ def add_app_paths(schema: dict[str, Any], app_row: App, version: AppVersion) -> 
             "operationId": f"{app_row.slug.replace('-', '_')}_{suffix}",
             "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False,
                             "schema": {"type": "string"}}],
-            "requestBody": {"required": True, "content": {"application/json": {"schema": ref}}},
+            "requestBody": {"required": True, "content": content},
             "responses": {
                 "200": _json_answer("the run, finished", "RunOut"),
                 "202": _json_answer("the run, queued or running: follow its Location", "RunOut"),

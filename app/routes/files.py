@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import mimetypes
 from pathlib import Path
 
 from fastapi import APIRouter
@@ -12,6 +11,7 @@ from fastapi.responses import FileResponse, Response
 from app.deps import ServicesDep
 from app.errors import NotFound, error_responses
 from app.runs.storage import resolve_inside
+from runtimes.media_types import mime_of
 
 router = APIRouter(tags=["files"], responses=error_responses(404, 422))
 
@@ -38,7 +38,7 @@ async def get_output(path: str, services: ServicesDep) -> Response:
     found = await asyncio.to_thread(_read_small, target)
     if found is False:
         raise NotFound("No such output file.")
-    media_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+    media_type = mime_of(target.name)
     response = FileResponse(target, media_type=media_type) if found is True else Response(found, media_type=media_type)
     # Outputs are user-influenced files on the API's origin: never let a browser run them as a page.
     response.headers["X-Content-Type-Options"] = "nosniff"

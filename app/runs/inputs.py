@@ -1,8 +1,8 @@
-"""A submission's inputs, from a JSON body (images as base64), a multipart form (images as files) or Python values
-(the generated forms, the studio), checked against the app version's inputs before anything is queued: every
-problem raises InputProblems naming the input. The image and value checks are runtimes.inputs', the same a
-deployment's endpoint uses; a file input's value is checked there too (an upload of this run or the app's own
-file), whichever way it came."""
+"""A submission's inputs, from a JSON body (files as base64), a multipart form (files as file parts) or Python
+values (the generated forms, the studio), checked against the app version's inputs before anything is queued:
+every problem raises InputProblems naming the input. The file checks (by kind: image, mask, video, audio, file) and
+the value checks are runtimes.inputs', the same a deployment's endpoint uses; a file input's value is checked there
+too (an upload of this run or the app's own file), whichever way it came."""
 
 from __future__ import annotations
 
@@ -16,17 +16,17 @@ from publisher import AppSpec
 from runtimes.inputs import (
     ImageLimits,
     InputProblems,
-    check_image,
+    check_upload,
     check_values,
-    is_image_input,
     split_json_inputs,
+    upload_kind,
 )
 
 
 @dataclass(frozen=True)
 class RunInputs:
     values: dict[str, Any]  # checked, the drawn seeds included
-    uploads: dict[str, tuple[str, bytes]]  # input name -> (file name, bytes), checked images
+    uploads: dict[str, tuple[str, bytes]]  # input name -> (file name, bytes), checked by the input's kind
     webhook: str | None
 
 
@@ -75,7 +75,7 @@ class FormFields:
 
 @dataclass(frozen=True)
 class GivenValues:
-    """Python values and image files, from a form or the studio."""
+    """Python values and files, from a form or the studio."""
 
     values: dict[str, Any]
     files: dict[str, tuple[str, bytes]]
@@ -117,15 +117,12 @@ def parse_form(spec: AppSpec, form: FormData, limits: ImageLimits) -> RunInputs:
             else:
                 problems.append({"input": "inputs", "message": "the 'inputs' form field must be a JSON object"})
         elif isinstance(value, UploadFile):
-            if not is_image_input(spec, name):
-                problems.append({"input": name, "message": "a file was sent, but this input is not an image input"})
+            if (problem := _not_a_file_input(spec, name)) is not None:
+                problems.append(problem)
                 continue
             value.file.seek(0)
-            data = value.file.read(limits.max_bytes + 1)
-            try:
-                uploads[name] = check_image(name, value.filename or "upload", data, limits)
-            except InputProblems as exc:
-                problems += exc.problems
+            data = value.file.read(limits.bytes_for(upload_kind(spec, name) or "file") + 1)
+            _check_into(uploads, problems, spec, name, value.filename or "upload", data, limits)
         else:
             values[name] = value
     return _checked(spec, values, uploads, _webhook(webhook), problems)
@@ -133,14 +130,37 @@ def parse_form(spec: AppSpec, form: FormData, limits: ImageLimits) -> RunInputs:
 
 def parse_values(spec: AppSpec, values: dict[str, Any], files: dict[str, tuple[str, bytes]],
                  limits: ImageLimits) -> RunInputs:
-    """Inputs from Python values and image files (the generated forms, the studio): the same checks as the API's."""
-    uploads, problems = {}, []
+    """Inputs from Python values and files (the generated forms, the studio): the same checks as the API's."""
+    uploads: dict[str, tuple[str, bytes]] = {}
+    problems: list[dict[str, Any]] = []
     for name, (filename, data) in files.items():
-        try:
-            uploads[name] = check_image(name, filename, data, limits)
-        except InputProblems as exc:
-            problems += exc.problems
+        if (problem := _not_a_file_input(spec, name)) is not None:
+            problems.append(problem)
+        else:
+            _check_into(uploads, problems, spec, name, filename, data, limits)
     return _checked(spec, dict(values), uploads, None, problems)
+
+
+def _not_a_file_input(spec: AppSpec, name: str) -> dict[str, Any] | None:
+    if upload_kind(spec, name) is not None:
+        return None
+    item = spec.input(name)
+    if item is None:
+        files = sorted(i.name for i in spec.inputs if upload_kind(spec, i.name) is not None)
+        return {"input": name, "message": "a file was sent for an input this app does not have"
+                                          + (f"; its file inputs are {', '.join(files)}" if files else
+                                             "; it takes no files"), "allowed": files}
+    return {"input": name, "node": item.node, "node_input": item.input,
+            "message": f"a file was sent, but this is a {item.type} input, which takes a value (a form field or "
+                       "JSON), not a file; files go to image, mask, video, audio and file inputs"}
+
+
+def _check_into(uploads: dict[str, tuple[str, bytes]], problems: list[dict[str, Any]], spec: AppSpec, name: str,
+                filename: str, data: bytes, limits: ImageLimits) -> None:
+    try:
+        uploads[name] = check_upload(name, upload_kind(spec, name) or "file", filename, data, limits)
+    except InputProblems as exc:
+        problems += exc.problems
 
 
 def _webhook(value: Any) -> str | None:

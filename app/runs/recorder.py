@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import mimetypes
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +25,7 @@ from db.crud_runs import NewArtifact
 from db.models import utcnow
 from runtimes.contract import ErrorRecord, RunOutcome, RunStatus, RunUpdate, cancelled_error, run_error
 from runtimes.files import safe_filename
+from runtimes.media_types import mime_of
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ class RunRecorder:
                 filename = f"{index:02d}-{safe_filename(output.filename)}"
                 relative = f"{run_id}/{filename}"
                 write_file(self.settings.outputs_dir, relative, output.data)
-                mime = output.mime or mimetypes.guess_type(filename)[0] or "application/octet-stream"
+                mime = output.mime or mime_of(filename)
                 stored.append(NewArtifact(node_id=output.node_id, kind=output.kind, filename=filename,
                                           path=f"outputs/{relative}", mime=mime, size=len(output.data)))
         except BaseException:

@@ -13,11 +13,14 @@ import httpx
 import pytest
 from PIL import Image
 
+from runtimes.media import largest_upload_bytes
 from tests.support.prompts import shipped
 from tests.support.server import AppServer
 
-UPLOAD_MB = 1  # small caps keep the bodies of these tests small: a run's JSON may be 4/3 MiB + 1 MiB
+UPLOAD_MB = 1  # small caps keep the bodies of these tests small: a run's JSON may be 4/3 of the largest upload + 1 MiB
 MIB = 2**20
+LARGEST_UPLOAD = largest_upload_bytes(UPLOAD_MB * MIB)  # a video may be larger than an image (runtimes.media)
+OVER_RUN_CAPS = LARGEST_UPLOAD * 4 // 3 + 2 * MIB
 HUGE = 2**70  # past SQLite's signed 64-bit INTEGER
 
 
@@ -63,7 +66,7 @@ def _detail_text(response: httpx.Response) -> str:
 # --- defect 3: body caps, and no value echoed back -------------------------------------------------------
 
 def test_json_run_body_over_the_cap_is_refused_before_parsing(http: httpx.Client, demo: str) -> None:
-    body = b'{"inputs": {"color": "' + b"9" * (3 * MIB) + b'"}}'
+    body = b'{"inputs": {"color": "' + b"9" * (OVER_RUN_CAPS) + b'"}}'
     response = http.post(f"/api/apps/{demo}/runs", content=body, headers={"Content-Type": "application/json"})
     assert response.status_code == 413
     assert "--max-upload-mb" in response.json()["detail"] and len(response.content) < 1000
@@ -72,7 +75,7 @@ def test_json_run_body_over_the_cap_is_refused_before_parsing(http: httpx.Client
 def test_chunked_body_over_the_cap_is_cut_off(http: httpx.Client, demo: str) -> None:
     def chunks() -> Iterator[bytes]:  # no Content-Length: the server counts what arrives
         yield b'{"inputs": {"color": "'
-        for _ in range(40):
+        for _ in range(OVER_RUN_CAPS // (MIB // 8)):
             yield b"9" * (MIB // 8)
         yield b'"}}'
 
@@ -98,7 +101,7 @@ def test_form_uploads_work_up_to_the_upload_cap(http: httpx.Client, photo_app: s
                      files={"files": ("a.png", _png() + b"\0" * (MIB - 200_000), "image/png")})
     assert fits.status_code == 200, fits.text
     too_big = http.post(f"/apps/{photo_app}/gradio_api/upload",
-                        files={"files": ("b.png", b"\0" * (3 * MIB), "image/png")})
+                        files={"files": ("b.png", b"\0" * (LARGEST_UPLOAD + MIB), "image/png")})
     assert too_big.status_code == 413
 
 

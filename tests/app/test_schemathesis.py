@@ -50,6 +50,16 @@ def published(http: httpx.Client, admin: dict[str, str]) -> list[str]:
                        {"node": "1", "input": "width", "name": "size", "max": 64}]})
         assert response.status_code == 201, response.text
         slugs.append(slug)
+    # A public app with file inputs: its document has a multipart body too (binary parts, base64 in JSON).
+    response = http.post("/api/apps", headers=admin, json={
+        "name": "open-media", "slug": "open-media", "public": True,
+        "workflow": {"1": {"class_type": "LoadVideo", "inputs": {"file": "clip.mp4"}},
+                     "2": {"class_type": "SaveVideo", "inputs": {"video": ["1", 0], "filename_prefix": "v",
+                                                                 "format": "auto", "codec": "auto"}},
+                     "3": {"class_type": "LoadAudio", "inputs": {"audio": "voice.wav"}},
+                     "4": {"class_type": "SaveAudio", "inputs": {"audio": ["3", 0], "filename_prefix": "a"}}},
+        "inputs": [{"node": "1", "input": "file", "name": "clip"}, {"node": "3", "input": "audio", "name": "voice"}]})
+    assert response.status_code == 201, response.text
     return slugs
 
 
@@ -60,6 +70,8 @@ def test_the_api_keeps_its_document(server: AppServer, http: httpx.Client, admin
     failures: list[str] = []
     operations = [result.ok() for result in schema.get_all_operations()]
     assert any(op.path == f"/api/apps/{published[0]}/runs" for op in operations)  # the public app's typed section
+    media = next(op for op in operations if op.path == "/api/apps/open-media/runs")
+    assert {body.media_type for body in media.body} == {"application/json", "multipart/form-data"}
 
     for operation in operations:
         for mode in schemathesis.GenerationMode:

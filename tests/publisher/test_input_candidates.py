@@ -283,3 +283,15 @@ def test_ordering_is_numeric_by_node_id(catalog: NodeCatalog) -> None:
     keys = [c.key for c in find_candidates(fixture_workflow("txt2img_controlnet_combine.json"), catalog)]
     node_order = list(dict.fromkeys(k.split(".")[0] for k in keys))
     assert node_order == ["3", "4", "5", "6", "7", "9", "10", "12", "13", "14", "20"]
+
+
+def test_upload_inputs_are_typed_by_what_their_node_loads(catalog: NodeCatalog) -> None:
+    workflow = load_workflow({
+        "1": {"class_type": "LoadImage", "inputs": {"image": "a.png"}},
+        "2": {"class_type": "LoadImageMask", "inputs": {"image": "m.png", "channel": "alpha"}},
+        "3": {"class_type": "LoadVideo", "inputs": {"file": "v.mp4"}},
+        "4": {"class_type": "LoadAudio", "inputs": {"audio": "s.wav"}},
+    })
+    types = {c.key: c.type for c in find_candidates(workflow, catalog)}
+    assert types == {"1.image": "image", "2.image": "mask", "2.channel": "choice", "3.file": "video",
+                     "4.audio": "audio"}
