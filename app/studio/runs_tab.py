@@ -105,8 +105,8 @@ def build(services: Services) -> tuple[Callable[..., Any], list[gr.components.Co
         if run is None or version is None:
             return "This run's app is no longer published.", gr.skip(), gr.skip()
         # Uploads as submitted (stored files); every other value as applied, so the seed drawn is used again.
-        values, uploads = await asyncio.to_thread(rerun_inputs, run, services.settings.uploads_dir)
         try:
+            values, uploads = await asyncio.to_thread(rerun_inputs, run, services.settings.uploads_dir)
             accepted = await services.runs.submit(Submission(version, GivenValues(values, uploads), caller=STUDIO))
         except QueueFullError:
             return "The queue is full; try again later.", gr.skip(), gr.skip()
