@@ -43,6 +43,19 @@ def runs_holding(session: Session, *, needle: str, not_ids: Collection[str] = ()
     return session.scalar(query.limit(1)) is not None
 
 
+def blobs_held(session: Session, *, before: datetime | None) -> set[str]:
+    """The blob hashes that runs still keep as inputs: queued or running runs, and ended runs created at or after
+    `before` (all ended runs whose inputs were not removed, when `before` is None). One pass over those runs."""
+    query = select(Run.inputs).where(_not_marked(INPUTS), _text(Run.inputs).like(_UPLOAD_MARKS[0]))
+    if before is not None:
+        query = query.where(or_(Run.finished_at.is_(None), Run.created_at >= before))
+    held: set[str] = set()
+    for inputs in session.scalars(query.execution_options(yield_per=500)):
+        held.update(value["blob"] for value in (inputs or {}).values()
+                    if isinstance(value, dict) and isinstance(value.get("blob"), str))
+    return held
+
+
 def mark_removed(session: Session, *, run_ids: Collection[str], what: str, when: datetime) -> None:
     """Record on each run that its `what` files were removed at `when` (an ISO time in runs.files_removed)."""
     for run in session.scalars(select(Run).where(Run.id.in_(list(run_ids)))):

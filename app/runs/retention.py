@@ -19,7 +19,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.assets.store import AssetStore, blob_in_use, blob_path
+from app.assets.store import AssetStore, blob_path
 from app.runs.storage import remove_file, resolve_inside
 from app.settings import Settings
 from db import crud_assets, crud_retention, crud_runs
@@ -53,6 +53,7 @@ class SweepCounts:
 class Retention:
     def __init__(self, *, settings: Settings, sessions: sessionmaker[Session], assets: AssetStore) -> None:
         self.settings, self.sessions, self.assets = settings, sessions, assets
+        self._held: set[str] | None = None  # the blobs runs still keep, read once a sweep when needed
 
     def period_s(self) -> float:
         """How often to sweep: a tenth of the shortest retention, at most hourly."""
@@ -71,6 +72,7 @@ class Retention:
     def sweep(self, now: datetime | None = None) -> SweepCounts:
         now = now or utcnow()
         counts = SweepCounts()
+        self._held = None
         with self.sessions() as session:
             if self.settings.keep_outputs_days is not None:
                 self._outputs(session, now - timedelta(days=self.settings.keep_outputs_days), now, counts)
@@ -91,32 +93,42 @@ class Retention:
 
     def _inputs(self, session: Session, before: datetime, now: datetime, counts: SweepCounts) -> None:
         while runs := crud_retention.ended_runs_before(session, what=INPUTS, before=before):
-            batch = tuple(r.id for r in runs)
             for run in runs:
-                counts.input_files += self._remove_inputs(session, run, batch)
-            crud_retention.mark_removed(session, run_ids=batch, what=INPUTS, when=now)
+                counts.input_files += self._remove_inputs(session, run, before)
+            crud_retention.mark_removed(session, run_ids=[r.id for r in runs], what=INPUTS, when=now)
             counts.input_runs += len(runs)
 
-    def _remove_inputs(self, session: Session, run: Run, batch: tuple[str, ...]) -> int:
+    def _remove_inputs(self, session: Session, run: Run, before: datetime) -> int:
         removed = 0
         for value in (run.inputs or {}).values():
             if not isinstance(value, dict):
                 continue
             if isinstance(value.get("blob"), str):
-                hash_ = value["blob"]
-                path = blob_path(hash_)
-                if not self._recently_stored(path) and not blob_in_use(session, hash_, path, not_runs=batch):
-                    removed += self._remove(self.settings.data_dir, path)
+                if self._blob_free(session, value["blob"], before):
+                    removed += self._remove(self.settings.data_dir, blob_path(value["blob"]))
             elif isinstance(value.get("upload"), str):  # kept under the uploads folder, before blobs
                 removed += self._remove(self.settings.uploads_dir, value["upload"])
         _remove_empty_dir(self.settings.uploads_dir / run.id)
         return removed
 
     def _expired(self, session: Session, now: datetime, counts: SweepCounts) -> None:
+        keep = self.settings.keep_inputs_days
+        before = now - timedelta(days=keep) if keep is not None else None
         while expired := crud_assets.expired_assets(session, now=now):
             for asset in expired:
-                self.assets.delete(session, asset)
+                crud_assets.delete_asset(session, asset_id=asset.id)
+                if asset.artifact_id is None and asset.hash and self._blob_free(session, asset.hash, before):
+                    self._remove(self.settings.data_dir, asset.path)
             counts.expired_assets += len(expired)
+
+    def _blob_free(self, session: Session, hash_: str, before: datetime | None) -> bool:
+        """Whether no asset row, no run that keeps its inputs (queued, running, or newer than `before`) and no
+        submission in flight (a blob stored again moments ago) uses this blob. The runs are read once a sweep."""
+        if self._held is None:
+            self._held = crud_retention.blobs_held(session, before=before)
+        path = blob_path(hash_)
+        return (hash_ not in self._held and crud_assets.blob_users(session, path=path) == 0
+                and not self._recently_stored(path))
 
     def _recently_stored(self, relative: str) -> bool:
         path = resolve_inside(self.settings.data_dir, relative)
