@@ -23,3 +23,12 @@ def upload_by_hash(session: Session, *, hash_: str, api_key_id: int | None, any_
     if not any_owner:
         query = query.where(Asset.api_key_id.is_(None) if api_key_id is None else Asset.api_key_id == api_key_id)
     return session.scalars(query.order_by(Asset.created_at.desc()).limit(1)).first()
+
+
+def same_reference(session: Session, *, hash_: str, api_key_id: int | None, file_path: str | None) -> Asset | None:
+    """The caller's own live upload of this content under this name, if there is one."""
+    owner = Asset.api_key_id.is_(None) if api_key_id is None else Asset.api_key_id == api_key_id
+    name = Asset.file_path.is_(None) if file_path is None else Asset.file_path == file_path
+    query = select(Asset).where(Asset.hash == hash_, Asset.job_id.is_(None), owner, name,
+                                or_(Asset.expires_at.is_(None), Asset.expires_at > utcnow()))
+    return session.scalars(query.order_by(Asset.created_at.desc()).limit(1)).first()

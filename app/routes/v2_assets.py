@@ -75,12 +75,13 @@ def assets_router(access: Callable[..., Awaitable[AssetAccess]]) -> APIRouter:
             raise V2Error("invalid_request", "'hash' must be a content hash written blake3:<64 lowercase hex>.",
                           status=422)
         file_path = _plain_name(body["file_path"]) if body.get("file_path") is not None else None
-        asset = await services.db(_mint, services.assets, hash_, file_path, who,
-                                  _expiry(services, _expires_in(body.get("expires_in"))))
-        if asset is None:
+        minted = await services.db(_mint, services.assets, hash_, file_path, who,
+                                   _expiry(services, _expires_in(body.get("expires_in"))))
+        if minted is None:
             raise V2Error("blob_not_found", "No stored content with this hash that this caller may use: upload the "
                                             "file with POST /api/v2/assets.")
-        return _answer(asset, request, 201, created_new=False)
+        asset, new = minted
+        return _answer(asset, request, 201 if new else 200, created_new=False)
 
     @router.head("/api/v2/assets/by-hash/{hash}")
     async def head_asset_by_hash(hash: str, services: ServicesDep, who: AssetAccess = caller) -> Response:
@@ -214,12 +215,22 @@ def _mintable(session: Session, store: AssetStore, hash_: str, who: AssetAccess)
 
 
 def _mint(session: Session, store: AssetStore, hash_: str, file_path: str | None, who: AssetAccess,
-          expires_at: datetime | None) -> Asset | None:
+          expires_at: datetime | None) -> tuple[Asset, bool] | None:
+    """(the asset, whether it is new): the caller's identical reference (same content, same name) is returned as
+    it is, its retention extended, never shortened; otherwise a new record over the stored bytes."""
     source = _mintable(session, store, hash_, who)
     if source is None:
         return None
-    return store.from_hash(session, hash_, file_path=file_path or source.file_path, content_type=source.content_type,
-                           api_key_id=who.key_id, expires_at=expires_at)
+    name = file_path or source.file_path
+    same = crud_asset_owners.same_reference(session, hash_=hash_, api_key_id=who.key_id, file_path=name)
+    if same is not None:
+        if same.expires_at is not None and (expires_at is None or expires_at > same.expires_at):
+            same.expires_at = expires_at
+            session.commit()
+        return same, False
+    minted = store.from_hash(session, hash_, file_path=name, content_type=source.content_type,
+                             api_key_id=who.key_id, expires_at=expires_at)
+    return (minted, True) if minted is not None else None
 
 
 def _visible(session: Session, asset_id: str, who: AssetAccess) -> Asset:
