@@ -23,6 +23,7 @@ from app.runs.retention import Retention
 from app.settings import Settings
 from db.models import Asset, Run, utcnow
 from db.session import create_db_engine, make_session_factory
+from launch import parse_args
 from tests.app.test_api import wait_final
 from tests.support.server import AppServer
 
@@ -176,3 +177,13 @@ def test_a_blob_goes_with_the_last_run_that_holds_it_never_under_a_queued_run(se
     finally:
         engine.dispose()
         server.start()
+
+
+def test_the_retention_flags_take_days_above_zero(capsys: pytest.CaptureFixture[str]) -> None:
+    args = parse_args(["--keep-outputs", "30", "--keep-inputs", "0.5"])
+    assert (args.keep_outputs, args.keep_inputs) == (30.0, 0.5)
+    assert parse_args([]).keep_outputs is None
+    for bad in ("0", "-1", "soon"):
+        with pytest.raises(SystemExit):
+            parse_args(["--keep-outputs", bad])
+        assert "expected a number of days above 0" in capsys.readouterr().err
