@@ -25,7 +25,14 @@ from pathlib import Path
 # while the engines start, not before.
 from app import cli
 from app.engines import EngineStatus
-from app.settings import DEFAULT_MAX_IMAGE_PIXELS, Settings, default_data_dir, parse_credentials, positive_int
+from app.settings import (
+    DEFAULT_MAX_IMAGE_PIXELS,
+    Settings,
+    default_data_dir,
+    parse_credentials,
+    positive_days,
+    positive_int,
+)
 from runtimes.engine.extension import check_app_url
 from runtimes.engine.install import default_engine_home
 from runtimes.engine.manager import EngineSettings
@@ -62,6 +69,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sync-wait", type=float, default=60.0,
                         help="seconds POST .../run waits for the result before answering 202")
     parser.add_argument("--max-upload-mb", type=float, default=20, help="largest accepted upload")
+    parser.add_argument("--keep-outputs", type=positive_days, metavar="DAYS",
+                        help="remove the output files of runs older than this (their records stay and say so)")
+    parser.add_argument("--keep-inputs", type=positive_days, metavar="DAYS",
+                        help="remove the uploaded input files of runs older than this, and expire uploaded v2 "
+                             "assets after it")
     parser.add_argument("--max-image-pixels", type=positive_int,
                         default=os.environ.get("COMFY_PUBLISHER_MAX_IMAGE_PIXELS") or DEFAULT_MAX_IMAGE_PIXELS,
                         help="most pixels (width x height) of one uploaded image "
@@ -151,7 +163,8 @@ def _serve(args: argparse.Namespace, engines: EngineStatus, data_dir: Path, db_u
                               max_image_pixels=args.max_image_pixels,
                               allow_private_webhooks=args.allow_private_webhooks, studio_auth=studio_auth,
                               editor_origins=tuple(args.editor_origin), metrics_open=args.metrics_open,
-                              self_url=local_url(args.host, args.port)),
+                              self_url=local_url(args.host, args.port), keep_outputs_days=args.keep_outputs,
+                              keep_inputs_days=args.keep_inputs),
                      engines, share)
     url = local_url(args.host, args.port) + "/"
     print(f"Comfy Publisher studio: {url}studio/\n  forms: {url}apps/<name>/  API docs: {url}docs  "

@@ -27,6 +27,7 @@ _SLACK = MIB  # headers of the parts, the other fields, the JSON around a base64
 _WORKFLOW_FLOOR = 16 * MIB  # a workflow is JSON text: a large UI-format file is a few MB
 _OTHER = MIB  # keys, deploy settings, the runtime switch, the login form: small JSON or form bodies
 _RUN_PATH = re.compile(r"^/api/apps/[^/]+(?:/versions/[^/]+)?/runs?$")
+_ASSET_UPLOAD = re.compile(r"^(?:/apps/[^/]+(?:/versions/[^/]+)?)?/api/v2/assets$")  # the Comfy API v2's upload
 _WORKFLOW_PATHS = ("/api/apps", "/api/workflows/analyze", "/editor/publish")
 _UI_PREFIXES = ("/studio", "/apps/")
 
@@ -79,6 +80,8 @@ class BodyLimits:
         multipart = content_type.startswith("multipart/")
         if path.startswith(_UI_PREFIXES):
             return self.multipart if multipart else self.ui_json
+        if method == "POST" and multipart and _ASSET_UPLOAD.match(path):
+            return self.multipart
         if method == "POST" and _RUN_PATH.match(path):
             return self.multipart if multipart else self.json_run
         if method == "POST" and path in _WORKFLOW_PATHS:
@@ -104,7 +107,7 @@ class BodyLimit:
         if length is not None:
             # The server never reads more than the Content-Length it announced: nothing to count.
             if length > cap.bytes:
-                await _refuse(send, cap.message(length, self.limits.max_upload_mb))
+                await _refuse(send, cap.message(length, self.limits.max_upload_mb), scope["path"])
                 return
             await self.app(scope, receive, send)
             return
@@ -132,11 +135,14 @@ class BodyLimit:
         except BodyTooLarge as exc:
             if started:  # the app answered already: nothing left to say
                 raise
-            await _refuse(send, str(exc.detail))
+            await _refuse(send, str(exc.detail), scope["path"])
 
 
-async def _refuse(send: Send, message: str) -> None:
-    body = json.dumps({"detail": message}).encode()
+async def _refuse(send: Send, message: str, path: str) -> None:
+    # the Comfy API v2 answers in its own envelope (app.v2.errors)
+    answer = ({"error": {"code": "payload_too_large", "message": message}} if "/api/v2/" in path
+              else {"detail": message})
+    body = json.dumps(answer).encode()
     await send({"type": "http.response.start", "status": 413,
                 "headers": [(b"content-type", b"application/json"),
                             (b"content-length", str(len(body)).encode())]})

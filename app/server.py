@@ -32,7 +32,7 @@ from app.models.jobs import ModelFetches
 from app.packs.service import NodePacks
 from app.publish.catalog import EngineCatalog
 from app.publish.openapi import install_openapi
-from app.routes import apps, editor, files, health, keys, metrics, models, nodes, runs, workflows
+from app.routes import apps, editor, files, health, keys, metrics, models, nodes, runs, v2_assets, workflows
 from app.routes import deployments as deployment_routes
 from app.routes import prices as price_routes
 from app.runs.deliveries import RunWebhooks
@@ -40,6 +40,7 @@ from app.runs.events import RunEvents
 from app.runs.inflight import InFlightRuns
 from app.runs.model_check import ModelFiles
 from app.runs.recorder import RunRecorder
+from app.runs.retention import Retention
 from app.runs.service import RunService
 from app.runs.versions import Versions
 from app.runs.webhooks import WebhookSender
@@ -95,9 +96,11 @@ def create_app(settings: Settings, engines: EngineStatus, share: ShareLink | Non
         await runs_service.recover()
         await asyncio.to_thread(deployments.recover)
         engines.attach(lambda engine: loop.call_soon_threadsafe(pool.add_engine, engine))
+        sweeper = asyncio.create_task(Retention(settings=settings, sessions=sessions, assets=services.assets).run())
         try:
             yield
         finally:
+            sweeper.cancel()
             cut_short = list(pool.running())
             await pool.stop()
             await deployments.aclose()
@@ -115,7 +118,7 @@ def create_app(settings: Settings, engines: EngineStatus, share: ShareLink | Non
     install_error_handlers(app)
     # Runs first: a request walks the routes in order, and run submissions and status polls are most of them.
     for module in (runs, health, workflows, apps, deployment_routes, price_routes, keys, files, editor, models, nodes,
-                   metrics):
+                   metrics, v2_assets):
         app.include_router(module.router)
     install_openapi(app, services)
     _mount_ui(app, services, master_key)

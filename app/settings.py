@@ -84,6 +84,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def positive_days(text: str) -> float:
+    """An argparse type: --keep-outputs / --keep-inputs DAYS, a number above 0 (0.5: twelve hours)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of days above 0, e.g. 30 or 0.5, got {text[:40]!r}")
+    return value
+
+
 def parse_credentials(value: str | None) -> tuple[str, str] | None:
     """--auth 'user:pass' -> (user, pass); ValueError naming the fix for anything else."""
     if not value:

@@ -6,6 +6,9 @@ Call the methods taking a Session from a worker thread (Services.db)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,8 +17,8 @@ from pathlib import Path
 import blake3
 from sqlalchemy.orm import Session
 
-from app.runs.storage import remove_file, resolve_inside, write_file
-from db import crud_assets
+from app.runs.storage import remove_file, resolve_inside
+from db import crud_assets, crud_retention
 from db.models import Artifact, Asset, utcnow
 
 HASH_PREFIX = "blake3:"
@@ -36,6 +39,39 @@ def blob_path(hash_: str) -> str:
     """A blob's path relative to the data dir."""
     hexpart = hash_.removeprefix(HASH_PREFIX)
     return f"{BLOBS}/{hexpart[:2]}/{hexpart}"
+
+
+def keep_blob(data_dir: Path, data: bytes) -> tuple[str, str, bool]:
+    """Store these bytes once by their content: (hash, path relative to the data dir, whether they were new).
+
+    Safe when the same bytes come twice at the same moment: each writer has a temporary file of its own, and the
+    rename that publishes the blob is atomic (same bytes, same name: the last rename wins, nothing is torn)."""
+    hash_ = blake3_of(data)
+    relative = blob_path(hash_)
+    target = resolve_inside(data_dir, relative)
+    if target is None:
+        raise ValueError(f"refusing to write outside {data_dir}: {relative!r}")
+    if target.is_file():
+        with contextlib.suppress(OSError):  # stored again now: retention leaves a blob just re-used alone
+            os.utime(target)
+        return hash_, relative, False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, partial = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".partial")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.replace(partial, target)
+    except BaseException:
+        with contextlib.suppress(OSError):  # the write's own error is the one to report
+            os.unlink(partial)
+        raise
+    return hash_, relative, True
+
+
+def blob_in_use(session: Session, hash_: str, path: str, *, not_runs: tuple[str, ...] = ()) -> bool:
+    """Whether an asset row or a run's kept inputs (other than `not_runs`) still need this blob."""
+    return (crud_assets.blob_users(session, path=path) > 0
+            or crud_retention.runs_holding(session, needle=hash_.removeprefix(HASH_PREFIX), not_ids=not_runs))
 
 
 @dataclass(frozen=True)
@@ -59,11 +95,7 @@ class AssetStore:
     def put(self, session: Session, data: bytes, *, content_type: str, file_path: str | None,
             api_key_id: int | None, expires_at: datetime | None) -> Stored:
         """A new asset row over these bytes; the blob is written only when no asset holds them yet."""
-        hash_ = blake3_of(data)
-        relative = blob_path(hash_)
-        created_new = not self.has_blob(hash_)
-        if created_new:
-            write_file(self.data_dir, relative, data)
+        hash_, relative, created_new = keep_blob(self.data_dir, data)
         asset = crud_assets.add_asset(session, Asset(
             id=str(uuid.uuid4()), hash=hash_, size_bytes=len(data), content_type=content_type, file_path=file_path,
             path=relative, api_key_id=api_key_id, created_at=utcnow(), expires_at=expires_at))
@@ -85,7 +117,8 @@ class AssetStore:
         return crud_assets.output_asset(session, artifact=artifact, new_id=str(uuid.uuid4()), expires_at=expires_at)
 
     def delete(self, session: Session, asset: Asset) -> None:
-        """The row; the blob too when no other row holds it. An output's file stays with its run."""
+        """The row; the blob too when no other row, and no run's kept inputs, hold it. An output's file stays with
+        its run."""
         crud_assets.delete_asset(session, asset_id=asset.id)
-        if asset.artifact_id is None and crud_assets.blob_users(session, path=asset.path) == 0:
+        if asset.artifact_id is None and asset.hash and not blob_in_use(session, asset.hash, asset.path):
             remove_file(self.data_dir, asset.path)

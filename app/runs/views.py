@@ -19,17 +19,18 @@ from runtimes.contract import RunStatus
 
 
 class OutputOut(BaseModel):
-    url: str
+    url: str | None = Field(description="where to download it; null once retention removed it")
     filename: str
     node: str
     kind: str
     mime: str
     size: int
+    removed: bool = Field(False, description="the file was removed by retention (--keep-outputs)")
 
     @classmethod
-    def of(cls, artifact: Artifact | NewArtifact | Row[Any]) -> OutputOut:
-        return cls(url=f"/files/{artifact.path}", filename=artifact.filename, node=artifact.node_id,
-                   kind=artifact.kind, mime=artifact.mime, size=artifact.size)
+    def of(cls, artifact: Artifact | NewArtifact | Row[Any], *, removed: bool = False) -> OutputOut:
+        return cls(url=None if removed else f"/files/{artifact.path}", filename=artifact.filename,
+                   node=artifact.node_id, kind=artifact.kind, mime=artifact.mime, size=artifact.size, removed=removed)
 
 
 class Timings(BaseModel):
@@ -54,6 +55,8 @@ class RunOut(BaseModel):
     inputs: dict[str, Any] = Field(description="the values as applied (seed included) once the run started; "
                                                "as submitted before")
     outputs: list[OutputOut] = Field(default_factory=list)
+    files_removed: dict[str, str] | None = Field(None, description="when retention removed the run's files: "
+                                                                   "{outputs?: time, inputs?: time}")
     error: dict[str, Any] | None = Field(None, description="why it failed: type, message, node_id, node_type, "
                                                            "input, details (server paths cut to file names)")
     worker: str | None = None
@@ -67,11 +70,13 @@ class RunOut(BaseModel):
     @classmethod
     def of(cls, run: Run | Row[Any], *, slug: str, version: int, artifacts: Sequence[Artifact | NewArtifact | Row[Any]],
            queue_position: int | None = None) -> RunOut:
+        removed = run.files_removed or None
+        outputs_gone = bool(removed and removed.get("outputs"))
         return cls(
             id=run.id, app=slug, version=version, status=run.status, queue_position=queue_position,
             progress=run.progress, timings=Timings(queue_ms=run.queue_ms, exec_ms=run.exec_ms, total_ms=run.total_ms),
-            inputs=run.applied or run.inputs or {}, outputs=[OutputOut.of(a) for a in artifacts],
-            error=scrub_paths(run.error),
+            inputs=run.applied or run.inputs or {}, outputs=[OutputOut.of(a, removed=outputs_gone) for a in artifacts],
+            files_removed=removed, error=scrub_paths(run.error),
             worker=run.worker, attempts=run.attempts, created_at=run.created_at, started_at=run.started_at,
             webhook=WebhookOut(status=run.webhook_status, error=run.webhook_error) if run.webhook_status else None,
             finished_at=run.finished_at,

@@ -65,7 +65,7 @@ def build(services: Services) -> tuple[Callable[..., Any], list[gr.components.Co
                 error = describe_error(run.error) if run.status in ("failed", "timed_out") else ""
                 rows.append([run.id, slug, run.status, run.created_at.strftime("%H:%M:%S"),
                              _seconds(run.queue_ms), _seconds(run.exec_ms), _inputs(run), error])
-                for artifact in files[:1]:
+                for artifact in files[:1] if not _removed(run, "outputs") else []:
                     if artifact.mime.startswith("image/") and len(pictures) < 16:
                         pictures.append((str(services.settings.data_dir / artifact.path), f"{slug} · {run.id[:8]}"))
         return rows, pictures
@@ -78,12 +78,15 @@ def build(services: Services) -> tuple[Callable[..., Any], list[gr.components.Co
                 return None, "Run not found.", gr.update(interactive=False), []
             app = session.get(App, run.app_id)
             version = session.get(AppVersion, run.version_id)
-            files = [str(services.settings.data_dir / a.path) for a in crud_runs.artifacts_of(session, run_id=run_id)]
+            files = [] if _removed(run, "outputs") else [
+                str(services.settings.data_dir / a.path) for a in crud_runs.artifacts_of(session, run_id=run_id)]
         lines = [f"### Run `{run.id}`", f"**{app.name if app else '?'}** version {version.number if version else '?'}"
                  f" · **{run.status}** · worker {run.worker or '—'} · attempts {run.attempts}",
                  f"- queued {_seconds(run.queue_ms) or '—'} s · ran {_seconds(run.exec_ms) or '—'} s",
                  "- inputs (as applied, seed included):", "```json",
                  json.dumps(run.applied or run.inputs or {}, indent=2, default=str), "```"]
+        for what, when in (run.files_removed or {}).items():
+            lines.append(f"- its {what} files were removed by retention on {when[:16].replace('T', ' ')}")
         if run.error:
             lines += [f"**Error**: {describe_error(run.error)}"]
             if run.error.get("input"):
@@ -105,8 +108,8 @@ def build(services: Services) -> tuple[Callable[..., Any], list[gr.components.Co
         if run is None or version is None:
             return "This run's app is no longer published.", gr.skip(), gr.skip()
         # Uploads as submitted (stored files); every other value as applied, so the seed drawn is used again.
-        values, uploads = await asyncio.to_thread(rerun_inputs, run, services.settings.uploads_dir)
         try:
+            values, uploads = await asyncio.to_thread(rerun_inputs, run, services.settings.uploads_dir)
             accepted = await services.runs.submit(Submission(version, GivenValues(values, uploads), caller=STUDIO))
         except QueueFullError:
             return "The queue is full; try again later.", gr.skip(), gr.skip()
@@ -125,3 +128,8 @@ def build(services: Services) -> tuple[Callable[..., Any], list[gr.components.Co
     table.select(details, inputs=[table], outputs=[selected, detail, rerun, outputs])
     rerun.click(again, inputs=[selected], outputs=[detail, table, thumbs], concurrency_limit=None)
     return load, [table, thumbs]
+
+
+def _removed(run: Run, what: str) -> bool:
+    """Whether retention (--keep-outputs / --keep-inputs) removed these files of the run."""
+    return bool((run.files_removed or {}).get(what))

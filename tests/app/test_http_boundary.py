@@ -145,8 +145,8 @@ def test_a_deeply_nested_run_body_is_refused(http: httpx.Client, demo: str) -> N
 
 
 def test_unwritable_uploads_folder_answers_503(server: AppServer, http: httpx.Client, photo_app: str) -> None:
-    uploads = server.data_dir / "uploads"
-    moved = server.data_dir / "uploads-aside"
+    uploads = server.data_dir / "assets"  # where uploads are kept, once per content (app.runs.stored)
+    moved = server.data_dir / "assets-aside"
     if uploads.exists():
         uploads.rename(moved)
     uploads.write_text("a file where the folder should be")  # unwritable even for root
