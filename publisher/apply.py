@@ -111,6 +111,7 @@ class InputValueError(ValueError):
         self.node_input = node_input
         self.message = message
         self.allowed = allowed
+        self.allowed_text = allowed_text
         where = f" (node {node}, input '{node_input}')" if node is not None else ""
         text = f"'{input}'{where}: {message}"
         if allowed_text is not None:
