@@ -16,6 +16,7 @@ from app.v2.errors import V2Error
 from app.v2.job_events import job_stream
 from app.v2.job_view import Surface
 from app.v2.jobs import V2Jobs
+from app.v2.schemas import Health, Job, JobWorkflow, error_answers
 from db import crud_apps
 
 # Where a v2 base URL is: "" (the server's), an app's, an app version's. A v2 router included at each of these
@@ -66,7 +67,7 @@ async def surface_of(request: Request, services: Any) -> tuple[Surface, AppRef |
     return Surface(f"/apps/{app.slug}{version}/api/v2", origin, await services.db(app_id)), app
 
 
-@router.get("/api/v2/health", summary="Health of this v2 base URL")
+@router.get("/api/v2/health", summary="Health of this v2 base URL", response_model=Health)
 async def health(services: ServicesDep) -> dict[str, Any]:
     """`healthy` once an engine is ready (`starting` before, `unavailable` when the engines failed to start)."""
     engines = services.engines
@@ -74,7 +75,8 @@ async def health(services: ServicesDep) -> dict[str, Any]:
     return {"status": state, "engine": engines.state}
 
 
-@router.post("/api/v2/jobs", status_code=status.HTTP_201_CREATED, summary="Submit a workflow")
+@router.post("/api/v2/jobs", status_code=status.HTTP_201_CREATED, summary="Submit a workflow", response_model=None,
+             responses={201: {"model": Job}, **error_answers(400, 401, 403, 404, 413, 422, 429, 503)})
 async def create_job(request: Request, services: ServicesDep, idempotency_key: IdempotencyKey = None) -> JSONResponse:
     """The API-format workflow, verbatim (`{"workflow": {...}}`): any workflow here (admin keys and keys with the
     "workflows" permission); an app's published workflow with only its inputs changed on an app's base URL."""
@@ -84,27 +86,30 @@ async def create_job(request: Request, services: ServicesDep, idempotency_key: I
     return JSONResponse(job, status_code=status.HTTP_201_CREATED, headers={"Location": job["urls"]["self"]})
 
 
-@router.get("/api/v2/jobs/{job_id}", summary="A job (poll it)")
+@router.get("/api/v2/jobs/{job_id}", summary="A job (poll it)", response_model=None,
+            responses={200: {"model": Job}, **error_answers(401, 404)})
 async def get_job(job_id: str, request: Request, services: ServicesDep) -> JSONResponse:
     surface, _ = await surface_of(request, services)
     return JSONResponse(await services.db(_jobs(request).read, surface, request.headers.get("authorization"), job_id))
 
 
-@router.get("/api/v2/jobs/{job_id}/workflow", summary="The workflow a job ran")
+@router.get("/api/v2/jobs/{job_id}/workflow", summary="The workflow a job ran", response_model=None,
+            responses={200: {"model": JobWorkflow}, **error_answers(401, 404)})
 async def get_job_workflow(job_id: str, request: Request, services: ServicesDep) -> JSONResponse:
     surface, _ = await surface_of(request, services)
     jobs = _jobs(request)
     return JSONResponse(await services.db(jobs.workflow, surface, request.headers.get("authorization"), job_id))
 
 
-@router.post("/api/v2/jobs/{job_id}/cancel", summary="Cancel a job")
+@router.post("/api/v2/jobs/{job_id}/cancel", summary="Cancel a job", response_model=None,
+             responses={200: {"model": Job}, **error_answers(401, 404, 413)})
 async def cancel_job(job_id: str, request: Request, services: ServicesDep) -> JSONResponse:
     surface, _ = await surface_of(request, services)
     return JSONResponse(await _jobs(request).cancel(surface, request.headers.get("authorization"), job_id))
 
 
 @router.get("/api/v2/jobs/{job_id}/events", response_class=StreamingResponse, summary="A job's live events (SSE)",
-            responses={200: {"content": {"text/event-stream": {}}}})
+            responses={200: {"content": {"text/event-stream": {}}}, **error_answers(401, 404)})
 async def job_events(job_id: str, request: Request, services: ServicesDep) -> StreamingResponse:
     surface, _ = await surface_of(request, services)
     jobs, runs, authorization = _jobs(request), services.runs, request.headers.get("authorization")
