@@ -43,9 +43,12 @@ def publish_version(
     return version
 
 
-def get_app(session: Session, *, slug: str, include_deleted: bool = False) -> App | None:
-    """A published app (never the server's internal one: db.crud_v2)."""
-    query = select(App).where(App.slug == slug, App.internal.is_(False))
+def get_app(session: Session, *, slug: str, include_deleted: bool = False, include_internal: bool = False
+            ) -> App | None:
+    """A published app; the server's internal one (db.crud_v2) only with `include_internal` (run history)."""
+    query = select(App).where(App.slug == slug)
+    if not include_internal:
+        query = query.where(App.internal.is_(False))
     if not include_deleted:
         query = query.where(App.deleted_at.is_(None))
     return session.scalar(query)

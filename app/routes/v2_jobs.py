@@ -114,12 +114,14 @@ async def job_events(job_id: str, request: Request, services: ServicesDep) -> St
     surface, _ = await surface_of(request, services)
     jobs, runs, authorization = _jobs(request), services.runs, request.headers.get("authorization")
     queue = runs.subscribe(job_id)  # before reading the state: no event falls in between
+    jobs.follow(job_id, queue)
     try:
         first = await services.db(jobs.read, surface, authorization, job_id)
         nodes_total = await services.db(lambda session: len(runs.versions.spec(
             session, jobs.readable(session, surface, authorization, job_id).version_id).workflow))
     except BaseException:
         runs.unsubscribe(job_id, queue)
+        jobs.unfollow(job_id, queue)
         raise
 
     async def stream() -> Any:
@@ -131,6 +133,7 @@ async def job_events(job_id: str, request: Request, services: ServicesDep) -> St
                 yield text
         finally:
             runs.unsubscribe(job_id, queue)
+            jobs.unfollow(job_id, queue)
 
     return StreamingResponse(stream(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -33,10 +33,12 @@ def _ending(job: dict[str, Any]) -> list[str]:
 async def job_stream(first: dict[str, Any], queue: asyncio.Queue[dict[str, Any]], *, nodes_total: int,
                      current: Callable[[], Any], position: Callable[[], int | None],
                      disconnected: Callable[[], Any]) -> AsyncIterator[str]:
-    """`current()` reads the job (awaitable); `position()` is its queue position now."""
-    if first["status"] in TERMINAL:
-        for text in _ending(first):
-            yield text
+    """`current()` reads the job (awaitable); `position()` is its queue position now. Besides the run's events,
+    the queue gets `canceling` when a cancel is asked for (V2Jobs.cancel)."""
+    if first["status"] in TERMINAL:  # ended already: its outputs, then its status (the snapshot, and the end)
+        for output in first["outputs"]:
+            yield frame("output", output)
+        yield _status(first)
         return
     yield _status(first)
     if first["progress"]:
@@ -60,7 +62,10 @@ async def job_stream(first: dict[str, Any], queue: asyncio.Queue[dict[str, Any]]
             for text in _ending(await current()):
                 yield text
             return
-        if kind == "started":
+        if kind == "canceling" and status != "canceling":
+            status = "canceling"
+            yield frame("status", {"status": "canceling", "queue_position": None})
+        elif kind == "started" and status != "canceling":
             status = "running"
             yield frame("status", {"status": "running", "queue_position": None})
             yield frame("progress", step_progress(None, nodes_total))

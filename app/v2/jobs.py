@@ -6,6 +6,7 @@ as any run's inputs do."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from dataclasses import dataclass
@@ -103,6 +104,7 @@ class V2Jobs:
         self.workflows = WorkflowVersions(services.assets)
         self.claims = IdempotencyClaims()
         self.canceling: set[str] = set()  # runs a cancel was asked for and that have not ended yet
+        self.streams: dict[str, set[asyncio.Queue[dict[str, Any]]]] = {}  # v2 event streams by job: told of a cancel
         self._catalog: tuple[NodeCatalog, float] | None = None
 
     async def catalog(self) -> NodeCatalog:
@@ -184,6 +186,16 @@ class V2Jobs:
             del values[item.name]
         return JobInputs(values, files)
 
+    def follow(self, job_id: str, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        self.streams.setdefault(job_id, set()).add(queue)
+
+    def unfollow(self, job_id: str, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        queues = self.streams.get(job_id)
+        if queues is not None:
+            queues.discard(queue)
+            if not queues:
+                del self.streams[job_id]
+
     # --- reading ------------------------------------------------------------------------------------
 
     def readable(self, session: Session, surface: Surface, authorization: str | None, job_id: str) -> Row[Any]:
@@ -235,6 +247,9 @@ class V2Jobs:
         run = await self.services.db(self.readable, surface, authorization, job_id)
         if run.status not in FINAL_STATUSES:
             self.canceling.add(job_id)
+            for queue in self.streams.get(job_id, ()):
+                if not queue.full():  # a stream this far behind gets the terminal status anyway
+                    queue.put_nowait({"event": "canceling"})
             await self.runs.cancel(job_id)
             await self.runs.wait(job_id, 2.0)  # a queued job ends at once; a running one at its next step
         return await self.services.db(self.read, surface, authorization, job_id)
