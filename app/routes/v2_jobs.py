@@ -10,6 +10,7 @@ from fastapi import APIRouter, FastAPI, Header, Request, status
 from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy.orm import Session
 
+from app.auth.keys import Caller, identify, require_runner
 from app.deps import ServicesDep
 from app.runs.submission import AppRef
 from app.v2.errors import V2Error
@@ -30,10 +31,35 @@ _MAX_SLUG = 64
 
 
 def include_at_surfaces(app: FastAPI, v2_router: APIRouter) -> None:
-    """A v2 router (these jobs; the assets) at every v2 base URL. Include it before the forms are mounted at
-    /apps/{slug}/: the first route that matches a path answers it."""
+    """A v2 router at every v2 base URL. Include it before the forms are mounted at /apps/{slug}/: the first route
+    that matches a path answers it."""
     for prefix in SURFACE_PREFIXES:
         app.include_router(v2_router, prefix=prefix, include_in_schema=prefix == "")
+
+
+def include_at_app_surfaces(app: FastAPI, v2_router: APIRouter) -> None:
+    """A v2 router at each app's base URLs only (the server-wide one is included at the root elsewhere), e.g. the
+    assets' routes built with `app_caller` as who calls: the SDK uploads to `{base}/api/v2/assets`."""
+    for prefix in SURFACE_PREFIXES[1:]:
+        app.include_router(v2_router, prefix=prefix, include_in_schema=False)
+
+
+async def app_caller(request: Request, services: ServicesDep) -> Caller:
+    """Who calls an app's base URL (a dependency): the app must exist, and the caller may run it (any key for a
+    private app; anyone for a public one), as for its jobs."""
+    app = _app_ref(request)
+    authorization = request.headers.get("authorization")
+
+    def check(session: Session) -> Caller:
+        caller = identify(session, authorization)
+        if app is not None:
+            found = crud_apps.get_app(session, slug=app.slug)
+            if found is None:
+                raise V2Error("not_found", f"No app '{app.slug}'. GET /api/apps lists the apps.")
+            require_runner(caller, public=found.public)
+        return caller
+
+    return await services.db(check)
 
 
 def _jobs(request: Request) -> V2Jobs:

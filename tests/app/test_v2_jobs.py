@@ -455,6 +455,28 @@ def test_a_queued_job_survives_a_restart(server: AppServer, http: httpx.Client, 
     assert job["status"] == "succeeded" and job["outputs"]
 
 
+def test_a_full_queue_is_queue_full_and_frees_the_key(tmp_path: Path, engine_url: str,
+                                                         sd15_checkpoint: str) -> None:
+    server = AppServer(tmp_path, comfyui_url=engine_url, extra=("--max-queue", "1")).start()
+    key = bearer(server.create_key("admin", admin=True))
+    try:
+        with httpx.Client(base_url=server.url, trust_env=False, timeout=30) as http:
+            slow = job_of(http.post("/api/v2/jobs", json={"workflow": txt2img(sd15_checkpoint, size=256, steps=200)},
+                                    headers=key), 201)
+            wait_status(http, slow["urls"]["self"], key, "running")
+            waiting = job_of(http.post("/api/v2/jobs", json={"workflow": demo_invert(10)}, headers=key), 201)
+            retried = {**key, "Idempotency-Key": str(uuid.uuid4())}
+            refused = http.post("/api/v2/jobs", json={"workflow": demo_invert(11)}, headers=retried)
+            error_of(refused, 429, "queue_full")
+            assert int(refused.headers["retry-after"]) >= 1
+            assert job_of(http.post(waiting["urls"]["cancel"], headers=key))["status"] == "canceled"
+            # Refused without a job: the same key goes through once there is room.
+            job_of(http.post("/api/v2/jobs", json={"workflow": demo_invert(11)}, headers=retried), 201)
+            http.post(slow["urls"]["cancel"], headers=key)
+    finally:
+        server.stop()
+
+
 def test_no_v2_error_escapes_as_a_plain_failure(http: httpx.Client, workflows_key: str) -> None:
     """Sanity of the envelope on a route the v2 router does not have."""
     error_of(http.get("/api/v2/nothing-here", headers=bearer(workflows_key)), 404, "not_found")
