@@ -113,14 +113,14 @@ async def create_job(request: Request, services: ServicesDep, idempotency_key: I
 
 
 @router.get("/api/v2/jobs/{job_id}", summary="A job (poll it)", response_model=None,
-            responses={200: {"model": Job}, **error_answers(401, 404)})
+            responses={200: {"model": Job}, **error_answers(401, 404, 422)})
 async def get_job(job_id: str, request: Request, services: ServicesDep) -> JSONResponse:
     surface, _ = await surface_of(request, services)
     return JSONResponse(await services.db(_jobs(request).read, surface, request.headers.get("authorization"), job_id))
 
 
 @router.get("/api/v2/jobs/{job_id}/workflow", summary="The workflow a job ran", response_model=None,
-            responses={200: {"model": JobWorkflow}, **error_answers(401, 404)})
+            responses={200: {"model": JobWorkflow}, **error_answers(401, 404, 422)})
 async def get_job_workflow(job_id: str, request: Request, services: ServicesDep) -> JSONResponse:
     surface, _ = await surface_of(request, services)
     jobs = _jobs(request)
@@ -128,14 +128,14 @@ async def get_job_workflow(job_id: str, request: Request, services: ServicesDep)
 
 
 @router.post("/api/v2/jobs/{job_id}/cancel", summary="Cancel a job", response_model=None,
-             responses={200: {"model": Job}, **error_answers(401, 404, 413)})
+             responses={200: {"model": Job}, **error_answers(401, 404, 413, 422)})
 async def cancel_job(job_id: str, request: Request, services: ServicesDep) -> JSONResponse:
     surface, _ = await surface_of(request, services)
     return JSONResponse(await _jobs(request).cancel(surface, request.headers.get("authorization"), job_id))
 
 
 @router.get("/api/v2/jobs/{job_id}/events", response_class=StreamingResponse, summary="A job's live events (SSE)",
-            responses={200: {"content": {"text/event-stream": {}}}, **error_answers(401, 404)})
+            responses={200: {"content": {"text/event-stream": {}}}, **error_answers(401, 404, 422)})
 async def job_events(job_id: str, request: Request, services: ServicesDep) -> StreamingResponse:
     surface, _ = await surface_of(request, services)
     jobs, runs, authorization = _jobs(request), services.runs, request.headers.get("authorization")

@@ -119,15 +119,19 @@ class V2Jobs:
         body = parse_body(raw)
         if idempotency_key is not None and not (0 < len(idempotency_key) <= MAX_KEY_LENGTH):
             raise V2Error("invalid_request", f"Idempotency-Key must be 1-{MAX_KEY_LENGTH} characters.")
-        if app is None:
-            caller = await self.services.db(lambda session: identify(session, authorization))
-            require_workflows(caller)
-            catalog = await self.catalog()
-            prepared = await self.services.db(self.workflows.prepare, body.workflow, caller, catalog)
-            version, inputs = prepared.version, JobInputs({}, prepared.files)
-        else:
-            caller, version = await self.runs.authorize(app, authorization)
-            inputs = await self.services.db(self._app_inputs, version, body.workflow, caller)
+        try:
+            if app is None:
+                caller = await self.services.db(lambda session: identify(session, authorization))
+                require_workflows(caller)
+                catalog = await self.catalog()
+                prepared = await self.services.db(self.workflows.prepare, body.workflow, caller, catalog)
+                version, inputs = prepared.version, JobInputs({}, prepared.files)
+            else:
+                caller, version = await self.runs.authorize(app, authorization)
+                inputs = await self.services.db(self._app_inputs, version, body.workflow, caller)
+        except RecursionError:  # parsed, but nested deeper than a workflow is walked
+            raise V2Error("invalid_workflow", "The workflow is nested too deeply: a node's inputs are values and "
+                                              "links ([node id, slot]), not lists in lists.") from None
         scope = f"{version.app_id}:{caller.scope}:{idempotency_key}" if idempotency_key else None
         if scope is not None:
             await self._claim(scope)

@@ -260,6 +260,11 @@ def test_each_refusal_is_the_contracts(server: AppServer, http: httpx.Client, wo
     error_of(post({"workflow": demo_invert(3), "inputs": {"a": 1}}), 422, "invalid_workflow")
     error_of(post({"workflow": demo_invert(3), "extra_data": {"client_id": "x"}}), 400, "invalid_request")
     error_of(post({"nope": 1}), 422, "invalid_workflow")
+    for depth in (900, 5000):  # deep enough to parse, then too deep to parse
+        deep = "[" * depth + "]" * depth
+        answer = http.post("/api/v2/jobs", content='{"workflow": {"1": ' + deep + "}}",
+                           headers={**key, "Content-Type": "application/json"})
+        assert answer.status_code in (400, 422) and ErrorEnvelope.model_validate(answer.json())
 
     ref = {"__type": "core/ASSET", "info": {"id": str(uuid.uuid4())}}
     error = error_of(post({"workflow": load_invert(ref)}), 422, "missing_asset")  # type: ignore[arg-type]
