@@ -142,9 +142,7 @@ async def job_events(job_id: str, request: Request, services: ServicesDep) -> St
     queue = runs.subscribe(job_id)  # before reading the state: no event falls in between
     jobs.follow(job_id, queue)
     try:
-        first = await services.db(jobs.read, surface, authorization, job_id)
-        nodes_total = await services.db(lambda session: len(runs.versions.spec(
-            session, jobs.readable(session, surface, authorization, job_id).version_id).workflow))
+        first, nodes_total = await services.db(jobs.snapshot, surface, authorization, job_id)
     except BaseException:
         runs.unsubscribe(job_id, queue)
         jobs.unfollow(job_id, queue)

@@ -5,6 +5,7 @@ expire after 24 h."""
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import timedelta
 
@@ -15,18 +16,21 @@ MAX_KEY_LENGTH = 200
 class IdempotencyClaims:
     def __init__(self) -> None:
         self._claimed: dict[str, float] = {}  # scope -> when claimed (monotonic)
+        self._lock = threading.Lock()  # claimed from the submissions' worker threads
 
     def claim(self, scope: str) -> bool:
         """False when the key was claimed within its lifetime (by this process)."""
         now = time.monotonic()
-        self._prune(now)
-        if scope in self._claimed:
-            return False
-        self._claimed[scope] = now
-        return True
+        with self._lock:
+            self._prune(now)
+            if scope in self._claimed:
+                return False
+            self._claimed[scope] = now
+            return True
 
     def release(self, scope: str) -> None:
-        self._claimed.pop(scope, None)
+        with self._lock:
+            self._claimed.pop(scope, None)
 
     def _prune(self, now: float) -> None:
         if len(self._claimed) > 10_000 or (self._claimed and now - next(iter(self._claimed.values())) >

@@ -94,7 +94,7 @@ def outputs_of(session: Session, store: AssetStore, surface: Surface, run: Any, 
     return found
 
 
-def job_of(session: Session, store: AssetStore, surface: Surface, run: Any, artifacts: Sequence[Any], *,
+def job_of(session: Session | None, store: AssetStore, surface: Surface, run: Any, artifacts: Sequence[Any], *,
            keep_days: float | None, nodes_total: int, queue_position: int | None,
            live_progress: dict[str, Any] | None, canceling: bool) -> dict[str, Any]:
     expires = expires_at(run.created_at, keep_days)
@@ -105,7 +105,7 @@ def job_of(session: Session, store: AssetStore, surface: Surface, run: Any, arti
         "queue_position": queue_position if status == "queued" else None,
         "progress": progress_of(run, nodes_total, live_progress),
         "outputs": outputs_of(session, store, surface, run, artifacts, expires)
-        if run.status == RunStatus.SUCCEEDED.value else [],
+        if run.status == RunStatus.SUCCEEDED.value and session is not None else [],
         "error": error_of(run),
         "metrics": {"queue_ms": _int(run.queue_ms), "execution_ms": _int(run.exec_ms)},
         "urls": {"self": surface.link(f"/jobs/{run.id}"), "events": surface.link(f"/jobs/{run.id}/events"),

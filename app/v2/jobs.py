@@ -121,20 +121,18 @@ class V2Jobs:
             raise V2Error("invalid_request", f"Idempotency-Key must be 1-{MAX_KEY_LENGTH} characters.")
         try:
             if app is None:
-                caller = await self.services.db(lambda session: identify(session, authorization))
-                require_workflows(caller)
+                if self._fresh_catalog() is None:  # the caller first: a stranger never waits for the engine
+                    require_workflows(await self.services.db(lambda session: identify(session, authorization)))
                 catalog = await self.catalog()
-                prepared = await self.services.db(self.workflows.prepare, body.workflow, caller, catalog)
-                version, inputs = prepared.version, JobInputs({}, prepared.files)
+                caller, version, inputs, scope = await self.services.db(
+                    self._prepare_workflow, authorization, body.workflow, catalog, idempotency_key)
             else:
                 caller, version = await self.runs.authorize(app, authorization)
-                inputs = await self.services.db(self._app_inputs, version, body.workflow, caller)
+                inputs, scope = await self.services.db(self._prepare_app, version, body.workflow, caller,
+                                                       idempotency_key)
         except RecursionError:  # parsed, but nested deeper than a workflow is walked
             raise V2Error("invalid_workflow", "The workflow is nested too deeply: a node's inputs are values and "
                                               "links ([node id, slot]), not lists in lists.") from None
-        scope = f"{version.app_id}:{caller.scope}:{idempotency_key}" if idempotency_key else None
-        if scope is not None:
-            await self._claim(scope)
         try:
             accepted = await self.runs.submit(Submission(version, inputs, caller=caller,
                                                          idempotency_key=idempotency_key))
@@ -148,15 +146,42 @@ class V2Jobs:
             raise
         if not accepted.created:  # the same key, a moment earlier, from another process's point of view
             raise _reused()
-        return await self.services.db(self.view, surface, accepted.run)
+        # Known without reading it back: queued, no outputs yet.
+        return job_of(None, self.services.assets, surface, accepted.run, [],
+                      keep_days=self.services.settings.keep_outputs_days, nodes_total=len(accepted.spec.workflow),
+                      queue_position=self.runs.position(accepted.run.id), live_progress=None, canceling=False)
 
-    async def _claim(self, scope: str) -> None:
+    def _fresh_catalog(self) -> NodeCatalog | None:
+        if self._catalog is None or time.monotonic() - self._catalog[1] > _CATALOG_TTL_S:
+            return None
+        return self._catalog[0]
+
+    def _prepare_workflow(self, session: Session, authorization: str | None, graph: dict[str, Any],
+                          catalog: NodeCatalog, key: str | None
+                          ) -> tuple[Caller, RunnableVersion, JobInputs, str | None]:
+        """Who calls, the version of this graph, its files and the claimed key: one trip to the database."""
+        caller = identify(session, authorization)
+        require_workflows(caller)
+        prepared = self.workflows.prepare(session, graph, caller, catalog)
+        scope = self._claim(session, prepared.version.app_id, caller, key)
+        return caller, prepared.version, JobInputs({}, prepared.files), scope
+
+    def _prepare_app(self, session: Session, version: RunnableVersion, graph: dict[str, Any], caller: Caller,
+                     key: str | None) -> tuple[JobInputs, str | None]:
+        inputs = self._app_inputs(session, version, graph, caller)
+        return inputs, self._claim(session, version.app_id, caller, key)
+
+    def _claim(self, session: Session, app_id: int, caller: Caller, key: str | None) -> str | None:
+        """The key's scope, claimed; `idempotency_key_reuse` when it was used (here, or by a job recorded before a
+        restart)."""
+        if not key:
+            return None
+        scope = f"{app_id}:{caller.scope}:{key}"  # as the run records it (app.runs.submission)
         if not self.claims.claim(scope):
             raise _reused()
-        free = await self.services.db(lambda session: crud_v2.release_scope(
-            session, scope=scope, created_before=utcnow() - KEY_LIFETIME))
-        if not free:
-            raise _reused()  # a job of this key is recorded (a claim from before a restart); the claim stays
+        if not crud_v2.release_scope(session, scope=scope, created_before=utcnow() - KEY_LIFETIME):
+            raise _reused()  # the claim stays: the key is used
+        return scope
 
     def _release(self, scope: str | None) -> None:
         if scope is not None:
@@ -232,6 +257,12 @@ class V2Jobs:
 
     def read(self, session: Session, surface: Surface, authorization: str | None, job_id: str) -> dict[str, Any]:
         return self.view(session, surface, self.readable(session, surface, authorization, job_id))
+
+    def snapshot(self, session: Session, surface: Surface, authorization: str | None, job_id: str
+                 ) -> tuple[dict[str, Any], int]:
+        """The job and how many nodes its workflow has (an event stream's progress counts them)."""
+        run = self.readable(session, surface, authorization, job_id)
+        return self.view(session, surface, run), len(self.runs.versions.spec(session, run.version_id).workflow)
 
     def workflow(self, session: Session, surface: Surface, authorization: str | None, job_id: str) -> dict[str, Any]:
         """The API-format graph the job ran: its workflow with the values applied, files by the name they were
