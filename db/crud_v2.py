@@ -1,5 +1,5 @@
 """The Comfy API v2's own records: the server's internal app of ad-hoc workflows (each distinct workflow a version
-of it, found again by its graph hash) and the expiry of a job's Idempotency-Key. Write functions commit."""
+of it, marked with its graph's hash) and the expiry of a job's Idempotency-Key. Write functions commit."""
 
 from __future__ import annotations
 
@@ -34,13 +34,8 @@ def internal_app(session: Session) -> App:
     return app
 
 
-def version_by_graph(session: Session, *, app_id: int, graph_hash: str) -> AppVersion | None:
-    return session.scalar(select(AppVersion).where(AppVersion.app_id == app_id,
-                                                   AppVersion.spec[GRAPH_HASH].as_string() == graph_hash).limit(1))
-
-
 def add_graph_version(session: Session, *, app_id: int, graph_hash: str, spec: dict[str, Any]) -> AppVersion:
-    """The version of this graph: a new one (number max + 1), or the one a concurrent request added first."""
+    """A new version (number max + 1) of the internal app, its spec marked with the graph's hash."""
     for _ in range(5):
         last = session.scalar(select(func.max(AppVersion.number)).where(AppVersion.app_id == app_id))
         version = AppVersion(app_id=app_id, number=(last or 0) + 1, spec={**spec, GRAPH_HASH: graph_hash},
@@ -49,10 +44,8 @@ def add_graph_version(session: Session, *, app_id: int, graph_hash: str, spec: d
         try:
             session.commit()
             return version
-        except IntegrityError:  # the same number taken meanwhile
+        except IntegrityError:  # the same number taken by a concurrent submission: the next one
             session.rollback()
-            if (found := version_by_graph(session, app_id=app_id, graph_hash=graph_hash)) is not None:
-                return found
     raise RuntimeError("could not record the workflow's version: too many concurrent submissions")
 
 

@@ -1,7 +1,8 @@
 """A server-wide v2 job's workflow as a version of the server's internal app (db.crud_v2): each distinct graph is
 recorded once, as an AppSpec with no inputs but its files (one file input per asset the graph names), so its runs
 are ordinary runs (the same records, queue, recovery after a restart). The same graph sent again, whatever files it
-names, finds its version by hash: it is checked against the engine's node schemas only the first time."""
+names, finds its version by hash while this process remembers it (the last 512 graphs): it is checked against the
+engine's node schemas only the first time."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from app.assets.store import AssetStore
 from app.auth.keys import Caller
 from app.v2.asset_refs import AssetFile, is_asset_reference, read, resolve_reference, uploaded_by_name
 from app.v2.errors import V2Error
-from db import crud_apps, crud_v2
+from db import crud_v2
 from db.crud_apps import RunnableVersion
 from publisher import AppInput, AppOutput, AppSpec, NodeCatalog, find_outputs, validate_graph
 from publisher.file_paths import path_problems
@@ -75,6 +76,7 @@ class WorkflowVersions:
     def __init__(self, store: AssetStore) -> None:
         self.store = store
         self._by_hash: OrderedDict[str, RunnableVersion] = OrderedDict()
+        self._app: tuple[int, str] | None = None  # the internal app's id and slug, once known
 
     def prepare(self, session: Session, graph: dict[str, Any], caller: Caller, catalog: NodeCatalog) -> Prepared:
         """The version to run and the run's files; V2Error (invalid_workflow, missing_asset) naming what is wrong."""
@@ -118,14 +120,15 @@ class WorkflowVersions:
 
     def _version(self, session: Session, graph: dict[str, Any], slots: list[Slot], catalog: NodeCatalog,
                  graph_hash: str) -> RunnableVersion:
-        app = crud_v2.internal_app(session)
-        found = crud_v2.version_by_graph(session, app_id=app.id, graph_hash=graph_hash)
-        if found is None:
-            spec = _spec(graph, slots, catalog)
-            found = crud_v2.add_graph_version(session, app_id=app.id, graph_hash=graph_hash, spec=spec.to_dict())
-        version = crud_apps.runnable_by_id(session, version_id=found.id)
-        assert version is not None
-        return version
+        """A new version of the internal app for a graph not seen lately. Not looked up in the database: versions
+        are not indexed by hash, and a graph seen before a restart costs one version more, never a wrong one."""
+        spec = _spec(graph, slots, catalog)
+        if self._app is None:
+            app = crud_v2.internal_app(session)
+            self._app = (app.id, app.slug)
+        app_id, slug = self._app
+        version = crud_v2.add_graph_version(session, app_id=app_id, graph_hash=graph_hash, spec=spec.to_dict())
+        return RunnableVersion(app_id=app_id, slug=slug, public=False, version_id=version.id, number=version.number)
 
 
 def _spec(graph: dict[str, Any], slots: list[Slot], catalog: NodeCatalog) -> AppSpec:
