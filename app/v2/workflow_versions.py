@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -77,17 +78,22 @@ class WorkflowVersions:
         self.store = store
         self._by_hash: OrderedDict[str, RunnableVersion] = OrderedDict()
         self._app: tuple[int, str] | None = None  # the internal app's id and slug, once known
+        self._lock = threading.Lock()  # prepare runs in the submissions' worker threads
 
     def prepare(self, session: Session, graph: dict[str, Any], caller: Caller, catalog: NodeCatalog) -> Prepared:
         """The version to run and the run's files; V2Error (invalid_workflow, missing_asset) naming what is wrong."""
         slots, files, normalized = self._files(session, graph, caller, catalog)
         graph_hash = _hash(normalized, slots)
-        version = self._by_hash.get(graph_hash)
+        with self._lock:
+            version = self._by_hash.get(graph_hash)
+            if version is not None:
+                self._by_hash.move_to_end(graph_hash)  # the graphs sent most stay
         if version is None:
             version = self._version(session, normalized, slots, catalog, graph_hash)
-            self._by_hash[graph_hash] = version
-            while len(self._by_hash) > _CACHE_SIZE:
-                self._by_hash.popitem(last=False)
+            with self._lock:
+                self._by_hash[graph_hash] = version
+                while len(self._by_hash) > _CACHE_SIZE:
+                    self._by_hash.popitem(last=False)
         return Prepared(version, {slot.name: (file.filename, file.data) for slot, file in files})
 
     def _files(self, session: Session, graph: dict[str, Any], caller: Caller, catalog: NodeCatalog
