@@ -28,7 +28,7 @@ _WORKFLOW_FLOOR = 16 * MIB  # a workflow is JSON text: a large UI-format file is
 _OTHER = MIB  # keys, deploy settings, the runtime switch, the login form: small JSON or form bodies
 _RUN_PATH = re.compile(r"^/api/apps/[^/]+(?:/versions/[^/]+)?/runs?$")
 _ASSET_UPLOAD = re.compile(r"^(?:/apps/[^/]+(?:/versions/[^/]+)?)?/api/v2/assets$")  # the Comfy API v2's upload
-_WORKFLOW_PATHS = ("/api/apps", "/api/workflows/analyze", "/editor/publish")
+_WORKFLOW_PATHS = ("/api/apps", "/api/workflows/analyze", "/editor/publish", "/api/v2/jobs")
 _UI_PREFIXES = ("/studio", "/apps/")
 
 
@@ -71,7 +71,7 @@ class BodyLimits:
         workflow = max(_WORKFLOW_FLOOR, -(-max_upload_bytes * 4 // 3) + _SLACK)
         return cls(json_run=Cap(json_run, "a run's JSON body (images as base64 included)"),
                    multipart=Cap(multipart, "a multipart body (the files included)"),
-                   workflow=Cap(workflow, "a workflow body (analyze, publish)"),
+                   workflow=Cap(workflow, "a workflow body (analyze, publish, a v2 job)"),
                    ui_json=Cap(max(json_run, workflow), "a request of the studio or a form"),
                    other=Cap(_OTHER, "this endpoint's body"),
                    max_upload_mb=max_upload_bytes / MIB)

@@ -1,6 +1,6 @@
 """Command-line tasks beside serving: API keys (straight on the DB) and publishing (through a running server).
 
-    python launch.py [--data-dir DIR] keys create NAME [--admin]    # the key is the last line printed
+    python launch.py [--data-dir DIR] keys create NAME [--admin | --workflows]    # the key is the last line printed
     python launch.py [--data-dir DIR] keys list
     python launch.py [--data-dir DIR] keys revoke ID_OR_PREFIX
     python launch.py publish workflow.json --name NAME --input 6.text=prompt --input 3.seed [--public]
@@ -39,6 +39,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     create = actions.add_parser("create", help="create a key; it is printed once, as the last line")
     create.add_argument("name")
     create.add_argument("--admin", action="store_true", help="may publish and manage apps (not only run them)")
+    create.add_argument("--workflows", action="store_true",
+                        help="may run any API-format workflow (the Comfy API v2's POST /api/v2/jobs)")
     actions.add_parser("list", help="list keys (never the keys themselves)")
     revoke = actions.add_parser("revoke", help="revoke a key by id or prefix")
     revoke.add_argument("key", help="the key's id or its prefix (as `keys list` shows)")
@@ -115,14 +117,16 @@ def _keys(args: argparse.Namespace, db_url: str) -> int:
     engine = create_db_engine(db_url)
     with make_session_factory(engine)() as session:
         if args.keys_action == "create":
-            key, token = crud_keys.create_api_key(session, name=args.name, admin=args.admin)
+            key, token = crud_keys.create_api_key(session, name=args.name, admin=args.admin,
+                                                    workflows=args.workflows)
             session.commit()
             print(f"Created {'admin ' if key.admin else ''}key {key.id} '{key.name}' ({key.prefix}...). "
                   "It is shown only now; store it:")
             print(token)
         elif args.keys_action == "list":
             for key in crud_keys.list_api_keys(session):
-                state = "revoked" if key.revoked_at else ("admin" if key.admin else "run")
+                state = "revoked" if key.revoked_at else ("admin" if key.admin else
+                                                         "workflows" if key.workflows else "run")
                 print(f"{key.id:>4}  {key.prefix:<16} {state:<8} {key.name}")
         else:
             ident = args.key

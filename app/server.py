@@ -32,7 +32,7 @@ from app.models.jobs import ModelFetches
 from app.packs.service import NodePacks
 from app.publish.catalog import EngineCatalog
 from app.publish.openapi import install_openapi
-from app.routes import apps, editor, files, health, keys, metrics, models, nodes, runs, v2_assets, workflows
+from app.routes import apps, editor, files, health, keys, metrics, models, nodes, runs, v2_assets, v2_jobs, workflows
 from app.routes import deployments as deployment_routes
 from app.routes import prices as price_routes
 from app.runs.deliveries import RunWebhooks
@@ -48,6 +48,7 @@ from app.services import AppChanges, Services
 from app.settings import Settings, data_dir_flag
 from app.studio.page import STUDIO_CSS, build_studio
 from app.studio.share import ShareLink
+from app.v2.jobs import V2Jobs
 from db.migrate import upgrade_to_head
 from db.session import create_db_engine, make_session_factory
 from runtimes.media import largest_upload_bytes
@@ -120,6 +121,10 @@ def create_app(settings: Settings, engines: EngineStatus, share: ShareLink | Non
     for module in (runs, health, workflows, apps, deployment_routes, price_routes, keys, files, editor, models, nodes,
                    metrics, v2_assets):
         app.include_router(module.router)
+    # The Comfy API v2 at each base URL (the server's, each app's): before the forms take /apps/{slug}/.
+    app.state.v2_jobs = V2Jobs(services)
+    v2_jobs.include_at_surfaces(app, v2_jobs.router)
+    v2_jobs.include_at_app_surfaces(app, v2_assets.assets_router(v2_jobs.app_asset_access))
     install_openapi(app, services)
     _mount_ui(app, services, master_key)
     # Outermost (added last): a body over its cap is refused before the login guard, a route or a form reads it.

@@ -43,8 +43,12 @@ def publish_version(
     return version
 
 
-def get_app(session: Session, *, slug: str, include_deleted: bool = False) -> App | None:
+def get_app(session: Session, *, slug: str, include_deleted: bool = False, include_internal: bool = False
+            ) -> App | None:
+    """A published app; the server's internal one (db.crud_v2) only with `include_internal` (run history)."""
     query = select(App).where(App.slug == slug)
+    if not include_internal:
+        query = query.where(App.internal.is_(False))
     if not include_deleted:
         query = query.where(App.deleted_at.is_(None))
     return session.scalar(query)
@@ -52,7 +56,8 @@ def get_app(session: Session, *, slug: str, include_deleted: bool = False) -> Ap
 
 def list_apps(session: Session) -> list[App]:
     """Published (not unpublished) apps, by slug."""
-    return list(session.scalars(select(App).where(App.deleted_at.is_(None)).order_by(App.slug)))
+    return list(session.scalars(select(App).where(App.deleted_at.is_(None), App.internal.is_(False))
+                                .order_by(App.slug)))
 
 
 def get_version(session: Session, *, app_id: int, number: int | None = None) -> AppVersion | None:
@@ -95,7 +100,8 @@ _RUNNABLE = (
     .join_from(_APPS, _VERSIONS, _VERSIONS.c.app_id == _APPS.c.id)
     .outerjoin(_DEPLOYMENTS, and_(_DEPLOYMENTS.c.app_id == _APPS.c.id, crud_deployments.SERVING))
 )
-_PUBLISHED = _RUNNABLE.where(_APPS.c.slug == bindparam("slug"), _APPS.c.deleted_at.is_(None))
+_PUBLISHED = _RUNNABLE.where(_APPS.c.slug == bindparam("slug"), _APPS.c.deleted_at.is_(None),
+                             _APPS.c.internal.is_(False))
 _RUNNABLE_LATEST = _PUBLISHED.order_by(_VERSIONS.c.number.desc()).limit(1)
 _RUNNABLE_NUMBER = _PUBLISHED.where(_VERSIONS.c.number == bindparam("number")).limit(1)
 _RUNNABLE_BY_ID = _RUNNABLE.where(_VERSIONS.c.id == bindparam("version_id")).limit(1)

@@ -26,10 +26,11 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_api_key(session: Session, *, name: str, admin: bool) -> tuple[ApiKey, str]:
+def create_api_key(session: Session, *, name: str, admin: bool, workflows: bool = False) -> tuple[ApiKey, str]:
     """The stored key and its plaintext token (the only time the token exists)."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    key = ApiKey(name=name, prefix=token[:PREFIX_LENGTH], key_hash=hash_token(token), admin=admin, created_at=utcnow())
+    key = ApiKey(name=name, prefix=token[:PREFIX_LENGTH], key_hash=hash_token(token), admin=admin,
+                 workflows=workflows, created_at=utcnow())
     session.add(key)
     session.commit()
     return key, token
@@ -39,11 +40,12 @@ def create_api_key(session: Session, *, name: str, admin: bool) -> tuple[ApiKey,
 class VerifiedKey:
     id: int
     admin: bool
+    workflows: bool = False  # may run any API-format workflow (the Comfy API v2's POST /api/v2/jobs)
 
 
 _KEYS = ApiKey.__table__
 # Every authenticated request runs these: built once (Core, bound parameters), not per call.
-_LIVE_KEY = select(_KEYS.c.id, _KEYS.c.admin, _KEYS.c.last_used_at).where(
+_LIVE_KEY = select(_KEYS.c.id, _KEYS.c.admin, _KEYS.c.workflows, _KEYS.c.last_used_at).where(
     _KEYS.c.key_hash == bindparam("key_hash"), _KEYS.c.revoked_at.is_(None))
 _RECORD_USE = update(_KEYS).where(_KEYS.c.id == bindparam("key_id")).values(last_used_at=bindparam("used_at"))
 
@@ -59,7 +61,7 @@ def verify_api_key(session: Session, *, token: str) -> VerifiedKey | None:
     if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
         session.execute(_RECORD_USE, {"key_id": key.id, "used_at": now})
         session.commit()
-    return VerifiedKey(id=key.id, admin=key.admin)
+    return VerifiedKey(id=key.id, admin=key.admin, workflows=key.workflows)
 
 
 def list_api_keys(session: Session) -> list[ApiKey]:

@@ -17,6 +17,8 @@ class Caller:
     # Let in by the web login (the studio, or a form behind it), which checked access already: may run private
     # apps without a key. Its runs are recorded with the key its visitor logged in with, if any.
     web: bool = False
+    # May run any API-format workflow on the engines (the Comfy API v2's POST /api/v2/jobs); admins always may.
+    workflows: bool = False
 
     @property
     def scope(self) -> str:
@@ -37,7 +39,7 @@ def identify(session: Session, authorization: str | None) -> Caller:
     key = crud_keys.verify_api_key(session, token=token.strip())
     if key is None:
         raise Unauthorized("This API key is unknown or revoked. Create one with `python launch.py keys create NAME`.")
-    return Caller(key_id=key.id, admin=key.admin)
+    return Caller(key_id=key.id, admin=key.admin, workflows=key.workflows)
 
 
 def require_admin(caller: Caller) -> None:

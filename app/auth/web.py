@@ -25,6 +25,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.auth.throttle import LoginThrottle
+from app.v2.errors import V2_PATH
 from db import crud_keys
 from db.models import ApiKey
 
@@ -135,7 +136,8 @@ class Guard:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         path = scope.get("path", "")
-        if scope["type"] in ("http", "websocket") and (path.startswith(("/studio", "/apps/"))):
+        # An app's Comfy API v2 (/apps/{slug}/api/v2/...) is an API: its keys are checked by its routes.
+        if scope["type"] in ("http", "websocket") and path.startswith(("/studio", "/apps/")) and V2_PATH not in path:
             # In a thread: a visitor logged in with a key may need it looked up in the database.
             allowed = await asyncio.to_thread(self.auth.allowed, path, _cookies(scope))
             if allowed is False:

@@ -16,7 +16,8 @@ router = APIRouter(prefix="/api/keys", tags=["keys"], responses=error_responses(
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def create_key(body: KeyCreate, services: ServicesDep, _: AdminDep) -> KeyCreated:
     def create(session: Session) -> KeyCreated:
-        key, token = crud_keys.create_api_key(session, name=body.name, admin=body.admin)
+        key, token = crud_keys.create_api_key(session, name=body.name, admin=body.admin,
+                                                 workflows=body.workflows)
         session.commit()
         return KeyCreated(**KeyOut.model_validate(key, from_attributes=True).model_dump(), key=token)
 

@@ -165,7 +165,8 @@ async def list_runs(services: ServicesDep, caller: CallerDep, app: str | None = 
     def page(session: Session) -> RunPage:
         app_id = None
         if app is not None:
-            found = crud_apps.get_app(session, slug=app, include_deleted=True)  # history outlives unpublishing
+            # History outlives unpublishing, and covers the v2 jobs of any workflow (the internal app).
+            found = crud_apps.get_app(session, slug=app, include_deleted=True, include_internal=True)
             if found is None:
                 raise NotFound(f"No app '{cut(app)}'.")
             app_id = found.id

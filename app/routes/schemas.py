@@ -64,6 +64,7 @@ class AppOut(BaseModel):
 class KeyCreate(BaseModel):
     name: str = Field(min_length=1, max_length=100)
     admin: bool = False
+    workflows: bool = Field(False, description="may run any API-format workflow (POST /api/v2/jobs)")
 
 
 class KeyOut(BaseModel):
@@ -71,6 +72,7 @@ class KeyOut(BaseModel):
     name: str
     prefix: str
     admin: bool
+    workflows: bool = False
     created_at: datetime
     revoked_at: datetime | None = None
     last_used_at: datetime | None = None
