@@ -34,6 +34,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
 import httpx
 
@@ -121,6 +122,11 @@ class V2Client:
             return False
         return job.get("status") in V2_TERMINAL
 
+    def _link(self, link: str) -> str:
+        """A link from a response, absolute: the contract's host-relative links already carry the surface's mount
+        prefix, so they resolve against the origin, never against the base URL (that would repeat the prefix)."""
+        return urljoin(self.base_url + "/", link)
+
     async def served(self) -> str | None:
         """None when the base URL serves the v2 API; else why this side is skipped (a 404 on /api/v2/health)."""
         answer = await self.http.get("/api/v2/health")
@@ -136,7 +142,7 @@ class V2Client:
         if created.status_code not in (200, 201, 202):
             raise Failed(f"{self.name}: POST /api/v2/jobs answered {created.status_code}: {created.text[:300]}")
         job = created.json()
-        url = (job.get("urls") or {}).get("self") or f"/api/v2/jobs/{job['id']}"
+        url = self._link((job.get("urls") or {}).get("self") or f"{self.base_url}/api/v2/jobs/{job['id']}")
 
         async def read() -> dict[str, Any]:
             self.polls += 1
@@ -151,7 +157,7 @@ class V2Client:
         self.last_job = job
         contents = []
         for output in job["outputs"]:
-            fetched = await self.http.get(output["url"])
+            fetched = await self.http.get(self._link(output["url"]))
             fetched.raise_for_status()
             contents.append(fetched.content)
         return contents[0]
