@@ -18,12 +18,13 @@ from sqlalchemy.orm import Session
 
 from app.assets.store import AssetStore
 from app.auth.keys import Caller
-from app.v2.asset_refs import AssetFile, is_asset_reference, read, resolve_reference, uploaded_by_name
+from app.v2.asset_refs import AssetFile, is_asset_reference, missing, read, resolve_reference, uploaded_by_name
 from app.v2.errors import V2Error
 from db import crud_v2
 from db.crud_apps import RunnableVersion
 from publisher import AppInput, AppOutput, AppSpec, NodeCatalog, find_outputs, validate_graph
 from publisher.file_paths import path_problems
+from publisher.quoting import cut
 from publisher.validate import GraphProblem
 from publisher.workflow import WorkflowFormatError, load_workflow
 
@@ -112,8 +113,16 @@ class WorkflowVersions:
                 kind = (spec.upload or ("image" if spec.image_upload else None)) if spec is not None else None
                 if is_asset_reference(value):
                     asset = resolve_reference(session, self.store, caller, node, name, value)
-                elif kind is not None and isinstance(value, str) and (found := uploaded_by_name(session, caller,
-                                                                                               value)):
+                elif kind is not None and isinstance(value, str):
+                    found = uploaded_by_name(session, caller, value)
+                    if found is None:
+                        if caller.admin:  # an admin may name any file of the engine's input folder
+                            continue
+                        # The engine's input folder also holds other callers' run uploads: a key that may run any
+                        # workflow still reads only the files it uploaded.
+                        raise missing(str(node), name, f"node {node} input '{name}' names {cut(value)!r}, which is "
+                                      "not a file you uploaded: upload it (POST /api/v2/assets) and name it by its "
+                                      "file_path, or pass the asset reference the upload returns.")
                     asset = found
                 else:
                     continue

@@ -327,6 +327,10 @@ def test_asset_references_and_uploaded_file_names_are_the_runs_files(
     with pytest.raises(MissingAsset):
         client.submit(client.workflows.from_json(load_invert(
             {"__type": "core/ASSET", "info": {"id": theirs}})))  # type: ignore[arg-type]
+    # A file in the engine's input folder that this key did not upload (another run's, by its name) is not
+    # read for it: only an admin key may name any file there.
+    with pytest.raises(MissingAsset):
+        client.submit(client.workflows.from_json(load_invert("theirs.png")))
 
 
 # --- per app ----------------------------------------------------------------------------------------------------
