@@ -27,7 +27,7 @@ from app.services import Services
 from app.v2.asset_access import AssetAccess, key_access
 from app.v2.asset_views import answer_json, asset_out
 from app.v2.errors import V2Error
-from app.v2.used_keys import UsedKeys
+from app.v2.idempotency import SingleUseKeys
 from db import crud_asset_owners, crud_assets
 from db.models import Asset, Run, utcnow
 from runtimes.files import safe_filename
@@ -44,7 +44,7 @@ def assets_router(access: Callable[..., Awaitable[AssetAccess]]) -> APIRouter:
     router = APIRouter(tags=["v2 assets"], include_in_schema=False)
     # a default, not an Annotated alias: this module's annotations are strings, resolved among its globals
     caller = Depends(access)
-    used_keys = UsedKeys()
+    used_keys = SingleUseKeys()
 
     @router.post("/api/v2/assets")
     async def post_asset(request: Request, services: ServicesDep, idempotency_key: IdempotencyKey = None,

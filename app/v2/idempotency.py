@@ -1,39 +1,41 @@
-"""The v2 Idempotency-Key: single use, reject-on-duplicate (never a replay). A key is claimed in memory when its
-request reaches submission (so two concurrent requests cannot both pass) and released when that submission fails
-without creating a job; a job keeps it in its record (runs.idempotency_scope), so a restart forgets no key. Keys
-expire after 24 h."""
+"""The v2 Idempotency-Key: single use, reject-on-duplicate (never a replay), for jobs and asset uploads alike. A key
+is claimed in memory when its request reaches submission (so two concurrent requests cannot both pass) and released
+when that request fails without creating anything. A job also keeps its key in its record (runs.idempotency_scope),
+so a restart forgets no job's key; an upload's key is forgotten at a restart, which costs at most a second record
+over the same blob (uploads deduplicate by content). Keys expire after 24 h."""
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from datetime import timedelta
 
 KEY_LIFETIME = timedelta(hours=24)
 MAX_KEY_LENGTH = 200
+MAX_KEYS = 100_000  # remembered at most; the oldest are forgotten first
 
 
-class IdempotencyClaims:
-    def __init__(self) -> None:
-        self._claimed: dict[str, float] = {}  # scope -> when claimed (monotonic)
-        self._lock = threading.Lock()  # claimed from the submissions' worker threads
+class SingleUseKeys:
+    def __init__(self, lifetime_s: float = KEY_LIFETIME.total_seconds(), max_keys: int = MAX_KEYS) -> None:
+        self._claimed: OrderedDict[str, float] = OrderedDict()  # scope -> when claimed (monotonic), oldest first
+        self.lifetime_s, self.max_keys = lifetime_s, max_keys
+        self._lock = threading.Lock()  # claimed from the submissions' worker threads too
 
     def claim(self, scope: str) -> bool:
-        """False when the key was claimed within its lifetime (by this process)."""
+        """True the first time this scoped key is presented within its lifetime; False on any later presentation."""
         now = time.monotonic()
         with self._lock:
-            self._prune(now)
+            while self._claimed and next(iter(self._claimed.values())) < now - self.lifetime_s:
+                self._claimed.popitem(last=False)
             if scope in self._claimed:
                 return False
+            while len(self._claimed) >= self.max_keys:
+                self._claimed.popitem(last=False)
             self._claimed[scope] = now
             return True
 
     def release(self, scope: str) -> None:
+        """The request under this key created nothing: the key may be used again."""
         with self._lock:
             self._claimed.pop(scope, None)
-
-    def _prune(self, now: float) -> None:
-        if len(self._claimed) > 10_000 or (self._claimed and now - next(iter(self._claimed.values())) >
-                                           KEY_LIFETIME.total_seconds()):
-            horizon = now - KEY_LIFETIME.total_seconds()
-            self._claimed = {scope: at for scope, at in self._claimed.items() if at > horizon}

@@ -22,7 +22,7 @@ from app.runs.submission import AppRef, Submission
 from app.services import Services
 from app.v2.asset_refs import is_asset_reference, read, resolve_reference, uploaded_by_name
 from app.v2.errors import V2Error
-from app.v2.idempotency import KEY_LIFETIME, MAX_KEY_LENGTH, IdempotencyClaims
+from app.v2.idempotency import KEY_LIFETIME, MAX_KEY_LENGTH, SingleUseKeys
 from app.v2.job_inputs import JobInputs
 from app.v2.job_view import Surface, job_of
 from app.v2.workflow_versions import WorkflowVersions, invalid_workflow
@@ -102,7 +102,7 @@ class V2Jobs:
         self.services = services
         self.runs = services.runs
         self.workflows = WorkflowVersions(services.assets)
-        self.claims = IdempotencyClaims()
+        self.claims = SingleUseKeys()
         self.canceling: set[str] = set()  # runs a cancel was asked for and that have not ended yet
         self.streams: dict[str, set[asyncio.Queue[dict[str, Any]]]] = {}  # v2 event streams by job: told of a cancel
         self._catalog: tuple[NodeCatalog, float] | None = None

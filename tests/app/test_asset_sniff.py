@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from app.assets.sniff import checked_type, sniff
-from app.v2.used_keys import UsedKeys
+from app.v2.idempotency import SingleUseKeys
 
 
 def _image(fmt: str) -> bytes:
@@ -47,9 +47,12 @@ def test_a_claimed_media_type_must_match_the_bytes() -> None:
 
 
 def test_an_idempotency_key_is_single_use_until_it_expires() -> None:
-    keys = UsedKeys(ttl_s=0.05)
+    keys = SingleUseKeys(lifetime_s=0.05)
     assert keys.claim("1:k") and not keys.claim("1:k") and keys.claim("2:k")
     keys.release("2:k")
     assert keys.claim("2:k")
     time.sleep(0.06)
     assert keys.claim("1:k")
+    few = SingleUseKeys(max_keys=2)  # past its size, the oldest key is forgotten first
+    assert few.claim("a") and few.claim("b") and few.claim("c")
+    assert few.claim("a") and not few.claim("c")
