@@ -98,7 +98,8 @@ def job_of(session: Session | None, store: AssetStore, surface: Surface, run: An
            keep_days: float | None, nodes_total: int, queue_position: int | None,
            live_progress: dict[str, Any] | None, canceling: bool) -> dict[str, Any]:
     expires = expires_at(run.created_at, keep_days)
-    status = status_of(run.status, canceling)
+    # Past its retention (--keep-outputs removed its files), a job is `expired`: its record stays, its outputs are gone.
+    status = "expired" if run.files_removed and run.files_removed.get("outputs") else status_of(run.status, canceling)
     return {
         "id": run.id, "status": status, "created_at": _iso(run.created_at), "started_at": _iso(run.started_at),
         "completed_at": _iso(run.finished_at), "expires_at": _iso(expires),

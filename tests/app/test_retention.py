@@ -137,6 +137,11 @@ def test_old_runs_lose_their_files_at_the_sweep_and_say_so(server: AppServer, ht
         assert not output_of[run["id"]].exists()
     view = http.get(f"/api/runs/{newer['id']}", headers=runner).json()
     assert view["files_removed"] is None and view["outputs"][0]["removed"] is False
+    # The Comfy API v2 says so in its own words: past its retention a job is `expired`, its outputs gone.
+    jobs = {run["id"]: http.get(f"/apps/{photo_app}/api/v2/jobs/{run['id']}", headers=runner).json()
+            for run in (old, newer)}
+    assert (jobs[old["id"]]["status"], jobs[old["id"]]["outputs"]) == ("expired", [])
+    assert jobs[newer["id"]]["status"] == "succeeded" and len(jobs[newer["id"]]["outputs"]) == 1
     assert http.get(view["outputs"][0]["url"]).status_code == 200
     assert blob(server, shared).is_file()  # the newer run still uses it
     assert blob(server, kept_by_asset).is_file()  # a live asset still uses it
