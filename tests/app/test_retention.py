@@ -24,7 +24,7 @@ from app.settings import Settings
 from db.models import Asset, Run, utcnow
 from db.session import create_db_engine, make_session_factory
 from launch import parse_args
-from tests.app.test_api import wait_final
+from tests.support.photo_app import publish_photo_app, run_photo
 from tests.support.server import AppServer
 
 DAYS = 1
@@ -72,22 +72,7 @@ def age(server: AppServer, run_ids: list[str], days: float) -> None:
 
 @pytest.fixture(scope="module")
 def photo_app(http: httpx.Client, admin: dict[str, str]) -> str:
-    workflow = {"1": {"class_type": "LoadImage", "inputs": {"image": "x.png"}},
-                "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
-                "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "keep"}}}
-    response = http.post("/api/apps", headers=admin, json={
-        "name": "Kept photo", "slug": f"kept-{uuid.uuid4().hex[:6]}", "workflow": workflow,
-        "inputs": [{"node": "1", "input": "image", "name": "photo", "required": True}]})
-    assert response.status_code == 201, response.text
-    return str(response.json()["slug"])
-
-
-def run_photo(http: httpx.Client, slug: str, headers: dict[str, str], data: bytes) -> dict[str, Any]:
-    response = http.post(f"/api/apps/{slug}/runs", headers=headers, files={"photo": ("p.png", data, "image/png")})
-    assert response.status_code == 202, response.text
-    run = wait_final(http, response.json()["id"], headers)
-    assert run["status"] == "succeeded", run
-    return run
+    return publish_photo_app(http, admin, "Kept photo")
 
 
 def upload(http: httpx.Client, headers: dict[str, str], data: bytes, expires_in: int) -> str:

@@ -10,7 +10,6 @@ import sqlite3
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -22,7 +21,7 @@ from PIL import Image
 from app.assets.store import AssetStore, blake3_of
 from db.models import Artifact
 from db.session import create_db_engine, make_session_factory
-from tests.app.test_api import wait_final
+from tests.support.photo_app import publish_photo_app, run_photo
 from tests.support.server import AppServer
 
 MAX_UPLOAD_MB = 1
@@ -182,32 +181,13 @@ def test_each_refusal_says_what_is_wrong(server: AppServer, http: httpx.Client, 
     assert content.headers["content-disposition"].startswith("attachment")
 
 
-def _publish_photo_app(http: httpx.Client, admin: dict[str, str]) -> str:
-    workflow = {"1": {"class_type": "LoadImage", "inputs": {"image": "x.png"}},
-                "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
-                "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "v2a"}}}
-    response = http.post("/api/apps", headers=admin, json={
-        "name": "Photo invert", "slug": f"photo-{uuid.uuid4().hex[:6]}", "workflow": workflow,
-        "inputs": [{"node": "1", "input": "image", "name": "photo", "required": True}]})
-    assert response.status_code == 201, response.text
-    return str(response.json()["slug"])
-
-
-def _run_photo(http: httpx.Client, slug: str, headers: dict[str, str], data: bytes) -> dict[str, Any]:
-    response = http.post(f"/api/apps/{slug}/runs", headers=headers, files={"photo": ("same.png", data, "image/png")})
-    assert response.status_code == 202, response.text
-    run = wait_final(http, response.json()["id"], headers)
-    assert run["status"] == "succeeded", run
-    return run
-
-
 def test_the_same_input_file_sent_to_two_runs_is_stored_once(server: AppServer, http: httpx.Client,
                                                              admin: dict[str, str], runner: dict[str, str],
                                                              other: dict[str, str]) -> None:
-    slug = _publish_photo_app(http, admin)
+    slug = publish_photo_app(http, admin)
     data = png((250, 0, 100))
     before = set(blobs(server))
-    first, second = _run_photo(http, slug, runner, data), _run_photo(http, slug, other, data)
+    first, second = run_photo(http, slug, runner, data, "same.png"), run_photo(http, slug, other, data, "same.png")
     added = set(blobs(server)) - before
     assert [p.read_bytes() for p in added] == [data]  # one file on disk for both runs
     for run in (first, second):
@@ -220,8 +200,8 @@ def test_the_same_input_file_sent_to_two_runs_is_stored_once(server: AppServer, 
 def test_a_runs_output_is_an_asset_that_cannot_be_deleted_apart_from_its_run(
         server: AppServer, http: httpx.Client, admin: dict[str, str], runner: dict[str, str],
         other: dict[str, str]) -> None:
-    slug = _publish_photo_app(http, admin)
-    run = _run_photo(http, slug, runner, png((10, 20, 30)))
+    slug = publish_photo_app(http, admin)
+    run = run_photo(http, slug, runner, png((10, 20, 30)))
     # Outputs become assets through the v2 jobs (made on first use, as AssetStore.of_output does there)
     db = create_db_engine(f"sqlite:///{server.data_dir / 'publisher.db'}")
     with make_session_factory(db)() as session:
