@@ -95,7 +95,17 @@ async def client(engine_url: str) -> AsyncIterator[ComfyClient]:
         yield comfy
 
 
-# The app's HTTP tests: each module defines its own `server` (an AppServer); these build on it.
+@pytest.fixture(scope="session")
+def shared_app(tmp_path_factory: pytest.TempPathFactory, engine_url: str, sd15_checkpoint: str) -> Iterator[AppServer]:
+    """One app in its default settings on the session engine, for the modules that only publish and run apps of
+    their own (own keys, own slugs) and never restart it: each app start costs seconds (gradio's import alone).
+    After the checkpoint's link: the app reads the engine's node schemas (its model lists) once."""
+    app = AppServer(tmp_path_factory.mktemp("shared-app"), comfyui_url=engine_url).start()
+    yield app
+    app.stop()
+
+
+# The app's HTTP tests: each module defines its own `server` (an AppServer, or the shared_app); these build on it.
 @pytest.fixture(scope="module")
 def admin(server: AppServer) -> dict[str, str]:
     return {"Authorization": f"Bearer {server.create_key('admin', admin=True)}"}

@@ -8,7 +8,6 @@ import io
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +21,8 @@ from tests.support.server import AppServer
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, engine_url: str) -> Iterator[AppServer]:
-    app = AppServer(tmp_path_factory.mktemp("app"), comfyui_url=engine_url).start()
-    yield app
-    app.stop()
+def server(shared_app: AppServer) -> AppServer:
+    return shared_app
 
 
 def publish(http: httpx.Client, admin: dict[str, str], **body: Any) -> httpx.Response:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -20,10 +19,8 @@ WITH_OUTPUTS = "ui_app_mode_outputs.app.json"  # App Mode inputs and an output: 
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, engine_url: str) -> Iterator[AppServer]:
-    app = AppServer(tmp_path_factory.mktemp("app"), comfyui_url=engine_url).start()
-    yield app
-    app.stop()
+def server(shared_app: AppServer) -> AppServer:
+    return shared_app
 
 
 def _analyze(http: httpx.Client, admin: dict[str, str], workflow: dict[str, Any]) -> httpx.Response:

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,11 +19,9 @@ from tests.support.prompts import shipped
 from tests.support.server import AppServer
 
 
-@pytest.fixture
-def server(tmp_path: Path, engine_url: str):  # type: ignore[no-untyped-def]
-    app = AppServer(tmp_path, comfyui_url=engine_url).start()
-    yield app
-    app.stop()
+@pytest.fixture(scope="module")
+def server(shared_app: AppServer) -> AppServer:
+    return shared_app
 
 
 def test_keys_from_the_command_line(server: AppServer) -> None:
@@ -31,7 +30,7 @@ def test_keys_from_the_command_line(server: AppServer) -> None:
     assert token.startswith("cpk_") and "admin key" in out
     listing = server.cli("keys", "list")
     assert "ci-bot" in listing and "admin" in listing and token not in listing
-    prefix = listing.split()[1]
+    prefix = next(line for line in listing.splitlines() if line.endswith(" ci-bot")).split()[1]
     assert "Revoked key" in server.cli("keys", "revoke", prefix)
     assert "revoked" in server.cli("keys", "list")
     response = httpx.get(f"{server.url}/api/keys", headers={"Authorization": f"Bearer {token}"}, trust_env=False)
@@ -71,18 +70,19 @@ def test_history_pages_and_per_app_timeout(server: AppServer, sd15_checkpoint: s
     workflow["4"]["inputs"]["ckpt_name"] = sd15_checkpoint
     workflow["3"]["inputs"]["steps"] = 100
     workflow["5"]["inputs"].update(width=256, height=256)
+    slow, demo = f"slow-{uuid.uuid4().hex[:6]}", f"demo-{uuid.uuid4().hex[:6]}"
     with httpx.Client(base_url=server.url, trust_env=False, timeout=30) as http:
-        assert publish(http, admin, name="Slow", slug="slow", workflow=workflow, timeout_s=2).status_code == 201
-        assert publish(http, admin, name="Demo", slug="demo", workflow=shipped("demo_invert.json"),
+        assert publish(http, admin, name="Slow", slug=slow, workflow=workflow, timeout_s=2).status_code == 201
+        assert publish(http, admin, name="Demo", slug=demo, workflow=shipped("demo_invert.json"),
                        inputs=[{"node": "1", "input": "color", "name": "color"}]).status_code == 201
-        slow = http.post("/api/apps/slow/runs", json={}, headers=admin).json()
-        ids = [http.post("/api/apps/demo/runs", json={"inputs": {"color": c}}, headers=admin).json()["id"]
+        slow_run = http.post(f"/api/apps/{slow}/runs", json={}, headers=admin).json()
+        ids = [http.post(f"/api/apps/{demo}/runs", json={"inputs": {"color": c}}, headers=admin).json()["id"]
                for c in range(5)]
-        timed_out = wait_final(http, slow["id"], admin)
+        timed_out = wait_final(http, slow_run["id"], admin)
         for run_id in ids:
             wait_final(http, run_id, admin)
-        first = http.get("/api/runs", params={"app": "demo", "limit": 3}, headers=admin).json()
-        second = http.get("/api/runs", params={"app": "demo", "limit": 3, "before": first["next_before"]},
+        first = http.get("/api/runs", params={"app": demo, "limit": 3}, headers=admin).json()
+        second = http.get("/api/runs", params={"app": demo, "limit": 3, "before": first["next_before"]},
                           headers=admin).json()
         # the engine is free again after the timeout: the demo runs behind it all succeeded
         statuses = {r["status"] for r in first["runs"] + second["runs"]}

@@ -9,7 +9,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -183,31 +182,32 @@ def test_metrics_need_an_admin_key(http: httpx.Client, runner: dict[str, str]) -
     assert "/metrics" not in http.get("/openapi.json").json()["paths"]
 
 
-def test_metrics_open_serves_a_scraper_without_a_key(tmp_path: Path, engine_url: str) -> None:
-    app = AppServer(tmp_path, comfyui_url=engine_url, extra=("--metrics-open",)).start()
-    try:
-        with httpx.Client(base_url=app.url, timeout=30, trust_env=False) as http:
-            samples = scrape(http, {})
-    finally:
-        app.stop()
+@pytest.fixture(scope="module")
+def own_engine_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+    """An app with an engine of its own (which a test kills) and /metrics open: one start for the two tests."""
+    app = AppServer(tmp_path_factory.mktemp("own-engine"), comfyui_url=None, extra=("--metrics-open",)).start()
+    yield app
+    app.stop()
+
+
+def test_metrics_open_serves_a_scraper_without_a_key(own_engine_app: AppServer) -> None:
+    with httpx.Client(base_url=own_engine_app.url, timeout=30, trust_env=False) as http:
+        samples = scrape(http, {})
     assert value(samples, "queue_length") == 0
 
 
-def test_an_engine_restart_is_counted(tmp_path: Path) -> None:
-    app = AppServer(tmp_path, comfyui_url=None).start()  # an engine of its own, which we kill
+def test_an_engine_restart_is_counted(own_engine_app: AppServer) -> None:
+    app = own_engine_app
     admin = {"Authorization": f"Bearer {app.create_key('admin', admin=True)}"}
-    try:
-        with httpx.Client(base_url=app.url, timeout=30, trust_env=False) as http:
-            (engine,) = app.engines()
-            assert value(scrape(http, admin), "engine_restarts_total", engine=engine["name"]) == 0
-            os.kill(engine["pid"], signal.SIGKILL)
-            deadline = time.monotonic() + 120
-            while (now := app.engines()[0])["pid"] in (engine["pid"], None) or not now["url"]:
-                assert time.monotonic() < deadline, now
-                time.sleep(0.2)
-            samples = scrape(http, admin)
-    finally:
-        app.stop()
+    with httpx.Client(base_url=app.url, timeout=30, trust_env=False) as http:
+        (engine,) = app.engines()
+        assert value(scrape(http, admin), "engine_restarts_total", engine=engine["name"]) == 0
+        os.kill(engine["pid"], signal.SIGKILL)
+        deadline = time.monotonic() + 120
+        while (now := app.engines()[0])["pid"] in (engine["pid"], None) or not now["url"]:
+            assert time.monotonic() < deadline, now
+            time.sleep(0.2)
+        samples = scrape(http, admin)
     assert value(samples, "engine_restarts_total", engine=engine["name"]) == 1
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -118,10 +117,8 @@ def test_with_an_engine_given_by_url_that_does_not_answer_nothing_is_refused_on_
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, engine_url: str) -> Iterator[AppServer]:
-    app = AppServer(tmp_path_factory.mktemp("app"), comfyui_url=engine_url).start()
-    yield app
-    app.stop()
+def server(shared_app: AppServer) -> AppServer:
+    return shared_app
 
 
 def txt2img_loading(checkpoint: str) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -70,27 +71,24 @@ def test_login_is_throttled_per_address_after_failed_attempts(tmp_path: Path, en
     assert after_success.status_code == 401  # a success starts the count afresh
 
 
-def test_private_outputs_lose_the_embedded_workflow_and_keep_their_pixels(tmp_path: Path, engine_url: str) -> None:
-    server = AppServer(tmp_path, comfyui_url=engine_url).start()
-    admin = {"Authorization": f"Bearer {server.create_key('admin', admin=True)}"}
-    try:
-        with httpx.Client(base_url=server.url, trust_env=False, timeout=30) as http:
-            def output_of(slug: str, **settings: bool) -> Image.Image:
-                published = publish(http, admin, name=slug, slug=slug, workflow=shipped("demo_invert.json"),
-                                    inputs=[{"node": "1", "input": "color", "name": "color"}], **settings)
-                assert published.status_code == 201, published.text
-                run = http.post(f"/api/apps/{slug}/run", json={"inputs": {"color": 0x123456}}, headers=admin).json()
-                assert run["status"] == "succeeded", run
-                image = Image.open(io.BytesIO(http.get(run["outputs"][0]["url"]).content))
-                image.load()
-                return image
+def test_private_outputs_lose_the_embedded_workflow_and_keep_their_pixels(shared_app: AppServer) -> None:
+    admin = {"Authorization": f"Bearer {shared_app.create_key('admin', admin=True)}"}
+    with httpx.Client(base_url=shared_app.url, trust_env=False, timeout=30) as http:
+        def output_of(name: str, **settings: bool) -> Image.Image:
+            slug = f"{name}-{uuid.uuid4().hex[:6]}"
+            published = publish(http, admin, name=slug, slug=slug, workflow=shipped("demo_invert.json"),
+                                inputs=[{"node": "1", "input": "color", "name": "color"}], **settings)
+            assert published.status_code == 201, published.text
+            run = http.post(f"/api/apps/{slug}/run", json={"inputs": {"color": 0x123456}}, headers=admin).json()
+            assert run["status"] == "succeeded", run
+            image = Image.open(io.BytesIO(http.get(run["outputs"][0]["url"]).content))
+            image.load()
+            return image
 
-            private = output_of("private-app")
-            public = output_of("public-app", public=True)
-            kept = output_of("private-kept", keep_metadata=True)
-            stripped_public = output_of("public-stripped", public=True, keep_metadata=False)
-    finally:
-        server.stop()
+        private = output_of("private-app")
+        public = output_of("public-app", public=True)
+        kept = output_of("private-kept", keep_metadata=True)
+        stripped_public = output_of("public-stripped", public=True, keep_metadata=False)
 
     assert "prompt" in public.text and "prompt" in kept.text  # what the engine wrote, where it is wanted
     assert private.text == {} and stripped_public.text == {}

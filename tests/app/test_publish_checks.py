@@ -7,7 +7,6 @@ from __future__ import annotations
 import copy
 import json
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -18,11 +17,9 @@ from tests.support.server import AppServer
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, engine_url: str, sd15_checkpoint: str) -> Iterator[AppServer]:
+def server(shared_app: AppServer) -> AppServer:
     # The engine holds a checkpoint: a workflow naming another one is a model the engine lacks among those it has.
-    app = AppServer(tmp_path_factory.mktemp("app"), comfyui_url=engine_url).start()
-    yield app
-    app.stop()
+    return shared_app
 
 
 def publish(http: httpx.Client, admin: dict[str, str], workflow: dict[str, Any],

@@ -23,17 +23,18 @@ from tests.support.prompts import shipped
 from tests.support.server import AppServer
 
 
-def _publish_apps(http: httpx.Client, admin: dict[str, str], checkpoint: str) -> tuple[str, str]:
+def _publish_apps(http: httpx.Client, admin: dict[str, str], checkpoint: str, suffix: str = "") -> tuple[str, str]:
+    """Two public apps, "slow" (txt2img) and "demo" (+ suffix: on the shared app, slugs of the test's own)."""
     workflow = shipped("txt2img_sd15.json")
     workflow["4"]["inputs"]["ckpt_name"] = checkpoint
-    slow = publish(http, admin, name="Slow", slug="slow", workflow=workflow, public=True,
+    slow = publish(http, admin, name="Slow", slug=f"slow{suffix}", workflow=workflow, public=True,
                    inputs=[{"node": "3", "input": "steps", "name": "steps"},
                            {"node": "5", "input": "width", "name": "width"},
                            {"node": "5", "input": "height", "name": "height"}])
-    demo = publish(http, admin, name="Demo", slug="demo", workflow=shipped("demo_invert.json"), public=True,
-                   inputs=[{"node": "1", "input": "color", "name": "color"}])
+    demo = publish(http, admin, name="Demo", slug=f"demo{suffix}", workflow=shipped("demo_invert.json"),
+                   public=True, inputs=[{"node": "1", "input": "color", "name": "color"}])
     assert slow.status_code == demo.status_code == 201
-    return "slow", "demo"
+    return f"slow{suffix}", f"demo{suffix}"
 
 
 def _wait_status(http: httpx.Client, run_id: str, status: str, timeout: float = 60) -> dict[str, Any]:
@@ -144,22 +145,18 @@ def receiver() -> Iterator[tuple[str, list[tuple[dict[str, str], bytes]]]]:
     server.shutdown()
 
 
-def test_webhook_is_signed_and_retried(tmp_path: Path, engine_url: str, sd15_checkpoint: str,
+def test_webhook_is_signed_and_retried(shared_app: AppServer, sd15_checkpoint: str,
                                        receiver: tuple[str, list]) -> None:
     url, calls = receiver
-    server = AppServer(tmp_path, comfyui_url=engine_url).start()
-    admin = {"Authorization": f"Bearer {server.create_key('admin', admin=True)}"}
-    try:
-        with httpx.Client(base_url=server.url, trust_env=False, timeout=30) as http:
-            _, demo = _publish_apps(http, admin, sd15_checkpoint)
-            secret = http.get(f"/api/apps/{demo}/webhook-secret", headers=admin).json()["secret"]
-            run = http.post(f"/api/apps/{demo}/run", json={"inputs": {"color": 4}, "webhook": url}).json()
-            refused = http.post(f"/api/apps/{demo}/run", json={"inputs": {}, "webhook": "ftp://x/y"})
-        deadline = time.monotonic() + 30
-        while len(calls) < 2 and time.monotonic() < deadline:
-            time.sleep(0.1)
-    finally:
-        server.stop()
+    admin = {"Authorization": f"Bearer {shared_app.create_key('admin', admin=True)}"}
+    with httpx.Client(base_url=shared_app.url, trust_env=False, timeout=30) as http:
+        _, demo = _publish_apps(http, admin, sd15_checkpoint, suffix=f"-{uuid.uuid4().hex[:6]}")
+        secret = http.get(f"/api/apps/{demo}/webhook-secret", headers=admin).json()["secret"]
+        run = http.post(f"/api/apps/{demo}/run", json={"inputs": {"color": 4}, "webhook": url}).json()
+        refused = http.post(f"/api/apps/{demo}/run", json={"inputs": {}, "webhook": "ftp://x/y"})
+    deadline = time.monotonic() + 30
+    while len(calls) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert run["status"] == "succeeded"
     assert refused.status_code == 422 and refused.json()["detail"]["problems"][0]["input"] == "webhook"
     (first_headers, _), (headers, body) = calls[:2]

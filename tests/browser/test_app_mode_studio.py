@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -20,10 +19,8 @@ APP_MODE_FILE = "tests/publisher/fixtures/ui_app_mode_outputs.app.json"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, engine_url: str) -> Iterator[AppServer]:
-    app = AppServer(tmp_path_factory.mktemp("ui"), comfyui_url=engine_url).start()
-    yield app
-    app.stop()
+def server(shared_app: AppServer) -> AppServer:
+    return shared_app
 
 
 def test_app_modes_inputs_are_ticked_in_order_and_published_with_its_outputs(server: AppServer) -> None:

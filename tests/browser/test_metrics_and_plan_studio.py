@@ -74,13 +74,13 @@ def test_the_metrics_tab_shows_the_runs_live_with_charts(server: AppServer, brow
                            timeout=15_000)
     for chart in ("workers", "throughput", "latency"):
         page.wait_for_selector(f"#metrics-{chart} canvas, #metrics-{chart} svg", timeout=15_000)
-    page.wait_for_timeout(2500)  # one more tick: the charts have a line
-    page.screenshot(path=str(tmp_path / "studio-metrics.png"), full_page=True)
-    # The timer ticks only while the tab is open.
+    # The timer ticks only while the tab is open: it refreshes by itself (the next tick's answer, within two
+    # periods: then the charts have a line), and stops on another tab.
     calls: list[str] = []
     page.on("request", lambda request: calls.append(request.url) if "/gradio_api/" in request.url else None)
-    page.wait_for_timeout(4500)
+    page.wait_for_event("response", lambda response: "/gradio_api/" in response.url, timeout=4500)
     assert calls, "the Metrics tab did not refresh by itself"
+    page.screenshot(path=str(tmp_path / "studio-metrics.png"), full_page=True)
     page.click("button[role=tab]:has-text('Runs')")
     page.wait_for_timeout(1000)
     calls.clear()

@@ -24,10 +24,8 @@ SHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, engine_url: str) -> Iterator[AppServer]:
-    app = AppServer(tmp_path_factory.mktemp("ui"), comfyui_url=engine_url).start()
-    yield app
-    app.stop()
+def server(shared_app: AppServer) -> AppServer:
+    return shared_app
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ import shutil
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -22,10 +21,8 @@ from tests.support.server import AppServer
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, engine_url: str) -> Iterator[AppServer]:
-    app = AppServer(tmp_path_factory.mktemp("snippets"), comfyui_url=engine_url).start()
-    yield app
-    app.stop()
+def server(shared_app: AppServer) -> AppServer:
+    return shared_app
 
 
 def _published(server: AppServer, admin: str) -> tuple[str, AppSpec]:

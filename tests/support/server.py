@@ -3,6 +3,8 @@ service benchmarks (bench/service.py) both start it through this one harness."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import signal
 import subprocess
@@ -95,8 +97,18 @@ class AppServer:
         return out.stdout
 
     def create_key(self, name: str, *, admin: bool = False) -> str:
-        """An API key from the app's own CLI (the only way to get the first admin key)."""
-        return self.cli("keys", "create", name, *(["--admin"] if admin else [])).strip().splitlines()[-1]
+        """An API key from the app's own CLI (the only way to get the first admin key): `launch.py keys create`'s
+        own code, run in this process. A subprocess would add a Python start and its imports (most of a second) to
+        each of the suite's many keys; `cli` runs the command as a user does."""
+        import launch  # the repo root's entry point: imported only by those who make keys
+
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            code = launch.main(["--data-dir", str(self.data_dir), "keys", "create", name,
+                                *(["--admin"] if admin else [])])
+        if code != 0:
+            raise RuntimeError(f"keys create {name} exited with {code}: {out.getvalue()}")
+        return out.getvalue().strip().splitlines()[-1]
 
     def engines(self) -> list[dict[str, Any]]:
         """The app's engines as GET /api/engine lists them: name, url, pid (None with --comfyui-url), ..."""
