@@ -28,8 +28,8 @@ from app.v2.asset_access import AssetAccess, key_access
 from app.v2.asset_views import answer_json, asset_out
 from app.v2.errors import V2Error
 from app.v2.used_keys import UsedKeys
-from db import crud_asset_owners, crud_assets
-from db.models import Asset, Run, utcnow
+from db import crud_asset_owners
+from db.models import Asset, utcnow
 from runtimes.files import safe_filename
 
 EXPIRES_IN = (60, 604_800)  # the contract's bounds of `expires_in` (seconds)
@@ -235,18 +235,21 @@ def _mint(session: Session, store: AssetStore, hash_: str, file_path: str | None
 
 def _visible(session: Session, asset_id: str, who: AssetAccess) -> Asset:
     """The asset, if it is live and the caller may see it; else not_found (someone else's reads the same)."""
-    asset = crud_assets.get_asset(session, asset_id=asset_id[:64])
-    if asset is None or not who.may_see(crud_asset_owners.owner_of(session, asset)):
+    return _owned(session, asset_id, who).asset
+
+
+def _owned(session: Session, asset_id: str, who: AssetAccess) -> crud_asset_owners.Owned:
+    found = crud_asset_owners.live_with_owner(session, asset_id=asset_id[:64])
+    if found is None or not who.may_see(found.owner):
         raise V2Error("not_found", f"No asset {asset_id[:64]!r} (it never existed, was deleted or expired, or "
                                    "belongs to another key).")
-    return asset
+    return found
 
 
 def _with_removal(session: Session, asset_id: str, who: AssetAccess) -> tuple[Asset, bool]:
-    """The asset and whether retention removed its file (a run's output)."""
-    asset = _visible(session, asset_id, who)
-    run = session.get(Run, asset.job_id) if asset.job_id else None
-    return asset, bool(run is not None and (run.files_removed or {}).get("outputs"))
+    """The asset and whether retention removed its file (a run's output): one query."""
+    found = _owned(session, asset_id, who)
+    return found.asset, bool((found.run_files_removed or {}).get("outputs"))
 
 
 def _delete(session: Session, store: AssetStore, asset_id: str, who: AssetAccess) -> None:

@@ -26,7 +26,7 @@ from app.v2.idempotency import KEY_LIFETIME, MAX_KEY_LENGTH, IdempotencyClaims
 from app.v2.job_inputs import JobInputs
 from app.v2.job_view import Surface, job_of
 from app.v2.workflow_versions import WorkflowVersions, invalid_workflow
-from db import crud_runs, crud_v2
+from db import crud_assets, crud_runs, crud_v2
 from db.crud_apps import RunnableVersion
 from db.models import utcnow
 from publisher import AppSpec, NodeCatalog, apply_values
@@ -243,7 +243,7 @@ class V2Jobs:
         return run
 
     def view(self, session: Session, surface: Surface, run: Any) -> dict[str, Any]:
-        artifacts = crud_runs.artifacts_of(session, run_id=run.id) if run.status == "succeeded" else []
+        artifacts = crud_assets.outputs_with_assets(session, run_id=run.id) if run.status == "succeeded" else []
         spec = self.runs.versions.spec(session, run.version_id)
         in_flight = self.runs.in_flight.get(run.id)
         final = run.status in FINAL_STATUSES
