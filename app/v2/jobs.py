@@ -164,7 +164,7 @@ class V2Jobs:
         require_workflows(caller)
         prepared = self.workflows.prepare(session, graph, caller, catalog)
         scope = self._claim(session, prepared.version.app_id, caller, key)
-        return caller, prepared.version, JobInputs({}, prepared.files), scope
+        return caller, prepared.version, JobInputs(prepared.values, prepared.files), scope
 
     def _prepare_app(self, session: Session, version: RunnableVersion, graph: dict[str, Any], caller: Caller,
                      key: str | None) -> tuple[JobInputs, str | None]:
