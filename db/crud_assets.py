@@ -75,16 +75,15 @@ _OUTPUTS_OF = (select(_ARTIFACTS, _ASSETS.c.id.label("asset_id"), _ASSETS.c.hash
                .where(_ARTIFACTS.c.run_id == bindparam("run_id")).order_by(_ARTIFACTS.c.id))
 
 
-def add_output_assets(session: Session, *, run_id: str, expires_at: datetime | None) -> None:
-    """An asset for each output of the run that has none, WITHOUT committing: the run's end writes them in its own
-    transaction, so reading a finished job writes nothing."""
-    rows = session.execute(select(_ARTIFACTS).where(_ARTIFACTS.c.run_id == run_id, ~select(_ASSETS.c.id).where(
-        _ASSETS.c.artifact_id == _ARTIFACTS.c.id).exists())).all()
-    if rows:
+def add_output_assets(session: Session, *, run_id: str, artifacts: Sequence[tuple[int, Any]], created_at: datetime,
+                      expires_at: datetime | None) -> None:
+    """An asset for each output just recorded ((artifact id, its NewArtifact)), WITHOUT committing: the run's end
+    writes them in its own transaction, so reading a finished job writes nothing."""
+    if artifacts:
         session.execute(_INSERT_ASSETS, [
-            {"id": str(uuid.uuid4()), "hash": None, "size_bytes": row.size, "content_type": row.mime,
-             "file_path": row.filename, "path": row.path, "api_key_id": None, "job_id": run_id,
-             "artifact_id": row.id, "created_at": row.created_at, "expires_at": expires_at} for row in rows])
+            {"id": str(uuid.uuid4()), "hash": None, "size_bytes": a.size, "content_type": a.mime,
+             "file_path": a.filename, "path": a.path, "api_key_id": None, "job_id": run_id, "artifact_id": artifact_id,
+             "created_at": created_at, "expires_at": expires_at} for artifact_id, a in artifacts])
 
 
 def outputs_with_assets(session: Session, *, run_id: str) -> Sequence[Row[Any]]:

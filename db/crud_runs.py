@@ -40,6 +40,7 @@ _UNFINISHED = _RUNS.c.finished_at.is_(None)
 _INSERT_RUN = insert(_RUNS)
 _ARTIFACTS = Artifact.__table__
 _INSERT_ARTIFACTS = insert(_ARTIFACTS)
+_INSERT_ARTIFACTS_RETURNING_ID = _INSERT_ARTIFACTS.returning(_ARTIFACTS.c.id, sort_by_parameter_order=True)
 _ARTIFACTS_OF = select(_ARTIFACTS).where(_ARTIFACTS.c.run_id == bindparam("run_id")).order_by(_ARTIFACTS.c.id)
 # Status polling reads this: the run and whether its app is public (who may read it), in one query.
 _RUN_AND_ACCESS = (select(_RUNS, App.__table__.c.public.label("app_public"))
@@ -222,12 +223,15 @@ def end_run(
         session.commit()  # nothing was written; not a rollback, which would expire the caller's loaded objects
         return None
     if artifacts:
-        session.execute(_INSERT_ARTIFACTS, [
-            {"run_id": run_id, "node_id": a.node_id, "kind": a.kind, "filename": a.filename, "path": a.path,
-             "mime": a.mime, "size": a.size, "created_at": finished_at} for a in artifacts])
+        rows = [{"run_id": run_id, "node_id": a.node_id, "kind": a.kind, "filename": a.filename, "path": a.path,
+                 "mime": a.mime, "size": a.size, "created_at": finished_at} for a in artifacts]
         if output_assets:
-            crud_assets.add_output_assets(session, run_id=run_id, expires_at=created + assets_kept_for
+            ids = session.scalars(_INSERT_ARTIFACTS_RETURNING_ID, rows).all()
+            crud_assets.add_output_assets(session, run_id=run_id, artifacts=list(zip(ids, artifacts, strict=True)),
+                                          created_at=finished_at, expires_at=created + assets_kept_for
                                           if assets_kept_for is not None else None)
+        else:
+            session.execute(_INSERT_ARTIFACTS, rows)
     session.commit()
     return run
 

@@ -8,7 +8,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Request, status
+from fastapi import APIRouter, FastAPI, Header, Request, status
 from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy.orm import Session
 
@@ -43,14 +43,14 @@ def include_at_surfaces(app: FastAPI, v2_router: APIRouter) -> None:
 
 def include_at_app_surfaces(app: FastAPI, v2_router: APIRouter) -> None:
     """A v2 router at each app's base URLs only (the server-wide one is included at the root elsewhere), e.g. the
-    assets' routes built with `app_caller` as who calls: the SDK uploads to `{base}/api/v2/assets`."""
+    assets' routes built with `app_asset_access` as who calls: the SDK uploads to `{base}/api/v2/assets`."""
     for prefix in SURFACE_PREFIXES[1:]:
         app.include_router(v2_router, prefix=prefix, include_in_schema=False)
 
 
-async def app_caller(request: Request, services: ServicesDep) -> Caller:
-    """Who calls an app's base URL (a dependency): the app must exist, and the caller may run it (any key for a
-    private app; anyone for a public one), as for its jobs."""
+def app_caller_check(request: Request) -> Callable[[Session], Caller]:
+    """Who calls an app's base URL, checked in a trip to the database: the app must exist, and the caller may run it
+    (any key for a private app; anyone for a public one), as for its jobs."""
     app = _app_ref(request)
     authorization = request.headers.get("authorization")
 
@@ -63,13 +63,19 @@ async def app_caller(request: Request, services: ServicesDep) -> Caller:
             require_runner(caller, public=found.public)
         return caller
 
-    return await services.db(check)
+    return check
 
 
-async def app_asset_access(caller: Annotated[Caller, Depends(app_caller)]) -> AssetAccess:
+def app_asset_access(request: Request) -> Callable[[Session], AssetAccess]:
     """Who may use the assets at an app's base URL: whoever may run the app (anonymous callers of a public app own
     what they upload together)."""
-    return AssetAccess(caller.key_id, caller.admin)
+    who = app_caller_check(request)
+
+    def check(session: Session) -> AssetAccess:
+        caller = who(session)
+        return AssetAccess(caller.key_id, caller.admin)
+
+    return check
 
 
 def _jobs(request: Request) -> V2Jobs:
