@@ -219,31 +219,38 @@ def test_graphs_that_differ_only_in_numbers_share_a_version_and_each_runs_with_i
         http: httpx.Client, admin: dict[str, str], workflows_key: str) -> None:
     key = bearer(workflows_key)
     colors = (0x204060, 0xC08040)
-    jobs = [job_of(http.post("/api/v2/jobs", json={"workflow": demo_invert(c, size=16 + i, prefix="v2/numbers")},
+    jobs = [job_of(http.post("/api/v2/jobs", json={"workflow": demo_invert(c, size=16 + i, prefix=f"v2/n{i}")},
                              headers=key), 201) for i, c in enumerate(colors)]
-    renamed = job_of(http.post("/api/v2/jobs", json={"workflow": demo_invert(colors[0], prefix="v2/other-text")},
-                               headers=key), 201)
+    other = demo_invert(colors[0], prefix="v2/n0")
+    other["2"]["_meta"] = {"title": "Invert it"}
+    renamed = job_of(http.post("/api/v2/jobs", json={"workflow": other}, headers=key), 201)
     for job in (*jobs, renamed):
         assert wait_terminal(http, job["urls"]["self"], key)["status"] == "succeeded"
     runs = {run["id"]: run for run in http.get("/api/runs?app=_workflows", headers=admin).json()["runs"]}
-    assert runs[jobs[0]["id"]]["version"] == runs[jobs[1]["id"]]["version"]  # only numbers differ: one version
-    assert runs[renamed["id"]]["version"] != runs[jobs[0]["id"]]["version"]  # a text differs: another
+    # Only numbers and the prefix differ: one version. Anything else (here a node's title): another.
+    assert runs[jobs[0]["id"]]["version"] == runs[jobs[1]["id"]]["version"]
+    assert runs[renamed["id"]]["version"] != runs[jobs[0]["id"]]["version"]
     for i, (job, color) in enumerate(zip(jobs, colors, strict=True)):
         (output,) = job_of(http.get(job["urls"]["self"], headers=key))["outputs"]
         data = http.get(output["url"], headers=key).content
         assert inverted(data, ((color >> 16) & 255, (color >> 8) & 255, color & 255))  # its own colour ran
         with Image.open(io.BytesIO(data)) as image:
             assert image.size == (16 + i, 16 + i)
+        assert output["name"] == f"00-n{i}_00001_.png"  # its own prefix (in the run's own folder)
         ran = http.get(job["urls"]["workflow"], headers=key).json()["workflow"]
         assert ran["1"]["inputs"] == {"width": 16 + i, "height": 16 + i, "batch_size": 1, "color": color}
+        assert ran["3"]["inputs"]["filename_prefix"] == f"v2/n{i}"
     # A number the engine refuses, in a structure known already, is named as before.
-    too_small = demo_invert(colors[0], size=0, prefix="v2/numbers")
+    too_small = demo_invert(colors[0], size=0, prefix="v2/n0")
     error = error_of(http.post("/api/v2/jobs", json={"workflow": too_small}, headers=key), 422, "invalid_workflow")
     assert {e["field"] for e in error["details"]["node_errors"]["1"]} == {"width", "height"}
     assert "out of range" in error["message"]
-    huge = demo_invert(2**70, prefix="v2/numbers")
+    huge = demo_invert(2**70, prefix="v2/n0")
     error = error_of(http.post("/api/v2/jobs", json={"workflow": huge}, headers=key), 422, "invalid_workflow")
     assert "64 bits" in error["message"]
+    escaping = demo_invert(colors[0], prefix="../../outside")
+    error = error_of(http.post("/api/v2/jobs", json={"workflow": escaping}, headers=key), 422, "invalid_workflow")
+    assert "filename_prefix" in error["message"] and "leaves" in error["message"]
 
 
 def test_who_may_run_any_workflow(http: httpx.Client, runner_key: str) -> None:
