@@ -21,7 +21,7 @@ from app.v2.job_events import job_stream
 from app.v2.job_view import Surface
 from app.v2.jobs import V2Jobs
 from app.v2.schemas import Health, Job, JobWorkflow, error_answers
-from db import crud_apps
+from db import crud_v2
 
 # Where a v2 base URL is: "" (the server's), an app's, an app version's. A v2 router included at each of these
 # (include_at_surfaces) answers on every base URL; its handlers read `slug` and `number` from request.path_params
@@ -57,7 +57,7 @@ def app_caller_check(request: Request) -> Callable[[Session], Caller]:
     def check(session: Session) -> Caller:
         caller = identify(session, authorization)
         if app is not None:
-            found = crud_apps.get_app(session, slug=app.slug)
+            found = crud_v2.app_access(session, slug=app.slug)
             if found is None:
                 raise V2Error("not_found", f"No app '{app.slug}'. GET /api/apps lists the apps.")
             require_runner(caller, public=found.public)
@@ -121,7 +121,7 @@ def _surface(request: Request) -> tuple[Surface, AppRef | None]:
 
 
 def _with_app_id(session: Session, surface: Surface, app: AppRef) -> Surface:
-    found = crud_apps.get_app(session, slug=app.slug)
+    found = crud_v2.app_access(session, slug=app.slug)
     if found is None:
         raise V2Error("not_found", f"No app '{app.slug}'. GET /api/apps lists the apps.")
     return dataclasses.replace(surface, app_id=found.id)

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from app.auth.keys import Caller, identify, require_runner
 from app.errors import AppError, Forbidden, Unauthorized
-from app.runs.submission import AppRef, Submission
+from app.runs.submission import AppRef, Prepared, Submission, authorize
 from app.services import Services
 from app.v2.asset_refs import is_asset_reference, read, resolve_reference, uploaded_by_name
 from app.v2.errors import V2Error
@@ -119,30 +119,40 @@ class V2Jobs:
         body = parse_body(raw)
         if idempotency_key is not None and not (0 < len(idempotency_key) <= MAX_KEY_LENGTH):
             raise V2Error("invalid_request", f"Idempotency-Key must be 1-{MAX_KEY_LENGTH} characters.")
-        try:
+        catalog = None
+        if app is None:
+            if self._fresh_catalog() is None:  # the caller first: a stranger never waits for the engine
+                require_workflows(await self.services.db(lambda session: identify(session, authorization)))
+            catalog = await self.catalog()
+        found: dict[str, Any] = {}  # what the trip found: the version (to name refused values), the claimed scope
+
+        def prepare(session: Session) -> Prepared:
+            """Who calls, the version, the job's inputs and its claimed key, in the submission's own trip."""
             if app is None:
-                if self._fresh_catalog() is None:  # the caller first: a stranger never waits for the engine
-                    require_workflows(await self.services.db(lambda session: identify(session, authorization)))
-                catalog = await self.catalog()
-                caller, version, inputs, scope = await self.services.db(
-                    self._prepare_workflow, authorization, body.workflow, catalog, idempotency_key)
+                assert catalog is not None
+                caller, version, inputs, scope = self._prepare_workflow(session, authorization, body.workflow,
+                                                                        catalog, idempotency_key)
             else:
-                caller, version = await self.runs.authorize(app, authorization)
-                inputs, scope = await self.services.db(self._prepare_app, version, body.workflow, caller,
-                                                       idempotency_key)
+                caller, version = authorize(session, app, None, authorization, None)
+                inputs, scope = self._prepare_app(session, version, body.workflow, caller, idempotency_key)
+            found.update(version=version, scope=scope)
+            return Prepared(caller, version, inputs)
+
+        try:
+            accepted = await self.runs.submit(Submission(None, JobInputs({}, {}), idempotency_key=idempotency_key,
+                                                         prepare=prepare))
         except RecursionError:  # parsed, but nested deeper than a workflow is walked
+            self._release(found.get("scope"))
             raise V2Error("invalid_workflow", "The workflow is nested too deeply: a node's inputs are values and "
                                               "links ([node id, slot]), not lists in lists.") from None
-        try:
-            accepted = await self.runs.submit(Submission(version, inputs, caller=caller,
-                                                         idempotency_key=idempotency_key))
         except InputProblems as exc:
-            self._release(scope)
-            spec = await self.services.db(lambda session: self.runs.versions.spec(session, version.version_id))
+            self._release(found.get("scope"))
+            version_id = found["version"].version_id
+            spec = await self.services.db(lambda session: self.runs.versions.spec(session, version_id))
             raise V2Error("invalid_workflow", f"The workflow's values do not fit: {exc}",
                           details={"node_errors": node_errors_of(spec, exc.problems)}) from None
         except (V2Error, AppError, QueueFullError):  # refused: no job was made, the key may be used again
-            self._release(scope)
+            self._release(found.get("scope"))
             raise
         if not accepted.created:  # the same key, a moment earlier, from another process's point of view
             raise _reused()
