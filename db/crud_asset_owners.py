@@ -3,6 +3,9 @@ API v2 answers "not found" for an asset of someone else (app.routes.v2_assets)."
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
@@ -14,6 +17,25 @@ def owner_of(session: Session, asset: Asset) -> int | None:
     if asset.job_id is None:
         return asset.api_key_id
     return session.scalar(select(Run.api_key_id).where(Run.id == asset.job_id))
+
+
+@dataclass(frozen=True)
+class Owned:
+    asset: Asset
+    owner: int | None  # as owner_of says
+    run_files_removed: dict[str, Any] | None  # an output's run: what retention removed of its files
+
+
+def live_with_owner(session: Session, *, asset_id: str) -> Owned | None:
+    """A live asset, its owner and its run's removed files, in one query (serving an asset's bytes reads this)."""
+    row = session.execute(select(Asset, Run.api_key_id, Run.files_removed)
+                          .join_from(Asset, Run, Run.id == Asset.job_id, isouter=True)
+                          .where(Asset.id == asset_id, or_(Asset.expires_at.is_(None), Asset.expires_at > utcnow()))
+                          ).first()
+    if row is None:
+        return None
+    asset, run_key, removed = row
+    return Owned(asset, asset.api_key_id if asset.job_id is None else run_key, removed)
 
 
 def upload_by_hash(session: Session, *, hash_: str, api_key_id: int | None, any_owner: bool) -> Asset | None:

@@ -3,9 +3,12 @@ Write functions commit."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, or_, select
+from sqlalchemy import ColumnElement, Row, bindparam, delete, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -62,6 +65,31 @@ def output_asset(session: Session, *, artifact: Artifact, new_id: str, expires_a
     except IntegrityError:  # made by a concurrent request: theirs stands
         session.rollback()
         return session.scalars(select(Asset).where(Asset.artifact_id == artifact.id)).one()
+
+
+_ARTIFACTS, _ASSETS = Artifact.__table__, Asset.__table__
+_INSERT_ASSETS = insert(_ASSETS)
+# A job's outputs with their assets, in one query (a status poll of a finished job reads this).
+_OUTPUTS_OF = (select(_ARTIFACTS, _ASSETS.c.id.label("asset_id"), _ASSETS.c.hash.label("asset_hash"))
+               .join_from(_ARTIFACTS, _ASSETS, _ASSETS.c.artifact_id == _ARTIFACTS.c.id, isouter=True)
+               .where(_ARTIFACTS.c.run_id == bindparam("run_id")).order_by(_ARTIFACTS.c.id))
+
+
+def add_output_assets(session: Session, *, run_id: str, artifacts: Sequence[tuple[int, Any]], created_at: datetime,
+                      expires_at: datetime | None) -> None:
+    """An asset for each output just recorded ((artifact id, its NewArtifact)), WITHOUT committing: the run's end
+    writes them in its own transaction, so reading a finished job writes nothing."""
+    if artifacts:
+        session.execute(_INSERT_ASSETS, [
+            {"id": str(uuid.uuid4()), "hash": None, "size_bytes": a.size, "content_type": a.mime,
+             "file_path": a.filename, "path": a.path, "api_key_id": None, "job_id": run_id, "artifact_id": artifact_id,
+             "created_at": created_at, "expires_at": expires_at} for artifact_id, a in artifacts])
+
+
+def outputs_with_assets(session: Session, *, run_id: str) -> Sequence[Row[Any]]:
+    """The run's artifacts in the order they were added, each with `asset_id` and `asset_hash` (None where no asset
+    was made: a run that ended before outputs got theirs at the end)."""
+    return session.execute(_OUTPUTS_OF, {"run_id": run_id}).all()
 
 
 def expired_assets(session: Session, *, now: datetime, limit: int = 500) -> list[Asset]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Row, Update, and_, bindparam, case, func, insert, or_, select, update
@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
+from db import crud_assets
 from db.models import App, Artifact, Run, utcnow
 
 WEBHOOK_PENDING, WEBHOOK_DELIVERED, WEBHOOK_FAILED = "pending", "delivered", "failed"
@@ -39,6 +40,7 @@ _UNFINISHED = _RUNS.c.finished_at.is_(None)
 _INSERT_RUN = insert(_RUNS)
 _ARTIFACTS = Artifact.__table__
 _INSERT_ARTIFACTS = insert(_ARTIFACTS)
+_INSERT_ARTIFACTS_RETURNING_ID = _INSERT_ARTIFACTS.returning(_ARTIFACTS.c.id, sort_by_parameter_order=True)
 _ARTIFACTS_OF = select(_ARTIFACTS).where(_ARTIFACTS.c.run_id == bindparam("run_id")).order_by(_ARTIFACTS.c.id)
 # Status polling reads this: the run and whether its app is public (who may read it), in one query.
 _RUN_AND_ACCESS = (select(_RUNS, App.__table__.c.public.label("app_public"))
@@ -204,11 +206,14 @@ def end_run(
     artifacts: Sequence[NewArtifact] = (),
     created_at: datetime | None = None,
     progress: dict[str, Any] | None = None,
+    output_assets: bool = False,
+    assets_kept_for: timedelta | None = None,
 ) -> Row[Any] | None:
     """Record the outcome (`status`: a final one) and the files, in one transaction; total_ms = created ->
     finished. None, and nothing written, when the run had ended already. `created_at`, when the caller knows it,
     saves reading it. `progress`: the last one the run reported, when the caller kept it (it is not written at every
-    step)."""
+    step). `output_assets`: each file also gets its Comfy API v2 asset (expiring `assets_kept_for` after the run's
+    creation; None: never), in the same transaction."""
     created = created_at or _created_at(session, run_id)
     latest = {"progress": progress} if progress is not None else {}
     run = _update_unfinished(session, run_id, status=str(status), finished_at=finished_at,
@@ -218,9 +223,15 @@ def end_run(
         session.commit()  # nothing was written; not a rollback, which would expire the caller's loaded objects
         return None
     if artifacts:
-        session.execute(_INSERT_ARTIFACTS, [
-            {"run_id": run_id, "node_id": a.node_id, "kind": a.kind, "filename": a.filename, "path": a.path,
-             "mime": a.mime, "size": a.size, "created_at": finished_at} for a in artifacts])
+        rows = [{"run_id": run_id, "node_id": a.node_id, "kind": a.kind, "filename": a.filename, "path": a.path,
+                 "mime": a.mime, "size": a.size, "created_at": finished_at} for a in artifacts]
+        if output_assets:
+            ids = session.scalars(_INSERT_ARTIFACTS_RETURNING_ID, rows).all()
+            crud_assets.add_output_assets(session, run_id=run_id, artifacts=list(zip(ids, artifacts, strict=True)),
+                                          created_at=finished_at, expires_at=created + assets_kept_for
+                                          if assets_kept_for is not None else None)
+        else:
+            session.execute(_INSERT_ARTIFACTS, rows)
     session.commit()
     return run
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Row, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -15,6 +15,17 @@ from db.models import App, AppVersion, Run, utcnow
 # No published app can take it: publishing accepts only [a-z0-9][a-z0-9-]*.
 INTERNAL_SLUG = "_workflows"
 GRAPH_HASH = "graph_hash"  # the key of a version's spec that holds its graph's hash
+
+
+_APPS = App.__table__
+# A v2 request at an app's base URL reads this (every poll there): the published app's id and whether it is public.
+_APP_ACCESS = select(_APPS.c.id, _APPS.c.public).where(_APPS.c.slug == bindparam("slug"), _APPS.c.internal.is_(False),
+                                                       _APPS.c.deleted_at.is_(None))
+
+
+def app_access(session: Session, *, slug: str) -> Row[Any] | None:
+    """A published app's (id, public), as crud_apps.get_app finds it, in one light query (no ORM object)."""
+    return session.execute(_APP_ACCESS, {"slug": slug}).one_or_none()
 
 
 def internal_app(session: Session) -> App:
@@ -49,14 +60,17 @@ def add_graph_version(session: Session, *, app_id: int, graph_hash: str, spec: d
     raise RuntimeError("could not record the workflow's version: too many concurrent submissions")
 
 
+_SCOPE_HOLDER = select(Run.id, Run.created_at).where(Run.idempotency_scope == bindparam("scope"))
+
+
 def release_scope(session: Session, *, scope: str, created_before: datetime) -> bool:
     """Frees an Idempotency-Key scope held by a run created before `created_before` (the key expired); True when
     the scope is free now."""
-    run = session.scalar(select(Run).where(Run.idempotency_scope == scope))
-    if run is None:
+    found = session.execute(_SCOPE_HOLDER, {"scope": scope}).one_or_none()  # light: every v2 submission reads it
+    if found is None:
         return True
-    if run.created_at >= created_before:
+    if found.created_at >= created_before:
         return False
-    run.idempotency_scope = None
+    session.execute(update(Run).where(Run.id == found.id).values(idempotency_scope=None))
     session.commit()
     return True

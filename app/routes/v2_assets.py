@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request
@@ -24,26 +25,32 @@ from app.assets.store import AssetStore, Stored, blake3_of, is_hash
 from app.deps import ServicesDep
 from app.routes.multipart import read_form
 from app.services import Services
-from app.v2.asset_access import AssetAccess, key_access
+from app.v2.asset_access import AccessCheck, AssetAccess, key_access
 from app.v2.asset_views import answer_json, asset_out
 from app.v2.errors import V2Error
 from app.v2.idempotency import SingleUseKeys
-from db import crud_asset_owners, crud_assets
-from db.models import Asset, Run, utcnow
+from db import crud_asset_owners
+from db.models import Asset, utcnow
 from runtimes.files import safe_filename
 
 EXPIRES_IN = (60, 604_800)  # the contract's bounds of `expires_in` (seconds)
 _MEDIA = ("image/", "video/", "audio/")
+_READ_WHOLE_BYTES = 1 << 20  # smaller files are read in the database trip; larger ones stream (with ranges)
 _INPUT_FOLDER = "input/"  # the engine's input folder, as some clients name it in file_path: the same plain name
 
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 
 
-def assets_router(access: Callable[..., Awaitable[AssetAccess]]) -> APIRouter:
-    """The asset routes for callers that `access` lets in (a FastAPI dependency)."""
+def assets_router(access: Callable[[Request], AccessCheck]) -> APIRouter:
+    """The asset routes for callers that `access` lets in (the check it makes of a request runs in a trip to the
+    database: the dependency's own, or the content route's)."""
     router = APIRouter(tags=["v2 assets"], include_in_schema=False)
+
+    async def who_calls(request: Request, services: ServicesDep) -> AssetAccess:
+        return await services.db(access(request))
+
     # a default, not an Annotated alias: this module's annotations are strings, resolved among its globals
-    caller = Depends(access)
+    caller = Depends(who_calls)
     used_keys = SingleUseKeys()
 
     @router.post("/api/v2/assets")
@@ -99,13 +106,17 @@ def assets_router(access: Callable[..., Awaitable[AssetAccess]]) -> APIRouter:
         return Response(status_code=204)
 
     @router.get("/api/v2/assets/{id}/content")
-    async def get_asset_content(id: str, services: ServicesDep, who: AssetAccess = caller) -> Response:
-        asset, removed = await services.db(_with_removal, id, who)
-        path = services.assets.file(asset)
-        if removed or path is None or not await asyncio.to_thread(path.is_file):
+    async def get_asset_content(id: str, request: Request, services: ServicesDep) -> Response:
+        # One trip: who calls, the asset, and a small file's bytes (a range, or a large file, streams).
+        whole = "range" not in request.headers
+        asset, removed, found = await services.db(_content, services.assets, id, access(request), whole)
+        if removed or found is False:
             why = " (its run's files were removed by retention, --keep-outputs)" if removed else ""
             raise V2Error("not_found", f"The content of asset {id} is gone{why}.")
-        response = FileResponse(path, media_type=asset.content_type)
+        if isinstance(found, bytes):
+            response: Response = Response(found, media_type=asset.content_type, headers={"Accept-Ranges": "bytes"})
+        else:
+            response = FileResponse(found, media_type=asset.content_type)
         # Bytes a caller sent, on the API's origin: never let a browser run them as a page.
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Content-Security-Policy"] = "sandbox"
@@ -235,18 +246,37 @@ def _mint(session: Session, store: AssetStore, hash_: str, file_path: str | None
 
 def _visible(session: Session, asset_id: str, who: AssetAccess) -> Asset:
     """The asset, if it is live and the caller may see it; else not_found (someone else's reads the same)."""
-    asset = crud_assets.get_asset(session, asset_id=asset_id[:64])
-    if asset is None or not who.may_see(crud_asset_owners.owner_of(session, asset)):
+    return _owned(session, asset_id, who).asset
+
+
+def _owned(session: Session, asset_id: str, who: AssetAccess) -> crud_asset_owners.Owned:
+    found = crud_asset_owners.live_with_owner(session, asset_id=asset_id[:64])
+    if found is None or not who.may_see(found.owner):
         raise V2Error("not_found", f"No asset {asset_id[:64]!r} (it never existed, was deleted or expired, or "
                                    "belongs to another key).")
-    return asset
+    return found
 
 
 def _with_removal(session: Session, asset_id: str, who: AssetAccess) -> tuple[Asset, bool]:
-    """The asset and whether retention removed its file (a run's output)."""
-    asset = _visible(session, asset_id, who)
-    run = session.get(Run, asset.job_id) if asset.job_id else None
-    return asset, bool(run is not None and (run.files_removed or {}).get("outputs"))
+    """The asset and whether retention removed its file (a run's output): one query."""
+    found = _owned(session, asset_id, who)
+    return found.asset, bool((found.run_files_removed or {}).get("outputs"))
+
+
+def _content(session: Session, store: AssetStore, asset_id: str, access: AccessCheck, whole: bool
+             ) -> tuple[Asset, bool, bytes | Path | bool]:
+    """The asset, whether retention removed its file, and its bytes (a small file, asked for whole), its path (to
+    stream), or False when it is gone."""
+    asset, removed = _with_removal(session, asset_id, access(session))
+    path = store.file(asset)
+    if removed or path is None:
+        return asset, removed, False
+    try:
+        if not path.is_file():
+            return asset, removed, False
+        return asset, removed, path.read_bytes() if whole and path.stat().st_size <= _READ_WHOLE_BYTES else path
+    except OSError:
+        return asset, removed, False
 
 
 def _delete(session: Session, store: AssetStore, asset_id: str, who: AssetAccess) -> None:

@@ -4,9 +4,11 @@ app.v2.jobs and back; errors answer in the v2 envelope (app.v2.errors)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import dataclasses
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Request, status
+from fastapi import APIRouter, FastAPI, Header, Request, status
 from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy.orm import Session
 
@@ -19,7 +21,7 @@ from app.v2.job_events import job_stream
 from app.v2.job_view import Surface
 from app.v2.jobs import V2Jobs
 from app.v2.schemas import Health, Job, JobWorkflow, error_answers
-from db import crud_apps
+from db import crud_v2
 
 # Where a v2 base URL is: "" (the server's), an app's, an app version's. A v2 router included at each of these
 # (include_at_surfaces) answers on every base URL; its handlers read `slug` and `number` from request.path_params
@@ -29,6 +31,7 @@ SURFACE_PREFIXES = ("", "/apps/{slug}", "/apps/{slug}/versions/{number}")
 router = APIRouter(tags=["Comfy API v2"])
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 _MAX_SLUG = 64
+T = TypeVar("T")
 
 
 def include_at_surfaces(app: FastAPI, v2_router: APIRouter) -> None:
@@ -40,33 +43,39 @@ def include_at_surfaces(app: FastAPI, v2_router: APIRouter) -> None:
 
 def include_at_app_surfaces(app: FastAPI, v2_router: APIRouter) -> None:
     """A v2 router at each app's base URLs only (the server-wide one is included at the root elsewhere), e.g. the
-    assets' routes built with `app_caller` as who calls: the SDK uploads to `{base}/api/v2/assets`."""
+    assets' routes built with `app_asset_access` as who calls: the SDK uploads to `{base}/api/v2/assets`."""
     for prefix in SURFACE_PREFIXES[1:]:
         app.include_router(v2_router, prefix=prefix, include_in_schema=False)
 
 
-async def app_caller(request: Request, services: ServicesDep) -> Caller:
-    """Who calls an app's base URL (a dependency): the app must exist, and the caller may run it (any key for a
-    private app; anyone for a public one), as for its jobs."""
+def app_caller_check(request: Request) -> Callable[[Session], Caller]:
+    """Who calls an app's base URL, checked in a trip to the database: the app must exist, and the caller may run it
+    (any key for a private app; anyone for a public one), as for its jobs."""
     app = _app_ref(request)
     authorization = request.headers.get("authorization")
 
     def check(session: Session) -> Caller:
         caller = identify(session, authorization)
         if app is not None:
-            found = crud_apps.get_app(session, slug=app.slug)
+            found = crud_v2.app_access(session, slug=app.slug)
             if found is None:
                 raise V2Error("not_found", f"No app '{app.slug}'. GET /api/apps lists the apps.")
             require_runner(caller, public=found.public)
         return caller
 
-    return await services.db(check)
+    return check
 
 
-async def app_asset_access(caller: Annotated[Caller, Depends(app_caller)]) -> AssetAccess:
+def app_asset_access(request: Request) -> Callable[[Session], AssetAccess]:
     """Who may use the assets at an app's base URL: whoever may run the app (anonymous callers of a public app own
     what they upload together)."""
-    return AssetAccess(caller.key_id, caller.admin)
+    who = app_caller_check(request)
+
+    def check(session: Session) -> AssetAccess:
+        caller = who(session)
+        return AssetAccess(caller.key_id, caller.admin)
+
+    return check
 
 
 def _jobs(request: Request) -> V2Jobs:
@@ -85,19 +94,37 @@ def _app_ref(request: Request) -> AppRef | None:
 
 async def surface_of(request: Request, services: Any) -> tuple[Surface, AppRef | None]:
     """The base URL this request came to; an app's must exist."""
+    surface, app = _surface(request)
+    if app is None:
+        return surface, None
+    return await services.db(_with_app_id, surface, app), app
+
+
+async def in_surface(request: Request, services: Any, work: Callable[..., T], *args: Any) -> T:
+    """`work(session, surface, *args)` at the base URL this request came to, in one trip to the database (an app's
+    base URL is looked up in the same trip: a status poll there costs no trip more than at /api/v2)."""
+    surface, app = _surface(request)
+
+    def run(session: Session) -> T:
+        return work(session, _with_app_id(session, surface, app) if app is not None else surface, *args)
+
+    return await services.db(run)  # type: ignore[no-any-return]
+
+
+def _surface(request: Request) -> tuple[Surface, AppRef | None]:
     origin = f"{request.url.scheme}://{request.url.netloc}"
     app = _app_ref(request)
     if app is None:
         return Surface("/api/v2", origin), None
-
-    def app_id(session: Session) -> int:
-        found = crud_apps.get_app(session, slug=app.slug)
-        if found is None:
-            raise V2Error("not_found", f"No app '{app.slug}'. GET /api/apps lists the apps.")
-        return found.id
-
     version = f"/versions/{app.number}" if app.number is not None else ""
-    return Surface(f"/apps/{app.slug}{version}/api/v2", origin, await services.db(app_id)), app
+    return Surface(f"/apps/{app.slug}{version}/api/v2", origin), app
+
+
+def _with_app_id(session: Session, surface: Surface, app: AppRef) -> Surface:
+    found = crud_v2.app_access(session, slug=app.slug)
+    if found is None:
+        raise V2Error("not_found", f"No app '{app.slug}'. GET /api/apps lists the apps.")
+    return dataclasses.replace(surface, app_id=found.id)
 
 
 @router.get("/api/v2/health", summary="Health of this v2 base URL", response_model=Health)
@@ -122,16 +149,15 @@ async def create_job(request: Request, services: ServicesDep, idempotency_key: I
 @router.get("/api/v2/jobs/{job_id}", summary="A job (poll it)", response_model=None,
             responses={200: {"model": Job}, **error_answers(401, 404, 422)})
 async def get_job(job_id: str, request: Request, services: ServicesDep) -> JSONResponse:
-    surface, _ = await surface_of(request, services)
-    return JSONResponse(await services.db(_jobs(request).read, surface, request.headers.get("authorization"), job_id))
+    return JSONResponse(await in_surface(request, services, _jobs(request).read, request.headers.get("authorization"),
+                                         job_id))
 
 
 @router.get("/api/v2/jobs/{job_id}/workflow", summary="The workflow a job ran", response_model=None,
             responses={200: {"model": JobWorkflow}, **error_answers(401, 404, 422)})
 async def get_job_workflow(job_id: str, request: Request, services: ServicesDep) -> JSONResponse:
-    surface, _ = await surface_of(request, services)
-    jobs = _jobs(request)
-    return JSONResponse(await services.db(jobs.workflow, surface, request.headers.get("authorization"), job_id))
+    return JSONResponse(await in_surface(request, services, _jobs(request).workflow,
+                                         request.headers.get("authorization"), job_id))
 
 
 @router.post("/api/v2/jobs/{job_id}/cancel", summary="Cancel a job", response_model=None,

@@ -8,7 +8,7 @@ import asyncio
 import base64
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -130,12 +130,18 @@ class RunRecorder:
             run = crud_runs.end_run(session, run_id=run_id, status=status, finished_at=utcnow(), applied=applied,
                                     error=error, exec_ms=exec_ms, artifacts=artifacts,
                                     created_at=in_flight.created_at if in_flight else None,
-                                    progress=in_flight.progress if in_flight else None)
+                                    progress=in_flight.progress if in_flight else None,
+                                    # Outputs are the Comfy API v2's assets too: made here, a poll writes nothing.
+                                    output_assets=True, assets_kept_for=self._outputs_kept_for())
             if run is None:  # it had ended meanwhile (a cancel): its own record stands
                 for artifact in artifacts:
                     remove_file(self.settings.data_dir, artifact.path)
                 return None
             return run_view(session, self.versions, run, artifacts), run.webhook_url
+
+    def _outputs_kept_for(self) -> timedelta | None:
+        days = self.settings.keep_outputs_days
+        return timedelta(days=days) if days is not None else None
 
     def _store_outputs(self, run_id: str, outcome: RunOutcome) -> list[NewArtifact]:
         """All of a run's outputs, or none: the files stored before one that fails are removed again."""

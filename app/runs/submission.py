@@ -8,7 +8,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -36,12 +36,24 @@ class AppRef:
 
 
 @dataclass(frozen=True)
+class Prepared:
+    """What a submission's `prepare` finds in the submission's own trip to the database."""
+
+    caller: Caller
+    version: RunnableVersion
+    inputs: InputSource
+
+
+@dataclass(frozen=True)
 class Submission:
-    app: AppRef | RunnableVersion  # a version already looked up (a multipart request, a re-run)
+    app: AppRef | RunnableVersion | None  # a version already looked up (a multipart request, a re-run); None: prepare
     inputs: InputSource
     caller: Caller | None = None  # known (a form's visitor, the studio, a request identified already)...
     authorization: str | None = None  # ...or identified from this `Authorization` header in the same trip
     idempotency_key: str | None = None
+    # ...or all three found first in the same trip (the Comfy API v2: a workflow's version and files); its errors
+    # propagate, and nothing is recorded.
+    prepare: Callable[[Session], Prepared] | None = None
 
 
 @dataclass(frozen=True)
@@ -87,6 +99,10 @@ class Recording:
         self.check_run = check_run
 
     def record(self, session: Session, sub: Submission, engine_problem: str | None) -> Accepted:
+        if sub.prepare is not None:
+            found = sub.prepare(session)
+            sub = replace(sub, app=found.version, caller=found.caller, inputs=found.inputs, prepare=None)
+        assert sub.app is not None, "a submission names its app or prepares it"
         caller, version = authorize(session, sub.app, sub.caller, sub.authorization, engine_problem)
         self.versions.remember(version)
         spec = self.versions.spec(session, version.version_id)

@@ -1,5 +1,6 @@
 """A run as the Comfy API v2 shows it: the contract's Job (status words, progress, outputs as assets, metrics,
-expires_at, links) and its SSE payloads. Outputs become assets on first view (AssetStore.of_output: a stable id)."""
+expires_at, links) and its SSE payloads. Outputs are assets made with the run's end (db.crud_assets.add_output_assets;
+a run that ended before: on first view, AssetStore.of_output), each with a stable id."""
 
 from __future__ import annotations
 
@@ -84,12 +85,15 @@ def outputs_of(session: Session, store: AssetStore, surface: Surface, run: Any, 
         return []  # retention removed them
     found = []
     for artifact in artifacts:
-        asset = store.of_output(session, artifact, expires_at=None if expires == FOREVER else expires)
+        asset_id, asset_hash = getattr(artifact, "asset_id", None), getattr(artifact, "asset_hash", None)
+        if asset_id is None:  # a run that ended before its outputs got assets at the end: made now, once
+            asset = store.of_output(session, artifact, expires_at=None if expires == FOREVER else expires)
+            asset_id, asset_hash = asset.id, asset.hash
         found.append({
             "node_id": artifact.node_id, "name": artifact.filename,
             "type": artifact.kind if artifact.kind in _OUTPUT_TYPES else "file",
-            "content_type": artifact.mime, "size_bytes": artifact.size, "id": asset.id, "hash": asset.hash,
-            "url": surface.origin + surface.link(f"/assets/{asset.id}/content"),
+            "content_type": artifact.mime, "size_bytes": artifact.size, "id": asset_id, "hash": asset_hash,
+            "url": surface.origin + surface.link(f"/assets/{asset_id}/content"),
             "url_expires_at": _iso(expires), "job_id": run.id})
     return found
 

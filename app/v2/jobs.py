@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from app.auth.keys import Caller, identify, require_runner
 from app.errors import AppError, Forbidden, Unauthorized
-from app.runs.submission import AppRef, Submission
+from app.runs.submission import AppRef, Prepared, Submission, authorize
 from app.services import Services
 from app.v2.asset_refs import is_asset_reference, read, resolve_reference, uploaded_by_name
 from app.v2.errors import V2Error
@@ -26,7 +26,7 @@ from app.v2.idempotency import KEY_LIFETIME, MAX_KEY_LENGTH, SingleUseKeys
 from app.v2.job_inputs import JobInputs
 from app.v2.job_view import Surface, job_of
 from app.v2.workflow_versions import WorkflowVersions, invalid_workflow
-from db import crud_runs, crud_v2
+from db import crud_assets, crud_runs, crud_v2
 from db.crud_apps import RunnableVersion
 from db.models import utcnow
 from publisher import AppSpec, NodeCatalog, apply_values
@@ -119,30 +119,40 @@ class V2Jobs:
         body = parse_body(raw)
         if idempotency_key is not None and not (0 < len(idempotency_key) <= MAX_KEY_LENGTH):
             raise V2Error("invalid_request", f"Idempotency-Key must be 1-{MAX_KEY_LENGTH} characters.")
-        try:
+        catalog = None
+        if app is None:
+            if self._fresh_catalog() is None:  # the caller first: a stranger never waits for the engine
+                require_workflows(await self.services.db(lambda session: identify(session, authorization)))
+            catalog = await self.catalog()
+        found: dict[str, Any] = {}  # what the trip found: the version (to name refused values), the claimed scope
+
+        def prepare(session: Session) -> Prepared:
+            """Who calls, the version, the job's inputs and its claimed key, in the submission's own trip."""
             if app is None:
-                if self._fresh_catalog() is None:  # the caller first: a stranger never waits for the engine
-                    require_workflows(await self.services.db(lambda session: identify(session, authorization)))
-                catalog = await self.catalog()
-                caller, version, inputs, scope = await self.services.db(
-                    self._prepare_workflow, authorization, body.workflow, catalog, idempotency_key)
+                assert catalog is not None
+                caller, version, inputs, scope = self._prepare_workflow(session, authorization, body.workflow,
+                                                                        catalog, idempotency_key)
             else:
-                caller, version = await self.runs.authorize(app, authorization)
-                inputs, scope = await self.services.db(self._prepare_app, version, body.workflow, caller,
-                                                       idempotency_key)
+                caller, version = authorize(session, app, None, authorization, None)
+                inputs, scope = self._prepare_app(session, version, body.workflow, caller, idempotency_key)
+            found.update(version=version, scope=scope)
+            return Prepared(caller, version, inputs)
+
+        try:
+            accepted = await self.runs.submit(Submission(None, JobInputs({}, {}), idempotency_key=idempotency_key,
+                                                         prepare=prepare))
         except RecursionError:  # parsed, but nested deeper than a workflow is walked
+            self._release(found.get("scope"))
             raise V2Error("invalid_workflow", "The workflow is nested too deeply: a node's inputs are values and "
                                               "links ([node id, slot]), not lists in lists.") from None
-        try:
-            accepted = await self.runs.submit(Submission(version, inputs, caller=caller,
-                                                         idempotency_key=idempotency_key))
         except InputProblems as exc:
-            self._release(scope)
-            spec = await self.services.db(lambda session: self.runs.versions.spec(session, version.version_id))
+            self._release(found.get("scope"))
+            version_id = found["version"].version_id
+            spec = await self.services.db(lambda session: self.runs.versions.spec(session, version_id))
             raise V2Error("invalid_workflow", f"The workflow's values do not fit: {exc}",
                           details={"node_errors": node_errors_of(spec, exc.problems)}) from None
         except (V2Error, AppError, QueueFullError):  # refused: no job was made, the key may be used again
-            self._release(scope)
+            self._release(found.get("scope"))
             raise
         if not accepted.created:  # the same key, a moment earlier, from another process's point of view
             raise _reused()
@@ -164,7 +174,7 @@ class V2Jobs:
         require_workflows(caller)
         prepared = self.workflows.prepare(session, graph, caller, catalog)
         scope = self._claim(session, prepared.version.app_id, caller, key)
-        return caller, prepared.version, JobInputs({}, prepared.files), scope
+        return caller, prepared.version, JobInputs(prepared.values, prepared.files), scope
 
     def _prepare_app(self, session: Session, version: RunnableVersion, graph: dict[str, Any], caller: Caller,
                      key: str | None) -> tuple[JobInputs, str | None]:
@@ -243,7 +253,7 @@ class V2Jobs:
         return run
 
     def view(self, session: Session, surface: Surface, run: Any) -> dict[str, Any]:
-        artifacts = crud_runs.artifacts_of(session, run_id=run.id) if run.status == "succeeded" else []
+        artifacts = crud_assets.outputs_with_assets(session, run_id=run.id) if run.status == "succeeded" else []
         spec = self.runs.versions.spec(session, run.version_id)
         in_flight = self.runs.in_flight.get(run.id)
         final = run.status in FINAL_STATUSES

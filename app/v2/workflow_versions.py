@@ -1,8 +1,10 @@
-"""A server-wide v2 job's workflow as a version of the server's internal app (db.crud_v2): each distinct graph is
-recorded once, as an AppSpec with no inputs but its files (one file input per asset the graph names), so its runs
-are ordinary runs (the same records, queue, recovery after a restart). The same graph sent again, whatever files it
-names, finds its version by hash while this process remembers it (the last 512 graphs): it is checked against the
-engine's node schemas only the first time."""
+"""A server-wide v2 job's workflow as a version of the server's internal app (db.crud_v2): each distinct graph
+STRUCTURE is recorded once, as an AppSpec whose inputs are its files (one file input per asset the graph names) and
+its numbers (app.v2.graph_values: seeds, sizes, steps... go in as the run's values), so its runs are ordinary runs
+(the same records, queue, recovery after a restart with the same values). The same structure sent again, whatever
+files and numbers it holds, finds its version by hash while this process remembers it (the last 512): the graph is
+checked against the engine's node schemas the first time; later, only its numbers are (the full checks run again
+to name one the engine would refuse)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from app.assets.store import AssetStore
 from app.auth.keys import Caller
+from app.v2 import graph_values
 from app.v2.asset_refs import AssetFile, is_asset_reference, missing, read, resolve_reference, uploaded_by_name
 from app.v2.errors import V2Error
 from db import crud_v2
@@ -49,6 +52,15 @@ class Slot:
 class Prepared:
     version: RunnableVersion
     files: dict[str, tuple[str, bytes]]  # binding name -> (file name, bytes)
+    values: dict[str, Any]  # binding name -> the graph's number there
+
+
+@dataclass(frozen=True)
+class _Known:
+    """A structure's version, and the name of the input each of its values goes to."""
+
+    version: RunnableVersion
+    names: dict[graph_values.ValueSlot, str]
 
 
 def invalid_workflow(message: str, problems: list[GraphProblem] | None = None,
@@ -77,25 +89,29 @@ def invalid_workflow(message: str, problems: list[GraphProblem] | None = None,
 class WorkflowVersions:
     def __init__(self, store: AssetStore) -> None:
         self.store = store
-        self._by_hash: OrderedDict[str, RunnableVersion] = OrderedDict()
+        self._by_hash: OrderedDict[str, _Known] = OrderedDict()
         self._app: tuple[int, str] | None = None  # the internal app's id and slug, once known
         self._lock = threading.Lock()  # prepare runs in the submissions' worker threads
 
     def prepare(self, session: Session, graph: dict[str, Any], caller: Caller, catalog: NodeCatalog) -> Prepared:
         """The version to run and the run's files; V2Error (invalid_workflow, missing_asset) naming what is wrong."""
         slots, files, normalized = self._files(session, graph, caller, catalog)
-        graph_hash = _hash(normalized, slots)
+        structure, values = graph_values.split(normalized, frozenset((s.node, s.input) for s in slots))
+        graph_hash = _hash(structure, slots)
         with self._lock:
-            version = self._by_hash.get(graph_hash)
-            if version is not None:
+            known = self._by_hash.get(graph_hash)
+            if known is not None:
                 self._by_hash.move_to_end(graph_hash)  # the graphs sent most stay
-        if version is None:
-            version = self._version(session, normalized, slots, catalog, graph_hash)
+        if known is not None and graph_values.refused(normalized, values, catalog):
+            _spec(normalized, slots, {}, catalog)  # raises naming each value refused (unless its node never runs)
+        if known is None:
+            known = self._version(session, normalized, slots, list(values), catalog, graph_hash)
             with self._lock:
-                self._by_hash[graph_hash] = version
+                self._by_hash[graph_hash] = known
                 while len(self._by_hash) > _CACHE_SIZE:
                     self._by_hash.popitem(last=False)
-        return Prepared(version, {slot.name: (file.filename, file.data) for slot, file in files})
+        return Prepared(known.version, {slot.name: (file.filename, file.data) for slot, file in files},
+                        {known.names[slot]: value for slot, value in values.items()})
 
     def _files(self, session: Session, graph: dict[str, Any], caller: Caller, catalog: NodeCatalog
                ) -> tuple[list[Slot], list[tuple[Slot, AssetFile]], dict[str, Any]]:
@@ -133,20 +149,24 @@ class WorkflowVersions:
             normalized[node] = {**body, "inputs": inputs}
         return slots, files, normalized
 
-    def _version(self, session: Session, graph: dict[str, Any], slots: list[Slot], catalog: NodeCatalog,
-                 graph_hash: str) -> RunnableVersion:
-        """A new version of the internal app for a graph not seen lately. Not looked up in the database: versions
-        are not indexed by hash, and a graph seen before a restart costs one version more, never a wrong one."""
-        spec = _spec(graph, slots, catalog)
+    def _version(self, session: Session, graph: dict[str, Any], slots: list[Slot],
+                 value_slots: list[graph_values.ValueSlot], catalog: NodeCatalog, graph_hash: str) -> _Known:
+        """A new version of the internal app for a structure not seen lately. Not looked up in the database:
+        versions are not indexed by hash, and a graph seen before a restart costs one version more, never a wrong
+        one."""
+        values = graph_values.bindings(value_slots, {slot.name for slot in slots})
+        spec = _spec(graph, slots, values, catalog)
         if self._app is None:
             app = crud_v2.internal_app(session)
             self._app = (app.id, app.slug)
         app_id, slug = self._app
         version = crud_v2.add_graph_version(session, app_id=app_id, graph_hash=graph_hash, spec=spec.to_dict())
-        return RunnableVersion(app_id=app_id, slug=slug, public=False, version_id=version.id, number=version.number)
+        return _Known(RunnableVersion(app_id=app_id, slug=slug, public=False, version_id=version.id,
+                                      number=version.number), {slot: item.name for slot, item in values.items()})
 
 
-def _spec(graph: dict[str, Any], slots: list[Slot], catalog: NodeCatalog) -> AppSpec:
+def _spec(graph: dict[str, Any], slots: list[Slot], values: dict[graph_values.ValueSlot, AppInput],
+          catalog: NodeCatalog) -> AppSpec:
     """The graph checked as the engine would check it, as a spec."""
     try:
         workflow = load_workflow(graph)
@@ -159,13 +179,13 @@ def _spec(graph: dict[str, Any], slots: list[Slot], catalog: NodeCatalog) -> App
     outputs = find_outputs(workflow, catalog)
     kept = [o for o in outputs if not o.preview] or outputs
     inputs = tuple(AppInput(node=s.node, input=s.input, type=s.kind, name=s.name,  # type: ignore[arg-type]
-                            label=s.name) for s in slots)
+                            label=s.name) for s in slots) + tuple(values.values())
     return AppSpec(workflow=workflow.to_prompt(), inputs=inputs,
                    outputs=tuple(AppOutput(o.node_id, o.kind, o.label) for o in kept), keep_metadata=True)
 
 
-def _hash(graph: dict[str, Any], slots: list[Slot]) -> str:
-    text = json.dumps({"graph": graph, "files": sorted((s.node, s.input, s.kind) for s in slots)}, sort_keys=True,
+def _hash(structure: dict[str, Any], slots: list[Slot]) -> str:
+    text = json.dumps({"graph": structure, "files": sorted((s.node, s.input, s.kind) for s in slots)}, sort_keys=True,
                       default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 

@@ -20,6 +20,7 @@ from PIL import Image
 
 from app.assets.store import AssetStore, blake3_of
 from db.models import Artifact
+from db.models import Asset as AssetRow
 from db.session import create_db_engine, make_session_factory
 from tests.support.photo_app import publish_photo_app, run_photo
 from tests.support.server import AppServer
@@ -202,11 +203,13 @@ def test_a_runs_output_is_an_asset_that_cannot_be_deleted_apart_from_its_run(
         other: dict[str, str]) -> None:
     slug = publish_photo_app(http, admin)
     run = run_photo(http, slug, runner, png((10, 20, 30)))
-    # Outputs become assets through the v2 jobs (made on first use, as AssetStore.of_output does there)
+    # Each output is an asset from the run's end (recorded with it: no read of the job makes it)
     db = create_db_engine(f"sqlite:///{server.data_dir / 'publisher.db'}")
     with make_session_factory(db)() as session:
         artifact = session.query(Artifact).filter_by(run_id=run["id"]).one()
-        asset_id = AssetStore(server.data_dir).of_output(session, artifact, expires_at=None).id
+        made = session.query(AssetRow).filter_by(artifact_id=artifact.id).one()
+        asset_id = made.id
+        assert AssetStore(server.data_dir).of_output(session, artifact, expires_at=None).id == asset_id  # stable
     db.dispose()
     client = sdk(server, runner)
     asset = client._low.get_asset(asset_id)

@@ -215,6 +215,44 @@ def test_v2_jobs_are_ordinary_runs_of_a_hidden_app(server: AppServer, http: http
     error_of(http.get(f"/api/v2/jobs/{first['id']}", headers=bearer(other)), 404, "not_found")
 
 
+def test_graphs_that_differ_only_in_numbers_share_a_version_and_each_runs_with_its_own(
+        http: httpx.Client, admin: dict[str, str], workflows_key: str) -> None:
+    key = bearer(workflows_key)
+    colors = (0x204060, 0xC08040)
+    jobs = [job_of(http.post("/api/v2/jobs", json={"workflow": demo_invert(c, size=16 + i, prefix=f"v2/n{i}")},
+                             headers=key), 201) for i, c in enumerate(colors)]
+    other = demo_invert(colors[0], prefix="v2/n0")
+    other["2"]["_meta"] = {"title": "Invert it"}
+    renamed = job_of(http.post("/api/v2/jobs", json={"workflow": other}, headers=key), 201)
+    for job in (*jobs, renamed):
+        assert wait_terminal(http, job["urls"]["self"], key)["status"] == "succeeded"
+    runs = {run["id"]: run for run in http.get("/api/runs?app=_workflows", headers=admin).json()["runs"]}
+    # Only numbers and the prefix differ: one version. Anything else (here a node's title): another.
+    assert runs[jobs[0]["id"]]["version"] == runs[jobs[1]["id"]]["version"]
+    assert runs[renamed["id"]]["version"] != runs[jobs[0]["id"]]["version"]
+    for i, (job, color) in enumerate(zip(jobs, colors, strict=True)):
+        (output,) = job_of(http.get(job["urls"]["self"], headers=key))["outputs"]
+        data = http.get(output["url"], headers=key).content
+        assert inverted(data, ((color >> 16) & 255, (color >> 8) & 255, color & 255))  # its own colour ran
+        with Image.open(io.BytesIO(data)) as image:
+            assert image.size == (16 + i, 16 + i)
+        assert output["name"] == f"00-n{i}_00001_.png"  # its own prefix (in the run's own folder)
+        ran = http.get(job["urls"]["workflow"], headers=key).json()["workflow"]
+        assert ran["1"]["inputs"] == {"width": 16 + i, "height": 16 + i, "batch_size": 1, "color": color}
+        assert ran["3"]["inputs"]["filename_prefix"] == f"v2/n{i}"
+    # A number the engine refuses, in a structure known already, is named as before.
+    too_small = demo_invert(colors[0], size=0, prefix="v2/n0")
+    error = error_of(http.post("/api/v2/jobs", json={"workflow": too_small}, headers=key), 422, "invalid_workflow")
+    assert {e["field"] for e in error["details"]["node_errors"]["1"]} == {"width", "height"}
+    assert "out of range" in error["message"]
+    huge = demo_invert(2**70, prefix="v2/n0")
+    error = error_of(http.post("/api/v2/jobs", json={"workflow": huge}, headers=key), 422, "invalid_workflow")
+    assert "64 bits" in error["message"]
+    escaping = demo_invert(colors[0], prefix="../../outside")
+    error = error_of(http.post("/api/v2/jobs", json={"workflow": escaping}, headers=key), 422, "invalid_workflow")
+    assert "filename_prefix" in error["message"] and "leaves" in error["message"]
+
+
 def test_who_may_run_any_workflow(http: httpx.Client, runner_key: str) -> None:
     body = {"workflow": demo_invert(2)}
     error_of(http.post("/api/v2/jobs", json=body), 401, "unauthorized")
@@ -451,6 +489,10 @@ def test_cancel_a_queued_and_a_running_job(server: AppServer, http: httpx.Client
 def test_a_queued_job_survives_a_restart(server: AppServer, http: httpx.Client, workflows_key: str,
                                          sd15_checkpoint: str) -> None:
     key = bearer(workflows_key)
+    # Its structure's version was made by another colour: the queued job's own colour is one of its values.
+    first = job_of(http.post("/api/v2/jobs", json={"workflow": demo_invert(0x00FF00, prefix="v2/after")},
+                             headers=key), 201)
+    assert wait_terminal(http, first["urls"]["self"], key)["status"] == "succeeded"
     slow = job_of(http.post("/api/v2/jobs", json={"workflow": txt2img(sd15_checkpoint, size=256, steps=200)},
                             headers=key), 201)
     queued = job_of(http.post("/api/v2/jobs", json={"workflow": demo_invert(ORANGE, prefix="v2/after")},
@@ -461,6 +503,7 @@ def test_a_queued_job_survives_a_restart(server: AppServer, http: httpx.Client, 
     http.post(slow["urls"]["cancel"], headers=key)  # recovered ahead of the queue: not waited for here
     job = wait_terminal(http, queued["urls"]["self"], key)
     assert job["status"] == "succeeded" and job["outputs"]
+    assert inverted(http.get(job["outputs"][0]["url"], headers=key).content, (255, 128, 0))  # the same values ran
 
 
 def test_a_full_queue_is_queue_full_and_frees_the_key(tmp_path: Path, engine_url: str,
