@@ -117,14 +117,17 @@ def create_app(settings: Settings, engines: EngineStatus, share: ShareLink | Non
     app.state.services = services
     app.state.metrics = live
     install_error_handlers(app)
-    # Runs first: a request walks the routes in order, and run submissions and status polls are most of them.
-    for module in (runs, health, workflows, apps, deployment_routes, price_routes, keys, files, editor, models, nodes,
-                   metrics, v2_assets):
-        app.include_router(module.router)
-    # The Comfy API v2 at each base URL (the server's, each app's): before the forms take /apps/{slug}/.
+    # Runs first: a request walks the routes in order, and run submissions and status polls are most of them; then
+    # the Comfy API v2's jobs and assets at each base URL (the server's, each app's: before the forms take
+    # /apps/{slug}/), whose polls are the rest.
+    app.include_router(runs.router)
     app.state.v2_jobs = V2Jobs(services)
     v2_jobs.include_at_surfaces(app, v2_jobs.router)
+    app.include_router(v2_assets.router)
     v2_jobs.include_at_app_surfaces(app, v2_assets.assets_router(v2_jobs.app_asset_access))
+    for module in (health, workflows, apps, deployment_routes, price_routes, keys, files, editor, models, nodes,
+                   metrics):
+        app.include_router(module.router)
     install_openapi(app, services)
     _mount_ui(app, services, master_key)
     # Outermost (added last): a body over its cap is refused before the login guard, a route or a form reads it.
