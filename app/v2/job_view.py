@@ -13,14 +13,13 @@ from sqlalchemy.orm import Session
 
 from app.assets.store import AssetStore
 from app.runs.redact import scrub_paths
+from runtimes import v2wire
 from runtimes.contract import RunStatus
 
 # Retention off (no --keep-outputs): a job is kept until it is deleted, which the contract's required date says
 # as this far date.
 FOREVER = datetime(9999, 12, 31, tzinfo=UTC)
-_STATUS = {RunStatus.CANCELLED.value: "canceled", RunStatus.TIMED_OUT.value: "failed"}
-TERMINAL = frozenset({"succeeded", "canceled", "failed", "expired"})
-_OUTPUT_TYPES = {"image", "video", "audio", "text", "file", "latent"}
+TERMINAL = v2wire.TERMINAL_STATUSES
 
 
 @dataclass(frozen=True)
@@ -44,7 +43,7 @@ def expires_at(created_at: datetime, keep_days: float | None) -> datetime:
 def status_of(run_status: str, canceling: bool) -> str:
     if canceling and run_status in (RunStatus.QUEUED.value, RunStatus.RUNNING.value):
         return "canceling"
-    return _STATUS.get(run_status, run_status)
+    return v2wire.JOB_STATUS_OF_RUN.get(run_status, run_status)
 
 
 def progress_of(run: Any, nodes_total: int, live: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -91,7 +90,7 @@ def outputs_of(session: Session, store: AssetStore, surface: Surface, run: Any, 
             asset_id, asset_hash = asset.id, asset.hash
         found.append({
             "node_id": artifact.node_id, "name": artifact.filename,
-            "type": artifact.kind if artifact.kind in _OUTPUT_TYPES else "file",
+            "type": artifact.kind if artifact.kind in v2wire.OUTPUT_TYPES else "file",
             "content_type": artifact.mime, "size_bytes": artifact.size, "id": asset_id, "hash": asset_hash,
             "url": surface.origin + surface.link(f"/assets/{asset_id}/content"),
             "url_expires_at": _iso(expires), "job_id": run.id})
