@@ -63,11 +63,6 @@ def _stored_at(value: Mapping[str, Any], uploads_dir: Path) -> tuple[str, Path]:
     return path.name, path
 
 
-def upload_paths(inputs: Mapping[str, Any], uploads_dir: Path) -> dict[str, Path]:
-    """Input name -> where its stored file is."""
-    return {name: _stored_at(value, uploads_dir)[1] for name, value in inputs.items() if _is_upload(value)}
-
-
 def request_for(run: Run, spec: AppSpec, uploads_dir: Path) -> RunRequest:
     """What a runner needs. Uploads go by the path they were stored at: they are read when the run starts."""
     inputs = run.inputs or {}
