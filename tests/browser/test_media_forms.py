@@ -102,8 +102,12 @@ def test_a_mask_painted_in_the_forms_mask_editor_reaches_loadimagemask(
     Image.new("RGB", (200, 200), (90, 120, 200)).save(photo)
     page = browser.new_page()
     page.goto(f"{server.url}/apps/{slug}/")
-    page.set_input_files("#input-mask input[type=file]", str(photo))
+    # The editor takes a file only once it is mounted (its canvas drawn): a file set before is lost.
     page.wait_for_selector("#input-mask canvas", timeout=30_000)
+    page.set_input_files("#input-mask input[type=file]", str(photo))
+    # The editor's canvas is there before the upload: wait until it shows the image (its placeholder gone), which
+    # on a loaded machine can take longer than any fixed pause.
+    page.wait_for_selector("#input-mask :text('Upload an image')", state="hidden", timeout=30_000)
     page.wait_for_timeout(1500)  # the editor draws the image in, then takes strokes
     box = page.locator("#input-mask canvas").first.bounding_box()
     assert box is not None
