@@ -17,7 +17,7 @@ from tests.support.server import AppServer
 from tests.support.templates import template
 
 pytest.importorskip("playwright")
-from tests.support.browser import CHROMIUM, chromium_browser, fresh_context
+from tests.support.browser import CHROMIUM, chromium
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs /usr/bin/chromium (make test installs it)")
 SHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
@@ -35,12 +35,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
     settings.write_text(json.dumps({"Comfy.TutorialCompleted": True, "Comfy.Workflow.ShowMissingModelsWarning": False}))
     yield app
     app.stop()
-
-
-@pytest.fixture(scope="module")
-def shared_browser() -> Iterator[Any]:
-    with chromium_browser() as browser:
-        yield browser
 
 
 @pytest.fixture(scope="module")
@@ -86,10 +80,9 @@ def test_the_engine_lists_the_extensions_script(server: AppServer, engine: str) 
     assert config == {"app_url": server.url}
 
 
-def test_publish_in_the_editor_opens_the_studio_with_app_modes_inputs_ticked(server: AppServer, engine: str,
-                                                                            shared_browser: Any) -> None:
+def test_publish_in_the_editor_opens_the_studio_with_app_modes_inputs_ticked(server: AppServer, engine: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
-    with fresh_context(shared_browser) as browser:
+    with chromium() as browser:
         page = browser.new_page()
         log_in(page, server, "/studio/")
         page.wait_for_selector("#studio-links")
@@ -120,9 +113,8 @@ def test_publish_in_the_editor_opens_the_studio_with_app_modes_inputs_ticked(ser
         studio.screenshot(path=str(SHOTS / "editor-publish-studio.png"), full_page=True)
 
 
-def test_publish_without_the_studio_login_says_to_log_in(server: AppServer, engine: str,
-                                                         shared_browser: Any) -> None:
-    with fresh_context(shared_browser) as browser:
+def test_publish_without_the_studio_login_says_to_log_in(server: AppServer, engine: str) -> None:
+    with chromium() as browser:
         editor = browser.new_page()
         editor.goto(engine)
         open_editor_with(editor, engine, template_with_app_mode())
@@ -134,21 +126,20 @@ def test_publish_without_the_studio_login_says_to_log_in(server: AppServer, engi
         refusal.screenshot(path=str(SHOTS / "editor-publish-login.png"))
 
 
-def test_a_studio_link_to_a_draft_that_is_gone_says_what_to_do(server: AppServer, shared_browser: Any) -> None:
-    with fresh_context(shared_browser) as browser:
+def test_a_studio_link_to_a_draft_that_is_gone_says_what_to_do(server: AppServer) -> None:
+    with chromium() as browser:
         page = browser.new_page()
         log_in(page, server, f"/studio/%3Fdraft%3D{'x' * 24}")
         page.wait_for_selector("#publish-error :text('choose File › Publish… in the ComfyUI editor again')",
                                timeout=30_000)
 
 
-def test_without_the_apps_address_the_editor_says_how_to_set_it(server: AppServer, engine: str,
-                                                                shared_browser: Any) -> None:
+def test_without_the_apps_address_the_editor_says_how_to_set_it(server: AppServer, engine: str) -> None:
     config = server.data_dir / "comfyui" / "custom_nodes" / "comfy_publisher" / "web" / "publisher.json"
     saved = config.read_text()
     config.unlink()  # as after a copy of the folder made by hand
     try:
-        with fresh_context(shared_browser) as browser:
+        with chromium() as browser:
             editor = browser.new_page()
             editor.goto(engine)
             open_editor_with(editor, engine, template_with_app_mode())

@@ -8,10 +8,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from playwright.sync_api import Browser, BrowserContext, sync_playwright
+from playwright.sync_api import Browser, sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
-VIEWPORT = {"width": 1360, "height": 900}
 FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
          "--disable-dev-shm-usage"]
@@ -24,31 +23,10 @@ def chromium() -> Iterator[Browser]:
         with sync_playwright() as playwright:
             context = playwright.chromium.launch_persistent_context(
                 str(profile), executable_path=CHROMIUM, headless=True, args=FLAGS,
-                viewport=VIEWPORT)
+                viewport={"width": 1360, "height": 900})
             try:
                 yield context  # type: ignore[misc]  # a persistent context has new_page() like a browser
             finally:
                 context.close()
     finally:
         shutil.rmtree(profile, ignore_errors=True)
-
-
-@contextmanager
-def chromium_browser() -> Iterator[Browser]:
-    """One chromium for a module whose tests each want a clean one: each opens a fresh_context of it (its own
-    cookies and storage) in milliseconds, where a launch costs seconds."""
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-@contextmanager
-def fresh_context(browser: Browser) -> Iterator[BrowserContext]:
-    context = browser.new_context(viewport=VIEWPORT)
-    try:
-        yield context
-    finally:
-        context.close()
