@@ -32,9 +32,10 @@ from runtimes.modal.host.template import ENTER_PLAIN, ENTER_SNAPSHOT, MODAL_APP
 
 # What the worker and the endpoint import besides ComfyUI's own requirements; installed under the engine's
 # constraints, so each range must hold the engine's pin (pillow 13, huggingface_hub 2.x).
-WORKER_REQUIREMENTS = ("fastapi>=0.115,<1", "httpx>=0.27,<1", "websockets>=14,<18", "platformdirs>=4,<5",
-                       "pydantic>=2.7,<3", "pillow>=10,<14", "huggingface_hub>=0.24,<3", "modal>=1.6,<1.7",
-                       "blake3>=0.4,<2", "python-multipart>=0.0.9,<1")  # the last two: the endpoint's Comfy API v2
+# The last two: the endpoint's Comfy API v2. aiohttp: the engine client (runtimes/comfy/client.py).
+WORKER_REQUIREMENTS = ("fastapi>=0.115,<1", "httpx>=0.27,<1", "aiohttp>=3.9,<4", "websockets>=14,<18",
+                       "platformdirs>=4,<5", "pydantic>=2.7,<3", "pillow>=10,<14", "huggingface_hub>=0.24,<3",
+                       "modal>=1.6,<1.7", "blake3>=0.4,<2", "python-multipart>=0.0.9,<1")
 CONSTRAINTS_FILE = "engine-constraints.txt"  # beside modal_app.py in the bundle; the local engine's pins
 PACK_INSTALLER = "runtimes/modal/container/pack_install.py"  # shipped in the bundle; runs at image build
 # A model's folder under models/ (one name) and its file name (sub-folders allowed, nothing that climbs out).
