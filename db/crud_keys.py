@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -20,6 +21,10 @@ TOKEN_PREFIX = "cpk_"
 PREFIX_LENGTH = len(TOKEN_PREFIX) + 8  # "cpk_" and 8 random characters: enough to tell keys apart in a list
 # last_used_at is written at most this often per key, so each authenticated request is not also a write.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+# A key verified this recently is taken from memory (a client polling a job every few ms is not a read each time).
+# A key revoked in this process is forgotten at once; one revoked from another process (the CLI) within this long.
+RECENT_S = 2.0
+_RECENT_MAX = 1024  # keys remembered at once (only live keys are: a stranger's guesses are never kept)
 
 
 def hash_token(token: str) -> str:
@@ -50,18 +55,53 @@ _LIVE_KEY = select(_KEYS.c.id, _KEYS.c.admin, _KEYS.c.workflows, _KEYS.c.last_us
 _RECORD_USE = update(_KEYS).where(_KEYS.c.id == bindparam("key_id")).values(last_used_at=bindparam("used_at"))
 
 
+class RecentKeys:
+    """Keys verified in the last RECENT_S seconds, by token hash. Plain dict operations: safe from worker threads
+    under the GIL."""
+
+    def __init__(self) -> None:
+        self._keys: dict[str, tuple[VerifiedKey, float]] = {}
+
+    def get(self, key_hash: str) -> VerifiedKey | None:
+        found = self._keys.get(key_hash)
+        if found is None or time.monotonic() - found[1] >= RECENT_S:
+            return None
+        return found[0]
+
+    def put(self, key_hash: str, key: VerifiedKey) -> None:
+        if len(self._keys) >= _RECENT_MAX:
+            self._keys.clear()
+        self._keys[key_hash] = (key, time.monotonic())
+
+    def forget(self) -> None:
+        self._keys.clear()
+
+
+RECENT_KEYS = RecentKeys()
+
+
+def recently_verified(token: str) -> VerifiedKey | None:
+    """The key for `token` if it was verified within RECENT_S seconds (no database read); None: ask verify_api_key."""
+    return RECENT_KEYS.get(hash_token(token)) if token.startswith(TOKEN_PREFIX) else None
+
+
 def verify_api_key(session: Session, *, token: str) -> VerifiedKey | None:
     """The key for `token`, or None if unknown or revoked. Records the use (to the minute; that write commits)."""
     if not token.startswith(TOKEN_PREFIX):
         return None
-    key = session.execute(_LIVE_KEY, {"key_hash": hash_token(token)}).one_or_none()
+    key_hash = hash_token(token)
+    if (recent := RECENT_KEYS.get(key_hash)) is not None:
+        return recent
+    key = session.execute(_LIVE_KEY, {"key_hash": key_hash}).one_or_none()
     if key is None:
         return None
     now = utcnow()
     if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
         session.execute(_RECORD_USE, {"key_id": key.id, "used_at": now})
         session.commit()
-    return VerifiedKey(id=key.id, admin=key.admin, workflows=key.workflows)
+    verified = VerifiedKey(id=key.id, admin=key.admin, workflows=key.workflows)
+    RECENT_KEYS.put(key_hash, verified)
+    return verified
 
 
 def list_api_keys(session: Session) -> list[ApiKey]:
@@ -90,4 +130,5 @@ def revoke_api_key(session: Session, *, key_id: int | None = None, prefix: str |
     if key.revoked_at is None:
         key.revoked_at = utcnow()
         session.commit()
+        RECENT_KEYS.forget()  # refused from the next request on, not RECENT_S later
     return key

@@ -81,10 +81,34 @@ def test_last_use_is_written_at_most_once_a_minute(session: Session) -> None:
     two_minutes_ago = utcnow() - timedelta(minutes=2)
     session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=two_minutes_ago))
     session.commit()
+    crud_keys.RECENT_KEYS.forget()  # two minutes on, the key's memory (RECENT_S) has long expired
     verified = crud_keys.verify_api_key(session, token=token)
     assert verified is not None and verified.id == key.id and not verified.admin
     refreshed = last_used()
     assert refreshed is not None and refreshed > two_minutes_ago + timedelta(minutes=1)
+
+
+def test_a_key_verified_lately_is_answered_from_memory_until_revoked_here(session: Session) -> None:
+    key, token = crud_keys.create_api_key(session, name="poller", admin=False)
+    assert crud_keys.recently_verified(token) is None  # never verified yet: the database is asked
+    assert crud_keys.verify_api_key(session, token=token) == crud_keys.VerifiedKey(id=key.id, admin=False)
+    assert crud_keys.recently_verified(token) == crud_keys.VerifiedKey(id=key.id, admin=False)
+    crud_keys.revoke_api_key(session, key_id=key.id)
+    assert crud_keys.recently_verified(token) is None
+    assert crud_keys.verify_api_key(session, token=token) is None
+
+
+def test_a_key_revoked_by_another_process_is_refused_once_its_memory_expires(
+        session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    key, token = crud_keys.create_api_key(session, name="poller", admin=True)
+    assert crud_keys.verify_api_key(session, token=token) is not None
+    # The CLI revokes it in its own process: this one's memory is not told.
+    session.execute(update(ApiKey).where(ApiKey.id == key.id).values(revoked_at=utcnow()))
+    session.commit()
+    assert crud_keys.verify_api_key(session, token=token) is not None  # within RECENT_S: still remembered
+    monkeypatch.setattr(crud_keys, "RECENT_S", 0.0)  # ...RECENT_S later
+    assert crud_keys.recently_verified(token) is None
+    assert crud_keys.verify_api_key(session, token=token) is None
 
 
 @pytest.mark.parametrize("wrong", ["", "cpk_", "cpk_not-a-key", "Bearer x", "{token}x", "{token_no_prefix}"])
