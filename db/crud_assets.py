@@ -78,12 +78,14 @@ _OUTPUTS_OF = (select(_ARTIFACTS, _ASSETS.c.id.label("asset_id"), _ASSETS.c.hash
 def add_output_assets(session: Session, *, run_id: str, artifacts: Sequence[tuple[int, Any]], created_at: datetime,
                       expires_at: datetime | None) -> None:
     """An asset for each output just recorded ((artifact id, its NewArtifact)), WITHOUT committing: the run's end
-    writes them in its own transaction, so reading a finished job writes nothing."""
+    writes them in its own transaction, so reading a finished job writes nothing. The asset takes the NewArtifact's
+    `asset_id` when it has one (the recorder chose it, to answer from memory with the same id)."""
     if artifacts:
         session.execute(_INSERT_ASSETS, [
-            {"id": str(uuid.uuid4()), "hash": None, "size_bytes": a.size, "content_type": a.mime,
-             "file_path": a.filename, "path": a.path, "api_key_id": None, "job_id": run_id, "artifact_id": artifact_id,
-             "created_at": created_at, "expires_at": expires_at} for artifact_id, a in artifacts])
+            {"id": getattr(a, "asset_id", None) or str(uuid.uuid4()), "hash": None, "size_bytes": a.size,
+             "content_type": a.mime, "file_path": a.filename, "path": a.path, "api_key_id": None, "job_id": run_id,
+             "artifact_id": artifact_id, "created_at": created_at, "expires_at": expires_at}
+            for artifact_id, a in artifacts])
 
 
 def outputs_with_assets(session: Session, *, run_id: str) -> Sequence[Row[Any]]:

@@ -57,18 +57,19 @@ _SQL_VALUES: dict[str | None, dict[str, Any]] = {
 
 
 @functools.cache
-def _unfinished_update(columns: tuple[str, ...], sql: str | None) -> Update:
+def _unfinished_update(columns: tuple[str, ...], sql: str | None, whole_row: bool) -> Update:
     values = {c: bindparam(f"new_{c}", type_=_RUNS.c[c].type) for c in columns} | _SQL_VALUES[sql]
     return (update(_RUNS).where(_RUNS.c.id == bindparam("run_id"), _UNFINISHED).values(values)
-            .returning(*_RUNS.c))
+            .returning(*(_RUNS.c if whole_row else (_RUNS.c.id,))))
 
 
-def _update_unfinished(session: Session, run_id: str, *, sql: str | None = None, **values: Any) -> Row[Any] | None:
+def _update_unfinished(session: Session, run_id: str, *, sql: str | None = None, whole_row: bool = True,
+                       **values: Any) -> Row[Any] | None:
     """Apply `values` (and the `sql` ones of _SQL_VALUES) unless the run is final, without committing. The run's
-    row as updated, or None if it was final; RunNotFoundError if no such run. A Core UPDATE ... RETURNING, not
-    the ORM's bulk update, which costs several times as much CPU. A copy of the run this session holds is
-    refreshed."""
-    statement = _unfinished_update(tuple(sorted(values)), sql)
+    row as updated (only its id unless `whole_row`: its JSON columns cost decoding), or None if it was final;
+    RunNotFoundError if no such run. A Core UPDATE ... RETURNING, not the ORM's bulk update, which costs several
+    times as much CPU. A copy of the run this session holds is refreshed."""
+    statement = _unfinished_update(tuple(sorted(values)), sql, whole_row)
     row = session.execute(statement, {"run_id": run_id, **{f"new_{k}": v for k, v in values.items()}}).one_or_none()
     if row is None:
         if session.scalar(select(_RUNS.c.id).where(_RUNS.c.id == run_id)) is None:
@@ -178,6 +179,7 @@ def mark_running(session: Session, *, run_id: str, status: str, worker: str, sta
         started_at=started_at,
         queue_ms=_ms(created_at or _created_at(session, run_id), started_at),
         sql="next_attempt",
+        whole_row=False,
     )
     session.commit()
 
@@ -192,6 +194,7 @@ class NewArtifact:
     path: str
     mime: str
     size: int
+    asset_id: str | None = None  # its Comfy API v2 asset's id, when the caller chose it (None: made with the asset)
 
 
 def end_run(
@@ -266,6 +269,7 @@ def requeue_run(session: Session, *, run_id: str, status: str, keep_attempts: bo
         queue_ms=None,
         progress=None,
         sql=None if keep_attempts else "give_back_attempt",
+        whole_row=False,
     )
     session.commit()
 

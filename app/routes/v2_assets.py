@@ -29,6 +29,7 @@ from app.v2.asset_access import AccessCheck, AssetAccess, key_access
 from app.v2.asset_views import answer_json, asset_out
 from app.v2.errors import V2Error
 from app.v2.idempotency import SingleUseKeys
+from app.v2.recent import recent_output
 from db import crud_asset_owners
 from db.models import Asset, utcnow
 from runtimes.files import safe_filename
@@ -107,28 +108,39 @@ def assets_router(access: Callable[[Request], AccessCheck]) -> APIRouter:
 
     @router.get("/api/v2/assets/{id}/content")
     async def get_asset_content(id: str, request: Request, services: ServicesDep) -> Response:
-        # One trip: who calls, the asset, and a small file's bytes (a range, or a large file, streams).
         whole = "range" not in request.headers
+        # A job's output just made, downloaded by its own key: from memory (the download that follows a job's end).
+        recent = recent_output(services.runs.in_flight, id, request.path_params.get("slug"),
+                               request.headers.get("authorization")) if whole else None
+        if recent is not None:
+            artifact, data = recent
+            return _content_answer(data, artifact.mime, artifact.filename)
+        # One trip: who calls, the asset, and a small file's bytes (a range, or a large file, streams).
         asset, removed, found = await services.db(_content, services.assets, id, access(request), whole)
         if removed or found is False:
             why = " (its run's files were removed by retention, --keep-outputs)" if removed else ""
             raise V2Error("not_found", f"The content of asset {id} is gone{why}.")
-        if isinstance(found, bytes):
-            response: Response = Response(found, media_type=asset.content_type, headers={"Accept-Ranges": "bytes"})
-        else:
-            response = FileResponse(found, media_type=asset.content_type)
-        # Bytes a caller sent, on the API's origin: never let a browser run them as a page.
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Content-Security-Policy"] = "sandbox"
-        if not asset.content_type.startswith(_MEDIA) or asset.content_type == "image/svg+xml":
-            name = safe_filename(asset.file_path or "", "asset")
-            response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
-        return response
+        return _content_answer(found, asset.content_type, asset.file_path)
 
     return router
 
 
 router = assets_router(key_access)
+
+
+def _content_answer(found: bytes | Path, content_type: str, file_path: str | None) -> Response:
+    """An asset's bytes (or its file, streamed with ranges)."""
+    if isinstance(found, bytes):
+        response: Response = Response(found, media_type=content_type, headers={"Accept-Ranges": "bytes"})
+    else:
+        response = FileResponse(found, media_type=content_type)
+    # Bytes a caller sent, on the API's origin: never let a browser run them as a page.
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = "sandbox"
+    if not content_type.startswith(_MEDIA) or content_type == "image/svg+xml":
+        name = safe_filename(file_path or "", "asset")
+        response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
 
 
 def _answer(asset: Asset, request: Request, status: int, *, created_new: bool | None = None) -> Response:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.runs.deliveries import RunWebhooks
 from app.runs.events import RunEvents
-from app.runs.inflight import InFlightRuns
+from app.runs.inflight import EndedRecord, InFlightRuns
 from app.runs.storage import remove_file, write_file
 from app.runs.versions import Versions
 from app.runs.views import RunOut, run_view
@@ -55,10 +56,12 @@ class RunRecorder:
             case "started":
                 # Streams first: the engine is already on the run, its progress events may follow at once.
                 self.events.publish(run_id, {"event": "started", "worker": update.worker})
-                in_flight = self.in_flight.get(run_id)
+                started_at = datetime.fromtimestamp(update.at, UTC)
+                if (in_flight := self.in_flight.get(run_id)) is not None:
+                    in_flight.started_at = started_at  # polls answered from memory say "running" from now on
                 await asyncio.to_thread(self._write, crud_runs.mark_running, run_id=run_id,
                                         status=RunStatus.RUNNING, worker=update.worker or "",
-                                        started_at=datetime.fromtimestamp(update.at, UTC),
+                                        started_at=started_at,
                                         created_at=in_flight.created_at if in_flight else None)
             case "progress":
                 # Kept in memory, written with the run's end: a database write per step cost more than the step.
@@ -72,7 +75,7 @@ class RunRecorder:
                                                  "data": base64.b64encode(data).decode()})
             case "retrying":
                 if (in_flight := self.in_flight.get(run_id)) is not None:
-                    in_flight.progress = None
+                    in_flight.progress, in_flight.started_at = None, None
                 await asyncio.to_thread(self._write, crud_runs.requeue_run, run_id=run_id, status=RunStatus.QUEUED)
                 self.events.publish(run_id, {"event": "retrying", "error": update.error})
             case "succeeded":
@@ -95,18 +98,19 @@ class RunRecorder:
         ended = await asyncio.to_thread(self._finish_in_db, run_id, status, error, outcome, only_from)
         if ended is None:
             return
-        final, webhook_url = ended
+        final, webhook_url, recent = ended
         # The run as it ended goes with the event: every stream following it answers from it, not from the database
         # (50 streams on one run were 50 reads at once, queued before the status polls in the worker threads).
         self.events.publish(run_id, {"event": "finished", "status": final.status, "run": final})
-        self.in_flight.ended(run_id, final)
+        self.in_flight.ended(run_id, final, recent)
         self.on_end(final)
         if webhook_url:
             self.webhooks.send(final, webhook_url)
 
     def _finish_in_db(self, run_id: str, status: RunStatus, error: ErrorRecord | None, outcome: RunOutcome | None,
-                      only_from: frozenset[str] | None) -> tuple[RunOut, str | None] | None:
-        """The run as it ended and its webhook URL, or None when it had ended already (or is not in `only_from`)."""
+                      only_from: frozenset[str] | None) -> tuple[RunOut, str | None, EndedRecord] | None:
+        """The run as it ended, its webhook URL and its record as written; None when it had ended already (or is not
+        in `only_from`)."""
         with self.sessions() as session:
             if only_from is not None:
                 current = crud_runs.get_run(session, run_id=run_id)
@@ -137,7 +141,8 @@ class RunRecorder:
                 for artifact in artifacts:
                     remove_file(self.settings.data_dir, artifact.path)
                 return None
-            return run_view(session, self.versions, run, artifacts), run.webhook_url
+            data = tuple(output.data for output in outcome.outputs) if outcome is not None and artifacts else ()
+            return run_view(session, self.versions, run, artifacts), run.webhook_url, EndedRecord(run, artifacts, data)
 
     def _outputs_kept_for(self) -> timedelta | None:
         days = self.settings.keep_outputs_days
@@ -153,7 +158,8 @@ class RunRecorder:
                 write_file(self.settings.outputs_dir, relative, output.data)
                 mime = output.mime or mime_of(filename)
                 stored.append(NewArtifact(node_id=output.node_id, kind=output.kind, filename=filename,
-                                          path=f"outputs/{relative}", mime=mime, size=len(output.data)))
+                                          path=f"outputs/{relative}", mime=mime, size=len(output.data),
+                                          asset_id=str(uuid.uuid4())))
         except BaseException:
             for artifact in stored:
                 remove_file(self.settings.data_dir, artifact.path)

@@ -73,7 +73,7 @@ class RunService:
             if accepted.created:
                 run = accepted.run
                 self._dispatch(request_for(run, accepted.spec, self.settings.uploads_dir), accepted.version,
-                               run.created_at)
+                               run.created_at, api_key_id=run.api_key_id)
                 self.on_submit(accepted.version.slug)
         finally:
             self._reserved -= 1
@@ -101,10 +101,11 @@ class RunService:
             return work(session)
 
     def _dispatch(self, request: RunRequest, version: RunnableVersion | None, created_at: datetime,
-                  earlier_losses: tuple[str, ...] = ()) -> None:
+                  earlier_losses: tuple[str, ...] = (), *, api_key_id: int | None = None) -> None:
         runner = (self.route(version) if version is not None else None) or self.local
         runner.submit(request, earlier_losses=earlier_losses)
-        self.in_flight.add(request.run_id, created_at, runner)
+        self.in_flight.add(request.run_id, created_at, runner, api_key_id=api_key_id,
+                           slug=version.slug if version is not None else None, nodes=len(request.workflow))
 
     def accepted_view(self, accepted: Accepted) -> RunOut | None:
         """A run just created, as the API shows it, known without reading it back (queued, no outputs yet); None

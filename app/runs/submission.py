@@ -9,6 +9,7 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -21,9 +22,9 @@ from app.runs.stored import encode, store_uploads
 from app.runs.versions import Versions
 from app.runs.webhooks import check_webhook_url
 from app.settings import Settings
-from db import crud_apps, crud_runs
+from db import crud_apps, crud_runs, crud_v2
 from db.crud_apps import RunnableVersion
-from db.models import Run
+from db.models import Run, utcnow
 from publisher import AppSpec
 from runtimes.contract import RunStatus
 from runtimes.inputs import InputProblems
@@ -54,6 +55,9 @@ class Submission:
     # ...or all three found first in the same trip (the Comfy API v2: a workflow's version and files); its errors
     # propagate, and nothing is recorded.
     prepare: Callable[[Session], Prepared] | None = None
+    # None: an Idempotency-Key answers its first run for ever (the typed API). Set (the Comfy API v2: 24 h): the key is
+    # looked up only when the run's insert finds it held, and a run older than this gives it up.
+    key_lifetime: timedelta | None = None
 
 
 @dataclass(frozen=True)
@@ -113,22 +117,31 @@ class Recording:
             # Anonymous callers share no identity: their Idempotency-Key only matches the same inputs.
             who = caller.scope if caller.key_id is not None else f"public:{_digest(inputs)}"
             scope = f"{version.app_id}:{who}:{sub.idempotency_key}"
-            if (existing := crud_runs.find_run_by_scope(session, scope=scope)) is not None:
+            if sub.key_lifetime is None and (existing := crud_runs.find_run_by_scope(session, scope=scope)):
                 return Accepted(existing, version, spec, created=False)
         if self.check_run is not None:
             self.check_run(version, spec, inputs.values)
         run_id = uuid.uuid4().hex
         stored = store_uploads(self.settings.uploads_dir, run_id, inputs.uploads)
+
+        def insert() -> Run:
+            return crud_runs.create_run(session, run_id=run_id, status=RunStatus.QUEUED, app_id=version.app_id,
+                                        version_id=version.version_id, inputs=encode(inputs.values, stored),
+                                        webhook_url=inputs.webhook, idempotency_scope=scope, api_key_id=caller.key_id)
+
         try:
-            run = crud_runs.create_run(session, run_id=run_id, status=RunStatus.QUEUED, app_id=version.app_id,
-                                       version_id=version.version_id, inputs=encode(inputs.values, stored),
-                                       webhook_url=inputs.webhook, idempotency_scope=scope,
-                                       api_key_id=caller.key_id)
-        except IntegrityError:  # the same key, submitted twice at the same moment: the first one wins
-            existing = crud_runs.find_run_by_scope(session, scope=scope) if scope else None
-            if existing is None:
+            run = insert()
+        except IntegrityError:  # the key is held: by its first run (maybe submitted at this same moment)...
+            if scope is None:
                 raise
-            return Accepted(existing, version, spec, created=False)
+            if sub.key_lifetime is not None and crud_v2.release_scope(session, scope=scope,
+                                                                      created_before=utcnow() - sub.key_lifetime):
+                run = insert()  # ...or by one past the key's lifetime, released
+            else:
+                existing = crud_runs.find_run_by_scope(session, scope=scope)
+                if existing is None:
+                    raise
+                return Accepted(existing, version, spec, created=False)
         return Accepted(run, version, spec, created=True)
 
     def _check_webhook(self, inputs: RunInputs) -> None:

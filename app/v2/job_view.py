@@ -36,6 +36,23 @@ class Surface:
         return f"{self.prefix}{path}"
 
 
+@dataclass(frozen=True)
+class LiveRun:
+    """A run still queued or running in this process (app.runs.inflight), with what `job_of` reads of a run's record:
+    a poll of it needs no trip to the database."""
+
+    id: str
+    status: str
+    created_at: datetime
+    started_at: datetime | None
+    queue_ms: float | None
+    finished_at: None = None
+    exec_ms: None = None
+    error: None = None
+    files_removed: None = None
+    progress: None = None
+
+
 def expires_at(created_at: datetime, keep_days: float | None) -> datetime:
     return created_at + timedelta(days=keep_days) if keep_days is not None else FOREVER
 
@@ -78,14 +95,16 @@ def error_of(run: Any) -> dict[str, Any] | None:
             "class_type": error.get("node_type"), "traceback": None}
 
 
-def outputs_of(session: Session, store: AssetStore, surface: Surface, run: Any, artifacts: Sequence[Any],
+def outputs_of(session: Session | None, store: AssetStore, surface: Surface, run: Any, artifacts: Sequence[Any],
                expires: datetime) -> list[dict[str, Any]]:
+    """`artifacts` with their asset ids (`asset_id`, `asset_hash`); a session is needed only for those without."""
     if run.files_removed and run.files_removed.get("outputs"):
         return []  # retention removed them
     found = []
     for artifact in artifacts:
         asset_id, asset_hash = getattr(artifact, "asset_id", None), getattr(artifact, "asset_hash", None)
         if asset_id is None:  # a run that ended before its outputs got assets at the end: made now, once
+            assert session is not None, "an output without its asset needs a session to make it"
             asset = store.of_output(session, artifact, expires_at=None if expires == FOREVER else expires)
             asset_id, asset_hash = asset.id, asset.hash
         found.append({
@@ -109,7 +128,7 @@ def job_of(session: Session | None, store: AssetStore, surface: Surface, run: An
         "queue_position": queue_position if status == "queued" else None,
         "progress": progress_of(run, nodes_total, live_progress),
         "outputs": outputs_of(session, store, surface, run, artifacts, expires)
-        if run.status == RunStatus.SUCCEEDED.value and session is not None else [],
+        if run.status == RunStatus.SUCCEEDED.value else [],
         "error": error_of(run),
         "metrics": {"queue_ms": _int(run.queue_ms), "execution_ms": _int(run.exec_ms)},
         "urls": {"self": surface.link(f"/jobs/{run.id}"), "events": surface.link(f"/jobs/{run.id}/events"),

@@ -24,11 +24,11 @@ from app.v2.asset_refs import is_asset_reference, read, resolve_reference, uploa
 from app.v2.errors import V2Error
 from app.v2.idempotency import KEY_LIFETIME, MAX_KEY_LENGTH, SingleUseKeys
 from app.v2.job_inputs import JobInputs
-from app.v2.job_view import Surface, job_of
+from app.v2.job_view import LiveRun, Surface, job_of
+from app.v2.recent import may_read_here
 from app.v2.workflow_versions import WorkflowVersions, invalid_workflow
-from db import crud_assets, crud_runs, crud_v2
+from db import crud_assets, crud_runs
 from db.crud_apps import RunnableVersion
-from db.models import utcnow
 from publisher import AppSpec, NodeCatalog, apply_values
 from publisher.app_workflow_guard import AppWorkflowError, app_values_from_workflow
 from publisher.apply import FILE_TYPES
@@ -140,7 +140,7 @@ class V2Jobs:
 
         try:
             accepted = await self.runs.submit(Submission(None, JobInputs({}, {}), idempotency_key=idempotency_key,
-                                                         prepare=prepare))
+                                                         key_lifetime=KEY_LIFETIME, prepare=prepare))
         except RecursionError:  # parsed, but nested deeper than a workflow is walked
             self._release(found.get("scope"))
             raise V2Error("invalid_workflow", "The workflow is nested too deeply: a node's inputs are values and "
@@ -173,24 +173,22 @@ class V2Jobs:
         caller = identify(session, authorization)
         require_workflows(caller)
         prepared = self.workflows.prepare(session, graph, caller, catalog)
-        scope = self._claim(session, prepared.version.app_id, caller, key)
+        scope = self._claim(prepared.version.app_id, caller, key)
         return caller, prepared.version, JobInputs(prepared.values, prepared.files), scope
 
     def _prepare_app(self, session: Session, version: RunnableVersion, graph: dict[str, Any], caller: Caller,
                      key: str | None) -> tuple[JobInputs, str | None]:
         inputs = self._app_inputs(session, version, graph, caller)
-        return inputs, self._claim(session, version.app_id, caller, key)
+        return inputs, self._claim(version.app_id, caller, key)
 
-    def _claim(self, session: Session, app_id: int, caller: Caller, key: str | None) -> str | None:
-        """The key's scope, claimed; `idempotency_key_reuse` when it was used (here, or by a job recorded before a
-        restart)."""
+    def _claim(self, app_id: int, caller: Caller, key: str | None) -> str | None:
+        """The key's scope, claimed in memory; `idempotency_key_reuse` when it was used here. A key a job recorded
+        before a restart holds is found by the run's insert (app.runs.submission: then `accepted.created` is False)."""
         if not key:
             return None
-        scope = f"{app_id}:{caller.scope}:{key}"  # as the run records it (app.runs.submission)
+        scope = f"{app_id}:{caller.scope}:{key}"
         if not self.claims.claim(scope):
             raise _reused()
-        if not crud_v2.release_scope(session, scope=scope, created_before=utcnow() - KEY_LIFETIME):
-            raise _reused()  # the claim stays: the key is used
         return scope
 
     def _release(self, scope: str | None) -> None:
@@ -251,6 +249,28 @@ class V2Jobs:
                 raise Unauthorized("This job needs the API key that submitted it: send 'Authorization: Bearer <key>'.")
             raise V2Error("not_found", "No such job (unknown, not yours, or past its retention).")
         return run
+
+    def read_live(self, surface: Surface, app: AppRef | None, authorization: str | None,
+                  job_id: str) -> dict[str, Any] | None:
+        """A job queued, running or ended lately here, from memory (app.runs.inflight), for its submitter's key or an
+        admin's verified in the last seconds. None: read it from the database (`read`), which makes every refusal."""
+        in_flight = self.runs.in_flight.get(job_id)
+        if in_flight is None:
+            ended = self.runs.in_flight.recent(job_id)
+            if ended is None or not may_read_here(ended.api_key_id, ended.slug, app and app.slug, authorization):
+                return None
+            self.canceling.discard(job_id)
+            return job_of(None, self.services.assets, surface, ended.run, ended.artifacts,
+                          keep_days=self.services.settings.keep_outputs_days, nodes_total=ended.nodes,
+                          queue_position=None, live_progress=None, canceling=False)
+        if not may_read_here(in_flight.api_key_id, in_flight.slug, app and app.slug, authorization):
+            return None
+        started = in_flight.started_at
+        queue_ms = (started - in_flight.created_at).total_seconds() * 1000 if started is not None else None
+        run = LiveRun(job_id, "running" if started is not None else "queued", in_flight.created_at, started, queue_ms)
+        return job_of(None, self.services.assets, surface, run, [], keep_days=self.services.settings.keep_outputs_days,
+                      nodes_total=in_flight.nodes, queue_position=None if started else self.runs.position(job_id),
+                      live_progress=in_flight.progress, canceling=job_id in self.canceling)
 
     def view(self, session: Session, surface: Surface, run: Any) -> dict[str, Any]:
         artifacts = crud_assets.outputs_with_assets(session, run_id=run.id) if run.status == "succeeded" else []

@@ -215,6 +215,35 @@ def test_v2_jobs_are_ordinary_runs_of_a_hidden_app(server: AppServer, http: http
     error_of(http.get(f"/api/v2/jobs/{first['id']}", headers=bearer(other)), 404, "not_found")
 
 
+def test_memory_answers_a_jobs_own_key_as_the_database_answers_any_other(
+        server: AppServer, http: httpx.Client, admin: dict[str, str]) -> None:
+    """A job polled by the key that ran it, and its outputs' bytes, come from memory (app.v2.recent) while it runs
+    and for a minute after it ended; a key seen for the first time is answered from the database. Both answers are
+    the same, and a key revoked here is refused at once."""
+    poller = server.cli("keys", "create", "memory-poller", "--workflows").strip().splitlines()[-1]
+    job = job_of(http.post("/api/v2/jobs", json={"workflow": demo_invert(0x203040, prefix="v2/memory")},
+                           headers=bearer(poller)), 201)
+    from_memory = wait_terminal(http, job["urls"]["self"], bearer(poller))
+    assert from_memory["status"] == "succeeded" and from_memory["outputs"]
+    first_look = bearer(server.create_key("first-look", admin=True))  # never verified: the database answers
+    assert job_of(http.get(job["urls"]["self"], headers=first_look)) == from_memory
+    url = from_memory["outputs"][0]["url"]
+    second_look = bearer(server.create_key("second-look", admin=True))
+    mine, theirs = http.get(url, headers=bearer(poller)), http.get(url, headers=second_look)
+    assert mine.status_code == theirs.status_code == 200 and mine.content == theirs.content
+    assert inverted(mine.content, (0x20, 0x30, 0x40))
+    assert {k: mine.headers.get(k) for k in ("content-type", "x-content-type-options", "content-security-policy",
+                                            "accept-ranges", "content-disposition")} == \
+           {k: theirs.headers.get(k) for k in ("content-type", "x-content-type-options", "content-security-policy",
+                                              "accept-ranges", "content-disposition")}
+    # Another key's poll is refused (from the database: memory answers only the job's own key and admins).
+    error_of(http.get(job["urls"]["self"], headers=bearer(server.create_key("stranger"))), 404, "not_found")
+    key_id = next(k["id"] for k in http.get("/api/keys", headers=admin).json() if k["name"] == "memory-poller")
+    assert http.delete(f"/api/keys/{key_id}", headers=admin).status_code == 200
+    for path in (job["urls"]["self"], url):
+        assert http.get(path, headers=bearer(poller)).status_code == 401
+
+
 def test_graphs_that_differ_only_in_numbers_share_a_version_and_each_runs_with_its_own(
         http: httpx.Client, admin: dict[str, str], workflows_key: str) -> None:
     key = bearer(workflows_key)
