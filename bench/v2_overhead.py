@@ -11,9 +11,11 @@ every client polls every 1 ms, as the measurement in notes/ecosystem.md did:
 - proxy: `comfy-api-proxy` 0.1.6 (its CLI, a subprocess with a --state-dir and a --token) in front of the same
   engine, through the v2 client below: POST /api/v2/jobs, poll GET /api/v2/jobs/{id} to a terminal state, GET each
   output's url;
-- v2: Comfy Publisher's server (launch.py at the same engine, --comfyui-url, an admin key) through the same v2
-  client at its base URL; v2-app: the same at the app's base URL (/apps/{slug}), the app's workflow with only its
-  published input changed. A v2 side whose base answers 404 on /api/v2/health is skipped with a line that says so;
+- v2: Comfy Publisher's server through the same v2 client at its base URL (an admin key). By default the server
+  starts and manages the bundled engine, as `python launch.py` does, and the other sides use that engine (its URL
+  from GET /api/engine); with --comfyui-url every side uses the engine given, the server through its --comfyui-url;
+- v2-app: the same at the app's base URL (/apps/{slug}), the app's workflow with only its published input changed.
+  A v2 side whose base answers 404 on /api/v2/health is skipped with a line that says so;
 - typed: our typed API: POST /api/apps/{slug}/versions/{n}/runs, poll GET /api/runs/{id}, GET the output's url.
 """
 
@@ -383,7 +385,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     "Comfy API v2, our /api/v2 (server-wide and an app's base URL) and our typed API.")
     parser.add_argument("--runs", type=int, default=200, help="measured rounds, one run per side each (default 200)")
     parser.add_argument("--warmup", type=int, default=20, help="discarded runs per side first (default 20)")
-    parser.add_argument("--comfyui-url", help="an engine already running (default: start the bundled one)")
+    parser.add_argument("--comfyui-url", help="an engine already running, for every side (default: the app starts the "
+                                              "bundled one, as `python launch.py` does, and every side uses it)")
     parser.add_argument("--engine-home", type=Path, default=DEFAULT_ENGINE_HOME,
                         help=f"where the bundled engine is installed (default {DEFAULT_ENGINE_HOME})")
     parser.add_argument("--out", "--output", dest="output", type=Path, default=RESULTS,
@@ -404,10 +407,16 @@ def main(argv: list[str] | None = None) -> int:
         server: AppProcess | None = None
         proxy: ProxyProcess | None = None
         try:
-            (engine, *_) = manager.start()
-            proxy = ProxyProcess(engine.url, Path(tmp) / "proxy" / "state", token).start()
-            server = AppProcess(Path(tmp) / "app", comfyui_url=engine.url).start()
-            key = server.create_key("bench", admin=True)
+            if args.comfyui_url:
+                (engine, *_) = manager.start()
+                engine_url, engine_pid = engine.url, engine.process.pid if engine.process else None
+                server = AppProcess(Path(tmp) / "app", comfyui_url=engine_url).start()
+                key = server.create_key("bench", admin=True)
+            else:  # the app's own engine, as `python launch.py` runs it
+                server = AppProcess(Path(tmp) / "app", engine_home=args.engine_home).start()
+                key = server.create_key("bench", admin=True)
+                engine_url, engine_pid = app_engine(server.url, key)
+            proxy = ProxyProcess(engine_url, Path(tmp) / "proxy" / "state", token).start()
             published = httpx.post(f"{server.url}/api/apps", headers={"Authorization": f"Bearer {key}"},
                                    trust_env=False, timeout=60,
                                    json={"name": "Bench v2", "slug": "bench-v2", "workflow": json.loads(
@@ -417,10 +426,10 @@ def main(argv: list[str] | None = None) -> int:
                 raise RuntimeError(f"publishing failed: {published.status_code} {published.text[:500]}")
             slug = published.json()["slug"]
             progress(f"Measuring {args.runs} rounds (+{args.warmup} warm-up runs per side), interleaved, polling "
-                     f"every {POLL_S * 1000:g} ms: engine {engine.url}, proxy {proxy.url}, app {server.url}")
+                     f"every {POLL_S * 1000:g} ms: engine {engine_url}, proxy {proxy.url}, app {server.url}")
             pids = {"server": server.pid, "proxy": proxy.process.pid if proxy.process else 0,
-                    **({"engine": engine.process.pid} if engine.process and engine.process.pid else {})}
-            result = asyncio.run(measure(engine.url, proxy.url, server.url, token, key, slug, args.runs,
+                    **({"engine": engine_pid} if engine_pid else {})}
+            result = asyncio.run(measure(engine_url, proxy.url, server.url, token, key, slug, args.runs,
                                          args.warmup, pids))
             result["proxy"] = {"jobs_recorded": proxy.jobs_recorded(), "version": _version("comfy-api-proxy")}
         except BaseException:
@@ -438,6 +447,17 @@ def main(argv: list[str] | None = None) -> int:
     finish(result, args, print_table, runs=args.runs, warmup=args.warmup, image="64x64", poll_ms=POLL_S * 1000,
            external_engine=bool(args.comfyui_url))
     return 0
+
+
+def app_engine(app_url: str, key: str) -> tuple[str, int | None]:
+    """The URL and process id of the engine the app started (GET /api/engine)."""
+    answer = httpx.get(f"{app_url}/api/engine", headers={"Authorization": f"Bearer {key}"}, trust_env=False,
+                       timeout=10)
+    answer.raise_for_status()
+    engine = next((e for e in answer.json()["engines"] if e["url"]), None)
+    if engine is None:
+        raise RuntimeError(f"the app at {app_url} has no engine running: {answer.text[:500]}")
+    return engine["url"], engine["pid"]
 
 
 def _version(package: str) -> str | None:
