@@ -136,7 +136,7 @@ def _keys(args: argparse.Namespace, db_url: str) -> int:
                 print(f"error: no API key '{ident}' (see `keys list`)", file=sys.stderr)
                 return 1
             session.commit()
-            print(f"Revoked key {key.id} '{key.name}'.")
+            print(f"Revoked key {key.id} '{key.name}' (a server running now refuses it within 2 s).")
     engine.dispose()
     return 0
 
