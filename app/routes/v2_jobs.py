@@ -137,10 +137,11 @@ async def health(services: ServicesDep) -> dict[str, Any]:
 
 @router.post("/api/v2/jobs", status_code=status.HTTP_201_CREATED, summary="Submit a workflow", response_model=None,
              responses={201: {"model": Job}, **error_answers(400, 401, 403, 404, 413, 422, 429, 503)})
-async def create_job(request: Request, services: ServicesDep, idempotency_key: IdempotencyKey = None) -> JSONResponse:
+async def create_job(request: Request, idempotency_key: IdempotencyKey = None) -> JSONResponse:
     """The API-format workflow, verbatim (`{"workflow": {...}}`): any workflow here (admin keys and keys with the
     "workflows" permission); an app's published workflow with only its inputs changed on an app's base URL."""
-    surface, app = await surface_of(request, services)
+    # The app is looked up in the submission's own trip to the database (a missing one is not_found there).
+    surface, app = _surface(request)
     job = await _jobs(request).submit(surface, app, await request.body(), request.headers.get("authorization"),
                                       idempotency_key)
     return JSONResponse(job, status_code=status.HTTP_201_CREATED, headers={"Location": job["urls"]["self"]})
