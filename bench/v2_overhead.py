@@ -41,7 +41,7 @@ from urllib.parse import urljoin
 import httpx
 
 from bench.client_overhead import DEFAULT_ENGINE_HOME, PNG_MAGIC, WORKFLOW, Prompts, Side
-from bench.service import RESULTS_DIR, AppProcess, CpuWindow, busy_warning, cpu_seconds, finish, progress
+from bench.service import RESULTS_DIR, AppProcess, CpuWindow, busy_warning, cpu_seconds, finish, progress, publish
 from runtimes.engine.manager import EngineManager, EngineSettings
 from runtimes.engine.process import free_port
 
@@ -411,20 +411,14 @@ def main(argv: list[str] | None = None) -> int:
                 (engine, *_) = manager.start()
                 engine_url, engine_pid = engine.url, engine.process.pid if engine.process else None
                 server = AppProcess(Path(tmp) / "app", comfyui_url=engine_url).start()
-                key = server.create_key("bench", admin=True)
             else:  # the app's own engine, as `python launch.py` runs it
                 server = AppProcess(Path(tmp) / "app", engine_home=args.engine_home).start()
-                key = server.create_key("bench", admin=True)
-                engine_url, engine_pid = app_engine(server.url, key)
+                (own,) = server.engines()
+                engine_url, engine_pid = own["url"], own["pid"]
+            key = server.create_key("bench", admin=True)
             proxy = ProxyProcess(engine_url, Path(tmp) / "proxy" / "state", token).start()
-            published = httpx.post(f"{server.url}/api/apps", headers={"Authorization": f"Bearer {key}"},
-                                   trust_env=False, timeout=60,
-                                   json={"name": "Bench v2", "slug": "bench-v2", "workflow": json.loads(
-                                       WORKFLOW.read_text()), "inputs": [{"node": "1", "input": "color",
-                                                                          "name": "color"}]})
-            if published.status_code != 201:
-                raise RuntimeError(f"publishing failed: {published.status_code} {published.text[:500]}")
-            slug = published.json()["slug"]
+            slug = publish(server.url, key, name="Bench v2", slug="bench-v2", workflow=json.loads(WORKFLOW.read_text()),
+                           inputs=[{"node": "1", "input": "color", "name": "color"}])
             progress(f"Measuring {args.runs} rounds (+{args.warmup} warm-up runs per side), interleaved, polling "
                      f"every {POLL_S * 1000:g} ms: engine {engine_url}, proxy {proxy.url}, app {server.url}")
             pids = {"server": server.pid, "proxy": proxy.process.pid if proxy.process else 0,
@@ -447,17 +441,6 @@ def main(argv: list[str] | None = None) -> int:
     finish(result, args, print_table, runs=args.runs, warmup=args.warmup, image="64x64", poll_ms=POLL_S * 1000,
            external_engine=bool(args.comfyui_url))
     return 0
-
-
-def app_engine(app_url: str, key: str) -> tuple[str, int | None]:
-    """The URL and process id of the engine the app started (GET /api/engine)."""
-    answer = httpx.get(f"{app_url}/api/engine", headers={"Authorization": f"Bearer {key}"}, trust_env=False,
-                       timeout=10)
-    answer.raise_for_status()
-    engine = next((e for e in answer.json()["engines"] if e["url"]), None)
-    if engine is None:
-        raise RuntimeError(f"the app at {app_url} has no engine running: {answer.text[:500]}")
-    return engine["url"], engine["pid"]
 
 
 def _version(package: str) -> str | None:
