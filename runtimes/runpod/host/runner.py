@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from runtimes.contract import CancelOutcome, ErrorRecord, RunOutcome, RunRequest, RunUpdate, UpdateCallback, run_error
-from runtimes.modal.wire import inputs_of, outcome_from_result
+from runtimes.serverless.wire import inputs_of, outcome_from_result
 
 log = logging.getLogger(__name__)
 
