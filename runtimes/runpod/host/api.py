@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 
 import httpx
 
-from runtimes.modal.host.deploy import DeployError
+from runtimes.serverless.errors import DeployError
 
 log = logging.getLogger(__name__)
 
