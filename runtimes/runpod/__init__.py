@@ -1,0 +1,1 @@
+"""RunPod serverless: a sibling of runtimes/modal/."""
