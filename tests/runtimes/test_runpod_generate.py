@@ -256,14 +256,13 @@ def test_image_mode_bakes_the_models_in_with_the_hf_token_as_a_build_secret() ->
     assert order.index(fetch) < order.index("app_spec.json /app_spec.json")
     assert bundle.warnings == []
     paths = ast.literal_eval(_assignment(bundle.files["handler.py"], "CONTAINER_PATHS"))
-    assert (paths["models_dir"], paths["models_file"]) == ("/comfy/models", "")
+    assert (paths["models_dir"], paths["models_file"]) == ("", "")  # the image's own models/
 
 
 def test_volume_mode_reads_models_from_the_network_volume_and_fetches_none_at_build() -> None:
     bundle = generate_runpod(txt2img_spec(), RunPodSettings.from_dict(VOLUME), slug="t2i", version=2, title="t")
     steps = instructions(bundle.dockerfile)
     assert not [args for _, args in steps if "fetch_models" in args or "hf_token" in args]
-    assert ("RUN", "mkdir -p /comfy && ln -s /runpod-volume/models /comfy/models") in steps
     assert ("COPY", "models.json /models.json") in steps
     paths = ast.literal_eval(_assignment(bundle.files["handler.py"], "CONTAINER_PATHS"))
     assert (paths["models_dir"], paths["models_file"]) == ("/runpod-volume/models", "/models.json")
