@@ -22,8 +22,8 @@ from app.services import Services
 from db import crud_deployments
 from db.models import AppVersion, Deployment
 from runtimes.modal.host.deploy import DeployError, credentials_present
-from runtimes.modal.host.packs import BundleInputError
 from runtimes.modal.host.settings import DeploySettings, DeploySettingsError, settings_schema
+from runtimes.serverless.packs import BundleInputError
 
 router = APIRouter(tags=["deployments"], responses=error_responses(400, 401, 403, 404, 409, 413, 422, 503))
 

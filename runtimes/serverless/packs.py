@@ -1,4 +1,4 @@
-"""An app's custom node packs (AppSpec.custom_nodes) as build steps of its Modal image.
+"""An app's custom node packs (AppSpec.custom_nodes) as build steps of a deployment's image (Modal's or RunPod's).
 
 Each entry is {"repo": "<https git URL>", "commit": "<40 hex>"} or {"registry": "<id>", "version": "<x.y.z>"}: a pin
 that cannot drift. The image fetches each pack at exactly that pin with runtimes/serverless/pack_install.py
@@ -27,7 +27,8 @@ _SHAPES = ('{"repo": "https://github.com/owner/pack", "commit": "<the full 40-he
 
 
 class BundleInputError(ValueError):
-    """What an app version carries cannot go into a Modal image; `problems` says what, where and how to fix it."""
+    """What an app version carries cannot go into a deployment's image; `problems` says what, where and how to
+    fix it."""
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
@@ -85,7 +86,7 @@ def _read_one(entry: Any, where: str, problems: list[str]) -> PinnedPack | None:
         return None
     if "repo" in entry and not (isinstance(entry["repo"], str) and _GIT_URL.match(entry["repo"])):
         problems.append(f"{where}: repo must be an https:// git URL that the image build can reach (a local "
-                        "path or file:// URL is not reachable from Modal; push the pack to a git host)")
+                        "path or file:// URL is not reachable from a cloud image build; push the pack to a git host)")
         return None
     try:
         pin = PackPin.from_dict(entry)

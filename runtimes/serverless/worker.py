@@ -28,6 +28,13 @@ from runtimes.serverless.wire import outcome_to_result, request_from_payload
 
 log = logging.getLogger(__name__)
 
+# What this worker imports besides ComfyUI's own requirements (each target's image adds its SDK); installed under
+# the engine's constraints, so each range must hold the engine's pin (pillow 13, huggingface_hub 2.x). aiohttp: the
+# engine client (runtimes/comfy/client.py); fastapi, blake3, python-multipart: the endpoints' Comfy API v2.
+WORKER_REQUIREMENTS = ("fastapi>=0.115,<1", "httpx>=0.27,<1", "aiohttp>=3.9,<4", "websockets>=14,<18",
+                       "platformdirs>=4,<5", "pydantic>=2.7,<3", "pillow>=10,<14", "huggingface_hub>=0.24,<3",
+                       "blake3>=0.4,<2", "python-multipart>=0.0.9,<1")
+
 
 @dataclass(frozen=True)
 class WorkerPaths:

