@@ -12,7 +12,7 @@ from PIL import Image
 from publisher import AppInput, AppOutput, AppSpec
 from runtimes.files import safe_filename
 from runtimes.inputs import ImageLimits, InputProblems, check_image, check_values, decode_image, split_json_inputs
-from runtimes.modal.wire import request_from_payload
+from runtimes.serverless.wire import request_from_payload
 from tests.runtimes.modal_support import demo_spec
 
 

@@ -13,7 +13,7 @@ from publisher import AppInput, AppOutput, AppSpec
 from runtimes.inputs import ImageLimits, InputProblems, check_upload, decode_upload
 from runtimes.media import describe_content, largest_upload_bytes, max_bytes_for, sniff_audio, sniff_video
 from runtimes.media_types import mime_of
-from runtimes.modal.wire import request_from_payload
+from runtimes.serverless.wire import request_from_payload
 from tests.support.media import gif_bytes, wav_bytes
 
 MP4 = b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2avc1mp41" + b"\0" * 64

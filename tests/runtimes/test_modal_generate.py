@@ -136,7 +136,8 @@ def test_the_bundle_ships_the_container_side_and_what_it_imports_only(tmp_path: 
     bundle_dir = tmp_path / "bundle"
     generate(demo_spec(), DeploySettings(), slug="demo", version=1, title="Demo").write(bundle_dir)
     shipped = {p.relative_to(bundle_dir).as_posix() for p in bundle_dir.rglob("*") if p.is_file()}
-    assert {"modal_app.py", "app_spec.json", "runtimes/modal/container/worker.py", "runtimes/modal/wire.py",
+    assert {"modal_app.py", "app_spec.json", "runtimes/modal/container/worker.py", "runtimes/serverless/wire.py",
+            "runtimes/serverless/worker.py",
             "runtimes/contract.py", "runtimes/inputs.py", "publisher/apply.py", "runtimes/engine/lifeline.py",
             "runtimes/modal/container/snapshot_node/__init__.py"} <= shipped
     # The host side, the local pool and the web app stay on the user's machine.

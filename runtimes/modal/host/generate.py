@@ -27,8 +27,8 @@ from runtimes.engine.install import (
 )
 from runtimes.modal.host.packs import BundleInputError, PinnedPack, read_packs, registry_url
 from runtimes.modal.host.settings import FIELD_INFO, GPU_PRICES, DeploySettings
-from runtimes.modal.host.shipping import copy_container_code
 from runtimes.modal.host.template import ENTER_PLAIN, ENTER_SNAPSHOT, MODAL_APP
+from runtimes.serverless.shipping import copy_container_code
 
 # What the worker and the endpoint import besides ComfyUI's own requirements; installed under the engine's
 # constraints, so each range must hold the engine's pin (pillow 13, huggingface_hub 2.x).
@@ -38,6 +38,12 @@ WORKER_REQUIREMENTS = ("fastapi>=0.115,<1", "httpx>=0.27,<1", "aiohttp>=3.9,<4",
                        "modal>=1.6,<1.7", "blake3>=0.4,<2", "python-multipart>=0.0.9,<1")
 CONSTRAINTS_FILE = "engine-constraints.txt"  # beside modal_app.py in the bundle; the local engine's pins
 PACK_INSTALLER = "runtimes/modal/container/pack_install.py"  # shipped in the bundle; runs at image build
+# The modules the generated modal_app.py imports inside the container (the image ships them and what they import).
+CONTAINER_ENTRIES = ("runtimes.modal.container.worker", "runtimes.modal.container.endpoint",
+                     "runtimes.modal.container.jobs")
+# Shipped as files, not imported: a ComfyUI custom node the worker installs into its engine (the snapshot's GPU
+# hand-over), and the node pack installer the image build runs.
+CONTAINER_DATA = ("runtimes/modal/container/snapshot_node", PACK_INSTALLER)
 # A model's folder under models/ (one name) and its file name (sub-folders allowed, nothing that climbs out).
 _MODEL_FOLDER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 _NAME = re.compile(r"[^a-z0-9-]+")
@@ -62,7 +68,7 @@ class Bundle:
         directory.mkdir(parents=True, exist_ok=True)
         for relative, text in self.files.items():
             (directory / relative).write_text(text)
-        copy_container_code(directory)
+        copy_container_code(directory, CONTAINER_ENTRIES, CONTAINER_DATA)
         return directory / "modal_app.py"
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from runtimes.contract import CancelOutcome, RunRequest, RunUpdate, UpdateCallback, run_error
-from runtimes.modal.wire import REMOTE_FINAL_STATUSES, inputs_of, outcome_from_result
+from runtimes.serverless.wire import REMOTE_FINAL_STATUSES, inputs_of, outcome_from_result
 
 log = logging.getLogger(__name__)
 

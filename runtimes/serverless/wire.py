@@ -1,4 +1,5 @@
-"""What travels between the app, a deployment's endpoint and its worker containers: plain JSON.
+"""What travels between the app, a deployment's endpoint and its worker containers (Modal's or RunPod's): plain
+JSON.
 
 Images go as base64 (data: URLs accepted), as they do in the app's own REST API, and are checked by the same
 decoder (size, real image type, pixels) on both sides. Outputs come back base64-encoded in the worker's result and
@@ -14,7 +15,7 @@ from publisher import AppSpec
 from runtimes.contract import FINAL_STATUSES, RunOutcome, RunOutput, RunRequest, read_upload
 from runtimes.inputs import InputProblems, foreign_file_problems, split_json_inputs
 
-# Besides a run's own final statuses, a deployment answers "expired": Modal keeps results for a limited time.
+# Besides a run's own final statuses, a deployment answers "expired": providers keep results for a limited time.
 EXPIRED = "expired"
 REMOTE_FINAL_STATUSES = FINAL_STATUSES | {EXPIRED}
 

@@ -1,5 +1,7 @@
-"""Which of the project's files a deployment's image ships: the container side (`runtimes/modal/container/`) and
-what it imports, found by following its imports, and nothing else (no host code, no web app)."""
+"""Which of the project's files a deployment's image ships: a target's container side (the entry modules its
+generated file imports) and what they import, found by following the imports, and nothing else (no host code, no
+web app). Each target names its entries and data files (runtimes/modal/host/generate.py, runtimes/runpod/host/...).
+"""
 
 from __future__ import annotations
 
@@ -8,15 +10,11 @@ import functools
 import shutil
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_PACKAGES = ("runtimes", "publisher")  # the top-level packages shipped files may come from
-# The modules the generated modal_app.py imports inside the container.
-CONTAINER_ENTRIES = ("runtimes.modal.container.worker", "runtimes.modal.container.endpoint",
-                     "runtimes.modal.container.jobs")
-# Shipped as files, not imported: the script an engine process runs under (it exits with its parent), a
-# ComfyUI custom node the worker installs into its engine, and the node pack installer the image build runs.
-CONTAINER_DATA = ("runtimes/engine/lifeline.py", "runtimes/modal/container/snapshot_node",
-                  "runtimes/modal/container/pack_install.py")
+# Shipped by every target as a file, not imported: the script an engine process runs under (it exits with its
+# parent).
+ENGINE_DATA = ("runtimes/engine/lifeline.py",)
 
 
 def _file_of(module: str) -> Path | None:
@@ -47,10 +45,10 @@ def _imported_modules(path: Path) -> set[str]:
 
 
 @functools.cache
-def container_sources() -> tuple[Path, ...]:
-    """The Python files the container imports, with every package __init__ on their way, sorted."""
+def container_sources(entries: tuple[str, ...]) -> tuple[Path, ...]:
+    """The Python files the `entries` modules import, with every package __init__ on their way, sorted."""
     files: set[Path] = set()
-    pending = list(CONTAINER_ENTRIES)
+    pending = list(entries)
     while pending:
         module = pending.pop()
         parts = module.split(".")
@@ -62,15 +60,16 @@ def container_sources() -> tuple[Path, ...]:
     return tuple(sorted(files))
 
 
-def copy_container_code(directory: Path) -> None:
-    """A fresh copy of what the image ships, under `directory` (what was there from an earlier bundle goes)."""
+def copy_container_code(directory: Path, entries: tuple[str, ...], data: tuple[str, ...] = ()) -> None:
+    """A fresh copy of what the image ships, under `directory` (what was there from an earlier bundle goes): the
+    code `entries` import, and the `data` files and folders (relative to the project) besides ENGINE_DATA."""
     for package in SHIPPED_PACKAGES:
         shutil.rmtree(directory / package, ignore_errors=True)
-    for source in container_sources():
+    for source in container_sources(entries):
         target = directory / source.relative_to(PROJECT_ROOT)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
-    for relative in CONTAINER_DATA:
+    for relative in (*ENGINE_DATA, *data):
         source, target = PROJECT_ROOT / relative, directory / relative
         if source.is_dir():
             shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
