@@ -15,11 +15,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from runtimes.runpod.host.api import RunPodApi, job_url, preflight
-from runtimes.runpod.host.generate import RunPodBundle, generate_runpod, runpod_names
-from runtimes.runpod.host.runner import RunPodRuns, RunPodTarget
-from runtimes.runpod.host.settings import RunPodSettings, runpod_settings_schema
-
 from app.deploy import docker
 from app.deploy.target import DeployOptions, Note, Plan
 from db.crud_apps import RunnableVersion
@@ -27,6 +22,10 @@ from publisher import AppSpec
 from runtimes.contract import CancelOutcome, Runner, RunRequest, RunUpdate, UpdateCallback, run_error
 from runtimes.modal.host.settings import DeploySettingsError
 from runtimes.planner.prices import PriceTable
+from runtimes.runpod.host.api import RunPodApi, job_url, preflight
+from runtimes.runpod.host.generate import RunPodBundle, generate_runpod, runpod_names
+from runtimes.runpod.host.runner import RunPodRuns, RunPodTarget
+from runtimes.runpod.host.settings import RunPodSettings, runpod_settings_schema
 
 KEY_ENV = "RUNPOD_API_KEY"
 CREDENTIALS_HELP = (f"Set {KEY_ENV} (RunPod console > Settings > API Keys) in the server's environment, then "
@@ -101,33 +100,29 @@ class RunPodDeployTarget:
         if plan.options.build:
             await docker.build_and_push(image, directory, note)
         env = template_env(settings, plan.bundle)
-        api = RunPodApi(api_key())
-        try:
+        async with RunPodApi(api_key()) as api:
             await note(f"Template {plan.app_name}: image {image}"
-                       + (f", env {', '.join(sorted(env))}" if env else ""))
+                       + (f", env {', '.join(sorted(env))}" if env else ""))  # the names only: values are secrets
             template = await api.ensure_template(plan.app_name, image, env, settings.template_fields())
             await note(f"Endpoint {plan.app_name} on template {template['id']}: GPU pools "
                        f"{', '.join(settings.gpu_pools)}, workers {settings.active_workers}-{settings.max_workers}")
             endpoint = await api.ensure_endpoint(plan.app_name, template["id"], settings.endpoint_fields())
-        finally:
-            await api.aclose()
         await note(f"Endpoint id {endpoint['id']}")
         return job_url(endpoint["id"])
 
     async def teardown(self, slug: str) -> str:
-        """Delete the endpoint, then its template (RunPod refuses to delete a template an endpoint uses)."""
+        """Delete the endpoint, then the template (RunPod refuses to delete a template an endpoint was made from).
+        Both go by name: an endpoint keeps no link to its template."""
         name = runpod_names(slug)
         key = api_key()
         await preflight(key)
-        api = RunPodApi(key)
-        try:
+        async with RunPodApi(key) as api:
             endpoint = await api.find_endpoint(name)
             if endpoint is not None:
                 await api.delete_endpoint(endpoint["id"])
-                if endpoint.get("templateId"):
-                    await api.delete_template(endpoint["templateId"])
-        finally:
-            await api.aclose()
+            template = await api.find_template(name)
+            if template is not None:
+                await api.delete_template(template["id"])
         return name
 
     def runner(self, version: RunnableVersion) -> Runner | None:
