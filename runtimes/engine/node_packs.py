@@ -28,7 +28,7 @@ from runtimes.engine.pack_requirements import (
     read_pins,
     read_requirements,
 )
-from runtimes.modal.container.pack_install import PackInstallError, fetch_git, fetch_registry, registry_url
+from runtimes.serverless.pack_install import PackInstallError, fetch_git, fetch_registry, registry_url
 
 MARKER = ".comfy-publisher.json"  # in each pack we installed: {"pin", "installed_at"}
 GIT_TIMEOUT_S = 300.0

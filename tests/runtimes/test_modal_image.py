@@ -75,7 +75,7 @@ def test_each_pack_is_installed_at_its_pin_under_the_constraints(tmp_path: Path,
     assert prefix + f"ComfyUI-Tiny git {GIT_PACK['repo']} {COMMIT}" in commands
     assert prefix + "comfyui-tiny-registry registry comfyui-tiny-registry 1.4.2 http://127.0.0.1:8765" in commands
     shipped = next(layer.files[installer] for layer in layers if installer in layer.files)
-    assert shipped.read_text() == (Path(__file__).parents[2] / "runtimes/modal/container/pack_install.py").read_text()
+    assert shipped.read_text() == (Path(__file__).parents[2] / "runtimes/serverless/pack_install.py").read_text()
     # The packs come after the engine's packages, so their requirements meet the pins already installed.
     engine = next(i for i, c in enumerate(commands) if "ComfyUI/requirements.txt" in c)
     assert all(i > engine for i, c in enumerate(commands) if installer in c)

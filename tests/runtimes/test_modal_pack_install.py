@@ -1,5 +1,6 @@
-"""The node pack installer a Modal image runs at build time (runtimes/modal/container/pack_install.py), run here for
-real: real git on a local repository, a loopback Comfy Registry, real pip into a throwaway virtualenv, offline."""
+"""The node pack installer a Modal or RunPod image runs at build time (runtimes/serverless/pack_install.py), run
+here for real: real git on a local repository, a loopback Comfy Registry, real pip into a throwaway virtualenv,
+offline."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from tests.support.comfy_registry import LoopbackRegistry, loopback_registry
 from tests.support.paths import REPO
 from tests.support.tiny_pip import build_wheel, installed, make_venv, offline_pip_env
 
-INSTALLER = REPO / "runtimes" / "modal" / "container" / "pack_install.py"
+INSTALLER = REPO / "runtimes" / "serverless" / "pack_install.py"
 NODE = "NODE_CLASS_MAPPINGS = {}\n"
 
 

@@ -37,7 +37,7 @@ WORKER_REQUIREMENTS = ("fastapi>=0.115,<1", "httpx>=0.27,<1", "aiohttp>=3.9,<4",
                        "platformdirs>=4,<5", "pydantic>=2.7,<3", "pillow>=10,<14", "huggingface_hub>=0.24,<3",
                        "modal>=1.6,<1.7", "blake3>=0.4,<2", "python-multipart>=0.0.9,<1")
 CONSTRAINTS_FILE = "engine-constraints.txt"  # beside modal_app.py in the bundle; the local engine's pins
-PACK_INSTALLER = "runtimes/modal/container/pack_install.py"  # shipped in the bundle; runs at image build
+PACK_INSTALLER = "runtimes/serverless/pack_install.py"  # shipped in the bundle; runs at image build
 # The modules the generated modal_app.py imports inside the container (the image ships them and what they import).
 CONTAINER_ENTRIES = ("runtimes.modal.container.worker", "runtimes.modal.container.endpoint",
                      "runtimes.modal.container.jobs")

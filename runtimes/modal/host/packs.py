@@ -1,7 +1,7 @@
 """An app's custom node packs (AppSpec.custom_nodes) as build steps of its Modal image.
 
 Each entry is {"repo": "<https git URL>", "commit": "<40 hex>"} or {"registry": "<id>", "version": "<x.y.z>"}: a pin
-that cannot drift. The image fetches each pack at exactly that pin with runtimes/modal/container/pack_install.py
+that cannot drift. The image fetches each pack at exactly that pin with runtimes/serverless/pack_install.py
 (shipped in the bundle) and installs its requirements under the engine's constraints, so the image gets the same
 packages as the local engine, and a pack that needs other versions fails the build with pip's explanation.
 """

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from runtimes.serverless.settings import HOURS_PER_MONTH, DeploySettingsError, FieldInfo, as_bool, as_int
+
 # USD per GPU-hour, Modal's published list prices (modal.com/pricing, late 2025): the built-in table, and the GPU
 # types a user's table (DATA_DIR/gpu_prices.json, runtimes/planner/prices.py) may price. Estimates only: the bill
 # also counts CPU and memory, and prices change: edit the table and its date together.
@@ -36,24 +38,6 @@ MAX_CONTAINERS_LIMIT = 1000
 REGIONS = ("us", "eu", "ap", "us-east", "us-central", "us-west", "eu-west", "eu-north", "ap-northeast",
            "ap-southeast", "ap-south", "uk", "jp", "ca", "au")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+(-\d)?)?$")
-HOURS_PER_MONTH = 730
-
-
-class DeploySettingsError(ValueError):
-    """Settings Modal would refuse or misread; `problems` names each setting, the value and what is allowed."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("Invalid deploy settings:\n" + "\n".join(f"  - {p}" for p in problems))
-
-
-@dataclass(frozen=True)
-class FieldInfo:
-    """How a setting is shown: label, one-line help, what it costs."""
-
-    label: str
-    help: str
-    cost: str
 
 
 FIELD_INFO: dict[str, FieldInfo] = {
@@ -119,13 +103,13 @@ class DeploySettings:
             if name == "max_containers" and value in (None, ""):
                 values[name] = None
                 continue
-            coerced = _as_int(value)
+            coerced = as_int(value)
             if coerced is None:
                 problems.append(f"{name}: {value!r} is not a whole number")
             else:
                 values[name] = coerced
         for name in ("memory_snapshot", "gpu_snapshot"):
-            coerced_bool = _as_bool(values[name])
+            coerced_bool = as_bool(values[name])
             if coerced_bool is None:
                 problems.append(f"{name}: {values[name]!r} is not true or false")
             else:
@@ -221,23 +205,3 @@ def settings_schema() -> dict[str, Any]:
                     "help": info.help, "cost": info.cost, **limits.get(f.name, {})})
     return {"fields": out, "gpu_prices_usd_per_hour": GPU_PRICES,
             "price_note": "Modal list prices per GPU-hour; estimates only (CPU and memory are billed on top)."}
-
-
-def _as_int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
-        return int(value)
-    return None
-
-
-def _as_bool(value: Any) -> bool | None:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes", "on", "false", "0", "no", "off"):
-        return value.strip().lower() in ("true", "1", "yes", "on")
-    return None

@@ -1,6 +1,6 @@
 """Install one custom node pack at its pin into a custom_nodes/ folder, with its requirements constrained to the
-engine's pins. Runs as a build step of a Modal image (`python pack_install.py ...`), so: standard library only,
-and it fails loudly (exit 1, the reason on stderr) so that the image build stops with the reason.
+engine's pins. Runs as a build step of a Modal or RunPod image (`python pack_install.py ...`), so: standard library
+only, and it fails loudly (exit 1, the reason on stderr) so that the image build stops with the reason.
 
     python pack_install.py CUSTOM_NODES CONSTRAINTS FOLDER git URL COMMIT
     python pack_install.py CUSTOM_NODES CONSTRAINTS FOLDER registry ID VERSION [REGISTRY_URL]
