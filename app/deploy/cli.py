@@ -191,12 +191,13 @@ def _serve_locally(args: argparse.Namespace, service: DeploymentService, setting
                          "used, or --comfyui-path DIR)")
     plan = service.plan(args.slug, args.version, settings, "runpod")
     directory = service.write_bundle(plan)
+    engine = EngineSettings(data_dir=service.data_dir, comfyui_path=args.comfyui_path,
+                            comfyui_python=args.comfyui_python, engine_home=args.engine_home)
     try:
-        install = EngineManager(EngineSettings(data_dir=service.data_dir, comfyui_path=args.comfyui_path,
-                                               comfyui_python=args.comfyui_python, engine_home=args.engine_home)
-                                ).resolve_install()
+        install = EngineManager(engine).resolve_install()
     except (EngineError, EngineInstallError) as exc:
         raise ValueError(f"no local engine to serve with: {exc}") from None
-    base_dir = Path(service.data_dir) / "runpod-local" / args.slug
-    return runpod_local.serve(directory, AppSpec.from_dict(plan.version.spec), install, base_dir,
+    models_dir = engine.models_dir or engine.base_dir / "models"  # the local engines' models: fetched once
+    return runpod_local.serve(directory, AppSpec.from_dict(plan.version.spec), install,
+                              Path(service.data_dir) / "runpod-local" / args.slug, models_dir,
                               host="127.0.0.1", port=args.port)

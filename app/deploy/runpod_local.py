@@ -23,12 +23,17 @@ PLATFORM_ENV = ("RUNPOD_WEBHOOK_GET_JOB", "RUNPOD_WEBHOOK_POST_OUTPUT", "RUNPOD_
                 "RUNPOD_WEBHOOK_PING", "RUNPOD_POD_ID", "RUNPOD_AI_API_KEY", "RUNPOD_REALTIME_PORT")
 
 
-def handler_env(directory: Path, install: EngineInstall, base_dir: Path) -> dict[str, str]:
-    """The environment the generated handler reads its paths from (COMFY_PUBLISHER_*, as on a worker)."""
+def handler_env(directory: Path, install: EngineInstall, base_dir: Path, models_dir: Path) -> dict[str, str]:
+    """The environment the generated handler reads its paths from (COMFY_PUBLISHER_*, as on a worker): the local
+    engine, a base folder of its own, and the models the local engines use (a missing one with a source is fetched
+    there at start, as a worker fetches it onto its volume)."""
     env = {k: v for k, v in os.environ.items() if k not in PLATFORM_ENV}
+    models_file = directory / "models.json"
     return {**env, "PYTHONUNBUFFERED": "1",
             "COMFY_PUBLISHER_COMFYUI_DIR": str(install.comfyui_dir), "COMFY_PUBLISHER_PYTHON": str(install.python),
-            "COMFY_PUBLISHER_BASE_DIR": str(base_dir), "COMFY_PUBLISHER_SPEC_FILE": str(directory / "app_spec.json")}
+            "COMFY_PUBLISHER_BASE_DIR": str(base_dir), "COMFY_PUBLISHER_SPEC_FILE": str(directory / "app_spec.json"),
+            "COMFY_PUBLISHER_MODELS_DIR": str(models_dir),
+            "COMFY_PUBLISHER_MODELS_FILE": str(models_file) if models_file.is_file() else ""}
 
 
 def handler_command(directory: Path, host: str, port: int) -> list[str]:
@@ -65,15 +70,17 @@ def how_to_call(url: str, spec: AppSpec) -> str:
     ])
 
 
-def serve(directory: Path, spec: AppSpec, install: EngineInstall, base_dir: Path, *, host: str, port: int) -> int:
+def serve(directory: Path, spec: AppSpec, install: EngineInstall, base_dir: Path, models_dir: Path, *, host: str,
+          port: int) -> int:
     """Run the handler until it exits or Ctrl-C; returns its exit status (0 after Ctrl-C)."""
     base_dir.mkdir(parents=True, exist_ok=True)
+    models_dir.mkdir(parents=True, exist_ok=True)
     url = f"http://{host}:{port}"
-    print(f"Starting the handler of {directory} (engine: {install.comfyui_dir}; base folder {base_dir})",
-          flush=True)
+    print(f"Starting the handler of {directory} (engine: {install.comfyui_dir}; base folder {base_dir}; models "
+          f"{models_dir})", flush=True)
     print(how_to_call(url, spec), flush=True)
     proc = subprocess.Popen(handler_command(directory, host, port), cwd=directory,
-                            env=handler_env(directory, install, base_dir), stdin=subprocess.DEVNULL)
+                            env=handler_env(directory, install, base_dir, models_dir), stdin=subprocess.DEVNULL)
     try:
         return proc.wait()
     except KeyboardInterrupt:  # the handler got the same Ctrl-C (one process group): let it stop its engine

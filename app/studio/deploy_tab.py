@@ -22,7 +22,7 @@ from db.models import AppVersion
 from runtimes.modal.host.deploy import DeployError, ModalCredentialsError, credentials_present
 from runtimes.modal.host.settings import DeploySettings, DeploySettingsError, settings_schema
 from runtimes.planner.prices import BUILTIN, PriceTable
-from runtimes.runpod.host.settings import RunPodSettings, runpod_settings_schema
+from runtimes.runpod.host.settings import RUNPOD_GPU_PRICES_CHECKED, RunPodSettings, runpod_settings_schema
 
 DEPLOY_COLUMNS = ["Id", "Version", "Status", "URL", "Serving", "Created", "Error"]
 CREDENTIALS_HELP = ("Set Modal credentials where this server runs: `modal token new` (writes ~/.modal.toml), or "
@@ -97,26 +97,26 @@ def cost_html(settings: DeploySettings, prices: PriceTable = BUILTIN) -> str:
             f"{html.escape(prices_label)}.</div></div>")
 
 
-def _cost_value(key: str, value: Any) -> str:
-    if isinstance(value, float | int) and not isinstance(value, bool) and "usd" in key:
-        return f"${value:,.4f}" if 0 < abs(value) < 0.01 else f"${value:,.2f}"
-    return html.escape(str(value))
-
-
 def runpod_cost_html(settings: RunPodSettings) -> str:
-    """RunPod's estimate: every figure RunPodSettings.cost() gives, the warm pool first."""
-    cost = dict(settings.cost())
-    note = str(cost.pop("note", ""))
+    """RunPod's estimate, at RunPod's prices of the preferred GPU pool."""
+    cost = settings.cost()
+    if cost["gpu_hourly_usd"] is None:
+        return (f"<div class='cost-card'><div class='cost-title'>Estimated cost (RunPod)</div><div class='cost-sub'>"
+                f"no price known for {html.escape(cost['gpu_pool'])}</div></div>")
     if settings.active_workers:
-        headline = (f"<div class='cost-big'>{settings.active_workers} active<span> worker(s)</span></div>"
-                    "<div class='cost-sub'>billed around the clock, before any run</div>")
+        headline = (f"<div class='cost-big'>{_money(cost['warm_pool_monthly_usd'])}<span>/month</span></div>"
+                    f"<div class='cost-sub'>for {settings.active_workers} active worker(s) around the clock "
+                    f"({_money(cost['warm_pool_hourly_usd'])}/h), before any run</div>")
     else:
-        headline = ("<div class='cost-big'>$0<span> while idle</span></div><div class='cost-sub'>flex workers "
-                    "scale to zero: you pay only while they run</div>")
-    rows = "".join(f"<tr><td>{html.escape(k.replace('_', ' '))}</td><td>{_cost_value(k, v)}</td></tr>"
-                   for k, v in cost.items() if not isinstance(v, dict | list))
+        headline = ("<div class='cost-big'>$0<span> while idle</span></div><div class='cost-sub'>flex workers scale "
+                    "to zero: you pay only while they run</div>")
+    rows = [("One worker", f"{_money(cost['gpu_hourly_usd'])}/h ({cost['gpu_pool']} x {settings.gpu_count})"),
+            ("Worst case (max workers)", f"{_money(cost['max_hourly_usd'])}/h"),
+            ("Idle tail per burst", f"${cost['idle_tail_usd_per_burst']:.4f}/worker")]
+    table = "".join(f"<tr><td>{k}</td><td>{html.escape(v)}</td></tr>" for k, v in rows)
     return (f"<div class='cost-card'><div class='cost-title'>Estimated cost (RunPod)</div>{headline}"
-            f"<table>{rows}</table><div class='cost-note'>{html.escape(note)}</div></div>")
+            f"<table>{table}</table><div class='cost-note'>{html.escape(cost['note'])} Prices: RunPod's, "
+            f"{html.escape(RUNPOD_GPU_PRICES_CHECKED)}.</div></div>")
 
 
 def credentials_md(present: bool) -> str:
