@@ -17,7 +17,9 @@ request's policy.executionTimeout ends it as TIMED_OUT.
 
 Progress: on the platform, `runpod.serverless.progress_update(job, value)` makes GET /status show `value` under
 "output" while IN_PROGRESS. Here a handler calls this module's `progress_update(job, value)` (same signature)
-instead; it reaches the cloud through a context variable the job's task carries. `put_object` stands in for an S3
+instead; it reaches the cloud through a context variable the job's task carries. (A handler written against the SDK
+can be pointed at it by setting `runpod.serverless.progress_update` to it for the test: off the platform the SDK's
+own posts to a placeholder URL and is lost.) `put_object` stands in for an S3
 bucket behind presigned URLs (a GET that also sends an Authorization header is refused, as S3 refuses it).
 """
 

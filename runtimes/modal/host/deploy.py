@@ -18,16 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
+from runtimes.serverless.errors import DeployError
+
 CONNECT_TIMEOUT_S = 5.0
 SDK_TIMEOUT_S = 20.0  # one SDK call (create a secret, look up or stop an app)
 DEPLOY_TIMEOUT_S = 45 * 60.0  # the first image build downloads torch and ComfyUI's requirements
 _WEB_URL = re.compile(r"https://[A-Za-z0-9.-]+\.modal\.run\S*")
 _TOKEN_HINT = ("run `modal token new` (it writes ~/.modal.toml), or set MODAL_TOKEN_ID and MODAL_TOKEN_SECRET "
                "in the environment of the app")
-
-
-class DeployError(RuntimeError):
-    """A deploy or teardown did not happen; the message says why and what to do."""
 
 
 class ModalCredentialsError(DeployError):

@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 
 import httpx
 
-from runtimes.modal.host.deploy import DeployError
+from runtimes.serverless.errors import DeployError
 
 log = logging.getLogger(__name__)
 
@@ -172,9 +172,14 @@ class RunPodApi:
                                          "HTTPS_PROXY if you need one), then try again.") from None
         if response.status_code == 204:
             return None
-        if response.is_success:
+        if not response.is_success:
+            raise self._error(response, what)
+        try:
             return response.json()
-        raise self._error(response, what)
+        except ValueError:  # e.g. a proxy's page: say so, not a JSON traceback
+            raise RunPodApiError(f"RunPod's answer while trying to {what} was not JSON ({self.url}, "
+                                 f"{response.headers.get('content-type', 'no content type')}): check "
+                                 "RUNPOD_REST_URL and any proxy in between.", status=response.status_code) from None
 
     def _error(self, response: httpx.Response, what: str) -> RunPodError:
         status = response.status_code

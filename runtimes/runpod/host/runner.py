@@ -17,6 +17,7 @@ import binascii
 import contextlib
 import json
 import logging
+import mimetypes
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,8 +25,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from runtimes.contract import CancelOutcome, ErrorRecord, RunRequest, RunUpdate, UpdateCallback, run_error
-from runtimes.modal.wire import inputs_of, outcome_from_result
+from runtimes.contract import CancelOutcome, ErrorRecord, RunOutcome, RunRequest, RunUpdate, UpdateCallback, run_error
+from runtimes.serverless.wire import inputs_of, outcome_from_result
 
 log = logging.getLogger(__name__)
 
@@ -91,18 +92,18 @@ class RunPodRuns:
     async def _run(self, request: RunRequest, target: RunPodTarget) -> None:
         run_id = request.run_id
         try:
-            body = await self._follow(request, target)
-            update = await self._final(run_id, target, body)
-        except asyncio.CancelledError:
-            raise
-        except _Ended as ended:
-            update = ended.update
-        except Exception as exc:
-            log.warning("RunPod run %s on %s failed: %s", run_id, target.url, exc)
-            update = RunUpdate(run_id, "failed", worker=target.name, error=run_error(
-                "remote_error", f"The RunPod endpoint at {target.url} could not run this: {type(exc).__name__}: "
-                                f"{_without_key(str(exc), target)}"))
-        try:
+            try:
+                update = await self._final(run_id, target, await self._follow(request, target))
+            except _Ended as ended:
+                update = ended.update
+            except Exception as exc:
+                said = _without_key(str(exc), target)
+                log.warning("RunPod run %s on %s failed: %s", run_id, target.url, said)
+                update = RunUpdate(run_id, "failed", worker=target.name, error=run_error(
+                    "remote_error", f"The RunPod endpoint at {target.url} could not run this: "
+                                    f"{type(exc).__name__}: {said}"))
+            if run_id in self._cancelled and update.kind != "succeeded":  # whatever else it met on the way out
+                update = RunUpdate(run_id, "cancelled", worker=target.name)
             if update.kind != "cancelled" and run_id in self._jobs and run_id not in self._started:
                 await self._start(run_id, target)  # a job can go from IN_QUEUE to its end between two polls
             await self._emit(update)
@@ -129,8 +130,9 @@ class RunPodRuns:
         if response.status_code == 429:
             self._fail(run_id, target, "RunPod is rate limiting this endpoint's submissions: try again shortly.")
         if not response.is_success:
+            too_big = " A run's inputs may be at most 10 MB in all." if response.status_code in (400, 413) else ""
             self._fail(run_id, target, f"RunPod refused the run ({response.status_code}: "
-                                       f"{_said(response)[:500]}).", status=response.status_code)
+                                       f"{_said(response)[:500]}).{too_big}", status=response.status_code)
         job_id = response.json()["id"]
         self._jobs[run_id] = (target, job_id)
         if run_id in self._cancelled:  # cancelled while /run was being sent
@@ -177,10 +179,9 @@ class RunPodRuns:
                 raise RuntimeError(f"the worker's output is not the app's handler's (got {type(output).__name__}); "
                                    "is the endpoint running this app's image?")
             return RunUpdate(run_id, "succeeded", worker=target.name, outcome=await self._outcome(run_id, output))
-        if state == "CANCELLED" or run_id in self._cancelled:
-            by_us = run_id in self._cancelled
-            return RunUpdate(run_id, "cancelled", worker=target.name, error=None if by_us else run_error(
-                "cancelled", "The job was cancelled on RunPod (in its console or through its API)."))
+        if state == "CANCELLED":
+            return RunUpdate(run_id, "cancelled", worker=target.name, error=None if run_id in self._cancelled else
+                             run_error("cancelled", "The job was cancelled on RunPod (in its console or its API)."))
         if state == "TIMED_OUT":
             return RunUpdate(run_id, "timed_out", worker=target.name, error=run_error(
                 "timeout", "RunPod stopped the job: it ran past the endpoint's execution timeout, or waited in the "
@@ -190,14 +191,14 @@ class RunPodRuns:
         kind = "timed_out" if isinstance(output, dict) and output.get("status") == "timed_out" else "failed"
         return RunUpdate(run_id, kind, worker=target.name, error=error)
 
-    async def _outcome(self, run_id: str, output: dict[str, Any]) -> Any:
+    async def _outcome(self, run_id: str, output: dict[str, Any]) -> RunOutcome:
         items = sorted([*(output.get("images") or []), *(output.get("files") or [])],
                        key=lambda item: item.get("index", 0))
         datas = [await self._data(item) for item in items]
         result = {"run_id": run_id, "applied": output.get("applied") or {}, "exec_ms": output.get("exec_ms"),
                   "outputs": [{"node_id": str(item.get("node_id", "")), "filename": item["filename"],
-                               "kind": item.get("kind", "image"), "mime": item.get("mime")
-                               or "application/octet-stream"} for item in items]}
+                               "kind": item.get("kind", "image"), "mime": item.get("mime") or _mime(item["filename"])}
+                              for item in items]}
         return outcome_from_result(result, datas)
 
     async def _data(self, item: dict[str, Any]) -> bytes:
@@ -256,6 +257,10 @@ def _failure(status: dict[str, Any]) -> ErrorRecord:
         return run_error("remote_error", f"The RunPod worker failed: {raised['error_message']}",
                          details={key: raised.get(key) for key in ("error_type", "error_traceback", "worker_id")})
     return run_error("remote_error", str(error))
+
+
+def _mime(filename: str) -> str:  # worker-comfyui's images carry no mime
+    return mimetypes.guess_type(filename)[0] or "application/octet-stream"
 
 
 def _auth(target: RunPodTarget) -> dict[str, str]:
