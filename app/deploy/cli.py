@@ -103,8 +103,8 @@ def run_deploy(args: argparse.Namespace, db_url: str) -> int:
     from app.deploy.service import DeploymentService, DeployPlanError
     from db.migrate import upgrade_to_head
     from db.session import create_db_engine, make_session_factory
-    from runtimes.modal.host.deploy import DeployError
-    from runtimes.modal.host.settings import DeploySettingsError
+    from runtimes.serverless.errors import DeployError
+    from runtimes.serverless.settings import DeploySettingsError
 
     try:
         settings = _settings(args)

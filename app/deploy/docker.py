@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from app.deploy.target import Note
-from runtimes.modal.host.deploy import DeployError
+from runtimes.serverless.errors import DeployError
 
 CHECK_TIMEOUT_S = 10.0
 BUILD_TIMEOUT_S = 90 * 60.0  # a first build downloads CUDA, torch and the models baked in

@@ -20,12 +20,12 @@ from app.deploy.target import DeployOptions, Note, Plan
 from db.crud_apps import RunnableVersion
 from publisher import AppSpec
 from runtimes.contract import CancelOutcome, Runner, RunRequest, RunUpdate, UpdateCallback, run_error
-from runtimes.modal.host.settings import DeploySettingsError
 from runtimes.planner.prices import PriceTable
 from runtimes.runpod.host.api import RunPodApi, job_url, preflight
 from runtimes.runpod.host.generate import RunPodBundle, generate_runpod, runpod_names
 from runtimes.runpod.host.runner import RunPodRuns, RunPodTarget
 from runtimes.runpod.host.settings import RunPodSettings, runpod_settings_schema
+from runtimes.serverless.settings import DeploySettingsError
 
 KEY_ENV = "RUNPOD_API_KEY"
 CREDENTIALS_HELP = (f"Set {KEY_ENV} (RunPod console > Settings > API Keys) in the server's environment, then "

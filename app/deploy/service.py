@@ -29,9 +29,9 @@ from db.crud_apps import RunnableVersion
 from db.models import Deployment, DeploymentStatus
 from publisher import AppSpec
 from runtimes.contract import Runner, UpdateCallback
-from runtimes.modal.host.deploy import DeployError
-from runtimes.modal.host.settings import DeploySettingsError
 from runtimes.planner.prices import PriceTable, in_force_or_builtin
+from runtimes.serverless.errors import DeployError
+from runtimes.serverless.settings import DeploySettingsError
 
 __all__ = ["DeployOptions", "DeployPlanError", "DeploymentService", "Plan", "endpoint_key_of"]
 

@@ -21,9 +21,9 @@ from app.publish.lookup import find_app
 from app.services import Services
 from db import crud_deployments
 from db.models import AppVersion, Deployment
-from runtimes.modal.host.deploy import DeployError
 from runtimes.modal.host.packs import BundleInputError
-from runtimes.modal.host.settings import DeploySettingsError
+from runtimes.serverless.errors import DeployError
+from runtimes.serverless.settings import DeploySettingsError
 
 router = APIRouter(tags=["deployments"], responses=error_responses(400, 401, 403, 404, 409, 413, 422, 503))
 Target = Literal["modal", "runpod"]
