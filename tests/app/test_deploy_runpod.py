@@ -25,6 +25,9 @@ from tests.support.runpod_cloud import KEY, RunPodCloud, progress_update
 from tests.support.server import AppServer
 
 IMAGE = "registry.example/me/demo-worker:v1"
+# Outputs to a bucket: the workers get these through the template's env; the secret is never shown.
+BUCKET = {"BUCKET_ENDPOINT_URL": "https://bucket.example", "BUCKET_ACCESS_KEY_ID": "AKIDLOOPBACK",
+          "BUCKET_SECRET_ACCESS_KEY": "bucket-secret-loopback"}
 
 
 def _handler(job: dict[str, Any]) -> dict[str, Any]:
@@ -46,7 +49,7 @@ def cloud() -> Iterator[RunPodCloud]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, engine_url: str, cloud: RunPodCloud) -> Iterator[AppServer]:
     app = AppServer(tmp_path_factory.mktemp("runpod-app"), comfyui_url=engine_url,
-                    env={"RUNPOD_API_KEY": KEY, **cloud.env(), "HF_TOKEN": None, "BUCKET_ENDPOINT_URL": None}).start()
+                    env={"RUNPOD_API_KEY": KEY, **cloud.env(), "HF_TOKEN": None, **BUCKET}).start()
     yield app
     app.stop()
 
@@ -117,8 +120,10 @@ def test_deploy_redeploy_runs_and_teardown_against_the_loopback_runpod(
     (endpoint,) = cloud.endpoints.values()
     (template,) = cloud.templates.values()
     assert live["provider"] == "runpod" and live["url"] == cloud.job_url(endpoint["id"])
-    assert template["image"] == IMAGE and endpoint["workers"]["max"] == 2
-    assert KEY not in live["log"] and "Endpoint" in live["log"]
+    assert template["image"] == IMAGE and endpoint["workers"]["max"] == 2 and template["env"] == BUCKET
+    assert "BUCKET_SECRET_ACCESS_KEY" in live["log"]  # its name, never its value nor the key
+    assert KEY not in live["log"] and BUCKET["BUCKET_SECRET_ACCESS_KEY"] not in live["log"]
+    assert live["cost"]["gpu_pool"] == "AMPERE_24" and live["cost"]["max_hourly_usd"] > 0
 
     second = http.post(f"/api/apps/{demo}/deployments", headers=admin,
                        json={"target": "runpod", "image": IMAGE.replace("v1", "v2"), "settings": {"max_workers": 4}})
