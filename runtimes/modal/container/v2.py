@@ -33,12 +33,12 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from publisher import AppSpec
-from publisher.app_workflow_guard import AppWorkflowError, app_values_from_workflow, is_asset_reference
-from publisher.apply import FILE_TYPES
+from publisher.app_workflow_guard import AppWorkflowError, is_asset_reference
+from publisher.appspec import AppInput
 from publisher.quoting import quote
 from publisher.workflow import WorkflowFormatError
 from runtimes import v2wire
-from runtimes.inputs import ImageLimits, InputProblems, check_image, check_values, split_json_inputs
+from runtimes.inputs import ImageLimits, InputProblems, check_image, own_files
 from runtimes.modal.container.jobs import Jobs
 from runtimes.modal.container.v2store import (
     ASSET_RETENTION_S,
@@ -50,6 +50,7 @@ from runtimes.modal.container.v2store import (
     hex_of,
     output_asset_id,
 )
+from runtimes.serverless.workflow_inputs import inputs_from_workflow, node_errors, where
 
 log = logging.getLogger(__name__)
 
@@ -317,39 +318,28 @@ class _JobView:
 async def _inputs_of(spec: AppSpec, assets: AssetStore, workflow: dict[str, Any]) -> dict[str, Any]:
     """The typed API's inputs for a v2 workflow: the published inputs it sets (guarded: nothing else may differ),
     file inputs resolved to the bytes of the asset they name, then the same checks as the typed API."""
+
+    async def upload_of(item: AppInput, value: Any) -> str | None:
+        if isinstance(value, str) and value in own_files(spec, item.name):
+            return None  # the app's own file: the worker uses it as published
+        if item.type != "image":
+            raise V2Error("invalid_workflow", f"{where(item)}: a deployment takes image files only; this "
+                                              f"{item.type} input keeps the app's own file")
+        record = await _referenced_asset(assets, value, where(item))
+        try:
+            return base64.b64encode(await assets.read(record)).decode()
+        except LookupError as exc:
+            raise V2Error("missing_asset", f"{where(item)}: {exc}") from None
+
     try:
-        values = app_values_from_workflow(spec, workflow)
+        return await inputs_from_workflow(spec, workflow, upload_of)
     except AppWorkflowError as exc:
         raise V2Error("invalid_workflow", str(exc), details={"node_errors": exc.node_errors()}) from None
     except WorkflowFormatError as exc:
         raise V2Error("invalid_workflow", str(exc)) from None
-    inputs: dict[str, Any] = {}
-    for item in spec.inputs:
-        if item.name not in values:
-            continue
-        value = values[item.name]
-        if item.type not in FILE_TYPES:
-            inputs[item.name] = value
-            continue
-        own = (item.default, ((spec.workflow.get(item.node) or {}).get("inputs") or {}).get(item.input))
-        if isinstance(value, str) and value in own:
-            continue  # the app's own file: the worker uses it as published
-        where = f"node {item.node} input '{item.input}' (the app's input '{item.name}')"
-        if item.type != "image":
-            raise V2Error("invalid_workflow", f"{where}: a deployment takes image files only; this {item.type} "
-                                              "input keeps the app's own file")
-        record = await _referenced_asset(assets, value, where)
-        try:
-            inputs[item.name] = base64.b64encode(await assets.read(record)).decode()
-        except LookupError as exc:
-            raise V2Error("missing_asset", f"{where}: {exc}") from None
-    values_only, uploads, problems = split_json_inputs(spec, inputs)
-    try:
-        check_values(spec, values_only, {name: filename for name, (filename, _) in uploads.items()}, problems)
     except InputProblems as exc:
         raise V2Error("invalid_workflow", f"The inputs do not fit this app: {exc}",
-                      details={"node_errors": _node_errors(spec, exc.problems), "problems": exc.problems}) from None
-    return inputs
+                      details={"node_errors": node_errors(spec, exc.problems), "problems": exc.problems}) from None
 
 
 async def _referenced_asset(assets: AssetStore, value: Any, where: str) -> AssetRecord:
@@ -365,21 +355,6 @@ async def _referenced_asset(assets: AssetStore, value: Any, where: str) -> Asset
         raise V2Error("missing_asset", f"{where}: no uploaded file named {quote(value)}: upload it first "
                                        "(POST /api/v2/assets with that file_path), or send a core/ASSET reference")
     return record
-
-
-def _node_errors(spec: AppSpec, problems: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    found: dict[str, list[dict[str, Any]]] = {}
-    for problem in problems:
-        item = spec.input(str(problem.get("input")))
-        node = problem.get("node") or (item.node if item else None)
-        if node is None:
-            continue
-        entry = {"field": problem.get("node_input") or (item.input if item else None), "reason": "invalid_value",
-                 "message": problem["message"]}
-        if problem.get("allowed") is not None:
-            entry["allowed"] = problem["allowed"]
-        found.setdefault(str(node), []).append(entry)
-    return found
 
 
 async def _bounded(request: Request, limit: int) -> Request:
