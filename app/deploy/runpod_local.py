@@ -83,7 +83,8 @@ def serve(directory: Path, spec: AppSpec, install: EngineInstall, base_dir: Path
                             env=handler_env(directory, install, base_dir, models_dir), stdin=subprocess.DEVNULL)
     try:
         return proc.wait()
-    except KeyboardInterrupt:  # the handler got the same Ctrl-C (one process group): let it stop its engine
+    except KeyboardInterrupt:  # the handler stops its server and its engine on SIGINT (a terminal's Ctrl-C sends
+        proc.send_signal(signal.SIGINT)  # it to both already; a second one is harmless)
         try:
             return 0 if proc.wait(STOP_TIMEOUT_S) in (0, -signal.SIGINT, 130) else proc.returncode
         except subprocess.TimeoutExpired:

@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import base64
 import os
+import signal
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.support.paths import REPO
+from runtimes.engine.process import free_port
+from tests.support.paths import ENGINE_HOME, REPO
 from tests.support.prompts import shipped
 from tests.support.run_requests import image_of, inverted, png
 from tests.support.runpod_cloud import KEY, RunPodCloud, progress_update
@@ -149,3 +152,37 @@ def test_deploy_redeploy_runs_and_teardown_against_the_loopback_runpod(
     assert http.get(f"/api/apps/{demo}/runtime", headers=admin).json()["runtime"] == "local"
     local = http.post(f"/api/apps/{demo}/run", headers=admin, json={"inputs": {"color": 1}}).json()
     assert local["status"] == "succeeded" and not local["worker"].startswith("runpod:")
+
+
+def test_serve_locally_runs_the_generated_handler_under_the_sdks_local_api(server: AppServer, demo: str,
+                                                                           tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RUNPOD_", "BUCKET_", "COMFY_PUBLISHER_"))}
+    log = (tmp_path / "serve.log").open("wb")
+    process = subprocess.Popen([sys.executable, "launch.py", "--data-dir", str(server.data_dir), "--engine-home",
+                                str(ENGINE_HOME), "deploy", demo, "--target", "runpod", "--serve-locally", "--port",
+                                str(port)], cwd=REPO, env={**env, "UVICORN_LOG_LEVEL": "warning"}, stdout=log,
+                               stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert process.poll() is None and time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
+            try:
+                if httpx.get(f"{url}/openapi.json", trust_env=False, timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        done = httpx.post(f"{url}/runsync", json={"input": {"inputs": {"color": 0x00FF00}}}, trust_env=False,
+                          timeout=120).json()
+        assert done["status"] == "COMPLETED", done
+        (image,) = done["output"]["images"]
+        assert image_of(base64.b64decode(image["data"])).getpixel((0, 0)) == inverted(0x00FF00)
+        printed = (tmp_path / "serve.log").read_text()
+        assert f"curl -s -X POST {url}/runsync" in printed and '"workflow"' in printed
+        process.send_signal(signal.SIGINT)  # Ctrl-C: the handler and its engine stop, the command ends
+        assert process.wait(30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        log.close()
