@@ -23,6 +23,9 @@ from pathlib import Path
 from typing import Any
 
 _HEX = frozenset("0123456789abcdef")
+# A gated or private repository answers as if it were missing without a token.
+TOKEN_HINT = ("\nA gated or private model needs a Hugging Face token: at an image build, "
+              "docker build --secret id=hf_token,env=HF_TOKEN ...; on a worker, HF_TOKEN in its environment.")
 
 
 class ModelFetchError(RuntimeError):
@@ -80,7 +83,9 @@ def fetch_model(models_dir: Path, entry: dict[str, Any], cache: str, *, token: s
         fetched = Path(hf_hub_download(repo_id=repo, filename=repo_file, revision=revision, cache_dir=cache,
                                        token=token))
     except Exception as exc:  # the Hub's own words: not found, gated (a token is needed), no network
-        raise ModelFetchError(f"{where}: {type(exc).__name__}: {exc}") from None
+        needs_token = type(exc).__name__ in ("GatedRepoError", "RepositoryNotFoundError")
+        hint = TOKEN_HINT if token is None and needs_token else ""
+        raise ModelFetchError(f"{where}: {type(exc).__name__}: {exc}{hint}") from None
     size = fetched.stat().st_size
     if meta.size is not None and size != meta.size:
         raise ModelFetchError(f"{where}: got {size} bytes, the Hub says {meta.size}; not stored")

@@ -71,6 +71,7 @@ def copy_container_code(directory: Path, entries: tuple[str, ...], data: tuple[s
         shutil.copyfile(source, target)
     for relative in (*ENGINE_DATA, *data):
         source, target = PROJECT_ROOT / relative, directory / relative
+        target.parent.mkdir(parents=True, exist_ok=True)  # a data file's folder may hold no shipped module
         if source.is_dir():
             shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         else:

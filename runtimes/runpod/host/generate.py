@@ -100,14 +100,15 @@ def generate_runpod(spec: AppSpec, settings: RunPodSettings, *, slug: str, versi
     volume = settings.models == "volume"
     models, warnings = _model_entries(spec, volume=volume)
     packs = read_packs(spec.custom_nodes)
-    models_dir = VOLUME_MODELS_DIR if volume else f"{BASE_DIR}/models"
+    models_dir = VOLUME_MODELS_DIR if volume else ""  # "": the image's own models/, baked in at build
     price = gpu_prices.get(settings.gpu_pools[0])
     missing = "".join(f"# NOT DOWNLOADED (no source): {w}\n" for w in warnings)
     common: dict[str, Any] = {
         "title": _one_line(title), "slug": slug, "version": version, "name": name,
         "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "comfyui_dir": COMFYUI_DIR, "python": PYTHON, "base_dir": BASE_DIR, "spec_file": SPEC_FILE,
-        "models_dir": models_dir, "models_file": IMAGE_MODELS_FILE, "constraints": CONSTRAINTS,
+        "models_dir": models_dir, "image_models_dir": f"{BASE_DIR}/models", "models_file": IMAGE_MODELS_FILE,
+        "constraints": CONSTRAINTS,
         "constraints_file": CONSTRAINTS_FILE, "models": settings.models,
         "secret_flag": "--secret id=hf_token,env=HF_TOKEN " if models and not volume else "",
     }
@@ -133,8 +134,8 @@ def generate_runpod(spec: AppSpec, settings: RunPodSettings, *, slug: str, versi
     )
     handler = Template(HANDLER).substitute(
         common,
-        models_dir_help=("the network volume's models (the engine's models/ links here)" if volume
-                         else "baked into the image at build"),
+        models_dir_help=("the network volume's models: the worker links the engine's models/ here" if volume
+                         else "none: the models are baked into the image, in base_dir/models"),
         models_file_value=IMAGE_MODELS_FILE if volume and models else "",
         models_file_help=("its files are fetched into models_dir at worker start when missing" if volume and models
                           else "nothing to fetch at worker start"),

@@ -144,33 +144,38 @@ class RunPodSettings:
             coerced = as_int(values[name])
             if coerced is None:
                 problems.append(f"{name}: {values[name]!r} is not a whole number")
-            else:
-                values[name] = coerced
+            values[name] = start[name] if coerced is None else coerced
         coerced_bool = as_bool(values["flashboot"])
         if coerced_bool is None:
             problems.append(f"flashboot: {values['flashboot']!r} is not true or false")
-        else:
-            values["flashboot"] = coerced_bool
+        values["flashboot"] = start["flashboot"] if coerced_bool is None else coerced_bool
         for name in ("gpu_pools", "data_centers"):
             items = _as_names(values[name])
             if items is None:
                 problems.append(f"{name}: {values[name]!r} is not a list of names")
-            else:
-                values[name] = tuple(item.upper() for item in items)
-        if isinstance(values["models"], str):
-            values["models"] = values["models"].strip().lower()
+            values[name] = tuple(start[name] if items is None else (item.upper() for item in items))
         volume = values["network_volume_id"]
         if isinstance(volume, str):
             values["network_volume_id"] = volume.strip() or None
         elif volume is not None:
             problems.append(f"network_volume_id: {volume!r} is not a volume id")
+            values["network_volume_id"] = start["network_volume_id"]
+        if isinstance(values["models"], str):
+            values["models"] = values["models"].strip().lower()
+        # A value that is not even of its type stands at its base value for the checks of the others, so every
+        # problem is reported at once.
+        settings = cls(**values)
+        problems += settings.problems()
         if problems:
             raise DeploySettingsError(problems)
-        settings = cls(**values)
-        settings.validate()
         return settings
 
     def validate(self) -> None:
+        """Raise DeploySettingsError naming every setting RunPod would refuse, with what is allowed."""
+        if problems := self.problems():
+            raise DeploySettingsError(problems)
+
+    def problems(self) -> list[str]:
         problems: list[str] = []
         pools = ", ".join(f"{pool} ({p.gpus}; {p.vram_gb} GB)" for pool, p in RUNPOD_GPU_POOLS.items())
         unknown = [pool for pool in self.gpu_pools if pool not in RUNPOD_GPU_POOLS]
@@ -219,8 +224,7 @@ class RunPodSettings:
         low, high = CONTAINER_DISK_RANGE
         if not low <= self.container_disk_gb <= high:
             problems.append(f"container_disk_gb: {self.container_disk_gb} GB is out of range; give {low} to {high}")
-        if problems:
-            raise DeploySettingsError(problems)
+        return problems
 
     def endpoint_fields(self) -> dict[str, Any]:
         """The part of RunPod's REST v2 CreateEndpointRequest these settings decide."""

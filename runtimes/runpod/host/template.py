@@ -62,15 +62,13 @@ MODELS_IMAGE = '''
 # ENV: it stays out of the image): docker build --secret id=hf_token,env=HF_TOKEN ...
 COPY $fetcher_source models.json /opt/build/
 RUN --mount=type=secret,id=hf_token \\
-    python /opt/build/fetch_models.py /opt/build/models.json $models_dir --token-file /run/secrets/hf_token
+    python /opt/build/fetch_models.py /opt/build/models.json $image_models_dir --token-file /run/secrets/hf_token
 $missing_models'''
 
 MODELS_VOLUME = '''
-# Models are read from the network volume, mounted at /runpod-volume on each worker: the engine's models/ links
-# to $models_dir, and the worker fetches the files of models.json that are not there yet when it
-# starts (the first start after a deploy takes that long once). Gated models need HF_TOKEN in the endpoint's
-# environment.
-RUN mkdir -p $base_dir && ln -s $models_dir $base_dir/models
+# Models are read from the network volume, mounted at /runpod-volume on each worker: at start the worker links the
+# engine's models/ to $models_dir, after fetching the files of models.json that are not there yet
+# (the first start after a deploy takes that long, once). Gated models need HF_TOKEN in the endpoint's environment.
 $copy_models$missing_models'''
 
 MODELS_NONE = '''
