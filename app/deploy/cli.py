@@ -64,7 +64,8 @@ def add_deploy_command(subparsers: argparse._SubParsersAction) -> None:
     for name, (flags, options) in _MODAL_FLAGS.items():
         info = FIELD_INFO[name]
         modal.add_argument(*flags, dest=name, help=f"{info.help} {info.cost}", **options)
-    runpod = deploy.add_argument_group("RunPod settings (--target runpod)")
+    runpod = deploy.add_argument_group("RunPod settings (--target runpod)",
+                                       "--gpu-count above is RunPod's too: GPUs per worker.")
     for name, (flags, options) in _RUNPOD_FLAGS.items():
         if name in _MODAL_FLAGS:
             continue  # one flag for both targets
