@@ -32,7 +32,7 @@ from runtimes.comfy.events import Progress
 from runtimes.engine.install import EngineInstall
 from runtimes.engine.process import free_port
 from runtimes.inputs import ImageLimits
-from runtimes.runpod.container.handler import make_handler, use_models_dir
+from runtimes.runpod.container.handler import make_handler, prepare_models, use_models_dir
 from runtimes.runpod.container.outputs import Bucket, BucketError, failure_output, success_output
 from runtimes.runpod.container.progress import ProgressReporter
 from runtimes.runpod.container.request import RequestRefused, run_request
@@ -372,6 +372,28 @@ def test_a_network_volume_s_models_become_the_engine_s(tmp_path: Path) -> None:
     use_models_dir(tmp_path / "other", str(tmp_path / "no-volume"))  # no volume attached: nothing changes
     assert not (baked / "models").is_symlink() and not (tmp_path / "other" / "models").exists()
 
+
+
+def test_a_volume_app_s_models_are_fetched_into_the_volume_or_the_worker_says_why_not(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    models_file = tmp_path / "models.json"
+    models_file.write_text(json.dumps([{"folder": "checkpoints", "filename": "tiny.safetensors", "repo": "o/r",
+                                        "file": "tiny.safetensors", "revision": None, "sha256": None}]))
+    volume = tmp_path / "runpod-volume"
+    missing_volume = prepare_models(tmp_path / "base", str(volume / "models"), str(models_file))
+    assert missing_volume is not None and f"{volume} is not mounted" in missing_volume
+    assert "network_volume_id" in missing_volume and not (tmp_path / "base" / "models").exists()
+
+    volume.mkdir()
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{free_port()}")  # a Hub that is not there
+    unreachable = prepare_models(tmp_path / "base", str(volume / "models"), str(models_file))
+    assert unreachable is not None and "hf://o/r/tiny.safetensors" in unreachable
+    assert not (volume / "models" / "checkpoints" / "tiny.safetensors").exists()  # nothing half-written
+
+    (volume / "models" / "checkpoints").mkdir(parents=True)
+    (volume / "models" / "checkpoints" / "tiny.safetensors").write_bytes(b"weights")  # a file present is kept
+    assert prepare_models(tmp_path / "base", str(volume / "models"), str(models_file)) is None
+    assert (tmp_path / "base" / "models" / "checkpoints" / "tiny.safetensors").read_bytes() == b"weights"
 
 # --- the handler under the SDK's local API server, on the real engine -------------------------------------------
 

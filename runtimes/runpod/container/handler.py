@@ -30,6 +30,7 @@ from runtimes.inputs import ImageLimits
 from runtimes.runpod.container.outputs import Bucket, BucketError, failure_output, success_output
 from runtimes.runpod.container.progress import PROGRESS_EVERY_S, ProgressReporter
 from runtimes.runpod.container.request import DEFAULT_LIMITS, RequestRefused, run_request
+from runtimes.serverless.fetch_models import ModelFetchError, ensure_models
 from runtimes.serverless.worker import EngineWorker, WorkerPaths
 
 log = logging.getLogger(__name__)
@@ -41,13 +42,15 @@ ENGINE_GONE = ("engine_lost",)
 
 def serve(defaults: dict[str, str]) -> None:
     """Start the engine, then take jobs: `runpod.serverless.start` reads its own flags (--rp_serve_api, ...) from
-    sys.argv. `defaults`: the container paths (each overridable by env COMFY_PUBLISHER_<NAME>), plus an optional
-    "models_dir" (a network volume's models; "" or absent: the models baked into the image)."""
+    sys.argv. `defaults`: the container paths (each overridable by env COMFY_PUBLISHER_<NAME>), plus optional
+    "models_dir" (a network volume's models; "" or absent: the models baked into the image) and "models_file" (the
+    models.json whose files are fetched into models_dir when missing)."""
     quiet_logs()
     paths = WorkerPaths.from_env(defaults)
     worker = EngineWorker(paths)
-    use_models_dir(paths.base_dir, os.environ.get("COMFY_PUBLISHER_MODELS_DIR", defaults.get("models_dir", "")))
-    engine_problem = None
+    def setting(name: str) -> str:
+        return os.environ.get(f"COMFY_PUBLISHER_{name.upper()}", defaults.get(name, ""))
+    engine_problem = prepare_models(paths.base_dir, setting("models_dir"), setting("models_file"))
     try:
         worker.start()
     except Exception as exc:  # the worker still answers each job, with the reason, and asks to be replaced
@@ -113,6 +116,27 @@ async def _engine_problem(worker: EngineWorker) -> str | None:
     except Exception as exc:
         log.error("the engine is not ready: %s", exc)
         return f"This worker's ComfyUI engine is not running ({exc}); the job was not run: send it again."
+    return None
+
+
+def prepare_models(base_dir: Path, models_dir: str, models_file: str) -> str | None:
+    """Models from a network volume: the files of `models_file` the volume lacks fetched into `models_dir` (once,
+    by the first worker after a deploy), then linked as the engine's models/. Returns why jobs cannot run, or None."""
+    if models_dir and models_file:
+        volume = Path(models_dir).parent
+        if not volume.is_dir():
+            return (f"This app reads its models from a network volume, but {volume} is not mounted: attach the "
+                    "network volume to the endpoint (deploy setting network_volume_id), or deploy with models=image.")
+        try:
+            Path(models_dir).mkdir(parents=True, exist_ok=True)
+            fetched = ensure_models(Path(models_file), Path(models_dir), token=os.environ.get("HF_TOKEN") or None,
+                                    log=log.info)
+        except (ModelFetchError, OSError) as exc:
+            log.error("models not fetched: %s", exc)
+            return f"The app's models could not be fetched into the network volume: {exc}"
+        if fetched:
+            log.info("fetched into the volume: %s", ", ".join(fetched))
+    use_models_dir(base_dir, models_dir)
     return None
 
 
