@@ -6,6 +6,8 @@
     python launch.py [--data-dir DIR] keys create NAME [--admin] | keys list | keys revoke ID
     python launch.py publish workflow.json --name NAME --input 6.text=prompt --input 3.seed
     python launch.py deploy SLUG [--version N] [--gpu L4 ...] [--show-files] [--teardown] [--runtime modal]
+    python launch.py deploy SLUG --target runpod --image REGISTRY/NAME:TAG [--build] [--gpu-pools ADA_24 ...]
+                     [--show-files] [--teardown] [--runtime runpod] [--serve-locally --port 8000]
     python launch.py install-extension --comfyui-path DIR [--app-url URL]   # File > Publish… in your ComfyUI
     python launch.py [--data-dir DIR] nodes install GIT_URL@COMMIT|REGISTRY_ID@VERSION | list | remove NAME
     python launch.py plan --exec-s 3.5 --overhead-s 0.9 --cold-start-s 15 --users 10 --think 1-5 --gpu A10G [--json]

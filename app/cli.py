@@ -6,6 +6,8 @@
     python launch.py publish workflow.json --name NAME --input 6.text=prompt --input 3.seed [--public]
                      [--spec spec.json] [--output 9] [--url http://127.0.0.1:7860] [--key KEY]
     python launch.py [--data-dir DIR] deploy SLUG [--version N] [--gpu L4 ...] [--show-files] [--teardown]
+    python launch.py [--data-dir DIR] deploy SLUG --target runpod --image REGISTRY/NAME:TAG [--build] [--show-files]
+                     [--teardown] [--runtime runpod] [--serve-locally --port 8000]
     python launch.py [--data-dir DIR] models pull WORKFLOW_FILE|SLUG [--source FILE=hf://owner/repo/path[@rev]]...
                      [--force]
     python launch.py [--data-dir DIR] models list

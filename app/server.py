@@ -52,7 +52,6 @@ from app.v2.jobs import V2Jobs
 from db.migrate import upgrade_to_head
 from db.session import create_db_engine, make_session_factory
 from runtimes.media import largest_upload_bytes
-from runtimes.modal.host.runner import RemoteRuns
 from runtimes.pool import WorkerPool
 
 
@@ -75,8 +74,9 @@ def create_app(settings: Settings, engines: EngineStatus, share: ShareLink | Non
     recorder = RunRecorder(settings=settings, sessions=sessions, versions=versions, in_flight=in_flight,
                            events=events, webhooks=webhooks, on_end=live.run_ended)
     pool = WorkerPool(on_update=recorder.on_update)  # no cap of its own: RunService.submit applies --max-queue
+    # Runs of an app switched to a deployment go to its provider's Runner (Modal's endpoint, RunPod's job API).
     deployments = DeploymentService(data_dir=settings.data_dir, sessions=sessions, master_key=master_key,
-                                    remote=RemoteRuns(on_update=recorder.on_update))
+                                    on_update=recorder.on_update)
     runs_service = RunService(settings=settings, sessions=sessions, versions=versions, in_flight=in_flight,
                               events=events, recorder=recorder, webhooks=webhooks, local=pool,
                               route=deployments.runner_for, engine_problem=engines.problem,

@@ -88,6 +88,7 @@ class RunnableVersion:
     deployment_version_id: int | None = None
     deployment_url: str | None = None
     deployment_app_name: str | None = None
+    deployment_provider: str | None = None  # "modal" | "runpod": which runner takes the runs
 
 
 _APPS, _VERSIONS, _DEPLOYMENTS = App.__table__, AppVersion.__table__, Deployment.__table__
@@ -96,7 +97,8 @@ _APPS, _VERSIONS, _DEPLOYMENTS = App.__table__, AppVersion.__table__, Deployment
 _RUNNABLE = (
     select(_APPS.c.id.label("app_id"), _APPS.c.slug, _APPS.c.public, _VERSIONS.c.id.label("version_id"),
            _VERSIONS.c.number, _DEPLOYMENTS.c.version_id.label("deployment_version_id"),
-           _DEPLOYMENTS.c.url.label("deployment_url"), _DEPLOYMENTS.c.app_name.label("deployment_app_name"))
+           _DEPLOYMENTS.c.url.label("deployment_url"), _DEPLOYMENTS.c.app_name.label("deployment_app_name"),
+           _DEPLOYMENTS.c.provider.label("deployment_provider"))
     .join_from(_APPS, _VERSIONS, _VERSIONS.c.app_id == _APPS.c.id)
     .outerjoin(_DEPLOYMENTS, and_(_DEPLOYMENTS.c.app_id == _APPS.c.id, crud_deployments.SERVING))
 )

@@ -1,5 +1,5 @@
-"""Deployments of app versions to Modal: recorded when a deploy starts, updated as it goes, switched on as
-the app's runtime. Write functions commit."""
+"""Deployments of app versions to a serverless provider (Modal, RunPod): recorded when a deploy starts, updated
+as it goes, switched on as the app's runtime. Write functions commit."""
 
 from __future__ import annotations
 
@@ -70,10 +70,10 @@ def fail_unfinished(session: Session, *, reason: str) -> int:
     return result.rowcount  # type: ignore[attr-defined]
 
 
-def mark_stopped(session: Session, *, app_id: int, app_name: str) -> int:
+def mark_stopped(session: Session, *, app_id: int, app_name: str, provider: str = "modal") -> int:
     """Every live deployment of that provider app is stopped (a teardown stops them all); returns how many."""
     result = session.execute(update(Deployment).where(
-        Deployment.app_id == app_id, Deployment.app_name == app_name,
+        Deployment.app_id == app_id, Deployment.app_name == app_name, Deployment.provider == provider,
         Deployment.status.in_([DeploymentStatus.LIVE.value, DeploymentStatus.DEPLOYING.value]))
         .values(status=DeploymentStatus.STOPPED.value, serving=False, updated_at=utcnow()))
     session.commit()
@@ -92,10 +92,11 @@ def serving_deployment(session: Session, *, app_id: int) -> Deployment | None:
     return session.scalar(select(Deployment).where(Deployment.app_id == app_id, SERVING))
 
 
-def superseded(session: Session, *, app_id: int, app_name: str, keep_id: int) -> None:
-    """A redeploy replaces the provider app: older live deployments of it are stopped."""
+def superseded(session: Session, *, app_id: int, app_name: str, keep_id: int, provider: str = "modal") -> None:
+    """A redeploy replaces the provider app: older live deployments of it (on that provider) are stopped."""
     session.execute(update(Deployment).where(
-        Deployment.app_id == app_id, Deployment.app_name == app_name, Deployment.id != keep_id,
+        Deployment.app_id == app_id, Deployment.app_name == app_name, Deployment.provider == provider,
+        Deployment.id != keep_id,
         Deployment.status == DeploymentStatus.LIVE.value).values(status=DeploymentStatus.STOPPED.value,
                                                                   serving=False))
     session.commit()

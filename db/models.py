@@ -195,7 +195,7 @@ class DeploymentStatus(StrEnum):
 
 
 class Deployment(Base):
-    """One deploy of an app version to a serverless provider (Modal). Never holds a key or token."""
+    """One deploy of an app version to a serverless provider (Modal, RunPod). Never holds a key or token."""
 
     __tablename__ = "deployments"
 

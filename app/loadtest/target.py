@@ -41,9 +41,10 @@ async def resolve_target(http: httpx.AsyncClient, *, slug: str, target: str, api
 
 
 async def live_deployment(http: httpx.AsyncClient, slug: str, api_key: str) -> dict[str, Any]:
-    """The newest live deployment of the app with a URL (the one serving its runs first)."""
+    """The newest live Modal deployment of the app with a URL (the one serving its runs first)."""
     deployments = await _get(http, f"/api/apps/{slug}/deployments", api_key, admin=True)
-    live = [d for d in deployments if d.get("status") == "live" and d.get("url")]
+    live = [d for d in deployments if d.get("status") == "live" and d.get("url")
+            and d.get("provider", "modal") == "modal"]  # a RunPod endpoint speaks RunPod's job API, not this one
     if not live:
         raise LoadTestError(f"App '{cut(slug)}' has no live Modal deployment. Deploy it first: `python launch.py "
                             f"deploy {cut(slug)}` (or the studio's Deploy tab), then load test it with --target "

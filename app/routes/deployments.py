@@ -1,42 +1,50 @@
-"""Serverless deployments (Modal): settings schema, preview of the generated files, deploy with a streamed log,
-teardown, and the switch of an app's runtime between the local engines and its deployment."""
+"""Serverless deployments (Modal, RunPod): settings schema per target, preview of the generated files, deploy with
+a streamed log, teardown, and the switch of an app's runtime between the local engines and a deployment."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from app.deploy.service import Plan
+from app.deploy.service import DeployOptions, Plan
 from app.deps import MAX_DB_INT, AdminDep, DbInt, ServicesDep
 from app.errors import Conflict, NotFound, Unavailable, Unprocessable, error_responses
 from app.publish.lookup import find_app
 from app.services import Services
 from db import crud_deployments
 from db.models import AppVersion, Deployment
-from runtimes.modal.host.deploy import DeployError, credentials_present
-from runtimes.modal.host.settings import DeploySettings, DeploySettingsError, settings_schema
+from runtimes.serverless.errors import DeployError
 from runtimes.serverless.packs import BundleInputError
+from runtimes.serverless.settings import DeploySettingsError
 
 router = APIRouter(tags=["deployments"], responses=error_responses(400, 401, 403, 404, 409, 413, 422, 503))
+Target = Literal["modal", "runpod"]
+TargetQuery = Annotated[Target, Query(description="the provider: modal or runpod")]
 
 
 class DeployRequest(BaseModel):
+    target: Target = Field("modal", description="where to deploy: Modal, or RunPod serverless")
     version: int | None = Field(None, ge=1, le=MAX_DB_INT, description="app version to deploy (default: the latest)")
-    settings: dict[str, Any] = Field(default_factory=dict, description="see GET /api/deploy/settings")
+    settings: dict[str, Any] = Field(default_factory=dict,
+                                     description="the target's settings: see GET /api/deploy/settings?target=...")
+    image: str | None = Field(None, max_length=512,
+                              description="runpod: the worker image, built from the generated files and pushed "
+                                          "(REGISTRY/NAME:TAG)")
 
 
 class RuntimeRequest(BaseModel):
-    runtime: Literal["local", "modal"]
+    runtime: Literal["local", "modal", "runpod"]
     deployment_id: int | None = Field(None, ge=1, le=MAX_DB_INT,
-                                      description="with modal: which live deployment (default: the newest)")
+                                      description="with modal or runpod: which live deployment of that provider "
+                                                  "(default: the newest)")
 
 
 class DeploymentOut(BaseModel):
@@ -56,12 +64,8 @@ class DeploymentOut(BaseModel):
     log: str | None = None
 
     @classmethod
-    def of(cls, deployment: Deployment, *, slug: str, version: int | None, prices: Mapping[str, float],
+    def of(cls, deployment: Deployment, *, slug: str, version: int | None, cost: dict[str, Any],
            with_log: bool = False) -> DeploymentOut:
-        try:
-            cost = DeploySettings.from_dict(deployment.settings).cost(prices)
-        except DeploySettingsError:
-            cost = {}
         return cls(id=deployment.id, app=slug, version=version, provider=deployment.provider,
                    app_name=deployment.app_name, status=deployment.status, url=deployment.url,
                    serving=deployment.serving, settings=deployment.settings, cost=cost, error=deployment.error,
@@ -71,64 +75,64 @@ class DeploymentOut(BaseModel):
 
 def _plan(services: ServicesDep, slug: str, body: DeployRequest) -> Plan:
     try:
-        return services.deployments.plan(slug, body.version, body.settings)
+        return services.deployments.plan(slug, body.version, body.settings, body.target,
+                                         DeployOptions(image=body.image))
     except DeploySettingsError as exc:
         raise Unprocessable("Invalid deploy settings", exc.problems) from None
     except BundleInputError as exc:  # the version's node packs or model names cannot go into an image
         raise Unprocessable("This app version cannot be deployed", exc.problems) from None
 
 
-def _prices(services: Services) -> Mapping[str, float]:
-    """The GPU prices in force (the data dir's table; the built-in one while that file is broken)."""
-    return services.deployments.gpu_prices().usd_per_hour
-
-
-def _out(session: Session, deployment: Deployment, slug: str, prices: Mapping[str, float], *,
+def _out(session: Session, deployment: Deployment, slug: str, services: Services, *,
          with_log: bool = False) -> DeploymentOut:
     version = session.get(AppVersion, deployment.version_id) if deployment.version_id else None
-    return DeploymentOut.of(deployment, slug=slug, version=version.number if version else None, prices=prices,
+    return DeploymentOut.of(deployment, slug=slug, version=version.number if version else None,
+                            cost=services.deployments.cost(deployment.provider, deployment.settings),
                             with_log=with_log)
 
 
 @router.get("/api/deploy/settings")
-def deploy_settings(services: ServicesDep, _: AdminDep) -> dict[str, Any]:
-    """Every deploy setting: type, default, limits, one-line help and cost note; GPU prices in force (see
-    /api/deploy/prices); whether Modal credentials are configured on this server."""
+def deploy_settings(services: ServicesDep, _: AdminDep,
+                    target: TargetQuery = "modal") -> dict[str, Any]:
+    """Every deploy setting of a target: type, default, limits, one-line help and cost note; for Modal the GPU
+    prices in force (see /api/deploy/prices); whether the target's credentials are configured on this server."""
+    schema = services.deployments.target(target).schema()
+    if target != "modal":
+        return schema
     table = services.deployments.gpu_prices()
-    return {**settings_schema(), "gpu_prices_usd_per_hour": dict(table.usd_per_hour),
-            "gpu_prices_checked": table.describe(), "credentials": credentials_present(),
-            "credentials_help": "Modal's usual config: `modal token new` (~/.modal.toml) or MODAL_TOKEN_ID and "
-                                "MODAL_TOKEN_SECRET in the server's environment."}
+    return {**schema, "gpu_prices_usd_per_hour": dict(table.usd_per_hour), "gpu_prices_checked": table.describe()}
 
 
 @router.post("/api/apps/{slug}/deployments/preview")
 async def preview(slug: str, body: DeployRequest, services: ServicesDep, _: AdminDep) -> dict[str, Any]:
-    """The files a deploy would ship (modal_app.py, app_spec.json) and the cost of the settings; deploys nothing."""
+    """The files a deploy would ship (Modal: modal_app.py, app_spec.json; RunPod: Dockerfile, handler.py, ...) and
+    the cost of the settings; deploys nothing."""
     plan = await asyncio.to_thread(_plan, services, slug, body)
-    return {"version": plan.version.number, "settings": plan.settings.to_dict(),
-            "cost": plan.settings.cost(plan.prices.usd_per_hour),
-            "files": plan.bundle.files, "warnings": plan.bundle.warnings, "app_name": plan.bundle.app_name}
+    return {"target": plan.target, "version": plan.version.number, "settings": plan.settings.to_dict(),
+            "cost": services.deployments.cost(plan.target, plan.settings.to_dict()),
+            "files": plan.bundle.files, "warnings": plan.bundle.warnings, "app_name": plan.app_name}
 
 
 @router.post("/api/apps/{slug}/deployments", status_code=status.HTTP_202_ACCEPTED)
 async def deploy(slug: str, body: DeployRequest, services: ServicesDep, _: AdminDep) -> DeploymentOut:
-    """Deploy (or redeploy) a version to Modal. Checks credentials and the network first (a 503 within seconds,
-    nothing recorded); then answers 202 and deploys in the background: follow GET .../deployments/{id}/log."""
+    """Deploy (or redeploy) a version to Modal or RunPod ("image": the worker image, pushed). Checks credentials
+    and the network first (a 503 within seconds, nothing recorded); then answers 202 and deploys in the
+    background: follow GET .../deployments/{id}/log."""
     plan = await asyncio.to_thread(_plan, services, slug, body)
     try:
         deployment = await services.deployments.start(plan)
+    except DeploySettingsError as exc:  # the options (RunPod's image)
+        raise Unprocessable("Invalid deploy settings", exc.problems) from None
     except DeployError as exc:
         raise Unavailable(str(exc)) from None
-    return await services.db(_out, deployment, slug, _prices(services))
+    return await services.db(_out, deployment, slug, services)
 
 
 @router.get("/api/apps/{slug}/deployments")
 async def list_deployments(slug: str, services: ServicesDep, _: AdminDep) -> list[DeploymentOut]:
-    prices = _prices(services)
-
     def listed(session: Session) -> list[DeploymentOut]:
         app = find_app(session, slug)
-        return [_out(session, d, slug, prices) for d in crud_deployments.list_deployments(session, app_id=app.id)]
+        return [_out(session, d, slug, services) for d in crud_deployments.list_deployments(session, app_id=app.id)]
 
     return await services.db(listed)
 
@@ -141,14 +145,14 @@ def _deployment(session: Session, slug: str, deployment_id: int) -> Deployment:
     return deployment
 
 
-def _described(session: Session, slug: str, deployment_id: int, prices: Mapping[str, float],
+def _described(session: Session, slug: str, deployment_id: int, services: Services,
                with_log: bool = False) -> DeploymentOut:
-    return _out(session, _deployment(session, slug, deployment_id), slug, prices, with_log=with_log)
+    return _out(session, _deployment(session, slug, deployment_id), slug, services, with_log=with_log)
 
 
 @router.get("/api/apps/{slug}/deployments/{deployment_id}")
 async def get_deployment(slug: str, deployment_id: DbInt, services: ServicesDep, _: AdminDep) -> DeploymentOut:
-    return await services.db(_described, slug, deployment_id, _prices(services), True)
+    return await services.db(_described, slug, deployment_id, services, True)
 
 
 @router.get("/api/apps/{slug}/deployments/{deployment_id}/log", response_class=StreamingResponse,
@@ -173,7 +177,7 @@ async def deployment_log(slug: str, deployment_id: DbInt, request: Request, serv
                 if line is None:
                     break
                 yield _sse("line", {"text": line})
-            final = await services.db(_described, slug, deployment_id, _prices(services))
+            final = await services.db(_described, slug, deployment_id, services)
             yield _sse("done", final.model_dump(mode="json"))
         finally:
             services.deployments.unlisten(deployment_id, queue)
@@ -182,36 +186,39 @@ async def deployment_log(slug: str, deployment_id: DbInt, request: Request, serv
 
 
 @router.delete("/api/apps/{slug}/deployments")
-async def teardown(slug: str, services: ServicesDep, _: AdminDep) -> dict[str, Any]:
-    """Stop the app's Modal app: containers end, the URL stops answering, runs go to the local engines."""
+async def teardown(slug: str, services: ServicesDep, _: AdminDep,
+                   target: TargetQuery = "modal") -> dict[str, Any]:
+    """Stop the app's deployment on the target (Modal: its app stops; RunPod: its endpoint, then its template, are
+    deleted): the URL stops answering, runs go to the local engines."""
     try:
-        stopped = await services.deployments.teardown(slug)
+        stopped = await services.deployments.teardown(slug, target)
     except DeployError as exc:
         raise Unavailable(str(exc)) from None
     return {"stopped": stopped, "runtime": "local"}
 
 
-def _runtime(session: Session, slug: str, prices: Mapping[str, float]) -> dict[str, Any]:
+def _runtime(session: Session, slug: str, services: Services) -> dict[str, Any]:
     serving = crud_deployments.serving_deployment(session, app_id=find_app(session, slug).id)
     if serving is None:
         return {"runtime": "local", "deployment": None}
-    return {"runtime": "modal", "deployment": _out(session, serving, slug, prices).model_dump(mode="json")}
+    return {"runtime": serving.provider,
+            "deployment": _out(session, serving, slug, services).model_dump(mode="json")}
 
 
 @router.get("/api/apps/{slug}/runtime")
 async def get_runtime(slug: str, services: ServicesDep, _: AdminDep) -> dict[str, Any]:
-    return await services.db(_runtime, slug, _prices(services))
+    return await services.db(_runtime, slug, services)
 
 
 @router.put("/api/apps/{slug}/runtime")
 async def set_runtime(slug: str, body: RuntimeRequest, services: ServicesDep, _: AdminDep) -> dict[str, Any]:
-    """Where the app's runs go: "local" (this server's engines) or "modal" (a live deployment; runs of the
-    deployed version go there, other versions stay local). Run records and the API stay the same."""
+    """Where the app's runs go: "local" (this server's engines), "modal" or "runpod" (a live deployment there;
+    runs of the deployed version go there, other versions stay local). Run records and the API stay the same."""
     try:
         await asyncio.to_thread(services.deployments.set_runtime, slug, body.runtime, body.deployment_id)
     except ValueError as exc:
         raise Conflict(str(exc)) from None
-    return await services.db(_runtime, slug, _prices(services))
+    return await services.db(_runtime, slug, services)
 
 
 def _sse(event: str, data: Any) -> str:

@@ -31,6 +31,7 @@ from runtimes.modal.container.jobs import LocalJobs
 from runtimes.modal.host.generate import generate, modal_names
 from runtimes.modal.host.settings import DeploySettings
 from tests.runtimes.modal_support import import_bundle
+from tests.support.deployments import record_live_deployment
 from tests.support.paths import REPO
 from tests.support.prompts import shipped
 from tests.support.run_requests import image_of, inverted
@@ -44,7 +45,8 @@ NO_MODAL = {"MODAL_TOKEN_ID": "", "MODAL_TOKEN_SECRET": ""}
 def server(tmp_path_factory: pytest.TempPathFactory, engine_url: str) -> Iterator[AppServer]:
     home = tmp_path_factory.mktemp("home")  # no ~/.modal.toml: no Modal credentials
     app = AppServer(tmp_path_factory.mktemp("app"), comfyui_url=engine_url,
-                    env={"HOME": str(home), "MODAL_TOKEN_ID": None, "MODAL_TOKEN_SECRET": None}).start()
+                    env={"HOME": str(home), "MODAL_TOKEN_ID": None, "MODAL_TOKEN_SECRET": None,
+                         "RUNPOD_API_KEY": None}).start()
     yield app
     app.stop()
 
@@ -232,3 +234,30 @@ def test_a_version_whose_node_pack_pin_cannot_go_into_an_image_is_refused_with_a
     assert response.status_code == 422, response.text
     (problem,) = response.json()["detail"]["problems"]
     assert problem.startswith("custom_nodes[0]") and "40-hex commit" in problem
+
+
+def test_runpod_without_a_key_deploys_nothing_and_runs_routed_there_fail_clearly(
+        server: AppServer, http: httpx.Client, admin: dict[str, str]) -> None:
+    slug = f"rp-{uuid.uuid4().hex[:6]}"
+    assert http.post("/api/apps", headers=admin, json={
+        "name": "RunPod demo", "slug": slug, "workflow": shipped("demo_invert.json"),
+        "inputs": [{"node": "1", "input": "color", "name": "color"}]}).status_code == 201
+    no_image = http.post(f"/api/apps/{slug}/deployments", headers=admin, json={"target": "runpod"})
+    assert no_image.status_code == 422 and no_image.json()["detail"]["problems"][0].startswith("image:")
+    started = time.monotonic()
+    response = http.post(f"/api/apps/{slug}/deployments", headers=admin,
+                         json={"target": "runpod", "image": "docker.io/me/worker:v1"})
+    assert time.monotonic() - started < 5
+    assert response.status_code == 503 and "RUNPOD_API_KEY" in response.json()["detail"]
+    assert http.get(f"/api/apps/{slug}/deployments", headers=admin).json() == []
+    preview = http.post(f"/api/apps/{slug}/deployments/preview", headers=admin, json={"target": "runpod"}).json()
+    assert {"Dockerfile", "handler.py"} <= set(preview["files"])
+    assert http.get("/api/deploy/settings?target=runpod", headers=admin).json()["credentials"] is False
+
+    # A live RunPod deployment (deployed from elsewhere): this server has no key to reach it, and says so.
+    record_live_deployment(server, slug, "http://127.0.0.1:9/v2/abc", provider="runpod")
+    assert http.put(f"/api/apps/{slug}/runtime", headers=admin, json={"runtime": "modal"}).status_code == 409
+    assert http.put(f"/api/apps/{slug}/runtime", headers=admin, json={"runtime": "runpod"}).json()["runtime"] == \
+        "runpod"
+    run = http.post(f"/api/apps/{slug}/run", headers=admin, json={"inputs": {"color": 1}}).json()
+    assert run["status"] == "failed" and "RUNPOD_API_KEY" in run["error"]["message"], run

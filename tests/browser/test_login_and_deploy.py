@@ -1,6 +1,6 @@
 """Login and the Deploy tab in a real browser (Debian's chromium, headless), against the real app process started
-with `--auth` and without Modal credentials (an empty HOME, no MODAL_TOKEN_*). Screenshots land in
-test-output/screenshots/: look at them."""
+with `--auth` and without Modal or RunPod credentials (an empty HOME, no MODAL_TOKEN_*, no RUNPOD_API_KEY).
+Screenshots land in test-output/screenshots/: look at them."""
 
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ USER, PASSWORD = "ada", "s3cret-pass"
 def server(tmp_path_factory: pytest.TempPathFactory, engine_url: str) -> Iterator[AppServer]:
     home = tmp_path_factory.mktemp("empty-home")  # no ~/.modal.toml
     app = AppServer(tmp_path_factory.mktemp("auth-ui"), comfyui_url=engine_url, extra=("--auth", f"{USER}:{PASSWORD}"),
-                    env={"HOME": str(home), "MODAL_TOKEN_ID": None, "MODAL_TOKEN_SECRET": None}).start()
+                    env={"HOME": str(home), "MODAL_TOKEN_ID": None, "MODAL_TOKEN_SECRET": None,
+                         "RUNPOD_API_KEY": None}).start()
     yield app
     app.stop()
 
@@ -132,6 +133,20 @@ def test_deploy_tab_settings_cost_files_and_a_clear_error_without_credentials(
     assert time.monotonic() - started < 10
     assert "modal token new" in page.inner_text("#deploy-status")
     page.screenshot(path=str(SHOTS / "studio-deploy-no-credentials.png"), full_page=True)
+
+    # RunPod: its own settings, files (Dockerfile, handler.py) and, without RUNPOD_API_KEY, a clear error.
+    page.click("#deploy-target label:has-text('RunPod')")
+    page.wait_for_selector("#deploy-credentials :text('No RUNPOD_API_KEY')")
+    page.wait_for_selector("#deploy-runpod-max_workers", state="visible")
+    page.click("#deploy-show-files")
+    page.wait_for_selector("#deploy-files-note :text('Dockerfile')", timeout=15_000)
+    assert "FROM " in _code(page, "#deploy-files-dockerfile")
+    assert "runpod.container.handler" in _code(page, "#deploy-files-handler")
+    page.fill("#deploy-runpod-image :is(input, textarea)", "docker.io/me/worker:v1")
+    page.click("#deploy-button")
+    page.wait_for_selector("#deploy-status :text('Not deployed to RunPod')", timeout=10_000)
+    assert "RUNPOD_API_KEY" in page.inner_text("#deploy-status")
+    page.screenshot(path=str(SHOTS / "studio-deploy-runpod-no-key.png"), full_page=True)
     listed = httpx.get(f"{server.url}/api/apps/{private_app}/deployments", headers=admin, trust_env=False)
     assert listed.json() == []  # nothing recorded
 

@@ -7,8 +7,9 @@ from typing import Any
 from tests.support.server import AppServer
 
 
-def record_live_deployment(server: AppServer, slug: str, url: str, settings: dict[str, Any] | None = None) -> None:
-    """What a deploy records once Modal answered (Modal's cloud cannot be reached from here)."""
+def record_live_deployment(server: AppServer, slug: str, url: str, settings: dict[str, Any] | None = None, *,
+                           provider: str = "modal") -> None:
+    """What a deploy records once the provider answered (Modal's or RunPod's cloud cannot be reached from here)."""
     from db import crud_apps, crud_deployments
     from db.models import DeploymentStatus
     from db.session import create_db_engine, make_session_factory
@@ -19,7 +20,7 @@ def record_live_deployment(server: AppServer, slug: str, url: str, settings: dic
         assert app is not None
         version = crud_apps.get_version(session, app_id=app.id, number=None)
         deployment = crud_deployments.create_deployment(session, app_id=app.id, version_id=version.id,
-                                                        provider="modal", settings=settings or {},
+                                                        provider=provider, settings=settings or {},
                                                         app_name=f"cp-{slug}")
         crud_deployments.finish_deployment(session, deployment_id=deployment.id, status=DeploymentStatus.LIVE.value,
                                            url=url)
