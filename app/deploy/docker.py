@@ -50,7 +50,11 @@ async def check_docker(image: str, directory: Path, timeout: float = CHECK_TIMEO
 
 
 async def build_and_push(image: str, directory: Path, note: Note, timeout: float = BUILD_TIMEOUT_S) -> None:
-    await _stream(["docker", "build", "--platform", "linux/amd64", "-t", image, str(directory)], note, timeout)
+    # A gated model baked in needs the HF token at build time: a BuildKit secret docker reads from its own env (never
+    # on the command line, never in the image).
+    secret = ["--secret", "id=hf_token,env=HF_TOKEN"] if os.environ.get("HF_TOKEN") else []
+    await _stream(["docker", "build", "--platform", "linux/amd64", *secret, "-t", image, str(directory)], note,
+                  timeout)
     await _stream(["docker", "push", image], note, timeout)
 
 

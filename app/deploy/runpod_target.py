@@ -43,16 +43,26 @@ def api_key() -> str:
     return os.environ.get(KEY_ENV, "").strip()
 
 
-def template_env(settings: RunPodSettings, bundle: RunPodBundle) -> dict[str, str]:
-    """What the workers' environment needs from here: HF_TOKEN when they fetch models onto the network volume at
-    start, the bucket when outputs go to one. Values are secrets: only their names are ever shown."""
-    env: dict[str, str] = {}
+# Worker env values that are secrets: stored as RunPod account secrets (encrypted, write-only) under these names and
+# referenced from the template's env, so neither the template nor any log holds them in plain text.
+SECRET_NAMES = {"HF_TOKEN": "comfy-publisher-hf-token",
+                "BUCKET_ACCESS_KEY_ID": "comfy-publisher-bucket-access-key-id",
+                "BUCKET_SECRET_ACCESS_KEY": "comfy-publisher-bucket-secret-access-key"}
+
+
+def worker_env(settings: RunPodSettings, bundle: RunPodBundle) -> tuple[dict[str, str], dict[str, str]]:
+    """What the workers' environment needs from here, as (plain values, secret values by env name): HF_TOKEN when
+    they fetch models onto the network volume at start, the bucket when outputs go to one."""
+    plain: dict[str, str] = {}
+    secret: dict[str, str] = {}
     token = os.environ.get("HF_TOKEN")
     if settings.models == "volume" and "models.json" in bundle.files and token:
-        env["HF_TOKEN"] = token
+        secret["HF_TOKEN"] = token
     if os.environ.get("BUCKET_ENDPOINT_URL"):
-        env.update({name: os.environ[name] for name in BUCKET_ENV if os.environ.get(name)})
-    return env
+        for name in BUCKET_ENV:
+            if value := os.environ.get(name):
+                (secret if name in SECRET_NAMES else plain)[name] = value
+    return plain, secret
 
 
 class RunPodDeployTarget:
@@ -99,10 +109,14 @@ class RunPodDeployTarget:
         image = str(plan.options.image).strip()
         if plan.options.build:
             await docker.build_and_push(image, directory, note)
-        env = template_env(settings, plan.bundle)
+        env, secret_values = worker_env(settings, plan.bundle)
         async with RunPodApi(api_key()) as api:
+            for env_name, value in secret_values.items():
+                await note(f"Secret {SECRET_NAMES[env_name]} (the workers' {env_name}, kept encrypted by RunPod)")
+                env[env_name] = await api.ensure_secret(SECRET_NAMES[env_name], value,
+                                                        f"{env_name} of Comfy Publisher's RunPod workers")
             await note(f"Template {plan.app_name}: image {image}"
-                       + (f", env {', '.join(sorted(env))}" if env else ""))  # the names only: values are secrets
+                       + (f", env {', '.join(sorted(env))}" if env else ""))  # the names only
             template = await api.ensure_template(plan.app_name, image, env, settings.template_fields())
             await note(f"Endpoint {plan.app_name} on template {template['id']}: GPU pools "
                        f"{', '.join(settings.gpu_pools)}, workers {settings.active_workers}-{settings.max_workers}")

@@ -123,7 +123,15 @@ def test_deploy_redeploy_runs_and_teardown_against_the_loopback_runpod(
     (endpoint,) = cloud.endpoints.values()
     (template,) = cloud.templates.values()
     assert live["provider"] == "runpod" and live["url"] == cloud.job_url(endpoint["id"])
-    assert template["image"] == IMAGE and endpoint["workers"]["max"] == 2 and template["env"] == BUCKET
+    assert template["image"] == IMAGE and endpoint["workers"]["max"] == 2
+    # The bucket's keys went into RunPod's (encrypted, write-only) secrets; the template only references them.
+    stored = {secret["name"]: secret["value"] for secret in cloud.secrets.values()}
+    assert stored == {"comfy-publisher-bucket-access-key-id": BUCKET["BUCKET_ACCESS_KEY_ID"],
+                      "comfy-publisher-bucket-secret-access-key": BUCKET["BUCKET_SECRET_ACCESS_KEY"]}
+    assert template["env"] == {
+        "BUCKET_ENDPOINT_URL": BUCKET["BUCKET_ENDPOINT_URL"],
+        "BUCKET_ACCESS_KEY_ID": "{{ RUNPOD_SECRET_comfy-publisher-bucket-access-key-id }}",
+        "BUCKET_SECRET_ACCESS_KEY": "{{ RUNPOD_SECRET_comfy-publisher-bucket-secret-access-key }}"}
     assert "BUCKET_SECRET_ACCESS_KEY" in live["log"]  # its name, never its value nor the key
     assert KEY not in live["log"] and BUCKET["BUCKET_SECRET_ACCESS_KEY"] not in live["log"]
     assert live["cost"]["gpu_pool"] == "AMPERE_24" and live["cost"]["max_hourly_usd"] > 0
@@ -133,6 +141,7 @@ def test_deploy_redeploy_runs_and_teardown_against_the_loopback_runpod(
     assert _live(http, admin, demo, second.json()["id"])["status"] == "live"
     assert [e["id"] for e in cloud.endpoints.values()] == [endpoint["id"]]  # updated, not duplicated
     assert [t["image"] for t in cloud.templates.values()] == [IMAGE.replace("v1", "v2")]
+    assert len(cloud.secrets) == 2  # rotated in place, not duplicated
     assert endpoint["id"] in {e["id"] for e in cloud.endpoints.values()}
     listed = http.get(f"/api/apps/{demo}/deployments", headers=admin).json()
     assert [d["status"] for d in listed] == ["live", "stopped"]  # the redeploy superseded the first

@@ -141,3 +141,16 @@ def test_job_url_follows_the_environment(monkeypatch: pytest.MonkeyPatch) -> Non
     assert api.job_url("ab12cd34") == "https://api.runpod.ai/v2/ab12cd34"
     monkeypatch.setenv("RUNPOD_ENDPOINT_BASE_URL", "http://127.0.0.1:9/v2/")
     assert api.job_url("ab12cd34") == "http://127.0.0.1:9/v2/ab12cd34"
+
+
+async def test_a_secret_is_created_then_rotated_by_name_and_only_its_reference_comes_back(
+        runpod: RunPodApi, cloud: RunPodCloud) -> None:
+    reference = await runpod.ensure_secret("comfy-publisher-hf-token", "hf_first")
+    assert reference == "{{ RUNPOD_SECRET_comfy-publisher-hf-token }}"
+    assert await runpod.ensure_secret("comfy-publisher-hf-token", "hf_second") == reference
+    (stored,) = [s for s in cloud.secrets.values() if s["name"] == "comfy-publisher-hf-token"]
+    assert stored["value"] == "hf_second"  # rotated in place
+    assert all("value" not in s for s in await runpod.list_secrets())  # write-only, as RunPod's
+    with pytest.raises(RunPodApiError) as refused:  # RunPod's own rules for names, said back
+        await runpod.ensure_secret("RUNPOD_MINE", "x")
+    assert "could not create the secret 'RUNPOD_MINE'" in str(refused.value) and "reserved" in str(refused.value)

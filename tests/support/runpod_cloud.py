@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import json
+import re
 import secrets
 import socket
 import threading
@@ -119,6 +120,7 @@ class RunPodCloud:
         self.endpoints: dict[str, dict[str, Any]] = {}
         self.jobs: dict[str, CloudJob] = {}
         self.objects: dict[str, tuple[bytes, str]] = {}
+        self.secrets: dict[str, dict[str, Any]] = {}  # id -> {"id", "name", "description", "value"}
         self.fail_next: tuple[int, dict[str, str]] | None = None  # (status, headers): the next REST call's answer
         self._made_from: dict[str, str] = {}  # endpoint id -> the template it was made from (for delete's 400)
         self._socket = socket.socket()
@@ -223,6 +225,31 @@ class RunPodCloud:
                                                    "be deleted")
             del cloud.templates[template_id]
             return Response(status_code=204)
+
+        @app.get("/v2/secrets")
+        async def list_secrets(request: Request) -> Any:
+            await cloud._take(request)
+            return {"secrets": [{k: v for k, v in secret.items() if k != "value"} for secret in cloud.secrets.values()]}
+
+        @app.post("/v2/secrets", status_code=201)
+        async def create_secret(request: Request) -> Any:
+            body = _valid(await cloud._take(request), CREATE_SECRET)
+            if body["name"].upper().startswith("RUNPOD"):
+                raise _Problem(422, "Unprocessable Entity", "Request validation failed.",
+                               ["$.name: names beginning with RUNPOD are reserved"])
+            if any(s["name"] == body["name"] for s in cloud.secrets.values()):
+                raise _Problem(409, "Conflict", f"a secret named '{body['name']}' exists")
+            secret = {"id": _new_id(), "name": body["name"], "description": body.get("description", ""),
+                      "value": body["value"]}
+            cloud.secrets[secret["id"]] = secret
+            return {k: v for k, v in secret.items() if k != "value"}  # write-only
+
+        @app.patch("/v2/secrets/{secret_id}")
+        async def update_secret(secret_id: str, request: Request) -> Any:
+            body = _valid(await cloud._take(request), UPDATE_SECRET)
+            secret = cloud._found(cloud.secrets, secret_id, "secret")
+            secret.update(body)
+            return {k: v for k, v in secret.items() if k != "value"}
 
         @app.get("/v2/serverless")
         async def list_endpoints(request: Request) -> Any:
@@ -524,4 +551,8 @@ _TEMPLATE: dict[str, Check] = {
     "startJupyter": _BOOLEAN, "startSsh": _BOOLEAN,
     "mounts": _object({"persistent": _object({"size": _integer(10), "path": _string()}, ("size", "path"))})}
 CREATE_TEMPLATE = _object(_TEMPLATE, ("name", "image"))
+_SECRET_NAME = _typed(str, "string", lambda v: None if re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_.\-/]{0,190}", v) else
+                      "must match ^[a-zA-Z_][a-zA-Z0-9_.\\-/]*$ (at most 191 characters)")
+CREATE_SECRET = _object({"name": _SECRET_NAME, "value": _string(1), "description": _string()}, ("name", "value"))
+UPDATE_SECRET = _object({"value": _string(1), "description": _string()})
 UPDATE_TEMPLATE = _object(_TEMPLATE)

@@ -72,6 +72,11 @@ def job_url(endpoint_id: str) -> str:
     return f"{endpoint_base_url()}/{endpoint_id}"
 
 
+def secret_reference(name: str) -> str:
+    """How a template's env names a RunPod secret: RunPod puts its value there when a worker boots."""
+    return f"{{{{ RUNPOD_SECRET_{name} }}}}"
+
+
 async def preflight(api_key: str | None, *, url: str | None = None,
                     connect_timeout: float = CONNECT_TIMEOUT_S) -> None:
     """Fail fast, before anything is created: no key (at once, no network), or no route to RunPod's API."""
@@ -136,6 +141,23 @@ class RunPodApi:
 
     async def delete_template(self, template_id: str) -> None:
         await self._call("DELETE", f"/templates/{template_id}", f"delete the template {template_id}")
+
+    # Account secrets: values the workers need (an HF token, bucket keys), stored encrypted by RunPod and referenced
+    # from a template's env as {{ RUNPOD_SECRET_<name> }}, so no template or log ever holds them in plain text.
+
+    async def list_secrets(self) -> list[dict[str, Any]]:
+        return (await self._call("GET", "/secrets", "list your secrets"))["secrets"]
+
+    async def ensure_secret(self, name: str, value: str, description: str = "") -> str:
+        """Create the secret `name`, or rotate the value of the one of that name; returns the env placeholder that
+        references it. Workers read the new value at their next boot."""
+        found = _named(await self.list_secrets(), name, "secrets")
+        if found is None:
+            await self._call("POST", "/secrets", f"create the secret '{name}'",
+                             {"name": name, "value": value, "description": description})
+        else:
+            await self._call("PATCH", f"/secrets/{found['id']}", f"update the secret '{name}'", {"value": value})
+        return secret_reference(name)
 
     # Serverless endpoints: GPUs, workers, timeouts.
 
