@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from runtimes.contract import FINAL_STATUSES, RunRequest, RunUpdate, run_error
-from runtimes.runpod.host.runner import EndpointRunner, RunPodRuns, RunPodTarget
+from runtimes.runpod.host.runner import RunPodRuns, RunPodTarget
+from runtimes.serverless.remote_runner import RemoteRunner
 from tests.support.run_requests import image_of, new_run_id, png
 from tests.support.runpod_cloud import KEY, Handler, RunPodCloud, progress_update
 
@@ -95,7 +96,8 @@ async def runs() -> AsyncIterator[tuple[RunPodRuns, Updates]]:
     await remote.aclose()
 
 
-def _runner(runs: RunPodRuns, cloud: RunPodCloud, *, key: str = KEY, timeout_ms: int = 600_000) -> EndpointRunner:
+def _runner(runs: RunPodRuns, cloud: RunPodCloud, *, key: str = KEY,
+            timeout_ms: int = 600_000) -> RemoteRunner[RunPodTarget]:
     return runs.runner(RunPodTarget("runpod:loopback", cloud.job_url(cloud.add_endpoint(timeout_ms=timeout_ms)), key))
 
 

@@ -16,9 +16,9 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlparse
 
 from runtimes.serverless.errors import DeployError
+from runtimes.serverless.reach import unreachable
 
 CONNECT_TIMEOUT_S = 5.0
 SDK_TIMEOUT_S = 20.0  # one SDK call (create a secret, look up or stop an app)
@@ -52,15 +52,10 @@ async def preflight(connect_timeout: float = CONNECT_TIMEOUT_S) -> None:
     if not credentials_present():
         raise ModalCredentialsError(f"No Modal credentials found: {_TOKEN_HINT}.")
     server = _config()[2]
-    parsed = urlparse(server)
-    host, port = parsed.hostname or server, parsed.port or (443 if parsed.scheme == "https" else 80)
-    try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), connect_timeout)
-        writer.close()
-    except (OSError, TimeoutError) as exc:
-        reason = "timed out" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}"
+    reason = await unreachable(server, connect_timeout)
+    if reason is not None:
         raise ModalUnreachableError(f"Cannot reach Modal at {server} ({reason}). Check the network connection "
-                                    "(and HTTPS_PROXY if you need one), then deploy again.") from None
+                                    "(and HTTPS_PROXY if you need one), then deploy again.")
 
 
 async def _sdk(call: object, what: str, timeout: float = SDK_TIMEOUT_S) -> object:

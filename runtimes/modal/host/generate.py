@@ -16,8 +16,6 @@ from string import Template
 from typing import Any
 
 from publisher import AppSpec
-from publisher.models import HF_SOURCE
-from publisher.quoting import cut
 from runtimes.engine.install import (
     COMFYUI_VERSION,
     ENGINE_CONSTRAINTS,
@@ -27,7 +25,8 @@ from runtimes.engine.install import (
 )
 from runtimes.modal.host.settings import FIELD_INFO, GPU_PRICES, DeploySettings
 from runtimes.modal.host.template import ENTER_PLAIN, ENTER_SNAPSHOT, MODAL_APP
-from runtimes.serverless.packs import BundleInputError, PinnedPack, read_packs, registry_url
+from runtimes.serverless.models import split_models
+from runtimes.serverless.packs import PinnedPack, read_packs, registry_url
 from runtimes.serverless.shipping import copy_container_code
 from runtimes.serverless.worker import WORKER_REQUIREMENTS as SHARED_REQUIREMENTS
 
@@ -41,8 +40,6 @@ CONTAINER_ENTRIES = ("runtimes.modal.container.worker", "runtimes.modal.containe
 # Shipped as files, not imported: a ComfyUI custom node the worker installs into its engine (the snapshot's GPU
 # hand-over), and the node pack installer the image build runs.
 CONTAINER_DATA = ("runtimes/modal/container/snapshot_node", PACK_INSTALLER)
-# A model's folder under models/ (one name) and its file name (sub-folders allowed, nothing that climbs out).
-_MODEL_FOLDER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 _NAME = re.compile(r"[^a-z0-9-]+")
 HF_SECRET_NAME = "comfy-publisher-huggingface"
 
@@ -126,31 +123,11 @@ def generate(spec: AppSpec, settings: DeploySettings, *, slug: str, version: int
 
 
 def _model_rows(spec: AppSpec) -> tuple[list[tuple[str, str, str, str, str | None, str | None]], list[str]]:
-    rows, warnings, problems = [], [], []
-    for ref in spec.models:
-        if not _is_model_path(ref.folder, ref.filename):
-            path = cut(f"{ref.folder}/{ref.filename}")
-            problems.append(f"model '{path}' (node {ref.node}, input {ref.input}): not a file name under "
-                            "models/<folder>/; rename the file in the workflow (no '..', no absolute path) and "
-                            "publish again")
-            continue
-        match = HF_SOURCE.match(ref.source or "")
-        if match is None:
-            warnings.append(f"{ref.folder}/{ref.filename} (node {ref.node}): give it a source "
-                            "hf://owner/repo/file[@revision], or upload it yourself: modal volume put "
-                            f"comfy-publisher-models {ref.filename} /{ref.folder}/{ref.filename}")
-            continue
-        rows.append((ref.folder, ref.filename, match["repo"], match["file"], match["rev"], ref.sha256))
-    if problems:
-        raise BundleInputError(problems)
-    return rows, warnings
-
-
-def _is_model_path(folder: str, filename: str) -> bool:
-    """A folder name and a relative file name that stay inside models/ (the image writes there)."""
-    parts = filename.replace("\\", "/").split("/")
-    return bool(_MODEL_FOLDER.match(folder) and filename and "\0" not in filename
-                and not filename.startswith(("/", "\\")) and all(part not in ("", ".", "..") for part in parts))
+    sourced, unsourced = split_models(spec)
+    warnings = [f"{ref.folder}/{ref.filename} (node {ref.node}): give it a source hf://owner/repo/file[@revision], "
+                f"or upload it yourself: modal volume put comfy-publisher-models {ref.filename} "
+                f"/{ref.folder}/{ref.filename}" for ref in unsourced]
+    return [(m.folder, m.filename, m.repo, m.file, m.revision, m.sha256) for m in sourced], warnings
 
 
 def _custom_node_steps(packs: list[PinnedPack]) -> str:

@@ -9,12 +9,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import httpx
 
 from runtimes.contract import CancelOutcome, RunRequest, RunUpdate, UpdateCallback, run_error
+from runtimes.serverless.remote_runner import RemoteRunner
 from runtimes.serverless.wire import REMOTE_FINAL_STATUSES, inputs_of, outcome_from_result
 
 log = logging.getLogger(__name__)
@@ -39,8 +39,8 @@ class RemoteRuns:
         self._cancelled: set[str] = set()
         self._http = httpx.AsyncClient(timeout=httpx.Timeout(60, connect=10), trust_env=True)
 
-    def runner(self, target: RemoteTarget) -> DeploymentRunner:
-        return DeploymentRunner(self, target)
+    def runner(self, target: RemoteTarget) -> RemoteRunner[RemoteTarget]:
+        return RemoteRunner(self, target)
 
     def submit(self, request: RunRequest, target: RemoteTarget) -> None:
         self._tasks[request.run_id] = asyncio.create_task(self._run(request, target), name=f"remote-{request.run_id}")
@@ -143,26 +143,3 @@ class RemoteRuns:
 def _auth(target: RemoteTarget) -> dict[str, str]:
     return {"Authorization": f"Bearer {target.key}"}
 
-
-@dataclass(frozen=True)
-class DeploymentRunner:
-    """The `Runner` of one deployment: runs go straight to it (it queues them itself, so none wait here)."""
-
-    runs: RemoteRuns
-    target: RemoteTarget
-
-    def submit(self, request: RunRequest, *, earlier_losses: Sequence[str] = ()) -> int | None:
-        self.runs.submit(request, self.target)  # the deployment retries lost containers itself
-        return None
-
-    async def cancel(self, run_id: str) -> CancelOutcome:
-        return await self.runs.cancel(run_id)
-
-    def position(self, run_id: str) -> int | None:
-        return None
-
-    def queued_count(self) -> int:
-        return 0
-
-    def running(self) -> dict[str, str]:
-        return {run_id: worker for run_id, worker in self.runs.running().items() if worker == self.target.name}

@@ -11,15 +11,14 @@ PATCH), so rolling a new image means updating the template, then PATCHing the en
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 from typing import Any
-from urllib.parse import urlparse
 
 import httpx
 
 from runtimes.serverless.errors import DeployError
+from runtimes.serverless.reach import unreachable
 
 log = logging.getLogger(__name__)
 
@@ -83,16 +82,10 @@ async def preflight(api_key: str | None, *, url: str | None = None,
     if not api_key:
         raise RunPodCredentialsError(f"No RunPod API key: {KEY_HINT}.")
     base = url or rest_base_url()
-    parsed = urlparse(base)
-    host, port = parsed.hostname or base, parsed.port or (443 if parsed.scheme == "https" else 80)
-    try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), connect_timeout)
-        writer.close()
-    except (OSError, TimeoutError) as exc:
-        reason = f"no answer within {connect_timeout:g} s" if isinstance(exc, TimeoutError) else \
-            f"{type(exc).__name__}: {exc}"
+    reason = await unreachable(base, connect_timeout)
+    if reason is not None:
         raise RunPodUnreachableError(f"Cannot reach RunPod at {base} ({reason}). Check the network connection "
-                                     "(and HTTPS_PROXY if you need one), then deploy again.") from None
+                                     "(and HTTPS_PROXY if you need one), then deploy again.")
 
 
 class RunPodApi:

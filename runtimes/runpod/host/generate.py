@@ -12,7 +12,7 @@ import json
 import re
 import textwrap
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from string import Template
@@ -20,8 +20,6 @@ from typing import Any
 
 from publisher import AppSpec
 from publisher.apply import FILE_TYPES
-from publisher.models import HF_SOURCE
-from publisher.quoting import cut
 from runtimes.engine.install import (
     COMFYUI_VERSION,
     ENGINE_CONSTRAINTS,
@@ -37,7 +35,8 @@ from runtimes.runpod.host.settings import (
     RunPodSettings,
 )
 from runtimes.runpod.host.template import DOCKERFILE, HANDLER, MODELS_IMAGE, MODELS_NONE, MODELS_VOLUME, README
-from runtimes.serverless.packs import BundleInputError, PinnedPack, read_packs, registry_url
+from runtimes.serverless.models import split_models
+from runtimes.serverless.packs import PinnedPack, read_packs, registry_url
 from runtimes.serverless.shipping import copy_container_code
 from runtimes.serverless.worker import WORKER_REQUIREMENTS
 
@@ -62,7 +61,6 @@ SPEC_FILE = "/app_spec.json"
 CONSTRAINTS = "/engine-constraints.txt"
 VOLUME_MODELS_DIR = "/runpod-volume/models"  # RunPod mounts a serverless endpoint's network volume at /runpod-volume
 IMAGE_MODELS_FILE = "/models.json"
-_MODEL_FOLDER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 _NAME = re.compile(r"[^a-z0-9-]+")
 
 
@@ -201,35 +199,14 @@ def _settings_lines(settings: RunPodSettings, price: float | None) -> str:
 
 def _model_entries(spec: AppSpec, *, volume: bool) -> tuple[list[dict[str, Any]], list[str]]:
     """models.json's entries (the models with a Hugging Face source), and a warning per model without one."""
-    entries: list[dict[str, Any]] = []
-    warnings: list[str] = []
-    problems: list[str] = []
-    for ref in spec.models:
-        if not _is_model_path(ref.folder, ref.filename):
-            path = cut(f"{ref.folder}/{ref.filename}")
-            problems.append(f"model '{path}' (node {ref.node}, input {ref.input}): not a file name under "
-                            "models/<folder>/; rename the file in the workflow (no '..', no absolute path) and "
-                            "publish again")
-            continue
-        match = HF_SOURCE.match(ref.source or "")
-        if match is None:
-            where = (f"put it on the network volume as models/{ref.folder}/{ref.filename}" if volume
-                     else "the image will not have it, so the app fails where it loads it")
-            warnings.append(f"{ref.folder}/{ref.filename} (node {ref.node}): give it a source "
-                            f"hf://owner/repo/file[@revision], or {where}")
-            continue
-        entries.append({"folder": ref.folder, "filename": ref.filename, "repo": match["repo"],
-                        "file": match["file"], "revision": match["rev"], "sha256": ref.sha256})
-    if problems:
-        raise BundleInputError(problems)
-    return entries, warnings
-
-
-def _is_model_path(folder: str, filename: str) -> bool:
-    """A folder name and a relative file name that stay inside models/."""
-    parts = filename.replace("\\", "/").split("/")
-    return bool(_MODEL_FOLDER.match(folder) and filename and "\0" not in filename and "\n" not in filename
-                and not filename.startswith(("/", "\\")) and all(part not in ("", ".", "..") for part in parts))
+    sourced, unsourced = split_models(spec)
+    warnings = []
+    for ref in unsourced:
+        where = (f"put it on the network volume as models/{ref.folder}/{ref.filename}" if volume
+                 else "the image will not have it, so the app fails where it loads it")
+        warnings.append(f"{ref.folder}/{ref.filename} (node {ref.node}): give it a source "
+                        f"hf://owner/repo/file[@revision], or {where}")
+    return [asdict(model) for model in sourced], warnings
 
 
 def _custom_node_steps(packs: list[PinnedPack]) -> str:

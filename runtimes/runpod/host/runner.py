@@ -18,7 +18,6 @@ import contextlib
 import json
 import logging
 import mimetypes
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,6 +25,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from runtimes.contract import CancelOutcome, ErrorRecord, RunOutcome, RunRequest, RunUpdate, UpdateCallback, run_error
+from runtimes.serverless.remote_runner import RemoteRunner
 from runtimes.serverless.wire import inputs_of, outcome_from_result
 
 log = logging.getLogger(__name__)
@@ -63,8 +63,8 @@ class RunPodRuns:
         self._started: set[str] = set()
         self._http = httpx.AsyncClient(timeout=httpx.Timeout(60, connect=10), trust_env=True)
 
-    def runner(self, target: RunPodTarget) -> EndpointRunner:
-        return EndpointRunner(self, target)
+    def runner(self, target: RunPodTarget) -> RemoteRunner[RunPodTarget]:
+        return RemoteRunner(self, target)
 
     def submit(self, request: RunRequest, target: RunPodTarget) -> None:
         self._targets[request.run_id] = target
@@ -287,26 +287,3 @@ def _retry_after(response: httpx.Response) -> float:
     except ValueError:
         return 1.0
 
-
-@dataclass(frozen=True)
-class EndpointRunner:
-    """The `Runner` of one RunPod endpoint: runs go straight to it (RunPod queues them, so none wait here)."""
-
-    runs: RunPodRuns
-    target: RunPodTarget
-
-    def submit(self, request: RunRequest, *, earlier_losses: Sequence[str] = ()) -> int | None:
-        self.runs.submit(request, self.target)  # RunPod retries lost workers itself
-        return None
-
-    async def cancel(self, run_id: str) -> CancelOutcome:
-        return await self.runs.cancel(run_id)
-
-    def position(self, run_id: str) -> int | None:
-        return None
-
-    def queued_count(self) -> int:
-        return 0
-
-    def running(self) -> dict[str, str]:
-        return {run_id: worker for run_id, worker in self.runs.running().items() if worker == self.target.name}
