@@ -158,8 +158,10 @@ def _layout(schema: dict[str, Any], groups: tuple[Any, ...], prices: dict[str, f
     return inputs
 
 
-def build(services: Services) -> tuple[Callable[..., Any], list[gr.components.Component]]:
-    """Lay out the tab; returns its loader (and what it fills), called when the tab opens."""
+def build(services: Services) -> tuple[Callable[..., Any], list[gr.components.Component],
+                                       list[gr.components.Component]]:
+    """Lay out the tab; returns its loader, what it fills and what it reads (the target shown), called when the tab
+    opens."""
     prices_now = prices_panel.table_in_force(services)[0]
     with gr.Row(equal_height=False):
         chooser = gr.Dropdown(label="App", choices=[], interactive=True, scale=4, elem_id="deploy-app")
@@ -413,4 +415,4 @@ def build(services: Services) -> tuple[Callable[..., Any], list[gr.components.Co
     def open_tab(chosen: str | None = "modal") -> tuple[Any, ...]:
         return (*app_choices(chosen), *load_prices())
 
-    return open_tab, [chooser, credentials, *price_outputs]
+    return open_tab, [chooser, credentials, *price_outputs], [target]  # the credentials line of the target shown

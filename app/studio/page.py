@@ -45,8 +45,8 @@ def build_studio(services: Services) -> gr.Blocks:
             for title, module in tabs:
                 key = title.lower().replace(" ", "-")
                 with gr.Tab(title, id=key, elem_id=f"tab-{key}") as tab:
-                    load, outputs = module.build(services)
-                tab.select(load, outputs=outputs, show_progress="hidden")
+                    load, outputs, *inputs = module.build(services)  # inputs: what the load reads, if anything
+                tab.select(load, inputs=inputs[0] if inputs else None, outputs=outputs, show_progress="hidden")
                 if module is metrics_tab:
                     metrics_timer = outputs[0]
         studio_tabs.select(metrics_tab.tick_only_here, outputs=[metrics_timer])  # ticks while Metrics is open

@@ -102,7 +102,9 @@ ON_THE_DEVICE = {"PIL", "click", "httpx", "httpcore", "h11", "anyio", "sniffio",
                  # aiohttp (the engine client's HTTP) and what it imports
                  "aiohttp", "aiohappyeyeballs", "aiosignal", "attr", "frozenlist", "multidict", "propcache", "yarl"}
 CARRIED = set(CHECK_WHEELS)  # their import names are their package names
-OPTIONAL = {"brotli", "brotlicffi", "zstandard", "socksio", "h2"}
+# Imported when present, done without when absent: httpx's and aiohttp's optional codecs and resolver (aiodns and
+# pycares, backports.zstd: aiohttp[speedups], which the runpod SDK installs here).
+OPTIONAL = {"brotli", "brotlicffi", "zstandard", "socksio", "h2", "aiodns", "pycares", "backports"}
 NOT_PACKAGES = {"cython_runtime"}  # the module a Cython-built extension (aiohttp's, yarl's) registers
 
 
