@@ -163,6 +163,12 @@ def test_deploy_redeploy_runs_and_teardown_against_the_loopback_runpod(
     assert local["status"] == "succeeded" and not local["worker"].startswith("runpod:")
 
 
+def _ctrl_c_as_in_a_terminal() -> None:
+    """SIGINT back to its default in the command's process: a suite run as a background job (`make test &`, as CI
+    may) has it ignored, an ignored SIGINT stays ignored across exec, and Python then raises no KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_serve_locally_runs_the_generated_handler_under_the_sdks_local_api(server: AppServer, demo: str,
                                                                            tmp_path: Path) -> None:
     port = free_port()
@@ -171,7 +177,7 @@ def test_serve_locally_runs_the_generated_handler_under_the_sdks_local_api(serve
     process = subprocess.Popen([sys.executable, "launch.py", "--data-dir", str(server.data_dir), "--engine-home",
                                 str(ENGINE_HOME), "deploy", demo, "--target", "runpod", "--serve-locally", "--port",
                                 str(port)], cwd=REPO, env={**env, "UVICORN_LOG_LEVEL": "warning"}, stdout=log,
-                               stderr=subprocess.STDOUT)
+                               stderr=subprocess.STDOUT, preexec_fn=_ctrl_c_as_in_a_terminal)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
