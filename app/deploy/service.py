@@ -251,10 +251,10 @@ class DeploymentService:
         target = self.targets.get(version.deployment_provider or DEFAULT_TARGET)
         return target.runner(version) if target is not None else None
 
-    def cost(self, provider: str, settings: Mapping[str, Any]) -> dict[str, Any]:
-        """A recorded deployment's cost estimate at the prices in force."""
+    def cost(self, provider: str, settings: Mapping[str, Any], prices: Mapping[str, float]) -> dict[str, Any]:
+        """A deployment's cost estimate at `prices` (the table in force: gpu_prices(), read once per listing)."""
         target = self.targets.get(provider)
-        return target.cost(settings, self.gpu_prices().usd_per_hour) if target is not None else {}
+        return target.cost(settings, prices) if target is not None else {}
 
     async def aclose(self) -> None:
         for task in list(self._tasks.values()):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -84,10 +84,12 @@ def _plan(services: ServicesDep, slug: str, body: DeployRequest) -> Plan:
 
 
 def _out(session: Session, deployment: Deployment, slug: str, services: Services, *,
-         with_log: bool = False) -> DeploymentOut:
+         prices: Mapping[str, float] | None = None, with_log: bool = False) -> DeploymentOut:
+    """`prices`: the GPU prices in force, when the caller lists several deployments (read once, not per row)."""
     version = session.get(AppVersion, deployment.version_id) if deployment.version_id else None
+    prices = services.deployments.gpu_prices().usd_per_hour if prices is None else prices
     return DeploymentOut.of(deployment, slug=slug, version=version.number if version else None,
-                            cost=services.deployments.cost(deployment.provider, deployment.settings),
+                            cost=services.deployments.cost(deployment.provider, deployment.settings, prices),
                             with_log=with_log)
 
 
@@ -109,7 +111,7 @@ async def preview(slug: str, body: DeployRequest, services: ServicesDep, _: Admi
     the cost of the settings; deploys nothing."""
     plan = await asyncio.to_thread(_plan, services, slug, body)
     return {"target": plan.target, "version": plan.version.number, "settings": plan.settings.to_dict(),
-            "cost": services.deployments.cost(plan.target, plan.settings.to_dict()),
+            "cost": services.deployments.cost(plan.target, plan.settings.to_dict(), plan.prices.usd_per_hour),
             "files": plan.bundle.files, "warnings": plan.bundle.warnings, "app_name": plan.app_name}
 
 
@@ -132,7 +134,9 @@ async def deploy(slug: str, body: DeployRequest, services: ServicesDep, _: Admin
 async def list_deployments(slug: str, services: ServicesDep, _: AdminDep) -> list[DeploymentOut]:
     def listed(session: Session) -> list[DeploymentOut]:
         app = find_app(session, slug)
-        return [_out(session, d, slug, services) for d in crud_deployments.list_deployments(session, app_id=app.id)]
+        prices = services.deployments.gpu_prices().usd_per_hour
+        return [_out(session, d, slug, services, prices=prices)
+                for d in crud_deployments.list_deployments(session, app_id=app.id)]
 
     return await services.db(listed)
 
