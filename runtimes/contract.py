@@ -64,7 +64,7 @@ class RunRequest:
     uploads: dict[str, Upload] = field(default_factory=dict)  # binding name -> (filename, bytes or path)
     output_nodes: tuple[str, ...] = ()  # published output node ids; empty = every output
     timeout_s: float = 600.0
-    keep_metadata: bool = False  # outputs keep the workflow the engine embeds in them (PNG text, EXIF)
+    keep_metadata: bool = False  # outputs keep the workflow the engine embeds in them (PNG text, EXIF, media tags)
     # `workflow` already loaded (the app keeps one per published version), or None: loaded per run.
     loaded: Workflow | None = field(default=None, repr=False, compare=False)
 

@@ -1,15 +1,18 @@
 """Take out what the engine embeds in its output files about the workflow that made them.
 
 ComfyUI's save nodes write the whole prompt (checkpoint, negative prompt, every setting) and the editor's
-workflow into the files: PNG text chunks `prompt` and `workflow`, WEBP EXIF tags. A private app's outputs must not
-carry them. Only those metadata blocks are dropped: the image data is copied byte for byte, so the pixels (and
-colour profile, animation) stay exactly as the engine wrote them, with no re-encoding cost.
+workflow into the files: PNG text chunks `prompt` and `workflow`, WEBP EXIF tags, and the tags of audio and video
+containers (runtimes.container_metadata). A private app's outputs must not carry them. Only those metadata blocks
+are dropped: the image data is copied byte for byte, so the pixels (and colour profile, animation) stay exactly as
+the engine wrote them, with no re-encoding cost.
 """
 
 from __future__ import annotations
 
 import logging
 import struct
+
+from runtimes import container_metadata
 
 log = logging.getLogger(__name__)
 
@@ -21,14 +24,14 @@ _JPEG_DROPPED = {0xE1, 0xFE}  # APP1 (EXIF, XMP) and COM
 
 
 def strip_metadata(data: bytes, mime: str) -> bytes:
-    """`data` without embedded metadata where its format has some (PNG, WEBP, JPEG); other files unchanged."""
-    strip = {"image/png": _strip_png, "image/apng": _strip_png, "image/webp": _strip_webp,
-             "image/jpeg": _strip_jpeg}.get(mime)
+    """`data` without embedded metadata where its format has some (PNG, WEBP, JPEG, FLAC, MP3, Opus, MP4, Matroska);
+    other files unchanged."""
+    strip = _STRIPPERS.get(mime)
     if strip is None:
         return data
     try:
         return strip(data)
-    except (ValueError, struct.error) as exc:  # not what its name says: left as it is, and said so
+    except (ValueError, struct.error, IndexError) as exc:  # not what its name says: left as it is, and said so
         log.warning("could not strip the metadata of a %s output (%s); it is kept as the engine wrote it", mime, exc)
         return data
 
@@ -88,3 +91,14 @@ def _strip_jpeg(data: bytes) -> bytes:
         pos = end
     out.append(data[pos:])
     return b"".join(out)
+
+
+_STRIPPERS = {
+    "image/png": _strip_png, "image/apng": _strip_png, "image/webp": _strip_webp, "image/jpeg": _strip_jpeg,
+    "audio/flac": container_metadata.strip_flac, "audio/mpeg": container_metadata.strip_mp3,
+    # .opus and .ogg are served as audio/ogg; ComfyUI writes Opus into them (a Vorbis file is kept as it is)
+    "audio/ogg": container_metadata.strip_ogg_opus,
+    "video/mp4": container_metadata.strip_mp4, "video/quicktime": container_metadata.strip_mp4,
+    "audio/mp4": container_metadata.strip_mp4,
+    "video/webm": container_metadata.strip_matroska, "video/x-matroska": container_metadata.strip_matroska,
+}

@@ -76,7 +76,8 @@ class PublishRequest(BaseModel):
                                                   "new app, unchanged for a new version)")
     timeout_s: float | None = Field(None, description="per-run limit in seconds (default 600)")
     keep_metadata: bool | None = Field(None, description="output files keep the workflow the engine embeds in "
-                                                         "them (PNG text chunks `prompt` and `workflow`, EXIF): "
+                                                         "them (PNG text chunks `prompt` and `workflow`, EXIF, "
+                                                         "audio and video tags): "
                                                          "its checkpoint, prompts and every setting (default: kept "
                                                          "for a public app, stripped for a private one)")
     model_sources: dict[str, str] = Field(

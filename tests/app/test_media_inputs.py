@@ -128,6 +128,42 @@ def test_a_sound_runs_on_loadaudio_as_json_and_as_multipart(http: httpx.Client, 
         assert served.content[:4] == b"fLaC"
 
 
+# Every audio and video save node of the engine, fed by a sound and a clip.
+EVERY_MEDIA_SAVE = {
+    "1": {"class_type": "LoadAudio", "inputs": {"audio": "voice.wav"}},
+    "2": {"class_type": "SaveAudio", "inputs": {"audio": ["1", 0], "filename_prefix": "flac"}},
+    "3": {"class_type": "SaveAudioMP3", "inputs": {"audio": ["1", 0], "filename_prefix": "mp3", "quality": "128k"}},
+    "4": {"class_type": "SaveAudioOpus", "inputs": {"audio": ["1", 0], "filename_prefix": "opus", "quality": "64k"}},
+    "5": {"class_type": "LoadVideo", "inputs": {"file": "clip.mp4"}},
+    "6": {"class_type": "SaveVideo", "inputs": {"video": ["5", 0], "filename_prefix": "mp4", "format": "mp4",
+                                                "codec": "h264"}},
+    "7": {"class_type": "GetVideoComponents", "inputs": {"video": ["5", 0]}},
+    "8": {"class_type": "SaveWEBM", "inputs": {"images": ["7", 0], "filename_prefix": "webm", "codec": "vp9",
+                                               "fps": 10.0, "crf": 40.0}},
+}
+
+
+def test_a_private_apps_sound_and_video_outputs_carry_no_workflow(http: httpx.Client, admin: dict[str, str],
+                                                                  mp4: bytes) -> None:
+    """The engine writes the prompt into every audio and video file it saves (its JSON names the nodes): a public
+    app's outputs keep it, a private app's are served without it, in every format."""
+    files = {"voice": ("voice.wav", wav_bytes(), "audio/wav"), "clip": ("clip.mp4", mp4, "video/mp4")}
+    served: dict[bool, dict[str, bytes]] = {}
+    for public in (True, False):
+        response = http.post("/api/apps", headers=admin, json={
+            "name": "Media", "slug": f"m-{uuid.uuid4().hex[:8]}", "public": public, "workflow": EVERY_MEDIA_SAVE,
+            "inputs": [{"node": "1", "input": "audio", "name": "voice", "required": True},
+                       {"node": "5", "input": "file", "name": "clip", "required": True}]})
+        assert response.status_code == 201, response.text
+        run = _run(http, response.json()["slug"], headers=admin, files=files)
+        served[public] = {o["mime"]: http.get(o["url"], headers=admin).content for o in run["outputs"]}
+    mimes = {"audio/flac", "audio/mpeg", "audio/ogg", "video/mp4", "video/webm"}
+    assert set(served[True]) == set(served[False]) == mimes
+    for mime in mimes:
+        assert b"LoadAudio" in served[True][mime], mime  # the engine did embed the prompt
+        assert b"LoadAudio" not in served[False][mime] and b"SaveWEBM" not in served[False][mime], mime
+
+
 def test_a_mask_reaches_loadimagemask_by_its_alpha_or_a_colour_channel(http: httpx.Client, mask_app: str) -> None:
     mask = Image.new("RGBA", (16, 16), (0, 0, 0, 255))
     mask.paste((255, 255, 255, 0), (0, 0, 8, 16))  # the left half painted: white and transparent
