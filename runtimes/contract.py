@@ -67,6 +67,9 @@ class RunRequest:
     keep_metadata: bool = False  # outputs keep the workflow the engine embeds in them (PNG text, EXIF, media tags)
     # `workflow` already loaded (the app keeps one per published version), or None: loaded per run.
     loaded: Workflow | None = field(default=None, repr=False, compare=False)
+    # The engine's per-prompt `extra_data` (a Comfy API v2 job's `api_key_comfy_org`, which its API nodes send to
+    # Comfy.org): a secret, never persisted or logged, so a run the app requeues after a restart runs without it.
+    extra_data: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
 
 OutputFileKind = Literal["image", "video", "audio", "file"]

@@ -92,7 +92,7 @@ async def execute_run(
             raise ValueError("; ".join(escaping))
         output_nodes = [n for n in prompt if (schema := catalog.get(prompt[n]["class_type"])) and schema.output_node]
         result = await client.run(prompt, prompt_id=run_id, on_event=on_event, timeout=request.timeout_s,
-                                  output_nodes=output_nodes)
+                                  output_nodes=output_nodes, extra_data=request.extra_data)
         files = _published(result.outputs, request.output_nodes)
         contents = await asyncio.gather(*(client.fetch_output(f) for f in files))
     except (RunTimeoutError, asyncio.CancelledError):

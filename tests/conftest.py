@@ -15,6 +15,7 @@ from runtimes.engine.install import BundledEngine, EngineInstall
 from runtimes.engine.manager import Engine, EngineManager, EngineSettings
 from runtimes.engine.process import EngineLaunch, EngineProcess
 from tests import setup
+from tests.support.comfy_org_api import ComfyOrgApi
 from tests.support.paths import CHECKPOINT, CHECKPOINT_NAME, ENGINE_HOME
 from tests.support.server import AppServer
 
@@ -54,19 +55,25 @@ def object_info(engine_url: str) -> dict[str, Any]:
     return httpx.get(f"{engine_url}/object_info", timeout=30, trust_env=False).json()
 
 
-# A prompt an API node would run must not leave the machine: the engine's API base is a closed loopback port.
-NO_API_BASE = ("--comfy-api-base", "http://127.0.0.1:9")
+@pytest.fixture(scope="session")
+def comfy_org_api() -> Iterator[ComfyOrgApi]:
+    """Where the API nodes engine's nodes call: a prompt an API node runs must not leave the machine."""
+    api = ComfyOrgApi().start()
+    yield api
+    api.stop()
 
 
 @pytest.fixture(scope="session")
-def api_nodes_engine_url(tmp_path_factory: pytest.TempPathFactory, engine_install: EngineInstall) -> Iterator[str]:
+def api_nodes_engine_url(tmp_path_factory: pytest.TempPathFactory, engine_install: EngineInstall,
+                         comfy_org_api: ComfyOrgApi) -> Iterator[str]:
     """A second engine with its API nodes on (they ship with it; the session engine switches them off), started
-    only by the tests that ask for it. API nodes call out when they run, never when they load or validate."""
+    only by the tests that ask for it. API nodes call out when they run (to `comfy_org_api`), never when they load
+    or validate."""
     base = tmp_path_factory.mktemp("api-nodes-engine")
     (base / "comfyui" / "custom_nodes").mkdir(parents=True)
     process = EngineProcess(EngineLaunch(install=engine_install, base_dir=base / "comfyui",
-                                         log_path=base / "engine.log", name="api-nodes",
-                                         disable_api_nodes=False, extra_args=NO_API_BASE))
+                                         log_path=base / "engine.log", name="api-nodes", disable_api_nodes=False,
+                                         extra_args=("--comfy-api-base", comfy_org_api.url)))
     process.start()
     yield process.url
     process.stop()

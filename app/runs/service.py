@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -72,8 +73,10 @@ class RunService:
             accepted = await asyncio.to_thread(self._record, sub)
             if accepted.created:
                 run = accepted.run
-                self._dispatch(request_for(run, accepted.spec, self.settings.uploads_dir), accepted.version,
-                               run.created_at, api_key_id=run.api_key_id)
+                request = request_for(run, accepted.spec, self.settings.uploads_dir)
+                if sub.extra_data:
+                    request = replace(request, extra_data=dict(sub.extra_data))
+                self._dispatch(request, accepted.version, run.created_at, api_key_id=run.api_key_id)
                 self.on_submit(accepted.version.slug)
         finally:
             self._reserved -= 1

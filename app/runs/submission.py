@@ -8,7 +8,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -58,6 +58,8 @@ class Submission:
     # None: an Idempotency-Key answers its first run for ever (the typed API). Set (the Comfy API v2: 24 h): the key is
     # looked up only when the run's insert finds it held, and a run older than this gives it up.
     key_lifetime: timedelta | None = None
+    # The engine's extra_data for this run (RunRequest.extra_data): held in memory only, never recorded.
+    extra_data: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -43,6 +43,7 @@ _EXTRA_DATA_KEYS = frozenset({"api_key_comfy_org"})
 @dataclass(frozen=True)
 class JobBody:
     workflow: dict[str, Any]
+    extra_data: dict[str, str] = field(default_factory=dict, repr=False)  # a secret: handed to the engine only
 
 
 def parse_body(raw: bytes) -> JobBody:
@@ -68,7 +69,7 @@ def parse_body(raw: bytes) -> JobBody:
     if extra is not None and (not isinstance(extra, dict) or set(extra) - _EXTRA_DATA_KEYS
                               or not all(isinstance(v, str) for v in extra.values())):
         raise V2Error("invalid_request", "'extra_data' accepts only 'api_key_comfy_org' (a string).")
-    return JobBody(workflow)
+    return JobBody(workflow, dict(extra or {}))
 
 
 def require_workflows(caller: Caller) -> None:
@@ -140,7 +141,8 @@ class V2Jobs:
 
         try:
             accepted = await self.runs.submit(Submission(None, JobInputs({}, {}), idempotency_key=idempotency_key,
-                                                         key_lifetime=KEY_LIFETIME, prepare=prepare))
+                                                         key_lifetime=KEY_LIFETIME, prepare=prepare,
+                                                         extra_data=body.extra_data))
         except RecursionError:  # parsed, but nested deeper than a workflow is walked
             self._release(found.get("scope"))
             raise V2Error("invalid_workflow", "The workflow is nested too deeply: a node's inputs are values and "

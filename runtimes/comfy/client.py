@@ -228,11 +228,15 @@ class ComfyClient:
         path = (self.output_dir / output.subfolder / output.filename).resolve()
         return path if path.is_relative_to(self.output_dir) and path != self.output_dir else None
 
-    async def submit(self, prompt: Mapping[str, Any], *, prompt_id: str | None = None) -> str:
-        """Queue a prompt under our client id; returns its prompt id (ours, when given)."""
+    async def submit(self, prompt: Mapping[str, Any], *, prompt_id: str | None = None,
+                     extra_data: Mapping[str, Any] | None = None) -> str:
+        """Queue a prompt under our client id; returns its prompt id (ours, when given). `extra_data`: what the
+        engine hands its nodes besides the prompt (the engine keeps its secrets out of its queue and history)."""
         body: dict[str, Any] = {"prompt": prompt, "client_id": self.client_id}
         if prompt_id is not None:
             body["prompt_id"] = prompt_id
+        if extra_data:
+            body["extra_data"] = dict(extra_data)
         response = await self._request("POST", "/prompt", data=json.dumps(body),
                                        headers={"Content-Type": "application/json"})
         if response.status_code == 400:
@@ -284,6 +288,7 @@ class ComfyClient:
         on_event: EventCallback | None = None,
         timeout: float | None = None,
         output_nodes: Collection[str] | None = None,
+        extra_data: Mapping[str, Any] | None = None,
     ) -> RunResult:
         """Submit a prompt and follow it to the end; returns its outputs or raises a typed error.
 
@@ -297,7 +302,7 @@ class ComfyClient:
         try:
             await self._ensure_connected()
             result = RunResult(prompt_id, [], {}, submitted_at=time.monotonic())
-            await self.submit(prompt, prompt_id=prompt_id)
+            await self.submit(prompt, prompt_id=prompt_id, extra_data=extra_data)
             return await self._follow(result, queue, on_event, time.monotonic() + limit, limit, output_nodes)
         finally:
             self._subscribers.pop(prompt_id, None)
