@@ -7,6 +7,7 @@ import sys
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -101,10 +102,15 @@ def test_runs_submitted_while_the_engine_starts_wait_for_it(tmp_path: Path, engi
 
     # Same data dir, now with an engine of its own, slow to start as with heavy custom nodes (the app itself starts
     # the engine first, and is often not the slower of the two): requests start as soon as the process answers.
+    # Its custom node's import waits at a gate that the test opens once the run is queued (not a fixed sleep: the
+    # engine's own start, torch and all, goes on beside the app's, and the run goes as soon as the gate opens).
+    gate = tmp_path / "engine-may-start"
     slow_node = tmp_path / "comfyui" / "custom_nodes" / "slow_start"
     slow_node.mkdir(parents=True)
-    (slow_node / "__init__.py").write_text("NODE_CLASS_MAPPINGS = {}\n")
-    (slow_node / "prestartup_script.py").write_text("import time\n\ntime.sleep(8)\n")
+    (slow_node / "__init__.py").write_text(
+        f"import pathlib, time\n\ndeadline = time.monotonic() + 90\n"
+        f"while not pathlib.Path({str(gate)!r}).exists() and time.monotonic() < deadline:\n    time.sleep(0.05)\n"
+        "NODE_CLASS_MAPPINGS = {}\n")
     second = AppServer(tmp_path, comfyui_url=None).start(until="/healthz")
     ready_at: list[datetime] = []
 
@@ -116,11 +122,18 @@ def test_runs_submitted_while_the_engine_starts_wait_for_it(tmp_path: Path, engi
 
     watcher = threading.Thread(target=watch_readiness, daemon=True)
     try:
-        with httpx.Client(base_url=second.url, trust_env=False, timeout=60) as http:
+        with httpx.Client(base_url=second.url, trust_env=False, timeout=60) as http, ThreadPoolExecutor(1) as pool:
             not_ready = http.get("/readyz")
             watcher.start()
-            run = http.post("/api/apps/demo/run", json={})
+            answer = pool.submit(http.post, "/api/apps/demo/run", json={})  # a sync run: it answers at its end
+            queued = []
+            while not queued and not answer.done():
+                queued = http.get("/api/runs", headers=admin, params={"status": "queued"}).json()["runs"]
+                time.sleep(0.02)
+            gate.touch()
+            run = answer.result()
             assert run.status_code == 200, run.text
+        assert len(queued) == 1 and queued[0]["id"] == run.json()["id"]  # it waited, queued, for the engine
         watcher.join(30)
         assert not_ready.status_code == 503 and not_ready.json()["engine"] == "starting"
         assert run.json()["status"] == "succeeded"

@@ -8,7 +8,9 @@ Each operation is driven through its hypothesis strategy here, in one test: sche
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 
 import httpx
 import pytest
@@ -63,17 +65,14 @@ def published(http: httpx.Client, admin: dict[str, str]) -> list[str]:
     return slugs
 
 
-def test_the_api_keeps_its_document(server: AppServer, http: httpx.Client, admin: dict[str, str],
-                                    published: list[str]) -> None:
-    admin_key_id = int(http.get("/api/keys", headers=admin).json()[0]["id"])
-    schema = schemathesis.openapi.from_url(f"{server.url}/openapi.json")
+def exercise_operations(base_url: str, labels: list[str], admin: dict[str, str], admin_key_id: int) -> list[str]:
+    """Each operation of `labels` driven in both generation modes, with and without the admin key: what failed.
+    Module-level so a spawned process can run it on its share of the operations."""
+    schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json")
     failures: list[str] = []
-    operations = [result.ok() for result in schema.get_all_operations()]
-    assert any(op.path == f"/api/apps/{published[0]}/runs" for op in operations)  # the public app's typed section
-    media = next(op for op in operations if op.path == "/api/apps/open-media/runs")
-    assert {body.media_type for body in media.body} == {"application/json", "multipart/form-data"}
-
-    for operation in operations:
+    for operation in [result.ok() for result in schema.get_all_operations()]:
+        if operation.label not in labels:
+            continue
         for mode in schemathesis.GenerationMode:
 
             @BOUNDED
@@ -82,7 +81,7 @@ def test_the_api_keeps_its_document(server: AppServer, http: httpx.Client, admin
                 if case.path_parameters and case.path_parameters.get("key_id") == admin_key_id:
                     case.path_parameters["key_id"] = admin_key_id + 1000  # keep the key this test runs with
                 for headers in (admin, {}):
-                    case.call_and_validate(base_url=server.url, headers=headers, checks=CHECKS, timeout=30)
+                    case.call_and_validate(base_url=base_url, headers=headers, checks=CHECKS, timeout=30)
 
             try:
                 exercise()
@@ -90,4 +89,22 @@ def test_the_api_keeps_its_document(server: AppServer, http: httpx.Client, admin
                 continue
             except (Exception, BaseExceptionGroup) as exc:  # every operation is tried; failures reported together
                 failures.append(f"{operation.label} ({mode}): {str(exc)[:1500]}")
+    return failures
+
+
+def test_the_api_keeps_its_document(server: AppServer, http: httpx.Client, admin: dict[str, str],
+                                    published: list[str]) -> None:
+    admin_key_id = int(http.get("/api/keys", headers=admin).json()[0]["id"])
+    schema = schemathesis.openapi.from_url(f"{server.url}/openapi.json")
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert any(op.path == f"/api/apps/{published[0]}/runs" for op in operations)  # the public app's typed section
+    media = next(op for op in operations if op.path == "/api/apps/open-media/runs")
+    assert {body.media_type for body in media.body} == {"application/json", "multipart/form-data"}
+
+    # Generating the cases is most of the time (hypothesis, in this process, not the app): a spawned process takes
+    # every other operation while this one drives the rest, so both cores generate.
+    labels = [operation.label for operation in operations]
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        theirs = pool.submit(exercise_operations, server.url, labels[1::2], admin, admin_key_id)
+        failures = exercise_operations(server.url, labels[0::2], admin, admin_key_id) + theirs.result()
     assert not failures, "\n\n".join(failures)

@@ -47,31 +47,91 @@ def _wait_status(http: httpx.Client, run_id: str, status: str, timeout: float = 
     raise TimeoutError(f"run {run_id} never became {status}: {run}")
 
 
-def test_killed_app_loses_nothing_and_duplicates_nothing(tmp_path: Path, engine_url: str,
-                                                         sd15_checkpoint: str) -> None:
+class _FlakyReceiver(BaseHTTPRequestHandler):
+    """Answers `answer` on /hook (switchable) and 410 Gone on /gone; records every call."""
+
+    answer: ClassVar[int] = 503
+    calls: ClassVar[list[tuple[str, dict[str, str], bytes]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).calls.append((self.path, dict(self.headers), body))
+        self.send_response(410 if self.path == "/gone" else type(self).answer)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def _wait_webhook(http: httpx.Client, run_id: str, status: str, timeout: float = 30) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = http.get(f"/api/runs/{run_id}").json()
+        if (run["webhook"] or {}).get("status") == status:
+            return run
+        time.sleep(0.1)
+    raise TimeoutError(f"the webhook of run {run_id} never became {status}: {run['webhook']}")
+
+
+# One kill of the app for two stories (each app start costs seconds): the runs it held, and the webhooks it owed.
+def test_killed_app_loses_nothing_duplicates_nothing_and_still_delivers_a_due_webhook(
+        tmp_path: Path, engine_url: str, sd15_checkpoint: str) -> None:
+    _FlakyReceiver.answer, _FlakyReceiver.calls = 503, []
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), _FlakyReceiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{receiver.server_address[1]}"
     first = AppServer(tmp_path, comfyui_url=engine_url).start()
     admin = {"Authorization": f"Bearer {first.create_key('admin', admin=True)}"}
-    with httpx.Client(base_url=first.url, trust_env=False, timeout=30) as http:
-        slow, demo = _publish_apps(http, admin, sd15_checkpoint)
-        running = http.post(f"/api/apps/{slow}/runs", json={"inputs": {"steps": 10, "width": 128,
-                                                                        "height": 128}}).json()
-        _wait_status(http, running["id"], "running")
-        queued = [http.post(f"/api/apps/{demo}/runs", json={"inputs": {"color": c}}).json() for c in (1, 2)]
-    first.kill()
-
-    second = AppServer(tmp_path, comfyui_url=engine_url).start()
     try:
-        with httpx.Client(base_url=second.url, trust_env=False, timeout=30) as http:
-            done = [wait_final(http, run["id"], {}, timeout=90) for run in (running, *queued)]
-            history = http.get("/api/runs", headers=admin, params={"limit": 100}).json()["runs"]
+        with httpx.Client(base_url=first.url, trust_env=False, timeout=30) as http:
+            slow, demo = _publish_apps(http, admin, sd15_checkpoint)
+            # Two runs whose webhooks are refused: /hook for now (retried later), /gone for good (410).
+            hooked = http.post(f"/api/apps/{demo}/run", json={"inputs": {"color": 5},
+                                                              "webhook": f"{base}/hook"}).json()
+            gone = http.post(f"/api/apps/{demo}/run", json={"inputs": {"color": 6},
+                                                            "webhook": f"{base}/gone"}).json()
+            refused = _wait_webhook(http, gone["id"], "failed")
+            while not any(path == "/hook" for path, _, _ in _FlakyReceiver.calls):
+                time.sleep(0.05)
+            # Then a run on the engine and two queued behind it.
+            running = http.post(f"/api/apps/{slow}/runs", json={"inputs": {"steps": 10, "width": 128,
+                                                                            "height": 128}}).json()
+            _wait_status(http, running["id"], "running")
+            queued = [http.post(f"/api/apps/{demo}/runs", json={"inputs": {"color": c}}).json() for c in (1, 2)]
+            due = http.get(f"/api/runs/{hooked['id']}").json()
+        first.kill()  # the slow run on the engine, two queued, and the /hook delivery waiting for its next attempt
+
+        _FlakyReceiver.answer = 200
+        second = AppServer(tmp_path, comfyui_url=engine_url).start()
+        try:
+            with httpx.Client(base_url=second.url, trust_env=False, timeout=30) as http:
+                done = [wait_final(http, run["id"], {}, timeout=90) for run in (running, *queued)]
+                delivered = _wait_webhook(http, hooked["id"], "delivered")
+                still_refused = http.get(f"/api/runs/{gone['id']}").json()
+                history = http.get("/api/runs", headers=admin, params={"limit": 100}).json()["runs"]
+        finally:
+            second.stop()
     finally:
-        second.stop()
+        receiver.shutdown()
 
     assert [run["status"] for run in done] == ["succeeded"] * 3
     assert done[0]["attempts"] == 2  # it was running when the app died: run again, once
     assert [run["attempts"] for run in done[1:]] == [1, 1]
-    assert sorted(run["id"] for run in history) == sorted(run["id"] for run in done)
+    assert sorted(run["id"] for run in history) == sorted(run["id"] for run in (*done, hooked, gone))
     assert all(len(run["outputs"]) == 1 for run in done)
+
+    assert hooked["status"] == "succeeded" and hooked["webhook"] == {"status": "pending", "error": None}
+    assert due["webhook"]["status"] == "pending"
+    assert refused["webhook"] == {"status": "failed", "error": "HTTP 410 Gone"}
+    assert delivered["webhook"] == {"status": "delivered", "error": None}
+    hook_calls = [(headers, body) for path, headers, body in _FlakyReceiver.calls if path == "/hook"]
+    assert len(hook_calls) >= 2
+    # The delivery after the restart is the same delivery: receivers deduplicate on its id.
+    assert len({headers["Comfy-Publisher-Delivery"] for headers, _ in hook_calls}) == 1
+    assert json.loads(hook_calls[-1][1])["run"]["id"] == hooked["id"]
+    # A delivery that had ended (refused with 410) is not sent again after the restart.
+    assert [path for path, _, _ in _FlakyReceiver.calls].count("/gone") == 1
+    assert still_refused["webhook"]["status"] == "failed"
 
 
 def test_a_run_interrupted_twice_by_app_deaths_is_failed(tmp_path: Path, engine_url: str,
@@ -192,73 +252,3 @@ def test_engine_killed_mid_run_is_restarted_and_the_run_retried(tmp_path: Path, 
         server.stop()
     assert final["status"] == "succeeded" and final["attempts"] == 2 and final["outputs"]
     assert restarted["restarts"] == 1 and restarted["pid"] != engine["pid"]
-
-
-class _FlakyReceiver(BaseHTTPRequestHandler):
-    """Answers `answer` on /hook (switchable) and 410 Gone on /gone; records every call."""
-
-    answer: ClassVar[int] = 503
-    calls: ClassVar[list[tuple[str, dict[str, str], bytes]]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        type(self).calls.append((self.path, dict(self.headers), body))
-        self.send_response(410 if self.path == "/gone" else type(self).answer)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-def _wait_webhook(http: httpx.Client, run_id: str, status: str, timeout: float = 30) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run = http.get(f"/api/runs/{run_id}").json()
-        if (run["webhook"] or {}).get("status") == status:
-            return run
-        time.sleep(0.1)
-    raise TimeoutError(f"the webhook of run {run_id} never became {status}: {run['webhook']}")
-
-
-def test_a_webhook_still_due_when_the_app_dies_is_delivered_after_the_restart(
-        tmp_path: Path, engine_url: str, sd15_checkpoint: str) -> None:
-    _FlakyReceiver.answer, _FlakyReceiver.calls = 503, []
-    receiver = ThreadingHTTPServer(("127.0.0.1", 0), _FlakyReceiver)
-    threading.Thread(target=receiver.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{receiver.server_address[1]}"
-    first = AppServer(tmp_path, comfyui_url=engine_url).start()
-    admin = {"Authorization": f"Bearer {first.create_key('admin', admin=True)}"}
-    try:
-        with httpx.Client(base_url=first.url, trust_env=False, timeout=30) as http:
-            _, demo = _publish_apps(http, admin, sd15_checkpoint)
-            run = http.post(f"/api/apps/{demo}/run", json={"inputs": {"color": 5}, "webhook": f"{base}/hook"}).json()
-            gone = http.post(f"/api/apps/{demo}/run", json={"inputs": {"color": 6}, "webhook": f"{base}/gone"}).json()
-            refused = _wait_webhook(http, gone["id"], "failed")
-            while not any(path == "/hook" for path, _, _ in _FlakyReceiver.calls):
-                time.sleep(0.05)
-            due = http.get(f"/api/runs/{run['id']}").json()
-        first.kill()  # while the /hook delivery waits for its next attempt
-
-        _FlakyReceiver.answer = 200
-        second = AppServer(tmp_path, comfyui_url=engine_url).start()
-        try:
-            with httpx.Client(base_url=second.url, trust_env=False, timeout=30) as http:
-                delivered = _wait_webhook(http, run["id"], "delivered")
-                still_refused = http.get(f"/api/runs/{gone['id']}").json()
-        finally:
-            second.stop()
-    finally:
-        receiver.shutdown()
-
-    assert run["status"] == "succeeded" and run["webhook"] == {"status": "pending", "error": None}
-    assert due["webhook"]["status"] == "pending"
-    assert refused["webhook"] == {"status": "failed", "error": "HTTP 410 Gone"}
-    assert delivered["webhook"] == {"status": "delivered", "error": None}
-    hook_calls = [(headers, body) for path, headers, body in _FlakyReceiver.calls if path == "/hook"]
-    assert len(hook_calls) >= 2
-    # The delivery after the restart is the same delivery: receivers deduplicate on its id.
-    assert len({headers["Comfy-Publisher-Delivery"] for headers, _ in hook_calls}) == 1
-    assert json.loads(hook_calls[-1][1])["run"]["id"] == run["id"]
-    # A delivery that had ended (refused with 410) is not sent again after the restart.
-    assert [path for path, _, _ in _FlakyReceiver.calls].count("/gone") == 1
-    assert still_refused["webhook"]["status"] == "failed"

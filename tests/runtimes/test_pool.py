@@ -395,6 +395,10 @@ async def test_losses_before_a_restart_count_against_the_limit(
     pool: WorkerPool, updates: Updates, spare_engine: Engine, sd15_checkpoint: str
 ) -> None:
     # What the app queues after a restart for a run that had lost its engine once before.
+    # The engine's own crash-loop limit (MAX_RESTARTS in RESTART_WINDOW_S) is not this test's subject: this kill
+    # would be the module's fourth, so the engine would not be restarted and the run's client would wait out its
+    # reconnect timeout (30 s) before it counts the loss. A fresh window: the engine comes back as after a crash.
+    spare_engine.restarts.clear()
     pool.add_engine(spare_engine)
     request = txt2img_request(sd15_checkpoint, size=128, steps=4)
     killed = _kill_on_progress(spare_engine, updates, request.run_id, times=1)
