@@ -9,6 +9,7 @@ Asset and SSE frames. No I/O here; callers pass times as epoch seconds.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -124,3 +125,48 @@ def sse_frame(event: str, data: dict[str, Any]) -> str:
 
 
 SSE_KEEPALIVE = ": keepalive\n\n"
+
+
+# --- a job's submission (POST /jobs) ----------------------------------------------------------------------------
+
+RESERVED_JOB_FIELDS = ("webhook_url", "inputs")  # named by the contract, not accepted yet
+EXTRA_DATA_KEYS = frozenset({"api_key_comfy_org"})  # extra_data is a closed object
+
+
+class JobRequestError(ValueError):
+    """What is wrong with a submission's body, with the contract's error code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    workflow: dict[str, Any]
+    extra_data: dict[str, str] = field(default_factory=dict, repr=False)  # a secret: handed to the engine only
+
+
+def job_request(data: Any, *, workflow_hint: str) -> JobRequest:
+    """A submission's body (parsed JSON) as the contract reads it, or JobRequestError naming what is wrong, with the
+    codes comfy-api-proxy answers too. `workflow_hint`: where this base URL's caller gets a workflow from."""
+    if not isinstance(data, dict):
+        raise JobRequestError("invalid_request", 'The body must be a JSON object: {"workflow": {...API-format '
+                                                 'graph...}}.')
+    reserved = [name for name in RESERVED_JOB_FIELDS if data.get(name) is not None]
+    if reserved:
+        raise JobRequestError("invalid_workflow", f"{' and '.join(repr(r) for r in reserved)} are reserved by the "
+                                                  "Comfy API v2 and not accepted yet: put the values in the workflow "
+                                                  "itself.")
+    workflow = data.get("workflow")
+    if not isinstance(workflow, dict):
+        raise JobRequestError("invalid_workflow", f"Missing 'workflow': {workflow_hint}")
+    if isinstance(workflow.get("nodes"), list) and "links" in workflow:
+        raise JobRequestError("workflow_format_ui", "This is a UI-format workflow (the editor's save, with 'nodes' "
+                                                    "and 'links'): export it in API format (File > Export (API)) "
+                                                    "and send that.")
+    extra = data.get("extra_data")
+    if extra is not None and (not isinstance(extra, dict) or set(extra) - EXTRA_DATA_KEYS
+                              or not all(isinstance(value, str) for value in extra.values())):
+        raise JobRequestError("invalid_request", "'extra_data' accepts only 'api_key_comfy_org' (a string).")
+    return JobRequest(workflow, dict(extra or {}))

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -33,43 +32,24 @@ from publisher import AppSpec, NodeCatalog, apply_values
 from publisher.app_workflow_guard import AppWorkflowError, app_values_from_workflow
 from publisher.apply import FILE_TYPES
 from publisher.workflow import WorkflowFormatError
+from runtimes import v2wire
 from runtimes.contract import FINAL_STATUSES, QueueFullError
 from runtimes.inputs import InputProblems
 
 _CATALOG_TTL_S = 30.0  # node schemas change only when node packs are installed (the engine restarts)
-_EXTRA_DATA_KEYS = frozenset({"api_key_comfy_org"})
 
 
-@dataclass(frozen=True)
-class JobBody:
-    workflow: dict[str, Any]
-    extra_data: dict[str, str] = field(default_factory=dict, repr=False)  # a secret: handed to the engine only
-
-
-def parse_body(raw: bytes) -> JobBody:
+def parse_body(raw: bytes) -> v2wire.JobRequest:
     """`{"workflow": {...}, "extra_data"?: {...}}`, as the contract says; what is wrong, named."""
     try:
         data = json.loads(raw) if raw else None
     except (ValueError, RecursionError):
         raise V2Error("invalid_request", 'The body is not JSON: send {"workflow": {...API-format graph...}}.') from None
-    if not isinstance(data, dict):
-        raise V2Error("invalid_request", 'The body must be a JSON object: {"workflow": {...API-format graph...}}.')
-    reserved = [name for name in ("webhook_url", "inputs") if data.get(name) is not None]
-    if reserved:
-        raise V2Error("invalid_workflow", f"{' and '.join(repr(r) for r in reserved)} are reserved by the Comfy API "
-                                          "v2 and not accepted yet: put the values in the workflow itself.")
-    workflow = data.get("workflow")
-    if not isinstance(workflow, dict):
-        raise V2Error("invalid_workflow", "Missing 'workflow': send the API-format graph (File > Export (API) in "
-                                          "ComfyUI) as the body's 'workflow' object.")
-    if isinstance(workflow.get("nodes"), list) and "links" in workflow:
-        raise V2Error("workflow_format_ui", "This is a UI-format workflow (the editor's save, with 'nodes' and "
-                                            "'links'): export it in API format (File > Export (API)) and send that.")
-    extra = data.get("extra_data")
-    if extra is not None and (not isinstance(extra, dict) or set(extra) - _EXTRA_DATA_KEYS
-                              or not all(isinstance(v, str) for v in extra.values())):
-        raise V2Error("invalid_request", "'extra_data' accepts only 'api_key_comfy_org' (a string).")
-    return JobBody(workflow, dict(extra or {}))
+    try:
+        return v2wire.job_request(data, workflow_hint="send the API-format graph (File > Export (API) in ComfyUI) "
+                                                      "as the body's 'workflow' object.")
+    except v2wire.JobRequestError as exc:
+        raise V2Error(exc.code, exc.message) from None
 
 
 def require_workflows(caller: Caller) -> None:

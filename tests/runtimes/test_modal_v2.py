@@ -266,6 +266,10 @@ def test_each_refusal_answers_in_the_envelope(deployment: Deployment, http: http
     ui = {"nodes": [], "links": [], "version": 0.4}
     assert valid(wire.ErrorEnvelope, http.post("/api/v2/jobs", json={"workflow": ui}), 422)["error"]["code"] \
         == "workflow_format_ui"
+    # The submission's shape is read as the app and comfy-api-proxy read it: the same codes.
+    for refused, code in (({}, "invalid_workflow"), ({"workflow": WORKFLOW, "inputs": {"x": 1}}, "invalid_workflow"),
+                          ({"workflow": WORKFLOW, "extra_data": {"other": "x"}}, "invalid_request")):
+        assert valid(wire.ErrorEnvelope, http.post("/api/v2/jobs", json=refused), 422)["error"]["code"] == code
     assert valid(wire.ErrorEnvelope, http.get("/api/v2/jobs/nope"), 404)["error"]["code"] == "not_found"
     assert valid(wire.ErrorEnvelope, http.get("/api/v2/assets/nope"), 404)["error"]["code"] == "not_found"
     hash_miss = "blake3:" + "0" * 64

@@ -101,18 +101,11 @@ def _routes(spec: AppSpec, jobs: Jobs, assets: AssetStore, records: JobStore) ->
 
     @routes.post("/jobs", status_code=201)
     async def submit(request: Request) -> dict[str, Any]:
-        body = await _json_object(request)
-        workflow = body.get("workflow")
-        for reserved in ("webhook_url", "inputs"):
-            if reserved in body:
-                raise V2Error("invalid_request", f"'{reserved}' is reserved by the contract and not accepted yet: "
-                                                 "send only 'workflow' (and 'extra_data')")
-        if not isinstance(workflow, dict):
-            raise V2Error("invalid_request", 'send {"workflow": <API-format graph>}: the app\'s workflow '
-                                             "(GET /api/app) with only its inputs changed")
-        if isinstance(workflow.get("nodes"), list) and "links" in workflow:
-            raise V2Error("workflow_format_ui", "This is a UI-format workflow (it has 'nodes' and 'links'): send "
-                                                "the API format (in ComfyUI: Export (API)).")
+        try:  # extra_data is checked, not used: a deployment's engine runs with its API nodes off
+            workflow = v2wire.job_request(await _json_object(request), workflow_hint=(
+                "send the app's workflow (GET /api/app) with only its inputs changed.")).workflow
+        except v2wire.JobRequestError as exc:
+            raise V2Error(exc.code, exc.message) from None
         inputs = await _inputs_of(spec, assets, workflow)
         now = time.time()
         key = request.headers.get("idempotency-key")
